@@ -1,0 +1,1 @@
+//! face-proc (under construction).

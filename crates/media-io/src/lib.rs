@@ -1,0 +1,1 @@
+//! media-io (under construction).

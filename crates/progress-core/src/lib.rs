@@ -1,0 +1,1 @@
+//! progress-core (under construction).
