@@ -1,0 +1,403 @@
+//! Progress handles: what the work holds.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::cancel::{CancelToken, Cancelled};
+use crate::event::{Event, FaceAction, Level, Outcome, PhaseId, PreviewImage};
+
+/// `total` stored in an atomic: `u64::MAX` means unknown.
+const UNKNOWN_TOTAL: u64 = u64::MAX;
+
+/// A counter on a cache line of its own, so that threads bumping different phases do not
+/// slow each other down (false sharing).
+#[repr(align(128))]
+#[derive(Debug, Default)]
+pub(crate) struct PaddedCounter(pub(crate) AtomicU64);
+
+/// The state of one phase, shared by its handles (which write it) and the dispatcher (which
+/// samples it). Only atomics and one short-held mutex: the dispatcher never calls a sink while
+/// holding anything the producer needs.
+#[derive(Debug)]
+pub(crate) struct PhaseState {
+    pub(crate) pos: PaddedCounter,
+    pub(crate) id: PhaseId,
+    total: AtomicU64,
+    weight_bits: AtomicU64,
+    message: Mutex<Option<String>>,
+    message_version: AtomicU64,
+    finished: AtomicBool,
+}
+
+impl PhaseState {
+    pub(crate) fn total(&self) -> Option<u64> {
+        match self.total.load(Ordering::Relaxed) {
+            UNKNOWN_TOTAL => None,
+            t => Some(t),
+        }
+    }
+
+    pub(crate) fn weight(&self) -> f64 {
+        f64::from_bits(self.weight_bits.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn message_version(&self) -> u64 {
+        self.message_version.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn message(&self) -> Option<String> {
+        self.message.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Marks the phase finished; true for the caller that did it first.
+    pub(crate) fn mark_finished(&self) -> bool {
+        !self.finished.swap(true, Ordering::AcqRel)
+    }
+}
+
+/// What producers send to the dispatcher over the bounded structural channel.
+#[derive(Debug)]
+pub(crate) enum Msg {
+    PhaseStarted {
+        state: Arc<PhaseState>,
+        parent: Option<PhaseId>,
+        name: String,
+        unit: String,
+        t: f64,
+    },
+    /// Message, preview, face status: forwarded as they are.
+    Event(Event),
+    PhaseFinished {
+        id: PhaseId,
+        outcome: Outcome,
+        error: Option<String>,
+        pos: u64,
+        t: f64,
+    },
+    Shutdown,
+}
+
+/// What all handles of one run share.
+#[derive(Debug)]
+pub(crate) struct RunShared {
+    /// `None` for detached phases: nothing listens.
+    pub(crate) tx: Option<flume::Sender<Msg>>,
+    pub(crate) cancel: CancelToken,
+    pub(crate) start: Instant,
+    pub(crate) next_id: AtomicU64,
+    pub(crate) dropped_previews: AtomicU64,
+}
+
+impl RunShared {
+    pub(crate) fn new(tx: Option<flume::Sender<Msg>>, cancel: CancelToken) -> Self {
+        Self {
+            tx,
+            cancel,
+            start: Instant::now(),
+            next_id: AtomicU64::new(1),
+            dropped_previews: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn now(&self) -> f64 {
+        self.start.elapsed().as_secs_f64()
+    }
+
+    /// Sends a structural message. Blocks only while the dispatcher's channel is full, which the
+    /// dispatcher (it never waits on a sink) empties at once. After shutdown it is a no-op.
+    fn send(&self, msg: Msg) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(msg);
+        }
+    }
+
+    /// Sends a preview, or drops and counts it if the channel is full.
+    fn send_lossy(&self, msg: Msg) {
+        let Some(tx) = &self.tx else { return };
+        if let Err(flume::TrySendError::Full(_)) = tx.try_send(msg) {
+            self.dropped_previews.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn start_phase(
+        self: &Arc<Self>,
+        parent: Option<PhaseId>,
+        name: String,
+        total: Option<u64>,
+        unit: String,
+    ) -> Phase {
+        let state = Arc::new(PhaseState {
+            pos: PaddedCounter::default(),
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            total: AtomicU64::new(total.unwrap_or(UNKNOWN_TOTAL)),
+            weight_bits: AtomicU64::new(1.0f64.to_bits()),
+            message: Mutex::new(None),
+            message_version: AtomicU64::new(0),
+            finished: AtomicBool::new(false),
+        });
+        self.send(Msg::PhaseStarted {
+            state: Arc::clone(&state),
+            parent,
+            name,
+            unit,
+            t: self.now(),
+        });
+        Phase {
+            owner: Arc::new(Owner {
+                state: Arc::clone(&state),
+                run: Arc::clone(self),
+            }),
+            state,
+        }
+    }
+}
+
+/// Ends the phase when the last handle goes.
+#[derive(Debug)]
+struct Owner {
+    state: Arc<PhaseState>,
+    run: Arc<RunShared>,
+}
+
+impl Owner {
+    fn end(&self, outcome: Outcome, error: Option<String>) {
+        if !self.state.mark_finished() {
+            return;
+        }
+        self.run.send(Msg::PhaseFinished {
+            id: self.state.id,
+            outcome,
+            error,
+            pos: self.state.pos.0.load(Ordering::Acquire),
+            t: self.run.now(),
+        });
+    }
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        let outcome = if self.run.cancel.is_cancelled() {
+            Outcome::Cancelled
+        } else {
+            Outcome::Abandoned
+        };
+        self.end(outcome, None);
+    }
+}
+
+/// A handle on one phase of the work: cheap to clone, `Send + Sync`.
+///
+/// Updating the position ([`inc`](Self::inc), [`set`](Self::set)) is one relaxed atomic
+/// operation and nothing else: no lock, channel, clock read, syscall or allocation. The
+/// dispatcher samples the position on its own tick. Everything else (child phases, messages,
+/// previews, face status, finishing) goes through the dispatcher's bounded channel.
+///
+/// A phase ends once: with [`finish`](Self::finish), [`fail`](Self::fail), or when its last
+/// handle is dropped (outcome `abandoned`, or `cancelled` if the run's cancel token is set).
+#[derive(Clone)]
+pub struct Phase {
+    state: Arc<PhaseState>,
+    owner: Arc<Owner>,
+}
+
+impl fmt::Debug for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Phase")
+            .field("id", &self.state.id)
+            .field("pos", &self.pos())
+            .field("total", &self.total())
+            .finish()
+    }
+}
+
+impl Phase {
+    /// A phase with no dispatcher behind it: counts and checks its own cancel token, reports
+    /// to nobody. For using a stage standalone, and for tests.
+    pub fn detached(name: impl Into<String>, total: Option<u64>, unit: impl Into<String>) -> Self {
+        Self::detached_with(CancelToken::new(), name, total, unit)
+    }
+
+    /// Like [`detached`](Self::detached), honouring the given cancel token.
+    pub fn detached_with(
+        cancel: CancelToken,
+        name: impl Into<String>,
+        total: Option<u64>,
+        unit: impl Into<String>,
+    ) -> Self {
+        Arc::new(RunShared::new(None, cancel)).start_phase(None, name.into(), total, unit.into())
+    }
+
+    /// Adds `n` units done. One relaxed atomic add.
+    #[inline]
+    pub fn inc(&self, n: u64) {
+        self.state.pos.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Sets the units done. One relaxed atomic store.
+    #[inline]
+    pub fn set(&self, pos: u64) {
+        self.state.pos.0.store(pos, Ordering::Relaxed);
+    }
+
+    /// Units done so far.
+    pub fn pos(&self) -> u64 {
+        self.state.pos.0.load(Ordering::Relaxed)
+    }
+
+    /// Units in all, if known.
+    pub fn total(&self) -> Option<u64> {
+        self.state.total()
+    }
+
+    /// Changes the total (`None`: unknown). Picked up on the next tick.
+    pub fn set_total(&self, total: Option<u64>) {
+        self.state
+            .total
+            .store(total.unwrap_or(UNKNOWN_TOTAL), Ordering::Relaxed);
+    }
+
+    /// Sets this phase's share of its parent's (or the run's) work relative to its siblings
+    /// (default 1). Used for the whole-run fraction and ETA. Negative or non-finite values
+    /// count as 0.
+    pub fn set_weight(&self, weight: f64) {
+        let w = if weight.is_finite() && weight > 0.0 {
+            weight
+        } else {
+            0.0
+        };
+        self.state.weight_bits.store(w.to_bits(), Ordering::Relaxed);
+    }
+
+    /// Sets the phase's status text, shown with its progress. Picked up on the next tick; only
+    /// the latest text is shown.
+    pub fn set_message(&self, text: impl Into<String>) {
+        *self.state.message.lock().unwrap_or_else(|e| e.into_inner()) = Some(text.into());
+        self.state.message_version.fetch_add(1, Ordering::Release);
+    }
+
+    /// This phase's identifier in events.
+    pub fn id(&self) -> PhaseId {
+        self.state.id
+    }
+
+    /// The run's cancel token.
+    pub fn cancel_token(&self) -> &CancelToken {
+        &self.owner.run.cancel
+    }
+
+    /// `Err(Cancelled)` once the run is cancelled. Call it between batches: `phase.check()?`.
+    #[inline]
+    pub fn check(&self) -> Result<(), Cancelled> {
+        self.owner.run.cancel.check()
+    }
+
+    /// Starts a child phase, shown under this one.
+    pub fn child(&self, name: impl Into<String>, total: Option<u64>, unit: impl Into<String>) -> Phase {
+        self.owner
+            .run
+            .start_phase(Some(self.state.id), name.into(), total, unit.into())
+    }
+
+    /// Sends a message to every sink. Never lost.
+    pub fn message(&self, level: Level, text: impl Into<String>) {
+        let run = &self.owner.run;
+        run.send(Msg::Event(Event::Message {
+            t: run.now(),
+            phase: Some(self.state.id),
+            level,
+            text: text.into(),
+        }));
+    }
+
+    /// Sends a preview of frame `frame`. Dropped (and counted in the run summary) when the
+    /// dispatcher's channel or a sink's preview queue is full, so previews never slow the work.
+    pub fn preview(&self, frame: u64, image: PreviewImage) {
+        let run = &self.owner.run;
+        if run.tx.is_none() {
+            return;
+        }
+        run.send_lossy(Msg::Event(Event::Preview {
+            t: run.now(),
+            phase: self.state.id,
+            frame,
+            image,
+        }));
+    }
+
+    /// Reports how many faces frame `frame` had and what was done. Never lost.
+    pub fn face_status(&self, frame: u64, faces: u32, action: FaceAction) {
+        let run = &self.owner.run;
+        run.send(Msg::Event(Event::FaceStatus {
+            t: run.now(),
+            phase: self.state.id,
+            frame,
+            faces,
+            action,
+        }));
+    }
+
+    /// Ends the phase as completed, with its current position. Later calls do nothing.
+    pub fn finish(&self) {
+        self.owner.end(Outcome::Completed, None);
+    }
+
+    /// Ends the phase as failed with `error` (as cancelled, keeping the text, if the run's cancel
+    /// token is set: the failure is then most likely the cancellation). Later calls do nothing.
+    pub fn fail(&self, error: impl fmt::Display) {
+        let outcome = if self.owner.run.cancel.is_cancelled() {
+            Outcome::Cancelled
+        } else {
+            Outcome::Failed
+        };
+        self.owner.end(outcome, Some(error.to_string()));
+    }
+
+    /// Whether the phase has ended.
+    pub fn is_finished(&self) -> bool {
+        self.state.finished.load(Ordering::Acquire)
+    }
+}
+
+/// Counts the items of an iterator on a [`Phase`]: `for x in iter.progress(&phase)`.
+pub trait ProgressIterExt: Iterator + Sized {
+    /// Wraps the iterator; each item is counted once the loop asks for the next one (that is,
+    /// once the body is done with it), so a `break` leaves the unfinished item uncounted.
+    fn progress(self, phase: &Phase) -> ProgressIter<Self>;
+}
+
+impl<I: Iterator> ProgressIterExt for I {
+    fn progress(self, phase: &Phase) -> ProgressIter<Self> {
+        ProgressIter {
+            iter: self,
+            phase: phase.clone(),
+            pending: false,
+        }
+    }
+}
+
+/// See [`ProgressIterExt::progress`].
+#[derive(Debug)]
+pub struct ProgressIter<I> {
+    iter: I,
+    phase: Phase,
+    pending: bool,
+}
+
+impl<I: Iterator> Iterator for ProgressIter<I> {
+    type Item = I::Item;
+
+    fn next(&mut self) -> Option<I::Item> {
+        if self.pending {
+            self.phase.inc(1);
+        }
+        let item = self.iter.next();
+        self.pending = item.is_some();
+        item
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.iter.size_hint()
+    }
+}
