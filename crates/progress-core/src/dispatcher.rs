@@ -338,6 +338,15 @@ impl Dispatcher {
             }
         }
         self.sample();
+        // Let every sink catch up before the last event, so that what one sink's worker
+        // reports about another (a panic) still reaches the others.
+        loop {
+            let before: Vec<u64> = self.queues.iter().map(|q| q.wait_idle()).collect();
+            let after: Vec<u64> = self.queues.iter().map(|q| q.wait_idle()).collect();
+            if before == after {
+                break;
+            }
+        }
         let t = self.shared.now();
         self.summary.elapsed = t;
         self.summary.cancelled = self.shared.cancel.is_cancelled();
@@ -597,6 +606,10 @@ struct QueueInner {
     latest: HashMap<SnapshotKey, Arc<Event>>,
     previews: usize,
     closed: bool,
+    /// The worker is handling an entry it popped.
+    busy: bool,
+    /// Entries pushed so far.
+    pushed: u64,
 }
 
 /// One sink's queue: progress snapshots coalesce, previews are bounded, the rest is kept.
@@ -604,6 +617,7 @@ struct QueueInner {
 struct SinkQueue {
     inner: Mutex<QueueInner>,
     ready: Condvar,
+    idle: Condvar,
     preview_capacity: usize,
     dropped_previews: AtomicU64,
 }
@@ -613,6 +627,7 @@ impl SinkQueue {
         Self {
             inner: Mutex::new(QueueInner::default()),
             ready: Condvar::new(),
+            idle: Condvar::new(),
             preview_capacity,
             dropped_previews: AtomicU64::new(0),
         }
@@ -628,6 +643,7 @@ impl SinkQueue {
 
     fn push(&self, item: Item) {
         let mut q = self.lock();
+        q.pushed += 1;
         match item {
             Item::Event(event) => {
                 let key = match *event {
@@ -670,11 +686,26 @@ impl SinkQueue {
         self.ready.notify_one();
     }
 
-    /// The next entry, waiting for one; `None` once closed and drained.
+    /// Waits until the worker has handled everything queued; returns the push count then.
+    fn wait_idle(&self) -> u64 {
+        let mut q = self.lock();
+        while q.busy || !q.items.is_empty() {
+            q = self.idle.wait(q).unwrap_or_else(|e| e.into_inner());
+        }
+        q.pushed
+    }
+
+    /// The next entry, waiting for one; `None` once closed and drained. Also tells
+    /// [`wait_idle`](Self::wait_idle) that the previous entry is done.
     fn pop(&self) -> Option<Popped> {
         let mut q = self.lock();
+        q.busy = false;
         loop {
+            if q.items.is_empty() {
+                self.idle.notify_all();
+            }
             if let Some(item) = q.items.pop_front() {
+                q.busy = true;
                 return Some(match item {
                     Item::Event(e) => Popped::Event(e),
                     Item::Snapshot(key) => {

@@ -1,0 +1,117 @@
+//! The JSON schema of events, version 1: each event's exact JSON form, and round trips.
+
+use progress_core::{
+    Event, FaceAction, ImageFormat, Level, Outcome, PreviewImage, RunSummary, SCHEMA_VERSION,
+};
+
+fn check(event: Event, json: &str) {
+    let value: serde_json::Value = serde_json::from_str(json).expect("expected JSON is valid");
+    assert_eq!(serde_json::to_value(&event).unwrap(), value, "{event:?}");
+    let back: Event = serde_json::from_str(json).unwrap();
+    assert_eq!(back, event);
+}
+
+#[test]
+fn schema_version_is_1() {
+    assert_eq!(SCHEMA_VERSION, 1);
+}
+
+#[test]
+fn every_event_type() {
+    check(
+        Event::RunStarted { schema: 1, t: 0.0, tick_ms: 100 },
+        r#"{"type":"run_started","schema":1,"t":0.0,"tick_ms":100}"#,
+    );
+    check(
+        Event::PhaseStarted {
+            t: 0.5,
+            id: 2,
+            parent: Some(1),
+            name: "Processing faces".into(),
+            total: Some(100),
+            unit: "frames".into(),
+            weight: 1.0,
+        },
+        r#"{"type":"phase_started","t":0.5,"id":2,"parent":1,"name":"Processing faces",
+            "total":100,"unit":"frames","weight":1.0}"#,
+    );
+    check(
+        Event::Progress {
+            t: 1.25,
+            id: 2,
+            pos: 48,
+            total: None,
+            rate: Some(40.5),
+            eta: None,
+            message: Some("frame 48".into()),
+        },
+        r#"{"type":"progress","t":1.25,"id":2,"pos":48,"total":null,"rate":40.5,"eta":null,
+            "message":"frame 48"}"#,
+    );
+    check(
+        Event::RunProgress { t: 2.0, fraction: 0.5, eta: Some(2.0) },
+        r#"{"type":"run_progress","t":2.0,"fraction":0.5,"eta":2.0}"#,
+    );
+    check(
+        Event::Message { t: 3.0, phase: None, level: Level::Warn, text: "no adapter".into() },
+        r#"{"type":"message","t":3.0,"phase":null,"level":"warn","text":"no adapter"}"#,
+    );
+    check(
+        Event::Preview {
+            t: 3.5,
+            phase: 4,
+            frame: 16,
+            image: PreviewImage {
+                width: 1,
+                height: 1,
+                format: ImageFormat::Rgb8,
+                data: vec![255, 0, 128],
+            },
+        },
+        r#"{"type":"preview","t":3.5,"phase":4,"frame":16,"width":1,"height":1,"format":"rgb8",
+            "data":"/wCA"}"#,
+    );
+    check(
+        Event::FaceStatus { t: 4.0, phase: 2, frame: 7, faces: 0, action: FaceAction::PassedThrough },
+        r#"{"type":"face_status","t":4.0,"phase":2,"frame":7,"faces":0,"action":"passed_through"}"#,
+    );
+    check(
+        Event::PhaseFinished {
+            t: 5.0,
+            id: 2,
+            outcome: Outcome::Cancelled,
+            error: None,
+            pos: 48,
+            total: Some(100),
+            elapsed: 4.5,
+        },
+        r#"{"type":"phase_finished","t":5.0,"id":2,"outcome":"cancelled","error":null,"pos":48,
+            "total":100,"elapsed":4.5}"#,
+    );
+    check(
+        Event::RunFinished {
+            t: 6.0,
+            summary: RunSummary {
+                elapsed: 6.0,
+                cancelled: true,
+                phases: 3,
+                completed: 1,
+                failed: 0,
+                cancelled_phases: 2,
+                abandoned: 0,
+                dropped_previews: 5,
+                sink_failures: 1,
+            },
+        },
+        r#"{"type":"run_finished","t":6.0,"summary":{"elapsed":6.0,"cancelled":true,"phases":3,
+            "completed":1,"failed":0,"cancelled_phases":2,"abandoned":0,"dropped_previews":5,
+            "sink_failures":1}}"#,
+    );
+}
+
+#[test]
+fn bad_base64_is_an_error() {
+    let json = r#"{"type":"preview","t":0.0,"phase":1,"frame":0,"width":1,"height":1,
+                   "format":"png","data":"not base64!"}"#;
+    assert!(serde_json::from_str::<Event>(json).is_err());
+}

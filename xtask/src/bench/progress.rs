@@ -1,0 +1,105 @@
+//! `cargo xtask bench progress`: the cost of a progress update on the compute thread, measured
+//! side by side in one run, and the producer's slowdown with a sink that blocks.
+//!
+//! - `inc_vs_atomic` = ns per `Phase::inc(1)` ÷ ns per `AtomicU64::fetch_add(1, Relaxed)`;
+//! - `inc_vs_indicatif` = ns per indicatif `ProgressBar::inc(1)` (hidden target) ÷ ns per `Phase::inc(1)`;
+//! - `blocked_sink_slowdown` = time of a producer loop (real arithmetic, an `inc` per item, a
+//!   face-status event every 1,000 items) with a sink that sleeps 1 s per event ÷ the same loop
+//!   with no sink.
+//!
+//! Each contender runs in rounds that alternate, and the median round counts, so that a noisy
+//! neighbour on the machine hits all of them alike.
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use progress_core::{Control, Event, FaceAction, Progress};
+
+const ROUNDS: usize = 9;
+const INCS: u64 = 20_000_000;
+/// Items in the producer loop.
+const WORK: u64 = 20_000_000;
+
+pub(crate) fn run(_args: &[String]) -> Result<()> {
+    let progress = Progress::new();
+    let phase = progress.phase("bench", None, "items");
+    let atomic = AtomicU64::new(0);
+    let bar = indicatif::ProgressBar::hidden();
+
+    let mut ours = Vec::new();
+    let mut floor = Vec::new();
+    let mut theirs = Vec::new();
+    for _ in 0..ROUNDS {
+        ours.push(ns_per(INCS, || black_box(&phase).inc(1)));
+        floor.push(ns_per(INCS, || {
+            black_box(&atomic).fetch_add(1, Ordering::Relaxed);
+        }));
+        theirs.push(ns_per(INCS / 10, || black_box(&bar).inc(1)));
+    }
+    let (ours, floor, theirs) = (median(ours), median(floor), median(theirs));
+    println!("inc: progress-core {ours:.2} ns, atomic {floor:.2} ns, indicatif {theirs:.2} ns");
+
+    let mut free = Vec::new();
+    let mut blocked = Vec::new();
+    for _ in 0..5 {
+        free.push(producer(None));
+        blocked.push(producer(Some(Duration::from_secs(1))));
+    }
+    let (free, blocked) = (median(free), median(blocked));
+    println!("producer loop: no sink {free:.1} ms, sink blocking 1 s/event {blocked:.1} ms");
+    drop(phase);
+    progress.shutdown();
+
+    println!(
+        "progress-bench: inc_vs_atomic={:.2} inc_vs_indicatif={:.1} blocked_sink_slowdown={:.3}",
+        ours / floor,
+        theirs / ours,
+        blocked / free
+    );
+    Ok(())
+}
+
+fn ns_per(n: u64, f: impl Fn()) -> f64 {
+    let start = Instant::now();
+    for _ in 0..n {
+        f();
+    }
+    start.elapsed().as_nanos() as f64 / n as f64
+}
+
+/// The producer's time in ms for a fixed amount of work. The run (and its sink threads) is
+/// started before and shut down after the timed part: only the work is timed.
+fn producer(sink_delay: Option<Duration>) -> f64 {
+    let mut builder = Progress::builder();
+    if let Some(delay) = sink_delay {
+        builder = builder.sink(move |_: &Event| {
+            std::thread::sleep(delay);
+            Control::Continue
+        });
+    }
+    let progress = builder.start();
+    let phase = progress.phase("work", Some(WORK), "items");
+    let start = Instant::now();
+    let mut acc = 0u64;
+    for i in 0..WORK {
+        acc = acc.wrapping_mul(6364136223846793005).wrapping_add(black_box(i));
+        phase.inc(1);
+        if i % 1000 == 0 {
+            phase.face_status(i, 1, FaceAction::Aligned);
+        }
+    }
+    black_box(acc);
+    let elapsed = start.elapsed().as_secs_f64() * 1e3;
+    phase.finish();
+    // Do not wait for a sink that sleeps a second per event: cancel its backlog by dropping
+    // the run on another thread (Drop joins it there).
+    std::thread::spawn(move || drop(progress));
+    elapsed
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
