@@ -6,6 +6,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod bench;
+mod test;
 
 use std::path::PathBuf;
 
@@ -21,6 +22,7 @@ fn main() -> Result<()> {
     };
     match cmd {
         "bench" => bench::run(rest),
+        "test" => test::run(rest),
         "help" | "--help" | "-h" => {
             println!("{HELP}");
             Ok(())

@@ -1,11 +1,32 @@
 //! `cargo xtask bench <what>`: each benchmark measures its contenders side by side in one run
 //! and prints, last, one `<what>-bench: key=value ...` line.
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 mod progress;
 
 pub(crate) fn run(args: &[String]) -> Result<()> {
+    if cfg!(debug_assertions) {
+        // Measure optimised code only: run this same command from a release build.
+        let status =
+            std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                .args([
+                    "run",
+                    "--quiet",
+                    "--release",
+                    "--package",
+                    "xtask",
+                    "--",
+                    "bench",
+                ])
+                .args(args)
+                .status()
+                .context("cannot run the release build of xtask")?;
+        if !status.success() {
+            bail!("benchmark failed ({status})");
+        }
+        return Ok(());
+    }
     let Some((what, rest)) = args.split_first() else {
         bail!("usage: cargo xtask bench <progress|face|restore|infer|pipeline>");
     };
