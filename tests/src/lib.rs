@@ -1,1 +1,89 @@
 //! Shared helpers for the end-to-end tests in `tests/tests/`.
+#![deny(missing_docs)]
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use frame::Frame;
+use media_io::{
+    Rational, ReaderOptions, VideoInfo, VideoReader, VideoWriter, WriterOptions, Y4mChroma,
+};
+
+/// A `Write` into shared memory, to read what a sink wrote after the run.
+#[derive(Debug, Clone, Default)]
+pub struct SharedBuf(pub Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for SharedBuf {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl SharedBuf {
+    /// Everything written so far, as text.
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+/// Reads a whole video: its info and every frame.
+pub fn read_video(path: &Path) -> (VideoInfo, Vec<Frame>) {
+    let mut reader = VideoReader::open(path, &ReaderOptions::default()).unwrap();
+    let info = reader.info().clone();
+    let mut frames = Vec::new();
+    while let Some(f) = reader.next_frame().unwrap() {
+        frames.push(f);
+    }
+    (info, frames)
+}
+
+/// Writes `n` flat frames whose red channel is `20 * index` (4:4:4 Y4M, 25 fps).
+pub fn numbered_video(path: &Path, n: u32, size: u32) -> PathBuf {
+    let info = VideoInfo {
+        width: size,
+        height: size,
+        fps: Rational::new(25, 1),
+        frame_count: None,
+    };
+    let options = WriterOptions {
+        y4m_chroma: Y4mChroma::C444,
+        ..Default::default()
+    };
+    let mut w = VideoWriter::create(path, &info, &options).unwrap();
+    for i in 0..n {
+        w.write_frame(&Frame::filled(size, size, [(20 * i) as u8, 100, 100]))
+            .unwrap();
+    }
+    w.finish().unwrap()
+}
+
+/// Writes `seconds` of a quiet 16 kHz mono tone.
+pub fn tone_wav(path: &Path, seconds: f64) -> PathBuf {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for i in 0..(seconds * 16_000.0).round() as usize {
+        w.write_sample(((i as f32 * 0.07).sin() * 3000.0) as i16)
+            .unwrap();
+    }
+    w.finalize().unwrap();
+    path.to_path_buf()
+}
+
+/// The names of the files in `dir`, sorted.
+pub fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}

@@ -6,6 +6,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod bench;
+mod pipeline;
 mod test;
 
 use std::path::PathBuf;
@@ -22,6 +23,7 @@ fn main() -> Result<()> {
     };
     match cmd {
         "bench" => bench::run(rest),
+        "pipeline" => pipeline::run(rest),
         "test" => test::run(rest),
         "help" | "--help" | "-h" => {
             println!("{HELP}");

@@ -1,1 +1,100 @@
-//! face-proc (under construction).
+//! The "Processing faces" stage of facesync: find the face in every frame, align it to a
+//! canonical template and cut out an R×R crop, with progress per frame.
+//!
+//! # Why
+//! The reference pipeline (LatentSync) detects with InsightFace, warps then resizes on the CPU
+//! and aborts the whole run when one frame has no face. Here:
+//! - **Detection**: MediaPipe's BlazeFace (short-range, 128×128, Apache-2.0; the ONNX file is
+//!   committed under `assets/blazeface/`) run on the CPU with `tract-onnx` (pure Rust). The
+//!   first frame is letterboxed whole (plus overlapping squares on wide frames when that finds
+//!   nothing), then each face is re-detected in its own region rotated upright by its eye line
+//!   (finer keypoints); later frames use a square region 2.2× the last face box around it
+//!   (tracking) plus one upright re-detection, falling back to the whole frame when the face
+//!   is lost. Any other
+//!   source plugs in through [`FaceDetector`], e.g. [`LandmarkFile`] (landmarks from an
+//!   external detector's JSON). Where several faces are found the largest box wins.
+//! - **Alignment**: a 2-D closed-form Umeyama similarity from BlazeFace's eyes, nose tip and
+//!   mouth centre onto a template placed in the reference's 75×100 crop (see `align.rs` for how
+//!   it was derived), composed with the crop → R×R scale so ONE bilinear warp (border 127)
+//!   goes from the source frame to the crop. Landmarks are smoothed with a One-Euro filter
+//!   (or the reference's translation EMA).
+//! - **Warp**: on the CPU (2 threads) or as a batched WGSL compute shader
+//!   (`shaders/face_warp.wgsl`, one dispatch per batch, reused buffers) when `compute` is a GPU;
+//!   both give the same bytes within 1 LSB.
+//! - **No face**: by default the frame passes through untouched with a face-status event;
+//!   [`NoFacePolicy::Error`] and [`NoFacePolicy::Interpolate`] are options.
+//! - **Detection rate**: every frame by default ([`FaceConfig::detect_every`] = 1): BlazeFace
+//!   on tract costs a few milliseconds per inference and detection runs on
+//!   [`FaceConfig::threads`] threads (each thread tracks its contiguous part of the batch);
+//!   `cargo xtask bench face` measures the whole stage. Set `detect_every` higher to reuse
+//!   the last detection in between (no motion model: the face is assumed still meanwhile).
+//!
+//! # Example
+//! ```no_run
+//! use face_proc::{FaceConfig, FaceProcessor};
+//! use progress_core::Phase;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let frames = vec![frame::Frame::filled(640, 360, [0, 0, 0])];
+//! let phase = Phase::detached("Processing faces", Some(frames.len() as u64), "frames");
+//! let mut stage = FaceProcessor::new(&gpu::Compute::Cpu, FaceConfig::default())?;
+//! let records = stage.process_batch(&frames, &phase)?;
+//! assert!(!records[0].found); // a black frame has no face: passed through
+//! phase.finish();
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod align;
+mod blazeface_gpu;
+mod detect;
+mod landmarks;
+mod model;
+mod stage;
+#[cfg(test)]
+mod testutil;
+mod warp;
+
+use std::path::PathBuf;
+
+pub use align::{OneEuroConfig, Smoothing};
+pub use detect::{BlazeFace, DecodeConfig, Detection, FaceDetector, Rect};
+pub use landmarks::LandmarkFile;
+pub use stage::{DetectBackend, FaceConfig, FaceProcessor, FaceRecord, NoFacePolicy};
+
+/// Errors of the face stage.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FaceError {
+    /// The BlazeFace model failed to load or run.
+    #[error("blazeface model: {0}")]
+    Model(String),
+    /// A GPU operation failed.
+    #[error("face warp on gpu: {0}")]
+    Gpu(String),
+    /// The alignment transform cannot be inverted.
+    #[error("face alignment transform is singular")]
+    SingularTransform,
+    /// No usable face and the policy is [`NoFacePolicy::Error`].
+    #[error("no face found in frame {frame}")]
+    NoFace {
+        /// Index of the frame in the stream.
+        frame: u64,
+    },
+    /// A landmark file could not be read or parsed.
+    #[error("landmark file {}{}: {why}", path.display(), frame.as_ref().map(|f| format!(", frame {f}")).unwrap_or_default())]
+    LandmarkFile {
+        /// The file.
+        path: PathBuf,
+        /// The frame entry at fault, if any.
+        frame: Option<String>,
+        /// What is wrong.
+        why: String,
+    },
+    /// The configuration is invalid.
+    #[error("face config: {0}")]
+    Config(String),
+    /// The run was cancelled.
+    #[error(transparent)]
+    Cancelled(#[from] progress_core::Cancelled),
+}

@@ -89,7 +89,10 @@ impl Frame {
 
     /// A frame of one colour. Panics if a side is zero.
     pub fn filled(width: u32, height: u32, rgb: [u8; 3]) -> Self {
-        assert!(width > 0 && height > 0, "frame size {width}x{height} is empty");
+        assert!(
+            width > 0 && height > 0,
+            "frame size {width}x{height} is empty"
+        );
         let data = rgb
             .iter()
             .copied()

@@ -1,1 +1,359 @@
-//! gpu (under construction).
+//! Shared wgpu plumbing for facesync's per-pixel stages: adapter choice with a CPU fallback,
+//! pipeline compilation, reusable buffers, readback and dispatch splitting.
+//!
+//! # Why
+//! Every heavy stage (`face-proc`, `restore`, ...) runs WGSL compute shaders when an adapter
+//! exists and an equivalent CPU path when none does. Doing adapter selection, environment
+//! overrides, buffer reuse and the 65,535-workgroups-per-dimension limit once here keeps the
+//! stages small and makes them behave the same: no stage ever panics because a machine has no
+//! GPU, and the "running on CPU" warning is emitted once, by [`acquire`].
+//!
+//! Stages receive a [`Compute`]: either `Compute::Gpu(Arc<GpuContext>)` or `Compute::Cpu`.
+//! Nothing is cached globally: call [`acquire`] once per run and clone the `Compute`.
+//!
+//! # Environment overrides
+//! [`GpuOptions::from_env`] reads:
+//! - `FACESYNC_BACKEND=auto|gpu|cpu`: `auto` (default) uses an adapter when one exists and the
+//!   CPU otherwise; `gpu` makes a missing adapter an error; `cpu` never touches wgpu.
+//! - `WGPU_ADAPTER_NAME=<substring>`: only adapters whose name contains it (case-insensitive).
+//! - `WGPU_BACKEND=vulkan,gl,...`: the wgpu backends to search (wgpu's own syntax,
+//!   [`wgpu::Backends::from_comma_list`]).
+//!
+//! Among the matching adapters the preferred one is a discrete GPU, then integrated, virtual,
+//! software (`Cpu`, e.g. Mesa's lavapipe) and other; ties go to Vulkan/Metal/DX12 before GL.
+//!
+//! # Dispatch-index convention
+//! A 1-D problem of `n` elements with workgroup size `WG` needs `ceil(n / WG)` workgroups, which
+//! can exceed the per-dimension limit (65,535 on most adapters). [`GpuContext::dispatch_grid`]
+//! splits the count into a 2-D grid `(x, y)` with `x * y >= workgroups`; every shader in
+//! `shaders/` then computes its linear index as
+//!
+//! ```wgsl
+//! let i = gid.x + gid.y * nwg.x * WG;   // gid: global_invocation_id, nwg: num_workgroups
+//! if (i >= n) { return; }               // the grid may overshoot
+//! ```
+//!
+//! # Buffers
+//! [`GrowBuffer`] is a storage/uniform/staging buffer that reallocates only when a batch needs
+//! more capacity than it has (growing to the next power of two), so a steady stream of equal
+//! batches creates no buffers after the first. [`GpuContext::upload`] writes bytes of any
+//! length (padding the tail to the 4-byte copy alignment) and [`Readback`] copies a result into
+//! a reused `MAP_READ` staging buffer and maps it. Check sizes against the device limits with
+//! [`GpuContext::check_buffer_size`] before work starts.
+//!
+//! # Example
+//! ```no_run
+//! use gpu::{Compute, GpuOptions, GrowBuffer, Readback};
+//! # fn main() -> Result<(), gpu::GpuError> {
+//! let compute = gpu::acquire(&GpuOptions::from_env(), None)?;
+//! let Compute::Gpu(ctx) = compute else {
+//!     return Ok(()); // run the CPU path instead
+//! };
+//! const SRC: &str = "
+//! @group(0) @binding(0) var<storage, read_write> data: array<u32>;
+//! @compute @workgroup_size(64)
+//! fn main(@builtin(global_invocation_id) gid: vec3<u32>,
+//!         @builtin(num_workgroups) nwg: vec3<u32>) {
+//!     let i = gid.x + gid.y * nwg.x * 64u;
+//!     if (i >= arrayLength(&data)) { return; }
+//!     data[i] = data[i] * 2u;
+//! }";
+//! let pipeline = ctx.compute_pipeline("double", SRC, "main")?;
+//! let input: Vec<u32> = (0..1000).collect();
+//! let bytes: &[u8] = bytemuck::cast_slice(&input);
+//! let mut buf = GrowBuffer::new("data", wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC);
+//! buf.ensure(&ctx, bytes.len() as u64)?;
+//! ctx.upload(buf.buffer(), 0, bytes);
+//! let bind = ctx.device().create_bind_group(&wgpu::BindGroupDescriptor {
+//!     label: Some("double"),
+//!     layout: &pipeline.get_bind_group_layout(0),
+//!     entries: &[wgpu::BindGroupEntry { binding: 0, resource: buf.buffer().as_entire_binding() }],
+//! });
+//! let mut encoder = ctx.device().create_command_encoder(&Default::default());
+//! {
+//!     let mut pass = encoder.begin_compute_pass(&Default::default());
+//!     pass.set_pipeline(&pipeline);
+//!     pass.set_bind_group(0, &bind, &[]);
+//!     let (x, y) = ctx.dispatch_grid(gpu::workgroups_for(1000, 64));
+//!     pass.dispatch_workgroups(x, y, 1);
+//! }
+//! let mut readback = Readback::new("double readback");
+//! readback.copy_from(&ctx, &mut encoder, buf.buffer(), 0, bytes.len() as u64)?;
+//! ctx.queue().submit([encoder.finish()]);
+//! let mut out = vec![0u32; 1000];
+//! readback.read(&ctx, bytes.len() as u64, |b| out.copy_from_slice(bytemuck::cast_slice(b)))?;
+//! assert_eq!(out[999], 1998);
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod buffers;
+mod context;
+
+pub use buffers::{GrowBuffer, Readback};
+pub use context::{GpuContext, acquire};
+pub use wgpu;
+
+use std::sync::Arc;
+
+/// Which kind of compute a run should use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BackendChoice {
+    /// An adapter when one exists, the CPU otherwise (with one warning).
+    #[default]
+    Auto,
+    /// An adapter or an error.
+    Gpu,
+    /// The CPU path; wgpu is not touched.
+    Cpu,
+}
+
+/// How [`acquire`] chooses its compute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GpuOptions {
+    /// GPU, CPU or whichever exists.
+    pub backend: BackendChoice,
+    /// Only adapters whose name contains this (case-insensitive).
+    pub adapter_name: Option<String>,
+    /// The wgpu backends to search.
+    pub wgpu_backends: wgpu::Backends,
+}
+
+impl Default for GpuOptions {
+    fn default() -> Self {
+        Self {
+            backend: BackendChoice::Auto,
+            adapter_name: None,
+            wgpu_backends: wgpu::Backends::all(),
+        }
+    }
+}
+
+impl GpuOptions {
+    /// The CPU path, no adapter.
+    pub fn cpu() -> Self {
+        Self {
+            backend: BackendChoice::Cpu,
+            ..Self::default()
+        }
+    }
+
+    /// Options from `FACESYNC_BACKEND`, `WGPU_ADAPTER_NAME` and `WGPU_BACKEND` (see the crate
+    /// docs); unset or unrecognised values keep the defaults (an unrecognised
+    /// `FACESYNC_BACKEND` is logged with `tracing::warn!`).
+    pub fn from_env() -> Self {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    fn from_vars(var: impl Fn(&str) -> Option<String>) -> Self {
+        let mut opts = Self::default();
+        if let Some(value) = var("FACESYNC_BACKEND") {
+            match value.trim().to_ascii_lowercase().as_str() {
+                "" | "auto" => {}
+                "gpu" => opts.backend = BackendChoice::Gpu,
+                "cpu" => opts.backend = BackendChoice::Cpu,
+                other => tracing::warn!(
+                    "FACESYNC_BACKEND={other:?} is not one of auto, gpu, cpu; using auto"
+                ),
+            }
+        }
+        opts.adapter_name = var("WGPU_ADAPTER_NAME").filter(|s| !s.trim().is_empty());
+        if let Some(list) = var("WGPU_BACKEND").filter(|s| !s.trim().is_empty()) {
+            let backends = wgpu::Backends::from_comma_list(&list);
+            if !backends.is_empty() {
+                opts.wgpu_backends = backends;
+            }
+        }
+        opts
+    }
+}
+
+/// The compute every stage receives: a GPU context or the CPU path.
+#[derive(Debug, Clone)]
+pub enum Compute {
+    /// Run the WGSL shaders on this device.
+    Gpu(Arc<GpuContext>),
+    /// Run the CPU implementation.
+    Cpu,
+}
+
+impl Compute {
+    /// The adapter name, or `"cpu"`.
+    pub fn name(&self) -> &str {
+        match self {
+            Compute::Gpu(ctx) => ctx.adapter_name(),
+            Compute::Cpu => "cpu",
+        }
+    }
+
+    /// The GPU context, if any.
+    pub fn gpu(&self) -> Option<&Arc<GpuContext>> {
+        match self {
+            Compute::Gpu(ctx) => Some(ctx),
+            Compute::Cpu => None,
+        }
+    }
+}
+
+/// What went wrong acquiring or using the GPU.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum GpuError {
+    /// No adapter matched (only returned for [`BackendChoice::Gpu`]).
+    #[error(
+        "no wgpu adapter found (backends {backends}, name filter {name_filter:?}; adapters seen: {seen:?})"
+    )]
+    NoAdapter {
+        /// The backends searched.
+        backends: String,
+        /// The `adapter_name` filter.
+        name_filter: Option<String>,
+        /// Names of all adapters found before filtering.
+        seen: Vec<String>,
+    },
+    /// The adapter refused to create a device.
+    #[error("adapter {adapter:?} could not create a device: {message}")]
+    RequestDevice {
+        /// Adapter name.
+        adapter: String,
+        /// wgpu's message.
+        message: String,
+    },
+    /// A shader or pipeline failed to compile.
+    #[error("compute pipeline {label:?} (entry point {entry:?}) failed: {message}")]
+    Pipeline {
+        /// Pipeline label.
+        label: String,
+        /// Entry point.
+        entry: String,
+        /// wgpu's validation message.
+        message: String,
+    },
+    /// A buffer would exceed a device limit.
+    #[error("buffer of {bytes} bytes exceeds the device limit {limit_name} = {limit} bytes")]
+    BufferTooLarge {
+        /// Requested size.
+        bytes: u64,
+        /// Which limit.
+        limit_name: &'static str,
+        /// The limit's value.
+        limit: u64,
+    },
+    /// Mapping a staging buffer failed.
+    #[error("mapping staging buffer {label:?} failed: {message}")]
+    Map {
+        /// Buffer label.
+        label: String,
+        /// Cause.
+        message: String,
+    },
+    /// A readback asked for more bytes than the staging buffer holds.
+    #[error("readback {label:?} of {bytes} bytes exceeds the {capacity} bytes copied")]
+    ReadbackTooLarge {
+        /// Buffer label.
+        label: String,
+        /// Requested bytes.
+        bytes: u64,
+        /// Staging capacity.
+        capacity: u64,
+    },
+    /// The device reported an error (validation, out of memory, device lost).
+    #[error("gpu device error: {0}")]
+    Device(String),
+}
+
+/// Workgroups needed for `elements` items at `wg_size` items per workgroup (saturating at
+/// `u32::MAX`).
+pub fn workgroups_for(elements: u64, wg_size: u32) -> u32 {
+    let groups = elements.div_ceil(u64::from(wg_size.max(1)));
+    u32::try_from(groups).unwrap_or(u32::MAX)
+}
+
+/// Splits `workgroups` into a 2-D grid `(x, y)` with `x, y <= max_per_dim` and
+/// `x * y >= workgroups`, as square-free as possible (`x` balanced so the overshoot is below
+/// one row). Zero workgroups gives `(0, 1)`. Requires `workgroups <= max_per_dim²` (over
+/// 4·10⁹ workgroups at the usual 65,535); beyond that `y` exceeds the limit.
+pub fn dispatch_grid(workgroups: u32, max_per_dim: u32) -> (u32, u32) {
+    let max = max_per_dim.max(1);
+    if workgroups <= max {
+        return (workgroups, 1);
+    }
+    let rows = workgroups.div_ceil(max);
+    let x = workgroups.div_ceil(rows);
+    (x, workgroups.div_ceil(x))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts_from(vars: &[(&str, &str)]) -> GpuOptions {
+        GpuOptions::from_vars(|name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
+    #[test]
+    fn env_parsing() {
+        assert_eq!(opts_from(&[]), GpuOptions::default());
+        assert_eq!(
+            opts_from(&[("FACESYNC_BACKEND", "CPU")]).backend,
+            BackendChoice::Cpu
+        );
+        assert_eq!(
+            opts_from(&[("FACESYNC_BACKEND", "gpu")]).backend,
+            BackendChoice::Gpu
+        );
+        assert_eq!(
+            opts_from(&[("FACESYNC_BACKEND", "quantum")]).backend,
+            BackendChoice::Auto
+        );
+        assert_eq!(
+            opts_from(&[("WGPU_ADAPTER_NAME", "llvm")]).adapter_name,
+            Some("llvm".into())
+        );
+        assert_eq!(
+            opts_from(&[("WGPU_BACKEND", "vulkan,gl")]).wgpu_backends,
+            wgpu::Backends::VULKAN | wgpu::Backends::GL
+        );
+        assert_eq!(
+            opts_from(&[("WGPU_BACKEND", "nonsense")]).wgpu_backends,
+            wgpu::Backends::all()
+        );
+    }
+
+    fn check_grid(workgroups: u32, max: u32) {
+        let (x, y) = dispatch_grid(workgroups, max);
+        assert!(x <= max && y <= max, "{workgroups}/{max}: ({x}, {y})");
+        assert!(
+            u64::from(x) * u64::from(y) >= u64::from(workgroups),
+            "{workgroups}"
+        );
+        // Overshoot is less than one row.
+        assert!(
+            u64::from(x) * u64::from(y) < u64::from(workgroups) + u64::from(x),
+            "{workgroups}"
+        );
+    }
+
+    #[test]
+    fn grid_splitting() {
+        assert_eq!(dispatch_grid(0, 65535), (0, 1));
+        assert_eq!(dispatch_grid(10, 65535), (10, 1));
+        assert_eq!(dispatch_grid(65535, 65535), (65535, 1));
+        assert_eq!(dispatch_grid(65536, 65535), (32768, 2));
+        for w in [1, 7, 65535, 65536, 131071, 1 << 20, 4_000_000_000] {
+            check_grid(w, 65535);
+        }
+        for w in [8, 45, 49] {
+            check_grid(w, 7);
+        }
+        assert_eq!(workgroups_for(0, 64), 0);
+        assert_eq!(workgroups_for(1, 64), 1);
+        assert_eq!(workgroups_for(128, 64), 2);
+        assert_eq!(workgroups_for(129, 64), 3);
+    }
+}

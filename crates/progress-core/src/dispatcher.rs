@@ -213,8 +213,14 @@ impl Progress {
     }
 
     /// Starts a top-level phase.
-    pub fn phase(&self, name: impl Into<String>, total: Option<u64>, unit: impl Into<String>) -> Phase {
-        self.shared.start_phase(None, name.into(), total, unit.into())
+    pub fn phase(
+        &self,
+        name: impl Into<String>,
+        total: Option<u64>,
+        unit: impl Into<String>,
+    ) -> Phase {
+        self.shared
+            .start_phase(None, name.into(), total, unit.into())
     }
 
     /// The run's cancel token.
@@ -369,7 +375,11 @@ impl Dispatcher {
 
     fn dropped_previews(&self) -> u64 {
         self.shared.dropped_previews.load(Ordering::Relaxed)
-            + self.queues.iter().map(|q| q.dropped_previews()).sum::<u64>()
+            + self
+                .queues
+                .iter()
+                .map(|q| q.dropped_previews())
+                .sum::<u64>()
     }
 
     fn handle(&mut self, msg: Msg) {
@@ -593,7 +603,6 @@ enum SnapshotKey {
 impl Item {
     fn from_event(event: &Arc<Event>) -> Self {
         match **event {
-            Event::Progress { .. } | Event::RunProgress { .. } => Item::Event(Arc::clone(event)),
             Event::Preview { .. } => Item::Preview(Arc::clone(event)),
             _ => Item::Event(Arc::clone(event)),
         }

@@ -48,7 +48,10 @@ impl PhaseState {
     }
 
     pub(crate) fn message(&self) -> Option<String> {
-        self.message.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.message
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Marks the phase finished; true for the caller that did it first.
@@ -294,7 +297,12 @@ impl Phase {
     }
 
     /// Starts a child phase, shown under this one.
-    pub fn child(&self, name: impl Into<String>, total: Option<u64>, unit: impl Into<String>) -> Phase {
+    pub fn child(
+        &self,
+        name: impl Into<String>,
+        total: Option<u64>,
+        unit: impl Into<String>,
+    ) -> Phase {
         self.owner
             .run
             .start_phase(Some(self.state.id), name.into(), total, unit.into())

@@ -5,8 +5,8 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use progress_core::{
-    CancelToken, Control, Event, FaceAction, ImageFormat, Level, Outcome, Phase, PhaseId, Progress,
-    ProgressIterExt, ProgressSink, PreviewImage,
+    CancelToken, Control, Event, FaceAction, ImageFormat, Level, Outcome, Phase, PhaseId,
+    PreviewImage, Progress, ProgressIterExt, ProgressSink,
 };
 
 /// A sink that records every event it gets, and counts flushes.
@@ -132,8 +132,14 @@ fn final_state_reaches_every_sink_inside_the_rate_limit() {
     phase.finish();
     let summary = progress.shutdown();
     for sink in [&a, &b] {
-        assert_eq!(sink.finished(phase.id()), Some((Outcome::Completed, 10, None)));
-        assert_eq!(sink.finished(child.id()), Some((Outcome::Completed, 20, None)));
+        assert_eq!(
+            sink.finished(phase.id()),
+            Some((Outcome::Completed, 10, None))
+        );
+        assert_eq!(
+            sink.finished(child.id()),
+            Some((Outcome::Completed, 20, None))
+        );
         assert_eq!(sink.progress_of(phase.id()).last(), Some(&10));
         let events = sink.events();
         assert_eq!(
@@ -177,8 +183,20 @@ fn phase_tree_and_started_fields() {
     assert_eq!(
         started,
         [
-            (root.id(), None, "Doing inference".into(), Some(4), "chunks".into()),
-            (child.id(), Some(root.id()), "steps".into(), None, "steps".into()),
+            (
+                root.id(),
+                None,
+                "Doing inference".into(),
+                Some(4),
+                "chunks".into()
+            ),
+            (
+                child.id(),
+                Some(root.id()),
+                "steps".into(),
+                None,
+                "steps".into()
+            ),
         ]
     );
 }
@@ -214,7 +232,10 @@ fn phases_open_at_shutdown_end_with_their_position_and_handles_stay_usable() {
     let phase = progress.phase("work", None, "items");
     phase.inc(42);
     let summary = progress.shutdown();
-    assert_eq!(rec.finished(phase.id()), Some((Outcome::Abandoned, 42, None)));
+    assert_eq!(
+        rec.finished(phase.id()),
+        Some((Outcome::Abandoned, 42, None))
+    );
     assert_eq!(summary.abandoned, 1);
     // After shutdown: nothing blocks, nothing panics, nothing more is delivered.
     let n = rec.events().len();
@@ -223,7 +244,10 @@ fn phases_open_at_shutdown_end_with_their_position_and_handles_stay_usable() {
     phase.child("late child", Some(1), "x").finish();
     phase.finish();
     assert_eq!(rec.events().len(), n);
-    assert!(matches!(rec.events().last(), Some(Event::RunFinished { .. })));
+    assert!(matches!(
+        rec.events().last(),
+        Some(Event::RunFinished { .. })
+    ));
 }
 
 #[test]
@@ -252,7 +276,9 @@ fn progress_is_emitted_only_for_phases_that_changed() {
     let phase = progress.phase("work", Some(100), "items");
     let idle = progress.phase("idle", Some(100), "items");
     phase.set(10);
-    rec.wait_for("pos 10", |events| positions(events, phase.id()).contains(&10));
+    rec.wait_for("pos 10", |events| {
+        positions(events, phase.id()).contains(&10)
+    });
     let flushes = rec.flushes.load(Ordering::SeqCst);
     rec.wait_for("20 more ticks", |_| {
         rec.flushes.load(Ordering::SeqCst) >= flushes + 20
@@ -261,9 +287,9 @@ fn progress_is_emitted_only_for_phases_that_changed() {
     assert_eq!(rec.progress_of(idle.id()), Vec::<u64>::new());
     phase.set_message("frame 10");
     rec.wait_for("message", |events| {
-        events.iter().any(|e| {
-            matches!(e, Event::Progress { message: Some(m), .. } if m == "frame 10")
-        })
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Progress { message: Some(m), .. } if m == "frame 10"))
     });
     drop(progress);
 }
@@ -360,12 +386,23 @@ fn a_blocked_sink_delays_neither_the_producer_nor_other_sinks() {
     progress.shutdown();
     // Structural events are all kept for the slow sink; its progress snapshots coalesced.
     let slow_events = slow.events();
-    let statuses = |events: &[Event]| kinds(events).iter().filter(|k| **k == "face_status").count();
+    let statuses = |events: &[Event]| {
+        kinds(events)
+            .iter()
+            .filter(|k| **k == "face_status")
+            .count()
+    };
     assert_eq!(statuses(&slow_events), 200);
     assert_eq!(statuses(&fast.events()), 200);
-    assert_eq!(slow.finished(phase.id()), Some((Outcome::Completed, 200, None)));
+    assert_eq!(
+        slow.finished(phase.id()),
+        Some((Outcome::Completed, 200, None))
+    );
     assert!(slow.progress_of(phase.id()).len() <= fast.progress_of(phase.id()).len());
-    assert!(matches!(slow_events.last(), Some(Event::RunFinished { .. })));
+    assert!(matches!(
+        slow_events.last(),
+        Some(Event::RunFinished { .. })
+    ));
 }
 
 #[test]
@@ -389,7 +426,10 @@ fn a_panicking_sink_is_disabled_and_reported_and_the_run_completes() {
     phase.finish();
     let summary = progress.shutdown();
     assert_eq!(summary.sink_failures, 1);
-    assert_eq!(rec.finished(phase.id()), Some((Outcome::Completed, 3, None)));
+    assert_eq!(
+        rec.finished(phase.id()),
+        Some((Outcome::Completed, 3, None))
+    );
     let warned = rec.events().into_iter().any(|e| {
         matches!(e, Event::Message { level: Level::Warn, text, .. }
             if text.contains("panics") && text.contains("sink bug"))
@@ -478,13 +518,23 @@ fn previews_beyond_a_sinks_capacity_are_dropped_and_counted() {
     }
     phase.finish();
     fast.wait_for("the finish", |events| {
-        events.iter().any(|e| matches!(e, Event::PhaseFinished { .. }))
+        events
+            .iter()
+            .any(|e| matches!(e, Event::PhaseFinished { .. }))
     });
     gate.wait();
     let summary = progress.shutdown();
-    let count = |r: &Recorder| kinds(&r.events()).iter().filter(|k| **k == "preview").count() as u64;
+    let count = |r: &Recorder| {
+        kinds(&r.events())
+            .iter()
+            .filter(|k| **k == "preview")
+            .count() as u64
+    };
     assert_eq!(count(&slow), 2, "the blocked sink keeps only its capacity");
-    assert_eq!(summary.dropped_previews, (10 - count(&slow)) + (10 - count(&fast)));
+    assert_eq!(
+        summary.dropped_previews,
+        (10 - count(&slow)) + (10 - count(&fast))
+    );
     // The dropped count is in the run_finished event too (as known when it was sent).
     let reported = slow.events().into_iter().find_map(|e| match e {
         Event::RunFinished { summary, .. } => Some(summary.dropped_previews),
@@ -513,7 +563,10 @@ fn previews_are_dropped_when_the_channel_is_full_and_other_events_are_not() {
     let summary = progress.shutdown();
     let events = rec.events();
     let previews = kinds(&events).iter().filter(|k| **k == "preview").count() as u64;
-    let statuses = kinds(&events).iter().filter(|k| **k == "face_status").count();
+    let statuses = kinds(&events)
+        .iter()
+        .filter(|k| **k == "face_status")
+        .count();
     assert_eq!(statuses, 2000);
     assert_eq!(previews + summary.dropped_previews, 2000);
 }

@@ -19,7 +19,11 @@ fn schema_version_is_1() {
 #[test]
 fn every_event_type() {
     check(
-        Event::RunStarted { schema: 1, t: 0.0, tick_ms: 100 },
+        Event::RunStarted {
+            schema: 1,
+            t: 0.0,
+            tick_ms: 100,
+        },
         r#"{"type":"run_started","schema":1,"t":0.0,"tick_ms":100}"#,
     );
     check(
@@ -49,11 +53,20 @@ fn every_event_type() {
             "message":"frame 48"}"#,
     );
     check(
-        Event::RunProgress { t: 2.0, fraction: 0.5, eta: Some(2.0) },
+        Event::RunProgress {
+            t: 2.0,
+            fraction: 0.5,
+            eta: Some(2.0),
+        },
         r#"{"type":"run_progress","t":2.0,"fraction":0.5,"eta":2.0}"#,
     );
     check(
-        Event::Message { t: 3.0, phase: None, level: Level::Warn, text: "no adapter".into() },
+        Event::Message {
+            t: 3.0,
+            phase: None,
+            level: Level::Warn,
+            text: "no adapter".into(),
+        },
         r#"{"type":"message","t":3.0,"phase":null,"level":"warn","text":"no adapter"}"#,
     );
     check(
@@ -72,7 +85,13 @@ fn every_event_type() {
             "data":"/wCA"}"#,
     );
     check(
-        Event::FaceStatus { t: 4.0, phase: 2, frame: 7, faces: 0, action: FaceAction::PassedThrough },
+        Event::FaceStatus {
+            t: 4.0,
+            phase: 2,
+            frame: 7,
+            faces: 0,
+            action: FaceAction::PassedThrough,
+        },
         r#"{"type":"face_status","t":4.0,"phase":2,"frame":7,"faces":0,"action":"passed_through"}"#,
     );
     check(

@@ -3,7 +3,11 @@
 
 use anyhow::{Context, Result, bail};
 
+mod face;
+mod infer;
+mod pipeline;
 mod progress;
+mod restore;
 
 pub(crate) fn run(args: &[String]) -> Result<()> {
     if cfg!(debug_assertions) {
@@ -32,6 +36,10 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     };
     match what.as_str() {
         "progress" => progress::run(rest),
+        "face" => face::run(rest),
+        "restore" => restore::run(rest),
+        "infer" => infer::run(rest),
+        "pipeline" => pipeline::run(rest),
         other => bail!("unknown benchmark `{other}`; known: progress face restore infer pipeline"),
     }
 }

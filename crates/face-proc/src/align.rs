@@ -1,0 +1,270 @@
+//! Alignment: the canonical template, a closed-form 2-D Umeyama similarity, the composition
+//! with the crop → R×R scale, and temporal smoothing (One-Euro filter on the landmarks).
+
+use frame::Affine2;
+
+/// Width and height of the reference crop in template units (LatentSync's `(75, 100)·ratio`;
+/// the ratio cancels once the crop is scaled to R×R, so we work in units of `ratio`).
+pub(crate) const CROP_W: f64 = 75.0;
+/// See [`CROP_W`].
+pub(crate) const CROP_H: f64 = 100.0;
+
+/// Canonical positions (template units, in the 75×100 reference crop) of BlazeFace's first
+/// four keypoints: eye on the image left, eye on the image right, nose tip, mouth centre.
+///
+/// Derivation: LatentSync places the brow centres at (17, 20) and (58, 20) and the nose at
+/// (37.5, 40) (mean of four 106-landmark nose points). We have eyes/nose tip/mouth instead,
+/// so we take the standard ArcFace 5-point face (eyes (38.29, 51.70), (73.53, 51.50), nose tip
+/// (56.03, 71.74), mouth corners averaged (56.14, 92.28), 112×112), symmetrise it about its
+/// eye midpoint, and place it with a similarity so that the inter-ocular distance is 38 units
+/// (0.93 × the reference's brow-centre spacing of 41: brow centres sit slightly outside the
+/// pupils) and the eye line is 8 units below the reference brow line (y = 28), centred at
+/// x = 37.5. Scale 38 / 35.24 = 1.0783: nose tip 21.72 units and mouth 43.94 units below the
+/// eyes. This frames the face like the reference crop (forehead from y ≈ 0, chin near the
+/// bottom edge) up to the anthropometric approximation stated here.
+pub(crate) const TEMPLATE: [[f64; 2]; 4] = [
+    [18.5, 28.0],
+    [56.5, 28.0],
+    [37.5, 28.0 + 21.72],
+    [37.5, 28.0 + 43.94],
+];
+
+/// The least-squares similarity `dst ≈ s·R·src + t` (Umeyama 1991, no reflection) in closed
+/// form for 2-D: with centred points `p`, `q`: `a = Σ p·q`, `b = Σ p×q`, rotation
+/// `atan2(b, a)`, scale `√(a²+b²) / Σ|p|²`. This is the reference's SVD recipe (normalising by
+/// the global std cancels out of the result) specialised to 2×2. `None` for degenerate input
+/// (fewer than 2 points or all source points equal).
+pub(crate) fn umeyama(src: &[[f64; 2]], dst: &[[f64; 2]]) -> Option<Affine2> {
+    let n = src.len().min(dst.len());
+    if n < 2 {
+        return None;
+    }
+    let mean = |pts: &[[f64; 2]]| {
+        let s = pts[..n]
+            .iter()
+            .fold([0.0, 0.0], |a, p| [a[0] + p[0], a[1] + p[1]]);
+        [s[0] / n as f64, s[1] / n as f64]
+    };
+    let (cs, cd) = (mean(src), mean(dst));
+    let (mut a, mut b, mut var) = (0.0, 0.0, 0.0);
+    for (p, q) in src[..n].iter().zip(&dst[..n]) {
+        let p = [p[0] - cs[0], p[1] - cs[1]];
+        let q = [q[0] - cd[0], q[1] - cd[1]];
+        a += p[0] * q[0] + p[1] * q[1];
+        b += p[0] * q[1] - p[1] * q[0];
+        var += p[0] * p[0] + p[1] * p[1];
+    }
+    if var < 1e-12 || !(a.is_finite() && b.is_finite()) {
+        return None;
+    }
+    let norm = (a * a + b * b).sqrt();
+    if norm < 1e-12 {
+        return None;
+    }
+    let (s, c) = (b / norm, a / norm);
+    let scale = norm / var;
+    let (m00, m01, m10, m11) = (scale * c, -scale * s, scale * s, scale * c);
+    Some(Affine2 {
+        m: [
+            [m00, m01, cd[0] - (m00 * cs[0] + m01 * cs[1])],
+            [m10, m11, cd[1] - (m10 * cs[0] + m11 * cs[1])],
+        ],
+    })
+}
+
+/// Source frame → R×R crop: the similarity onto [`TEMPLATE`] composed with the (anisotropic,
+/// as the reference's resize) scale of the 75×100 crop onto R×R. `None` if the points are
+/// degenerate.
+pub(crate) fn to_crop(landmarks: &[[f32; 2]], r: u32) -> Option<Affine2> {
+    if landmarks.len() < 4 {
+        return None;
+    }
+    let src: Vec<[f64; 2]> = landmarks[..4]
+        .iter()
+        .map(|p| [p[0] as f64, p[1] as f64])
+        .collect();
+    let sim = umeyama(&src, &TEMPLATE)?;
+    let r = r as f64;
+    let scale = Affine2 {
+        m: [[r / CROP_W, 0.0, 0.0], [0.0, r / CROP_H, 0.0]],
+    };
+    Some(scale.after(&sim))
+}
+
+/// One-Euro filter parameters (Casiez et al. 2012), per landmark coordinate, in pixels and
+/// seconds of video.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OneEuroConfig {
+    /// Cut-off frequency at rest, Hz (lower: less jitter, more lag when still).
+    pub min_cutoff: f64,
+    /// Speed coefficient (higher: less lag when moving).
+    pub beta: f64,
+    /// Cut-off for the derivative, Hz.
+    pub d_cutoff: f64,
+    /// Frame rate of the stream, to turn frames into seconds.
+    pub fps: f64,
+}
+
+impl Default for OneEuroConfig {
+    /// `min_cutoff` 1.0 Hz, `beta` 0.05 /px, `d_cutoff` 1.0 Hz at 25 fps: keeps sub-pixel
+    /// detector jitter of a still face under ~0.35 px while a face moving 10 px/frame lags by
+    /// under 5 px (both checked by `one_euro_damps_jitter_and_follows_motion`).
+    fn default() -> Self {
+        Self {
+            min_cutoff: 1.0,
+            beta: 0.05,
+            d_cutoff: 1.0,
+            fps: 25.0,
+        }
+    }
+}
+
+/// How landmarks are smoothed over time before the transform is computed.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[non_exhaustive]
+pub enum Smoothing {
+    /// No smoothing.
+    None,
+    /// One-Euro filter on every landmark coordinate (default).
+    #[default]
+    OneEuro,
+    /// The reference's: translation of the transform only, `0.2·prev + 0.8·cur`.
+    TranslationEma,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct OneEuro1 {
+    x: f64,
+    dx: f64,
+}
+
+fn alpha(cutoff: f64, dt: f64) -> f64 {
+    let tau = 1.0 / (2.0 * std::f64::consts::PI * cutoff);
+    1.0 / (1.0 + tau / dt)
+}
+
+/// A bank of One-Euro filters, one per coordinate; resets when the landmark count changes or
+/// after [`Smoother::reset`] (a lost face).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Smoother {
+    state: Vec<OneEuro1>,
+    prev_translation: Option<[f64; 2]>,
+}
+
+impl Smoother {
+    pub(crate) fn reset(&mut self) {
+        self.state.clear();
+        self.prev_translation = None;
+    }
+
+    /// Filters the landmarks in place (One-Euro).
+    pub(crate) fn filter_landmarks(&mut self, cfg: &OneEuroConfig, pts: &mut [[f32; 2]]) {
+        let n = pts.len() * 2;
+        let dt = 1.0 / cfg.fps.max(1e-3);
+        if self.state.len() != n {
+            self.state = pts
+                .iter()
+                .flat_map(|p| {
+                    p.iter().map(|&v| OneEuro1 {
+                        x: v as f64,
+                        dx: 0.0,
+                    })
+                })
+                .collect();
+            return;
+        }
+        for (v, st) in pts
+            .iter_mut()
+            .flat_map(|p| p.iter_mut())
+            .zip(&mut self.state)
+        {
+            let x = *v as f64;
+            let dx = (x - st.x) / dt;
+            let a_d = alpha(cfg.d_cutoff, dt);
+            st.dx += a_d * (dx - st.dx);
+            let cutoff = cfg.min_cutoff + cfg.beta * st.dx.abs();
+            let a = alpha(cutoff, dt);
+            st.x += a * (x - st.x);
+            *v = st.x as f32;
+        }
+    }
+
+    /// The reference's translation EMA on the transform.
+    pub(crate) fn filter_translation(&mut self, t: &mut Affine2) {
+        let cur = [t.m[0][2], t.m[1][2]];
+        if let Some(prev) = self.prev_translation {
+            t.m[0][2] = 0.2 * prev[0] + 0.8 * cur[0];
+            t.m[1][2] = 0.2 * prev[1] + 0.8 * cur[1];
+        }
+        self.prev_translation = Some([t.m[0][2], t.m[1][2]]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn umeyama_recovers_a_similarity(
+            scale in 0.1f64..10.0, angle in -3.1f64..3.1,
+            tx in -500f64..500.0, ty in -500f64..500.0,
+            pts in proptest::collection::vec((-300f64..300.0, -300f64..300.0), 3..8),
+        ) {
+            let src: Vec<[f64; 2]> = pts.iter().map(|&(x, y)| [x, y]).collect();
+            // Skip near-degenerate point sets (all nearly equal).
+            let spread = src.iter().map(|p| (p[0] - src[0][0]).abs() + (p[1] - src[0][1]).abs()).fold(0.0, f64::max);
+            prop_assume!(spread > 1.0);
+            let t = Affine2::similarity(scale, angle, tx, ty);
+            let dst: Vec<[f64; 2]> = src.iter().map(|&p| t.apply(p)).collect();
+            let got = umeyama(&src, &dst).unwrap();
+            for r in 0..2 { for c in 0..3 {
+                let tol = if c == 2 { 1e-6 * (1.0 + scale) * 600.0 } else { 1e-8 * (1.0 + scale) * 10.0 };
+                prop_assert!((got.m[r][c] - t.m[r][c]).abs() < tol, "{:?} vs {:?}", got, t);
+            }}
+        }
+    }
+
+    #[test]
+    fn template_maps_to_itself_in_crop_units() {
+        let pts: Vec<[f32; 2]> = TEMPLATE
+            .iter()
+            .map(|p| [p[0] as f32, p[1] as f32])
+            .collect();
+        let t = to_crop(&pts, 256).unwrap();
+        let eye = t.apply([18.5, 28.0]);
+        assert!((eye[0] - 18.5 * 256.0 / 75.0).abs() < 1e-4);
+        assert!((eye[1] - 28.0 * 256.0 / 100.0).abs() < 1e-4);
+    }
+
+    #[test]
+    fn degenerate_points_give_none() {
+        assert_eq!(umeyama(&[[1.0, 1.0]; 4], &TEMPLATE), None);
+        assert_eq!(umeyama(&[[1.0, 1.0]], &[[2.0, 2.0]]), None);
+    }
+
+    #[test]
+    fn one_euro_damps_jitter_and_follows_motion() {
+        let cfg = OneEuroConfig::default();
+        let mut s = Smoother::default();
+        let mut worst: f32 = 0.0;
+        for i in 0..50 {
+            let jitter = if i % 2 == 0 { 0.5 } else { -0.5 };
+            let mut p = [[100.0 + jitter, 50.0]];
+            s.filter_landmarks(&cfg, &mut p);
+            if i > 10 {
+                worst = worst.max((p[0][0] - 100.0).abs());
+            }
+        }
+        assert!(worst < 0.35, "jitter after filter {worst}");
+        for i in 0..30 {
+            let mut p = [[100.0 + 10.0 * i as f32, 50.0]];
+            s.filter_landmarks(&cfg, &mut p);
+            if i == 29 {
+                let lag = 100.0 + 290.0 - p[0][0];
+                assert!(lag < 5.0, "lag {lag}");
+            }
+        }
+    }
+}

@@ -1,0 +1,303 @@
+//! The BlazeFace model bytes, its tract (CPU) loading, the SSD anchors and the input
+//! preprocessing shared by the CPU and GPU detector back-ends.
+
+use frame::Frame;
+use tract_onnx::pb;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::{bail, format_err};
+
+/// MediaPipe's short-range ("front") BlazeFace, ONNX (tf2onnx, opset 12), NHWC [1,128,128,3].
+pub(crate) const BLAZEFACE_ONNX: &[u8] =
+    include_bytes!("../assets/blazeface/face_detection_front_128x128_barracuda.onnx");
+
+/// Side of the square network input.
+pub(crate) const INPUT_SIDE: usize = 128;
+/// Floats in one network input (NHWC, one frame).
+pub(crate) const INPUT_LEN: usize = INPUT_SIDE * INPUT_SIDE * 3;
+/// Number of SSD anchors (16×16×2 + 8×8×6).
+pub(crate) const NUM_ANCHORS: usize = 896;
+/// Regression values per anchor: box (cx, cy, w, h) + 6 keypoints (x, y).
+pub(crate) const NUM_COORDS: usize = 16;
+
+/// The tract plan for the CPU path.
+pub(crate) type TractPlan = std::sync::Arc<TypedRunnableModel>;
+
+/// Decodes the ONNX protobuf and patches the `ConstantOfShape` nodes that carry no `value`
+/// attribute (ONNX default: a float32 zero) with an explicit float32 zero, without which tract
+/// 0.23 infers f64 and fails with "Impossible to unify F32 with F64".
+pub(crate) fn patched_proto() -> TractResult<pb::ModelProto> {
+    let mut proto = tract_onnx::onnx().proto_model_for_read(&mut &BLAZEFACE_ONNX[..])?;
+    let graph = proto
+        .graph
+        .as_mut()
+        .ok_or_else(|| format_err!("blazeface onnx model has no graph"))?;
+    for node in &mut graph.node {
+        if node.op_type == "ConstantOfShape" && !node.attribute.iter().any(|a| a.name == "value") {
+            node.attribute.push(pb::AttributeProto {
+                name: "value".into(),
+                r#type: pb::attribute_proto::AttributeType::Tensor as i32,
+                t: Some(pb::TensorProto {
+                    dims: vec![1],
+                    data_type: pb::tensor_proto::DataType::Float as i32,
+                    float_data: vec![0.0],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            });
+        }
+    }
+    Ok(proto)
+}
+
+/// Builds, optimises and plans the model for tract (one frame per run: the graph's reshapes
+/// hard-code a batch of 1).
+pub(crate) fn load_tract() -> TractResult<TractPlan> {
+    let proto = patched_proto()?;
+    tract_onnx::onnx()
+        .model_for_proto_model(&proto)?
+        .with_input_fact(0, f32::fact([1, INPUT_SIDE, INPUT_SIDE, 3]).into())?
+        .into_optimized()?
+        .into_runnable()
+}
+
+/// Runs one input through tract: returns (896 score logits, 896×16 regressors), anchors in
+/// the order of [`anchors`].
+pub(crate) fn run_tract(plan: &TractPlan, input: &[f32]) -> TractResult<RawOutput> {
+    let tensor = Tensor::from_shape(&[1, INPUT_SIDE, INPUT_SIDE, 3], input)?;
+    let outputs = plan.run(tvec!(tensor.into()))?;
+    // Outputs by shape: [1,512,1], [1,384,1] scores; [1,512,16], [1,384,16] regressors.
+    let mut scores = [None, None];
+    let mut boxes = [None, None];
+    for out in outputs.iter() {
+        let view = out.to_plain_array_view::<f32>()?;
+        let shape = view.shape().to_vec();
+        let slot = match shape.as_slice() {
+            [1, 512, _] => 0,
+            [1, 384, _] => 1,
+            _ => bail!("unexpected blazeface output shape {shape:?}"),
+        };
+        let values: Vec<f32> = view.iter().copied().collect();
+        if shape[2] == 1 {
+            scores[slot] = Some(values);
+        } else {
+            boxes[slot] = Some(values);
+        }
+    }
+    let take = |v: [Option<Vec<f32>>; 2]| -> TractResult<Vec<f32>> {
+        let [Some(a), Some(b)] = v else {
+            bail!("blazeface outputs incomplete");
+        };
+        Ok([a, b].concat())
+    };
+    Ok(RawOutput {
+        scores: take(scores)?,
+        regressors: take(boxes)?,
+    })
+}
+
+/// Raw network output for one input.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RawOutput {
+    /// 896 score logits.
+    pub(crate) scores: Vec<f32>,
+    /// 896 × 16 regressors, in input pixels (0..128) relative to the anchor centre.
+    pub(crate) regressors: Vec<f32>,
+}
+
+/// The 896 anchor centres `(x, y)` in [0, 1], MediaPipe's `SsdAnchorsCalculator` for the front
+/// model (4 layers, strides 8, 16, 16, 16, offset 0.5, fixed size 1): layers with equal stride
+/// merge, giving 2 anchors per cell on the 16×16 grid then 6 per cell on the 8×8 grid,
+/// in (y, x, anchor) order.
+pub(crate) fn anchors() -> Vec<[f32; 2]> {
+    let mut out = Vec::with_capacity(NUM_ANCHORS);
+    for (grid, per_cell) in [(16usize, 2usize), (8, 6)] {
+        for y in 0..grid {
+            for x in 0..grid {
+                let c = [
+                    (x as f32 + 0.5) / grid as f32,
+                    (y as f32 + 0.5) / grid as f32,
+                ];
+                out.extend(std::iter::repeat_n(c, per_cell));
+            }
+        }
+    }
+    out
+}
+
+/// A square region of the source frame mapped onto the 128×128 input (a letterbox when it
+/// reaches outside the frame), in frame coordinates (pixel centres at integers): input pixel
+/// `i` samples the source at `left + (i + 0.5) * side / 128`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Letterbox {
+    /// Left edge in source pixels (continuous coordinates: pixel `x` covers `[x-0.5, x+0.5)`).
+    pub(crate) left: f32,
+    /// Top edge.
+    pub(crate) top: f32,
+    /// Side length in source pixels.
+    pub(crate) side: f32,
+    /// Rotation about the region's centre, radians: the input's x axis points along
+    /// `(cos, sin)` in the source (so a face whose eye line has this angle comes out upright).
+    pub(crate) angle: f32,
+}
+
+impl Letterbox {
+    /// The whole frame, centred, padded to a square.
+    pub(crate) fn whole(width: u32, height: u32) -> Self {
+        let side = width.max(height) as f32;
+        Self {
+            left: (width as f32 - side) / 2.0 - 0.5,
+            top: (height as f32 - side) / 2.0 - 0.5,
+            side,
+            angle: 0.0,
+        }
+    }
+
+    /// A square of `side` centred at `(cx, cy)`, rotated by `angle`.
+    pub(crate) fn centred(cx: f32, cy: f32, side: f32, angle: f32) -> Self {
+        Self {
+            left: cx - side / 2.0,
+            top: cy - side / 2.0,
+            side,
+            angle,
+        }
+    }
+
+    /// Maps a normalised input point (0..1) to source pixel coordinates.
+    pub(crate) fn to_source(self, p: [f32; 2]) -> [f32; 2] {
+        if self.angle == 0.0 {
+            return [self.left + p[0] * self.side, self.top + p[1] * self.side];
+        }
+        let half = self.side / 2.0;
+        let (lx, ly) = ((p[0] - 0.5) * self.side, (p[1] - 0.5) * self.side);
+        let (s, c) = self.angle.sin_cos();
+        [
+            self.left + half + c * lx - s * ly,
+            self.top + half + s * lx + c * ly,
+        ]
+    }
+}
+
+/// Fills `out` (NHWC [128,128,3], values in [-1, 1] as MediaPipe's `(v / 127.5) - 1`) from the
+/// `region` of `image`. Downscaling averages an `n×n` grid of bilinear taps per input pixel
+/// (`n = ceil(side / 128)`, at most 4) so that small faces in big frames do not alias. Outside
+/// the frame the input is black (-1), as MediaPipe's letterbox.
+pub(crate) fn preprocess(image: &Frame, region: &Letterbox, out: &mut [f32]) {
+    assert_eq!(out.len(), INPUT_LEN, "blazeface input buffer length");
+    let step = region.side / INPUT_SIDE as f32;
+    let taps = (step.ceil() as usize).clamp(1, 4);
+    let (w, h) = (image.width() as i64, image.height() as i64);
+    let data = image.data();
+    let texel = |x: i64, y: i64| -> [f32; 3] {
+        if x < 0 || y < 0 || x >= w || y >= h {
+            return [0.0; 3];
+        }
+        let i = ((y * w + x) * 3) as usize;
+        [data[i] as f32, data[i + 1] as f32, data[i + 2] as f32]
+    };
+    let norm = 1.0 / (taps * taps) as f32;
+    for iy in 0..INPUT_SIDE {
+        for ix in 0..INPUT_SIDE {
+            let mut acc = [0.0f32; 3];
+            for ty in 0..taps {
+                for tx in 0..taps {
+                    let [sx, sy] = region.to_source([
+                        (ix as f32 + (tx as f32 + 0.5) / taps as f32) / INPUT_SIDE as f32,
+                        (iy as f32 + (ty as f32 + 0.5) / taps as f32) / INPUT_SIDE as f32,
+                    ]);
+                    let (x0, y0) = (sx.floor(), sy.floor());
+                    let (fx, fy) = (sx - x0, sy - y0);
+                    let (x0, y0) = (x0 as i64, y0 as i64);
+                    let p00 = texel(x0, y0);
+                    let p10 = texel(x0 + 1, y0);
+                    let p01 = texel(x0, y0 + 1);
+                    let p11 = texel(x0 + 1, y0 + 1);
+                    for c in 0..3 {
+                        let top = p00[c] + (p10[c] - p00[c]) * fx;
+                        let bot = p01[c] + (p11[c] - p01[c]) * fx;
+                        acc[c] += top + (bot - top) * fy;
+                    }
+                }
+            }
+            let o = (iy * INPUT_SIDE + ix) * 3;
+            for c in 0..3 {
+                out[o + c] = acc[c] * norm / 127.5 - 1.0;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::astronaut;
+
+    #[test]
+    fn tract_matches_onnxruntime_golden() {
+        let golden: serde_json::Value =
+            serde_json::from_str(include_str!("../tests/golden/blazeface_astronaut.json")).unwrap();
+        // Crop x 96..352, y 0..256 sampled 2×2 at pixel centres: exactly the golden 2×2 mean.
+        let region = Letterbox {
+            left: 95.5,
+            top: -0.5,
+            side: 256.0,
+            angle: 0.0,
+        };
+        let mut input = vec![0.0; INPUT_LEN];
+        preprocess(&astronaut(), &region, &mut input);
+        let raw = run_tract(&load_tract().unwrap(), &input).unwrap();
+        let max = raw.scores.iter().copied().fold(f32::MIN, f32::max);
+        let want_max = golden["max_logit"].as_f64().unwrap() as f32;
+        assert!(
+            (max - want_max).abs() < 1e-3,
+            "max logit {max} vs {want_max}"
+        );
+        for top in golden["top"].as_array().unwrap() {
+            let a = top["anchor"].as_u64().unwrap() as usize;
+            let logit = top["logit"].as_f64().unwrap() as f32;
+            assert!(
+                (raw.scores[a] - logit).abs() < 1e-3,
+                "anchor {a}: {} vs {logit}",
+                raw.scores[a]
+            );
+            for (k, want) in top["regressors"].as_array().unwrap().iter().enumerate() {
+                let got = raw.regressors[a * NUM_COORDS + k];
+                let want = want.as_f64().unwrap() as f32;
+                assert!(
+                    (got - want).abs() < 1e-2,
+                    "anchor {a} regressor {k}: {got} vs {want}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn constant_of_shape_nodes_are_patched() {
+        let proto = patched_proto().unwrap();
+        let nodes: Vec<_> = proto
+            .graph
+            .unwrap()
+            .node
+            .into_iter()
+            .filter(|n| n.op_type == "ConstantOfShape")
+            .collect();
+        assert_eq!(nodes.len(), 11);
+        assert!(
+            nodes
+                .iter()
+                .all(|n| n.attribute.iter().any(|a| a.name == "value"))
+        );
+    }
+
+    #[test]
+    fn whole_frame_letterbox_centres_the_frame() {
+        let lb = Letterbox::whole(640, 360);
+        assert_eq!(lb.to_source([0.5, 0.5]), [319.5, 179.5]);
+        assert_eq!(lb.to_source([0.0, 0.0]), [-0.5, -140.5]);
+        let turned = Letterbox::centred(100.0, 50.0, 20.0, std::f32::consts::FRAC_PI_2);
+        let p = turned.to_source([1.0, 0.5]);
+        assert!(
+            (p[0] - 100.0).abs() < 1e-4 && (p[1] - 60.0).abs() < 1e-4,
+            "{p:?}"
+        );
+    }
+}

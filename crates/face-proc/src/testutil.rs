@@ -1,0 +1,25 @@
+//! Test helpers: the committed test photo and synthetic frames.
+
+use frame::{Affine2, Frame};
+
+/// `test-data/astronaut.png` (512×512 RGB8, public domain).
+pub(crate) fn astronaut() -> Frame {
+    let bytes: &[u8] = include_bytes!("../../../test-data/astronaut.png");
+    let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    let mut reader = decoder.read_info().expect("astronaut.png header");
+    let mut buf = vec![0; reader.output_buffer_size().expect("png size")];
+    let info = reader.next_frame(&mut buf).expect("astronaut.png pixels");
+    assert_eq!(
+        info.color_type,
+        png::ColorType::Rgb,
+        "astronaut.png is RGB8"
+    );
+    buf.truncate(info.buffer_size());
+    Frame::new(info.width, info.height, buf).expect("astronaut frame")
+}
+
+/// Renders `src` through the similarity `t` (source → output) into a `w`×`h` frame of grey 90,
+/// with the same bilinear sampling as the CPU warp.
+pub(crate) fn place(src: &Frame, t: &Affine2, w: u32, h: u32) -> Frame {
+    crate::warp::render(src, t, w, h, 90.0).expect("invertible placement")
+}

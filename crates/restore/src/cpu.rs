@@ -1,0 +1,226 @@
+//! The CPU path: per face, mask → erosions → blur → blend over the bounding region only.
+//! Frames of a batch are spread over `threads` scoped threads.
+
+use frame::Frame;
+
+use crate::FacePaste;
+use crate::mask::{self, Plan, Rect};
+
+/// Reusable per-thread scratch (grows to the largest region seen, never shrinks).
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    mask: Vec<f32>,
+    eroded: Vec<f32>,
+    tmp: Vec<f32>,
+    centre: Vec<f32>,
+    soft: Vec<f32>,
+}
+
+pub(crate) fn restore_frames(
+    frames: &mut [Frame],
+    faces: &[Option<FacePaste>],
+    plans: &[Option<Plan>],
+    scratch: &mut [Scratch],
+) {
+    let threads = scratch.len().max(1);
+    let per = frames.len().div_ceil(threads).max(1);
+    if threads == 1 || frames.len() <= 1 {
+        for ((frame, face), plan) in frames.iter_mut().zip(faces).zip(plans) {
+            if let (Some(face), Some(plan)) = (face, plan) {
+                restore_one(frame, &face.face, plan, &mut scratch[0]);
+            }
+        }
+        return;
+    }
+    std::thread::scope(|s| {
+        for (((frames, faces), plans), scratch) in frames
+            .chunks_mut(per)
+            .zip(faces.chunks(per))
+            .zip(plans.chunks(per))
+            .zip(scratch.iter_mut())
+        {
+            s.spawn(move || {
+                for ((frame, face), plan) in frames.iter_mut().zip(faces).zip(plans) {
+                    if let (Some(face), Some(plan)) = (face, plan) {
+                        restore_one(frame, &face.face, plan, scratch);
+                    }
+                }
+            });
+        }
+    });
+}
+
+fn resize(v: &mut Vec<f32>, n: usize) {
+    v.clear();
+    v.resize(n, 0.0);
+}
+
+/// The soft mask of one face over its region (`roi`), plus the region. Public to the crate
+/// so the GPU path and the tests can compare against it.
+pub(crate) fn soft_mask(plan: &Plan, frame_w: usize, frame_h: usize, s: &mut Scratch) -> Rect {
+    let b = plan.bbox;
+    let (bw, bh) = (b.width(), b.height());
+    // 1. warped mask of ones over the bbox.
+    resize(&mut s.mask, bw * bh);
+    for y in 0..bh {
+        let fy = (b.y0 + y) as f32;
+        for x in 0..bw {
+            let (u, v) = mask::map(&plan.a, (b.x0 + x) as f32, fy);
+            s.mask[y * bw + x] = mask::ones_weight(u, plan.r) * mask::ones_weight(v, plan.r);
+        }
+    }
+    // Value of a bbox-local array at frame coordinates: outside the frame -> None (does not
+    // erode), inside the frame but outside the bbox -> 0.
+    let at = |arr: &[f32], x: isize, y: isize| -> Option<f32> {
+        if x < 0 || y < 0 || x >= frame_w as isize || y >= frame_h as isize {
+            return None;
+        }
+        if !b.contains(x, y) {
+            return Some(0.0);
+        }
+        Some(arr[(y as usize - b.y0) * bw + (x as usize - b.x0)])
+    };
+    // 2. 2×2 erosion, offsets {-1, 0}², and the sum.
+    resize(&mut s.eroded, bw * bh);
+    let mut sum = 0.0f64;
+    for y in 0..bh {
+        let fy = (b.y0 + y) as isize;
+        for x in 0..bw {
+            let fx = (b.x0 + x) as isize;
+            let mut m = f32::INFINITY;
+            for (dx, dy) in [(-1, -1), (0, -1), (-1, 0), (0, 0)] {
+                if let Some(v) = at(&s.mask, fx + dx, fy + dy) {
+                    m = m.min(v);
+                }
+            }
+            s.eroded[y * bw + x] = m;
+            sum += f64::from(m);
+        }
+    }
+    let w_edge = mask::edge_width(sum);
+    // 3. centre erosion, separable: rows then columns.
+    let (lo, hi) = mask::centre_offsets(w_edge);
+    resize(&mut s.tmp, bw * bh);
+    for y in 0..bh {
+        let fy = (b.y0 + y) as isize;
+        for x in 0..bw {
+            let fx = (b.x0 + x) as isize;
+            let mut m = f32::INFINITY;
+            for d in lo..=hi {
+                if let Some(v) = at(&s.eroded, fx + d, fy) {
+                    m = m.min(v);
+                }
+            }
+            s.tmp[y * bw + x] = m;
+        }
+    }
+    resize(&mut s.centre, bw * bh);
+    for y in 0..bh {
+        let fy = (b.y0 + y) as isize;
+        for x in 0..bw {
+            let fx = (b.x0 + x) as isize;
+            let mut m = f32::INFINITY;
+            for d in lo..=hi {
+                if let Some(v) = at(&s.tmp, fx, fy + d) {
+                    m = m.min(v);
+                }
+            }
+            s.centre[y * bw + x] = m;
+        }
+    }
+    // 4. Gaussian blur over the region = bbox padded by the radius; rows then columns,
+    // BORDER_REFLECT_101 at the frame edges.
+    let roi = b.padded(w_edge, frame_w, frame_h);
+    let kernel = mask::gaussian_kernel(2 * w_edge + 1);
+    let rad = w_edge as isize;
+    let (rw, rh) = (roi.width(), roi.height());
+    resize(&mut s.tmp, rw * rh);
+    for y in 0..rh {
+        let fy = (roi.y0 + y) as isize;
+        for x in 0..rw {
+            let fx = (roi.x0 + x) as isize;
+            let mut acc = 0.0f32;
+            for (i, k) in kernel.iter().enumerate() {
+                let sx = mask::reflect101(fx + i as isize - rad, frame_w as isize);
+                acc += k * at(&s.centre, sx, fy).unwrap_or(0.0);
+            }
+            s.tmp[y * rw + x] = acc;
+        }
+    }
+    resize(&mut s.soft, rw * rh);
+    for y in 0..rh {
+        let fy = (roi.y0 + y) as isize;
+        for x in 0..rw {
+            let mut acc = 0.0f32;
+            for (i, k) in kernel.iter().enumerate() {
+                let sy = mask::reflect101(fy + i as isize - rad, frame_h as isize);
+                let ry = sy - roi.y0 as isize;
+                let v = if ry >= 0 && (ry as usize) < rh {
+                    s.tmp[ry as usize * rw + x]
+                } else {
+                    0.0
+                };
+                acc += k * v;
+            }
+            s.soft[y * rw + x] = acc;
+        }
+    }
+    roi
+}
+
+/// Bilinear sample of channel-interleaved RGB `face` (side `r`) at `(u, v)`, border 127.
+#[inline]
+pub(crate) fn sample_face(face: &[u8], r: u32, u: f32, v: f32) -> [f32; 3] {
+    let (x0, y0) = (u.floor(), v.floor());
+    let (fx, fy) = (u - x0, v - y0);
+    let (xi, yi) = (x0 as i64, y0 as i64);
+    let n = i64::from(r);
+    let texel = |x: i64, y: i64, c: usize| -> f32 {
+        if x < 0 || y < 0 || x >= n || y >= n {
+            127.0
+        } else {
+            f32::from(face[((y * n + x) * 3) as usize + c])
+        }
+    };
+    let mut out = [0.0; 3];
+    for (c, o) in out.iter_mut().enumerate() {
+        let top = texel(xi, yi, c) * (1.0 - fx) + texel(xi + 1, yi, c) * fx;
+        let bottom = texel(xi, yi + 1, c) * (1.0 - fx) + texel(xi + 1, yi + 1, c) * fx;
+        *o = top * (1.0 - fy) + bottom * fy;
+    }
+    out
+}
+
+/// `round(soft·face + (1−soft)·frame)`, f32, round half up, clamped.
+#[inline]
+pub(crate) fn blend(soft: f32, face: f32, frame: u8) -> u8 {
+    let o = soft * face + (1.0 - soft) * f32::from(frame);
+    (o + 0.5).floor().clamp(0.0, 255.0) as u8
+}
+
+fn restore_one(frame: &mut Frame, face: &Frame, plan: &Plan, s: &mut Scratch) {
+    let (w, h) = (frame.width() as usize, frame.height() as usize);
+    let roi = soft_mask(plan, w, h, s);
+    let rw = roi.width();
+    let face_px = face.data();
+    let data = frame.data_mut();
+    for y in roi.y0..roi.y1 {
+        for x in roi.x0..roi.x1 {
+            let soft = s.soft[(y - roi.y0) * rw + (x - roi.x0)];
+            if soft <= 0.0 {
+                continue;
+            }
+            let (u, v) = mask::map(&plan.a, x as f32, y as f32);
+            let f = sample_face(face_px, plan.r, u, v);
+            let i = (y * w + x) * 3;
+            for c in 0..3 {
+                data[i + c] = blend(soft, f[c], data[i + c]);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) fn soft_for_tests(s: &Scratch) -> &[f32] {
+    &s.soft
+}

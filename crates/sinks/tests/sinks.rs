@@ -1,0 +1,733 @@
+//! Each sink fed a fixed, hand-built event sequence; the output compared as data.
+
+mod common;
+
+use std::io::{self, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use common::{Shared, capture_json_logs, finished, nested_run, progress, started};
+use indicatif::{InMemoryTerm, ProgressDrawTarget};
+use progress_core::{Control, Event, ImageFormat, Outcome, PreviewImage, ProgressSink};
+use serde_json::{Value, json};
+use sinks::comfy::{ComfyBar, ComfyConfig, ComfyMessage, ComfySink};
+use sinks::{CallbackSink, ChannelSink, ConsoleSink, JsonLinesSink, LogSink};
+
+fn feed(sink: &mut impl ProgressSink, events: &[Event]) -> Vec<Control> {
+    events
+        .iter()
+        .map(|e| {
+            let control = sink.handle(e);
+            sink.flush();
+            control
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Console, plain lines
+
+#[test]
+fn console_plain_lines() {
+    let out = Shared::default();
+    let mut sink = ConsoleSink::plain(out.clone());
+    feed(&mut sink, &nested_run());
+    let expected = [
+        "Processing faces: started, 100 frames",
+        "  Detecting: started, 100 frames",
+        // t 0.2 and 0.5 fall within a second of each phase's start; t 1.2 within a second of 1.1.
+        "  Detecting: 50/100 frames (50%), 40.0 frames/s, ETA 1.3s - batch 5",
+        "warning: no face in frame 12",
+        "  Detecting: done in 1.9s",
+        "Processing faces: 48/100 frames (48%), ?, ETA ?",
+        "Processing faces: cancelled at 48/100 after 2.5s",
+        "run cancelled after 2.6s: 1 completed, 1 cancelled",
+    ];
+    assert_eq!(out.text().lines().collect::<Vec<_>>(), expected);
+}
+
+#[test]
+fn console_plain_failure_and_unknown_total() {
+    let out = Shared::default();
+    let mut sink = ConsoleSink::plain(out.clone());
+    let events = [
+        Event::PhaseStarted {
+            t: 0.0,
+            id: 1,
+            parent: None,
+            name: "Decoding".into(),
+            total: None,
+            unit: "".into(),
+            weight: 1.0,
+        },
+        Event::Progress {
+            t: 1.5,
+            id: 1,
+            pos: 12,
+            total: None,
+            rate: Some(8.0),
+            eta: None,
+            message: None,
+        },
+        Event::PhaseFinished {
+            t: 2.0,
+            id: 1,
+            outcome: Outcome::Failed,
+            error: Some("bad header".into()),
+            pos: 12,
+            total: None,
+            elapsed: 2.0,
+        },
+    ];
+    feed(&mut sink, &events);
+    let expected = [
+        "Decoding: started",
+        "Decoding: 12, 8.0/s, ETA ?",
+        "Decoding: failed at 12: bad header",
+    ];
+    assert_eq!(out.text().lines().collect::<Vec<_>>(), expected);
+}
+
+#[test]
+fn console_off_writes_nothing_and_continues() {
+    let mut sink = ConsoleSink::off();
+    assert!(
+        feed(&mut sink, &nested_run())
+            .iter()
+            .all(|c| *c == Control::Continue)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Console, live bars in an in-memory terminal
+
+fn bars() -> (ConsoleSink, InMemoryTerm) {
+    let term = InMemoryTerm::new(24, 120);
+    let sink = ConsoleSink::bars(ProgressDrawTarget::term_like(Box::new(term.clone())));
+    (sink, term)
+}
+
+/// The screen's lines, trailing blanks removed.
+fn screen(term: &InMemoryTerm) -> Vec<String> {
+    term.contents()
+        .lines()
+        .map(|l| l.trim_end().to_string())
+        .collect()
+}
+
+/// Index of the one line that starts with `start` and ends with `end`.
+fn find_line(lines: &[String], start: &str, end: &str) -> usize {
+    let found: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].starts_with(start) && lines[i].ends_with(end))
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "want one line `{start}…{end}` in:\n{}",
+        lines.join("\n")
+    );
+    found[0]
+}
+
+#[test]
+fn console_bars_show_rate_eta_message_and_final_state() {
+    let (mut sink, term) = bars();
+    let events = nested_run();
+    feed(&mut sink, &events[..6]); // up to the child's progress at 50/100
+    let lines = screen(&term);
+    let parent = find_line(&lines, "Processing faces [", "] 5/100 frames  ?  ETA ?");
+    let child = find_line(
+        &lines,
+        "  Detecting [",
+        "] 50/100 frames  40.0 frames/s  ETA 1.3s  batch 5",
+    );
+    assert_eq!(
+        child,
+        parent + 1,
+        "child under its parent:\n{}",
+        lines.join("\n")
+    );
+
+    feed(&mut sink, &events[6..8]); // another progress, then a warning
+    let lines = screen(&term);
+    let warning = find_line(&lines, "warning: no face in frame 12", "12");
+    let parent = find_line(&lines, "Processing faces [", "] 5/100 frames  ?  ETA ?");
+    assert!(
+        warning < parent,
+        "messages print above the bars:\n{}",
+        lines.join("\n")
+    );
+    find_line(
+        &lines,
+        "  Detecting [",
+        "] 55/100 frames  41.0 frames/s  ETA 1.1s",
+    );
+
+    feed(&mut sink, &events[8..]);
+    let lines = screen(&term);
+    find_line(
+        &lines,
+        "Processing faces [",
+        "] 48/100 cancelled at 48/100 after 2.5s",
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("Detecting")),
+        "finished child cleared:\n{}",
+        lines.join("\n")
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("batch of 8")),
+        "debug messages are not shown"
+    );
+    find_line(&lines, "run cancelled after 2.6s", "1 cancelled");
+}
+
+#[test]
+fn console_bars_insert_children_after_their_parents_last_descendant() {
+    let (mut sink, term) = bars();
+    feed(
+        &mut sink,
+        &[
+            started(0.0, 1, None, "A", Some(100)),
+            started(0.0, 2, Some(1), "A1", Some(100)),
+            started(0.0, 3, None, "B", Some(100)),
+            started(0.0, 4, Some(1), "A2", Some(100)),
+            started(0.0, 5, Some(2), "A1a", Some(100)),
+            started(0.0, 6, Some(3), "B1", None),
+        ],
+    );
+    let lines = screen(&term);
+    let names: Vec<&str> = lines
+        .iter()
+        .map(|l| l.split(" [").next().unwrap().split(" 0 ").next().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["A", "  A1", "    A1a", "  A2", "B", "  B1"],
+        "\n{}",
+        lines.join("\n")
+    );
+    find_line(&lines, "  B1 0 frames", "?  ETA ?");
+}
+
+#[test]
+fn console_bars_keep_completed_top_level_with_elapsed() {
+    let (mut sink, term) = bars();
+    feed(
+        &mut sink,
+        &[
+            started(0.0, 1, None, "Encoding", Some(100)),
+            finished(3.2, 1, Outcome::Completed, 100, 3.2),
+        ],
+    );
+    find_line(&screen(&term), "Encoding [", "] 100/100 done in 3.2s");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Log
+
+/// `(level, message, phase)` of each log line, with the line's fields.
+fn log_rows(logs: &[Value]) -> Vec<(String, String, Option<u64>)> {
+    logs.iter()
+        .map(|l| {
+            assert_eq!(l["target"], "facesync::progress");
+            let f = &l["fields"];
+            (
+                l["level"].as_str().unwrap().to_string(),
+                f["message"].as_str().unwrap().to_string(),
+                f["phase"].as_u64(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn log_events_are_structured_and_rate_limited() {
+    let mut sink = LogSink::new();
+    let logs = capture_json_logs(|| {
+        feed(&mut sink, &nested_run());
+    });
+    let row = |level: &str, message: &str, phase: Option<u64>| {
+        (level.to_string(), message.to_string(), phase)
+    };
+    let expected = vec![
+        row("INFO", "progress run started", None),
+        row("INFO", "phase started", Some(1)),
+        row("INFO", "phase started", Some(2)),
+        row("INFO", "phase progress", Some(2)), // t 1.1; 0.2, 0.5 and 1.2 are rate-limited
+        row("WARN", "no face in frame 12", Some(2)),
+        row("DEBUG", "batch of 8", Some(2)),
+        row("INFO", "phase finished", Some(2)),
+        row("INFO", "phase progress", Some(1)), // t 2.4
+        row("WARN", "phase finished", Some(1)),
+        row("INFO", "progress run finished", None),
+    ];
+    assert_eq!(log_rows(&logs), expected);
+
+    let fields = |i: usize| logs[i]["fields"].clone();
+    assert_eq!(fields(2)["parent"], 1);
+    assert_eq!(fields(2)["name"], "Detecting");
+    assert_eq!(fields(2)["total"], 100);
+    assert_eq!(fields(2)["unit"], "frames");
+    let p = fields(3);
+    assert_eq!(
+        (&p["name"], &p["pos"], &p["rate"], &p["eta"], &p["status"]),
+        (
+            &json!("Detecting"),
+            &json!(50),
+            &json!(40.0),
+            &json!(1.3),
+            &json!("batch 5")
+        )
+    );
+    assert_eq!(fields(4)["name"], "Detecting");
+    assert!(
+        fields(7).get("rate").is_none(),
+        "absent rate is left out: {}",
+        fields(7)
+    );
+    let f = fields(8);
+    assert_eq!(
+        (&f["outcome"], &f["pos"], &f["elapsed"]),
+        (&json!("cancelled"), &json!(48), &json!(2.5))
+    );
+    let s = fields(9);
+    assert_eq!(
+        (&s["cancelled"], &s["completed"], &s["cancelled_phases"]),
+        (&json!(true), &json!(1), &json!(1))
+    );
+}
+
+#[test]
+fn log_works_with_the_fmt_layer() {
+    let buf = Shared::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let mut sink = LogSink::new();
+    tracing::subscriber::with_default(subscriber, || {
+        feed(&mut sink, &nested_run());
+    });
+    let text = buf.text();
+    let finished = text
+        .lines()
+        .find(|l| l.contains("phase finished") && l.contains("phase=1"))
+        .expect(&text);
+    assert!(
+        finished.contains("WARN") && finished.contains("facesync::progress"),
+        "{finished}"
+    );
+    assert!(
+        finished.contains("outcome=\"cancelled\"") && finished.contains("pos=48"),
+        "{finished}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Callback
+
+#[test]
+fn callback_sees_every_event_and_can_cancel() {
+    let mut seen = Vec::new();
+    let mut sink = CallbackSink::new(|e: &Event| match e {
+        Event::Message { .. } => Control::Cancel,
+        _ => Control::Continue,
+    });
+    let controls = feed(&mut sink, &nested_run());
+    let cancels: Vec<usize> = (0..controls.len())
+        .filter(|&i| controls[i] == Control::Cancel)
+        .collect();
+    assert_eq!(cancels, [7, 8]);
+
+    let count = Arc::new(AtomicUsize::new(0));
+    let mut observer = CallbackSink::observe({
+        let count = Arc::clone(&count);
+        move |_| {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    seen.extend(feed(&mut observer, &nested_run()));
+    assert!(seen.iter().all(|c| *c == Control::Continue));
+    assert_eq!(count.load(Ordering::Relaxed), nested_run().len());
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON lines
+
+fn with_previews() -> Vec<Event> {
+    let mut events = nested_run();
+    let image = PreviewImage {
+        width: 1,
+        height: 1,
+        format: ImageFormat::Rgb8,
+        data: vec![255, 0, 7],
+    };
+    events.insert(
+        4,
+        Event::Preview {
+            t: 0.3,
+            phase: 2,
+            frame: 3,
+            image,
+        },
+    );
+    events.insert(
+        5,
+        Event::FaceStatus {
+            t: 0.3,
+            phase: 2,
+            frame: 3,
+            faces: 0,
+            action: progress_core::FaceAction::Interpolated,
+        },
+    );
+    events
+}
+
+#[test]
+fn json_lines_parse_back_to_the_same_events() {
+    let out = Shared::default();
+    let mut sink = JsonLinesSink::new(out.clone());
+    let events = with_previews();
+    for e in &events {
+        sink.handle(e); // no flush: the run's end flushes
+    }
+    let text = out.text();
+    let parsed: Vec<Event> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect(l))
+        .collect();
+    assert_eq!(parsed, events);
+}
+
+#[test]
+fn json_lines_flush_each_tick() {
+    let out = Shared::default();
+    let mut sink = JsonLinesSink::new(out.clone());
+    sink.handle(&nested_run()[0]);
+    assert_eq!(out.text(), "", "buffered until the tick ends");
+    sink.flush();
+    assert_eq!(
+        out.text(),
+        "{\"type\":\"run_started\",\"schema\":1,\"t\":0.0,\"tick_ms\":100}\n"
+    );
+}
+
+/// Fails every write and counts the attempts.
+#[derive(Clone, Default)]
+struct Broken(Arc<AtomicUsize>);
+
+impl Write for Broken {
+    fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        Err(io::Error::new(
+            io::ErrorKind::BrokenPipe,
+            "reader went away",
+        ))
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn json_lines_report_the_first_io_error_once_and_stop() {
+    let broken = Broken::default();
+    let mut sink = JsonLinesSink::new(broken.clone());
+    let logs = capture_json_logs(|| {
+        feed(&mut sink, &nested_run());
+    });
+    assert_eq!(
+        broken.0.load(Ordering::Relaxed),
+        1,
+        "no write after the first failure"
+    );
+    let warnings: Vec<&Value> = logs.iter().filter(|l| l["level"] == "WARN").collect();
+    assert_eq!(warnings.len(), 1, "{logs:?}");
+    assert_eq!(warnings[0]["fields"]["sink"], "json lines");
+    assert_eq!(warnings[0]["fields"]["error"], "reader went away");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Channel
+
+fn positions(events: &[Event]) -> Vec<(u64, u64)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Progress { id, pos, .. } => Some((*id, *pos)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn channel_coalesces_progress_while_the_receiver_lags() {
+    let (mut sink, rx) = ChannelSink::bounded(1);
+    for e in [
+        progress(0.1, 1, 1, None, None, None), // fits
+        progress(0.2, 1, 2, None, None, None), // pending
+        progress(0.3, 1, 3, None, None, None), // replaces pos 2
+        progress(0.3, 2, 7, None, None, None), // pending behind phase 1
+    ] {
+        sink.handle(&e);
+    }
+    let mut received = Vec::new();
+    for _ in 0..4 {
+        received.extend(rx.try_recv());
+        sink.flush();
+    }
+    assert_eq!(positions(&received), [(1, 1), (1, 3), (2, 7)]);
+}
+
+#[test]
+fn channel_never_drops_structural_events() {
+    let (mut sink, rx) = ChannelSink::bounded(1);
+    let mut events = nested_run();
+    // A flood of progress for the parent before it finishes.
+    for pos in 6..40 {
+        events.insert(
+            10,
+            progress(2.0 + pos as f64 / 100.0, 1, pos, None, None, None),
+        );
+    }
+    let sent = events.clone();
+    let producer = std::thread::spawn(move || feed(&mut sink, &sent));
+    let received: Vec<Event> = rx.iter().collect(); // ends when the sink is dropped
+    producer.join().unwrap();
+
+    let structural = |es: &[Event]| -> Vec<Event> {
+        es.iter()
+            .filter(|e| !matches!(e, Event::Progress { .. } | Event::RunProgress { .. }))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(structural(&received), structural(&events));
+    // No progress for a phase after its finish.
+    for (i, e) in received.iter().enumerate() {
+        if let Event::PhaseFinished { id, .. } = e {
+            assert!(
+                positions(&received[i..]).iter().all(|(p, _)| p != id),
+                "{received:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn channel_with_dropped_receiver_is_a_no_op() {
+    let (mut sink, rx) = ChannelSink::bounded(1);
+    drop(rx);
+    assert!(
+        feed(&mut sink, &nested_run())
+            .iter()
+            .all(|c| *c == Control::Continue)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// ComfyUI
+
+fn comfy(
+    bar: ComfyBar,
+    metadata: bool,
+) -> (
+    ComfySink<impl FnMut(ComfyMessage) + Send + 'static>,
+    flume::Receiver<ComfyMessage>,
+) {
+    let (tx, rx) = flume::unbounded();
+    let mut config = ComfyConfig::new("p1", "7", "LatentSyncNode");
+    config.bar = bar;
+    config.preview_metadata = metadata;
+    (ComfySink::new(config, move |m| tx.send(m).unwrap()), rx)
+}
+
+fn text(json: &str) -> ComfyMessage {
+    ComfyMessage::Text(json.to_string())
+}
+
+fn bar(value: u64, max: u64) -> ComfyMessage {
+    text(&format!(
+        r#"{{"type":"progress","data":{{"value":{value},"max":{max},"prompt_id":"p1","node":"7"}}}}"#
+    ))
+}
+
+fn run_progress(t: f64, fraction: f64) -> Event {
+    Event::RunProgress {
+        t,
+        fraction,
+        eta: None,
+    }
+}
+
+fn png_preview(t: f64, frame: u64, data: &[u8]) -> Event {
+    Event::Preview {
+        t,
+        phase: 1,
+        frame,
+        image: PreviewImage {
+            width: 1,
+            height: 1,
+            format: ImageFormat::Png,
+            data: data.to_vec(),
+        },
+    }
+}
+
+#[test]
+fn comfy_run_bar_is_throttled_like_comfyui() {
+    let (mut sink, rx) = comfy(ComfyBar::Run { max: 100 }, false);
+    feed(
+        &mut sink,
+        &[
+            Event::RunStarted {
+                schema: 1,
+                t: 0.0,
+                tick_ms: 100,
+            }, // first: at once
+            run_progress(0.05, 0.30),         // < 0.1 s since the last
+            run_progress(0.20, 0.304),        // 30
+            run_progress(0.25, 0.50),         // < 0.1 s
+            run_progress(0.40, 0.502),        // 50
+            run_progress(0.60, 0.504),        // still 50: never repeated
+            run_progress(0.70, 0.5049),       // 50
+            png_preview(0.72, 9, &[1, 2, 3]), // preview at once
+            run_progress(0.80, 0.5099),       // 50 -> 50
+            run_progress(0.90, 0.90),         // 90
+            run_progress(0.95, 1.0),          // final: at once
+        ],
+    );
+    let got: Vec<ComfyMessage> = rx.try_iter().collect();
+    let expected = vec![
+        bar(0, 100),
+        bar(30, 100),
+        bar(50, 100),
+        ComfyMessage::Binary(vec![0, 0, 0, 1, 0, 0, 0, 2, 1, 2, 3]),
+        bar(90, 100),
+        bar(100, 100),
+    ];
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn comfy_small_changes_wait_but_previews_flush_them() {
+    let (mut sink, rx) = comfy(ComfyBar::Run { max: 1000 }, false);
+    feed(
+        &mut sink,
+        &[
+            run_progress(0.0, 0.100),   // first: 100
+            run_progress(0.5, 0.1049),  // 104: change 4 < 5 (0.5% of 1000)
+            png_preview(0.55, 1, &[9]), // the pending 104 goes out first
+            run_progress(0.6, 0.108),   // 108: change 4 since 104, too small
+        ],
+    );
+    let got: Vec<ComfyMessage> = rx.try_iter().collect();
+    assert_eq!(
+        got,
+        vec![
+            bar(100, 1000),
+            bar(104, 1000),
+            ComfyMessage::Binary(vec![0, 0, 0, 1, 0, 0, 0, 2, 9])
+        ]
+    );
+}
+
+#[test]
+fn comfy_phase_bar_follows_a_named_phase() {
+    let (mut sink, rx) = comfy(ComfyBar::PhaseNamed("Detecting".into()), false);
+    feed(&mut sink, &nested_run()[..10]);
+    let got: Vec<ComfyMessage> = rx.try_iter().collect();
+    // Started at 0/100 (first), 10 at t 0.2, 50 at 1.1; 55 at 1.2 waits (1.2 - 1.1 is just under
+    // 0.1 s in f64: the boundary counts as too soon); finished at 100 (final, at once).
+    assert_eq!(
+        got,
+        vec![bar(0, 100), bar(10, 100), bar(50, 100), bar(100, 100)]
+    );
+}
+
+#[test]
+fn comfy_preview_with_metadata_bytes() {
+    let (mut sink, rx) = comfy(ComfyBar::Run { max: 100 }, true);
+    sink.handle(&png_preview(0.1, 12, &[0xAA, 0xBB]));
+    let json = br#"{"image_type":"image/png","node_id":"7","display_node_id":"7","prompt_id":"p1","frame":12}"#;
+    let mut expected = vec![0, 0, 0, 4, 0, 0, 0, 90];
+    expected.extend_from_slice(json);
+    expected.extend_from_slice(&[0xAA, 0xBB]);
+    assert_eq!(
+        rx.try_iter().collect::<Vec<_>>(),
+        vec![ComfyMessage::Binary(expected)]
+    );
+}
+
+#[test]
+fn comfy_rgb8_previews_are_png_encoded() {
+    let (mut sink, rx) = comfy(ComfyBar::Run { max: 100 }, false);
+    let pixels = vec![255, 0, 0, 0, 255, 0, 0, 0, 255, 10, 20, 30];
+    let image = PreviewImage {
+        width: 2,
+        height: 2,
+        format: ImageFormat::Rgb8,
+        data: pixels.clone(),
+    };
+    sink.handle(&Event::Preview {
+        t: 0.1,
+        phase: 1,
+        frame: 0,
+        image,
+    });
+    let ComfyMessage::Binary(bytes) = rx.try_recv().unwrap() else {
+        panic!("a binary frame")
+    };
+    assert_eq!(bytes[..8], [0, 0, 0, 1, 0, 0, 0, 2]);
+    assert_eq!(
+        bytes[8..16],
+        [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A]
+    );
+    let mut reader = png::Decoder::new(io::Cursor::new(&bytes[8..]))
+        .read_info()
+        .unwrap();
+    let mut decoded = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut decoded).unwrap();
+    assert_eq!(
+        (info.width, info.height, info.color_type),
+        (2, 2, png::ColorType::Rgb)
+    );
+    assert_eq!(decoded, pixels);
+
+    // A wrong-sized RGB8 buffer is not sent (and does not panic).
+    let bad = PreviewImage {
+        width: 2,
+        height: 2,
+        format: ImageFormat::Rgb8,
+        data: vec![0; 5],
+    };
+    sink.handle(&Event::Preview {
+        t: 0.2,
+        phase: 1,
+        frame: 1,
+        image: bad,
+    });
+    assert!(rx.try_recv().is_err());
+}
+
+#[test]
+fn comfy_interrupt_cancels_and_reports_once() {
+    let flag = Arc::new(AtomicBool::new(false));
+    let (sink, rx) = comfy(ComfyBar::Phase(42), false);
+    let mut sink = sink.with_interrupt({
+        let flag = Arc::clone(&flag);
+        move || flag.load(Ordering::Relaxed)
+    });
+    let events = nested_run();
+    assert_eq!(feed(&mut sink, &events[..3]), [Control::Continue; 3]);
+    flag.store(true, Ordering::Relaxed);
+    assert_eq!(feed(&mut sink, &events[3..5]), [Control::Cancel; 2]);
+    feed(&mut sink, &events[5..]);
+    let interrupted = text(
+        r#"{"type":"execution_interrupted","data":{"prompt_id":"p1","node_id":"7","node_type":"LatentSyncNode","executed":[]}}"#,
+    );
+    // Phase 42 never started: no progress messages; one interrupt report for the whole run.
+    assert_eq!(rx.try_iter().collect::<Vec<_>>(), vec![interrupted]);
+}

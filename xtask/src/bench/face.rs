@@ -1,0 +1,161 @@
+//! `cargo xtask bench face`: the face stage on 1280×720 frames (astronaut.png composited with a
+//! moving similarity), R = 256, CPU warp vs GPU warp side by side, with detection (BlazeFace on
+//! tract, 2 threads, every frame) and warp only (detections replayed from the first run).
+//! Prints the warp-only line, then last
+//! `face-bench: cpu_fps=<a> gpu_fps=<b> adapter=<name> R=256`.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use face_proc::{Detection, FaceConfig, FaceDetector, FaceError, FaceProcessor, Rect};
+use frame::{Affine2, Frame};
+use gpu::Compute;
+use progress_core::Phase;
+
+const W: u32 = 1280;
+const H: u32 = 720;
+const R: u32 = 256;
+const DISTINCT: usize = 48;
+const BATCH: usize = 16;
+
+/// Replays stored detections: the stage without the detector's cost.
+struct Replay(Vec<Detection>);
+
+impl FaceDetector for Replay {
+    fn detect(
+        &mut self,
+        index: u64,
+        _: &Frame,
+        _: Option<Rect>,
+    ) -> Result<Vec<Detection>, FaceError> {
+        Ok(vec![self.0[index as usize % self.0.len()].clone()])
+    }
+}
+
+fn astronaut() -> Result<Frame> {
+    let file = std::fs::File::open("test-data/astronaut.png").context("test-data/astronaut.png")?;
+    let mut reader = png::Decoder::new(std::io::BufReader::new(file)).read_info()?;
+    let mut buf = vec![0; reader.output_buffer_size().context("png size")?];
+    let info = reader.next_frame(&mut buf)?;
+    if info.color_type != png::ColorType::Rgb {
+        bail!("test-data/astronaut.png is not RGB8");
+    }
+    buf.truncate(info.buffer_size());
+    Ok(Frame::new(info.width, info.height, buf)?)
+}
+
+/// Places `src` through `t` (photo → frame), nearest neighbour (fast to build), grey border.
+fn place(src: &Frame, t: &Affine2) -> Frame {
+    let inv = t.inverse().expect("similarity").to_f32();
+    let (sw, sh) = (src.width() as i32, src.height() as i32);
+    let mut out = vec![90u8; (W * H * 3) as usize];
+    for (p, px) in out.chunks_exact_mut(3).enumerate() {
+        let (x, y) = ((p as u32 % W) as f32, (p as u32 / W) as f32);
+        let sx = inv[0] * x + inv[1] * y + inv[2];
+        let sy = inv[3] * x + inv[4] * y + inv[5];
+        let (ix, iy) = (sx.round() as i32, sy.round() as i32);
+        if ix >= 0 && iy >= 0 && ix < sw && iy < sh {
+            px.copy_from_slice(&src.pixel(ix as u32, iy as u32));
+        }
+    }
+    Frame::new(W, H, out).expect("frame size")
+}
+
+fn clip() -> Result<Vec<Frame>> {
+    let photo = astronaut()?;
+    Ok((0..DISTINCT)
+        .map(|i| {
+            let a = i as f64 / DISTINCT as f64 * std::f64::consts::TAU;
+            let about = Affine2::similarity(1.0, 0.0, -222.0, -118.0);
+            let t = Affine2::similarity(
+                1.2 + 0.2 * a.sin(),
+                (10.0 * a.cos()).to_radians(),
+                640.0 + 200.0 * a.sin(),
+                300.0 + 60.0 * (2.0 * a).sin(),
+            );
+            place(&photo, &t.after(&about))
+        })
+        .collect())
+}
+
+/// Runs `rounds` passes over the clip in batches; frames per second.
+fn run_stage(
+    stage: &mut FaceProcessor,
+    frames: &[Frame],
+    rounds: usize,
+) -> Result<(f64, Vec<Detection>)> {
+    let phase = Phase::detached(
+        "Processing faces",
+        Some((frames.len() * rounds) as u64),
+        "frames",
+    );
+    let mut dets = Vec::new();
+    // Warm-up batch (pipeline compilation, buffer allocation).
+    stage.process_batch(&frames[..BATCH], &phase)?;
+    let start = Instant::now();
+    let mut n = 0;
+    for _ in 0..rounds {
+        for batch in frames.chunks(BATCH) {
+            for rec in stage.process_batch(batch, &phase)? {
+                if !rec.found {
+                    bail!("bench frame {} lost the face", rec.index);
+                }
+                dets.push(Detection {
+                    bbox: rec.bbox,
+                    landmarks: rec.landmarks,
+                    score: rec.score,
+                });
+            }
+            n += batch.len();
+        }
+    }
+    Ok((n as f64 / start.elapsed().as_secs_f64(), dets))
+}
+
+pub(crate) fn run(args: &[String]) -> Result<()> {
+    let rounds: usize = match args.first() {
+        Some(s) => s
+            .parse()
+            .with_context(|| format!("rounds `{s}` is not a number"))?,
+        None => 3,
+    };
+    let frames = clip()?;
+    let gpu = gpu::acquire(
+        &gpu::GpuOptions {
+            backend: gpu::BackendChoice::Gpu,
+            ..gpu::GpuOptions::from_env()
+        },
+        None,
+    )
+    .context("face bench needs a wgpu adapter for the GPU column")?;
+    let config = FaceConfig {
+        resolution: R,
+        ..FaceConfig::default()
+    };
+
+    let mut cpu = FaceProcessor::new(&Compute::Cpu, config.clone())?;
+    let (cpu_fps, dets) = run_stage(&mut cpu, &frames, rounds)?;
+    let mut on_gpu = FaceProcessor::new(&gpu, config.clone())?;
+    let (gpu_fps, _) = run_stage(&mut on_gpu, &frames, rounds)?;
+
+    // `dets[k]` belongs to stream index BATCH + k (after the warm-up batch), i.e. clip frame
+    // (BATCH + k) % DISTINCT; the replay is indexed by stream index % DISTINCT.
+    let replay: Vec<Detection> = (0..DISTINCT)
+        .map(|i| dets[(i + DISTINCT - BATCH) % DISTINCT].clone())
+        .collect();
+    let mut cpu_warp = FaceProcessor::with_detector(
+        &Compute::Cpu,
+        config.clone(),
+        Box::new(Replay(replay.clone())),
+    )?;
+    let (cpu_warp_fps, _) = run_stage(&mut cpu_warp, &frames, rounds)?;
+    let mut gpu_warp = FaceProcessor::with_detector(&gpu, config, Box::new(Replay(replay)))?;
+    let (gpu_warp_fps, _) = run_stage(&mut gpu_warp, &frames, rounds)?;
+
+    let adapter = gpu.name().replace(' ', "_");
+    println!(
+        "face-bench warp-only: cpu_fps={cpu_warp_fps:.1} gpu_fps={gpu_warp_fps:.1} adapter={adapter} R={R} frames={W}x{H}"
+    );
+    println!("face-bench: cpu_fps={cpu_fps:.1} gpu_fps={gpu_fps:.1} adapter={adapter} R={R}");
+    Ok(())
+}

@@ -1,0 +1,117 @@
+//! `cargo xtask bench restore`: pastes an R=256 face back into 1280×720 frames (the astronaut
+//! photo placed in a grey canvas) on the CPU path and the GPU path, side by side.
+//!
+//! The restore crate's WGSL path is not implemented yet, so the GPU column reports `n/a`
+//! (the adapter that would be used is still named) instead of a number.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use frame::{Affine2, Frame};
+use restore::{FacePaste, RestoreConfig, Restorer};
+
+const R: u32 = 256;
+const FRAMES: usize = 64;
+const ROUNDS: usize = 5;
+
+fn astronaut() -> Result<Frame> {
+    let file = std::fs::File::open("test-data/astronaut.png").context("test-data/astronaut.png")?;
+    let mut reader = png::Decoder::new(std::io::BufReader::new(file)).read_info()?;
+    let mut buf = vec![0; reader.output_buffer_size().context("png size")?];
+    let info = reader.next_frame(&mut buf)?;
+    anyhow::ensure!(
+        info.color_type == png::ColorType::Rgb,
+        "astronaut.png is not RGB8"
+    );
+    buf.truncate(info.buffer_size());
+    Ok(Frame::new(info.width, info.height, buf)?)
+}
+
+/// The photo at (384, 104) in a 1280×720 grey canvas.
+fn canvas(photo: &Frame) -> Frame {
+    let mut out = Frame::filled(1280, 720, [90, 90, 90]);
+    for y in 0..photo.height() {
+        for x in 0..photo.width() {
+            out.put_pixel(x + 384, y + 104, photo.pixel(x, y));
+        }
+    }
+    out
+}
+
+/// Frame → R×R map for the square of side `side` centred on `centre`, rotated by `angle`.
+fn to_crop(centre: [f64; 2], side: f64, angle: f64) -> Affine2 {
+    let s = f64::from(R) / side;
+    let rot = Affine2::similarity(s, angle, 0.0, 0.0);
+    let c = rot.apply(centre);
+    let half = (f64::from(R) - 1.0) / 2.0;
+    Affine2::similarity(s, angle, half - c[0], half - c[1])
+}
+
+/// Nearest-neighbour crop (the bench only needs plausible face pixels).
+fn crop(frame: &Frame, t: &Affine2) -> Result<Frame> {
+    let inv = t.inverse().context("singular transform")?;
+    let mut out = Frame::filled(R, R, [127, 127, 127]);
+    for y in 0..R {
+        for x in 0..R {
+            let p = inv.apply([f64::from(x), f64::from(y)]);
+            let (u, v) = (p[0].round(), p[1].round());
+            if u >= 0.0 && v >= 0.0 && u < f64::from(frame.width()) && v < f64::from(frame.height())
+            {
+                out.put_pixel(x, y, frame.pixel(u as u32, v as u32));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn measure(restorer: &mut Restorer, frame: &Frame, faces: &[Option<FacePaste>]) -> Result<f64> {
+    let phase = progress_core::Phase::detached("Restoring faces", None, "frames");
+    let mut best = f64::INFINITY;
+    for _ in 0..ROUNDS {
+        let mut frames = vec![frame.clone(); faces.len()];
+        let start = Instant::now();
+        restorer.restore_batch(&mut frames, faces, &phase)?;
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    Ok(faces.len() as f64 / best)
+}
+
+pub(crate) fn run(_args: &[String]) -> Result<()> {
+    let frame = canvas(&astronaut()?);
+    // Face at about (173, 68) 99×99 in the photo; slight rotation so the warp is general.
+    let t = to_crop([222.0 + 384.0, 117.0 + 104.0], 160.0, 0.1);
+    let face = crop(&frame, &t)?;
+    let faces: Vec<Option<FacePaste>> = (0..FRAMES)
+        .map(|_| {
+            Some(FacePaste {
+                face: face.clone(),
+                to_crop: t,
+            })
+        })
+        .collect();
+    let cfg = RestoreConfig {
+        batch: 16,
+        threads: 0,
+    };
+    let mut cpu = Restorer::new(gpu::Compute::Cpu, cfg.clone())?;
+    let cpu_fps = measure(&mut cpu, &frame, &faces)?;
+    let compute = gpu::acquire(&gpu::GpuOptions::from_env(), None)?;
+    let adapter = compute.name().to_owned();
+    let gpu_restorer = Restorer::new(compute, cfg)?;
+    let gpu_fps = if gpu_restorer.uses_gpu() {
+        let mut r = gpu_restorer;
+        format!("{:.1}", measure(&mut r, &frame, &faces)?)
+    } else {
+        "n/a".to_owned()
+    };
+    println!(
+        "restore-bench: {FRAMES} frames 1280x720, best of {ROUNDS} rounds, batch 16; gpu path: {}",
+        if gpu_fps == "n/a" {
+            "not implemented"
+        } else {
+            "wgsl"
+        }
+    );
+    println!("restore-bench: cpu_fps={cpu_fps:.1} gpu_fps={gpu_fps} adapter={adapter} R={R}");
+    Ok(())
+}

@@ -1,0 +1,309 @@
+//! `cargo xtask pipeline`: run the lip-sync pipeline on the built-in sample or on given files.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use pipeline::{Backend, Inputs, LengthPolicy, NoFacePolicy, PipelineConfig, PipelineError};
+use progress_core::{Control, Event, ImageFormat, Progress};
+
+pub(crate) const HELP: &str = "usage: cargo xtask pipeline [options]
+
+Without --video/--audio: generates the built-in sample (a real face photo moved by a smooth
+head motion, 4 s at 25 fps, with speech-like audio) in target/facesync-sample/ and runs on it.
+
+options:
+  --video IN            video: .y4m, a folder of .png frames, or any container ffmpeg reads
+  --audio IN            audio: .wav, or any format ffmpeg reads
+  --out OUT             output: .y4m, a folder (PNG frames), or .mp4/.mov/.mkv (ffmpeg, audio muxed)
+  --resolution 256|512  face crop size (default 256)
+  --steps N             inference refinement steps (default 20)
+  --chunk N             frames per chunk (default 16)
+  --no-face pass|error|interpolate   frames without a face (default pass: copied untouched)
+  --backend auto|gpu|cpu             compute device (default auto)
+  --progress console|log|json|none   progress sinks, repeatable or comma-separated (default console)
+  --progress-file F     write the json events to F instead of stdout
+  --preview-dir DIR     save the preview images (PPM) there
+  --length loop|trim    video/audio length policy (default loop):
+                          loop: the output is as long as the audio; a shorter video plays
+                                forwards then backwards (ping-pong) until the audio ends,
+                                a longer one is cut
+                          trim: the output stops at the shorter of video and audio
+
+Ctrl-C cancels cleanly (exit code 130, no output file left).";
+
+#[derive(Debug, Default)]
+struct Args {
+    video: Option<PathBuf>,
+    audio: Option<PathBuf>,
+    out: Option<PathBuf>,
+    config: PipelineConfig,
+    sinks: Vec<String>,
+    progress_file: Option<PathBuf>,
+    preview_dir: Option<PathBuf>,
+    sample_seconds: Option<f64>,
+    sample_size: Option<u32>,
+    print_peak_rss: bool,
+}
+
+fn parse(args: &[String]) -> Result<Args> {
+    let mut a = Args::default();
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let mut value = || {
+            it.next()
+                .cloned()
+                .with_context(|| format!("{flag} needs a value"))
+        };
+        match flag.as_str() {
+            "--video" => a.video = Some(value()?.into()),
+            "--audio" => a.audio = Some(value()?.into()),
+            "--out" => a.out = Some(value()?.into()),
+            "--resolution" => a.config.resolution = value()?.parse().context("--resolution")?,
+            "--steps" => a.config.steps = value()?.parse().context("--steps")?,
+            "--chunk" => a.config.chunk = value()?.parse().context("--chunk")?,
+            "--no-face" => {
+                a.config.no_face = match value()?.as_str() {
+                    "pass" => NoFacePolicy::Pass,
+                    "error" => NoFacePolicy::Error,
+                    "interpolate" => NoFacePolicy::Interpolate,
+                    other => bail!("--no-face {other}: expected pass, error or interpolate"),
+                }
+            }
+            "--backend" => {
+                a.config.backend = match value()?.as_str() {
+                    "auto" => Backend::Auto,
+                    "gpu" => Backend::Gpu,
+                    "cpu" => Backend::Cpu,
+                    other => bail!("--backend {other}: expected auto, gpu or cpu"),
+                }
+            }
+            "--length" => {
+                a.config.length = match value()?.as_str() {
+                    "loop" => LengthPolicy::Loop,
+                    "trim" => LengthPolicy::Trim,
+                    other => bail!("--length {other}: expected loop or trim"),
+                }
+            }
+            "--progress" => {
+                for s in value()?.split(',') {
+                    if !["console", "log", "json", "none"].contains(&s) {
+                        bail!("--progress {s}: expected console, log, json or none");
+                    }
+                    a.sinks.push(s.to_string());
+                }
+            }
+            "--progress-file" => a.progress_file = Some(value()?.into()),
+            "--preview-dir" => a.preview_dir = Some(value()?.into()),
+            // Hidden, for `cargo xtask bench pipeline`.
+            "--sample-seconds" => {
+                a.sample_seconds = Some(value()?.parse().context("--sample-seconds")?)
+            }
+            "--sample-size" => a.sample_size = Some(value()?.parse().context("--sample-size")?),
+            "--print-peak-rss" => a.print_peak_rss = true,
+            other => bail!("unknown option `{other}`\n\n{HELP}"),
+        }
+    }
+    if a.video.is_some() != a.audio.is_some() {
+        bail!("give both --video and --audio, or neither (to run on the built-in sample)");
+    }
+    if a.sinks.is_empty() {
+        a.sinks.push("console".into());
+    }
+    Ok(a)
+}
+
+fn has_ffmpeg() -> bool {
+    std::process::Command::new("ffmpeg")
+        .arg("-version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+pub(crate) fn run(args: &[String]) -> Result<()> {
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{HELP}");
+        return Ok(());
+    }
+    let args = parse(args)?;
+    let sample_dir = PathBuf::from("target/facesync-sample");
+    let (inputs, default_out) = match (&args.video, &args.audio) {
+        (Some(video), Some(audio)) => (
+            Inputs {
+                video: video.clone(),
+                audio: audio.clone(),
+            },
+            None,
+        ),
+        _ => {
+            let mut spec = pipeline::sample::SampleSpec::default();
+            if let Some(s) = args.sample_seconds {
+                spec.seconds = s;
+            }
+            if let Some(s) = args.sample_size {
+                spec.width = s;
+                spec.height = s;
+            }
+            let files = pipeline::sample::write_sample(&sample_dir, &spec)
+                .context("cannot write the built-in sample")?;
+            eprintln!(
+                "sample: {} + {}",
+                files.video.display(),
+                files.audio.display()
+            );
+            let ext = if has_ffmpeg() { "mp4" } else { "y4m" };
+            (
+                Inputs {
+                    video: files.video,
+                    audio: files.audio,
+                },
+                Some(sample_dir.join(format!("lipsync.{ext}"))),
+            )
+        }
+    };
+    let Some(out) = args.out.clone().or(default_out) else {
+        bail!("--out is required with --video/--audio");
+    };
+
+    let mut builder = Progress::builder();
+    for sink in &args.sinks {
+        builder = match sink.as_str() {
+            "console" => builder.sink(sinks::ConsoleSink::stderr()),
+            "log" => {
+                let _ = tracing_subscriber::fmt()
+                    .with_writer(std::io::stderr)
+                    .try_init();
+                builder.sink(sinks::LogSink::new())
+            }
+            "json" => match &args.progress_file {
+                Some(f) => builder.sink(sinks::JsonLinesSink::new(std::io::BufWriter::new(
+                    std::fs::File::create(f)
+                        .with_context(|| format!("cannot create {}", f.display()))?,
+                ))),
+                None => builder.sink(sinks::JsonLinesSink::new(std::io::stdout())),
+            },
+            _ => builder,
+        };
+    }
+    if let Some(dir) = &args.preview_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        builder = builder.sink(preview_writer(dir.clone()));
+    }
+    let progress = builder.start();
+    let token = progress.cancel_token().clone();
+    // Ignore the error when a handler exists already (a second run in one process).
+    let _ = ctrlc::set_handler(move || token.cancel());
+
+    let job = progress.phase("Lip sync", None, "frames");
+    let result = pipeline::run(&args.config, &inputs, &out, &job);
+    match &result {
+        Ok(_) => job.finish(),
+        Err(e) => job.fail(e),
+    }
+    drop(job);
+    progress.shutdown();
+    if args.print_peak_rss {
+        println!("peak_rss_kib={}", peak_rss_kib().unwrap_or(0));
+    }
+    match result {
+        Ok(summary) => {
+            eprintln!(
+                "output: {} ({} frames at {} fps, {:.1} s)",
+                summary.output.display(),
+                summary.frames,
+                summary.fps,
+                summary.elapsed_secs
+            );
+            Ok(())
+        }
+        Err(PipelineError::Cancelled { phase }) => {
+            eprintln!("cancelled during {phase}; no output written");
+            std::process::exit(130);
+        }
+        Err(e) => Err(e).with_context(|| {
+            format!(
+                "lip sync of {} with {} failed",
+                inputs.video.display(),
+                inputs.audio.display()
+            )
+        }),
+    }
+}
+
+/// A sink that saves every preview it receives as a file in `dir`.
+fn preview_writer(dir: PathBuf) -> impl FnMut(&Event) -> Control + Send + 'static {
+    move |event: &Event| {
+        if let Event::Preview { frame, image, .. } = event {
+            let _ = save_preview(&dir, *frame, image);
+        }
+        Control::Continue
+    }
+}
+
+fn save_preview(
+    dir: &Path,
+    frame: u64,
+    image: &progress_core::PreviewImage,
+) -> std::io::Result<()> {
+    match image.format {
+        ImageFormat::Png => {
+            std::fs::write(dir.join(format!("preview_{frame:06}.png")), &image.data)
+        }
+        ImageFormat::Rgb8 => {
+            let mut f = std::io::BufWriter::new(std::fs::File::create(
+                dir.join(format!("preview_{frame:06}.ppm")),
+            )?);
+            write!(f, "P6\n{} {}\n255\n", image.width, image.height)?;
+            f.write_all(&image.data)?;
+            f.flush()
+        }
+    }
+}
+
+/// This process's peak resident set size (`VmHWM` in /proc/self/status), in KiB.
+pub(crate) fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn parses_options() {
+        let a = parse(&args(
+            "--video v.y4m --audio a.wav --out o.mp4 --resolution 512 --steps 3 --chunk 8 \
+             --no-face interpolate --backend cpu --progress json,console --progress log --length trim",
+        ))
+        .unwrap();
+        assert_eq!(a.config.resolution, 512);
+        assert_eq!(a.config.steps, 3);
+        assert_eq!(a.config.chunk, 8);
+        assert_eq!(a.config.no_face, NoFacePolicy::Interpolate);
+        assert_eq!(a.config.backend, Backend::Cpu);
+        assert_eq!(a.config.length, LengthPolicy::Trim);
+        assert_eq!(a.sinks, ["json", "console", "log"]);
+    }
+
+    #[test]
+    fn rejects_bad_options() {
+        for (input, expected) in [
+            ("--no-face skip", "expected pass, error or interpolate"),
+            ("--progress bars", "expected console, log, json or none"),
+            ("--video v.y4m", "give both --video and --audio"),
+            ("--steps", "--steps needs a value"),
+            ("--frobnicate", "unknown option `--frobnicate`"),
+        ] {
+            let err = parse(&args(input)).unwrap_err().to_string();
+            assert!(err.contains(expected), "{input}: {err}");
+        }
+    }
+}
