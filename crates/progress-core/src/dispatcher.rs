@@ -65,6 +65,7 @@ pub struct ProgressBuilder {
     channel_capacity: usize,
     sink_preview_capacity: usize,
     tau: f64,
+    stall: Duration,
     cancel: CancelToken,
     sinks: Vec<SinkBox>,
 }
@@ -84,6 +85,7 @@ impl Default for ProgressBuilder {
             channel_capacity: 1024,
             sink_preview_capacity: 4,
             tau: DEFAULT_TAU_SECS,
+            stall: Duration::from_secs(10),
             cancel: CancelToken::new(),
             sinks: Vec::new(),
         }
@@ -118,6 +120,17 @@ impl ProgressBuilder {
         self
     }
 
+    /// How long one call of a sink may take before the sink counts as stalled (default 10 s).
+    ///
+    /// A stalled sink (blocked on a full pipe, a paused terminal, a GUI channel nobody drains)
+    /// is disabled like a panicking one: its queue is dropped, the other sinks get a warning
+    /// message, the run summary counts it in `sink_failures`, and `shutdown` stops waiting for
+    /// it. Its thread is not joined but detached: it ends on its own once the call returns.
+    pub fn sink_stall_timeout(mut self, timeout: Duration) -> Self {
+        self.stall = timeout;
+        self
+    }
+
     /// The run's cancel token (default: a new one).
     pub fn cancel_token(mut self, token: CancelToken) -> Self {
         self.cancel = token;
@@ -141,8 +154,9 @@ impl ProgressBuilder {
         let (tx, rx) = flume::bounded(self.channel_capacity);
         let shared = Arc::new(RunShared::new(Some(tx), self.cancel.clone()));
         let queues: Arc<Vec<Arc<SinkQueue>>> = Arc::new(
-            (0..self.sinks.len())
-                .map(|_| Arc::new(SinkQueue::new(self.sink_preview_capacity)))
+            self.sinks
+                .iter()
+                .map(|sink| Arc::new(SinkQueue::new(self.sink_preview_capacity, sink.0.name())))
                 .collect(),
         );
         let sink_failures = Arc::new(AtomicU64::new(0));
@@ -173,6 +187,7 @@ impl ProgressBuilder {
             sink_failures,
             tick: self.tick,
             tau: self.tau,
+            stall: self.stall,
             phases: HashMap::new(),
             order: Vec::new(),
             run_estimator: RateEstimator::new(0.0, 0.0, self.tau),
@@ -278,6 +293,7 @@ struct Dispatcher {
     sink_failures: Arc<AtomicU64>,
     tick: Duration,
     tau: f64,
+    stall: Duration,
     phases: HashMap<PhaseId, Tracked>,
     /// Top-level phases in creation order.
     order: Vec<PhaseId>,
@@ -347,8 +363,8 @@ impl Dispatcher {
         // Let every sink catch up before the last event, so that what one sink's worker
         // reports about another (a panic) still reaches the others.
         loop {
-            let before: Vec<u64> = self.queues.iter().map(|q| q.wait_idle()).collect();
-            let after: Vec<u64> = self.queues.iter().map(|q| q.wait_idle()).collect();
+            let before = self.wait_all_idle();
+            let after = self.wait_all_idle();
             if before == after {
                 break;
             }
@@ -365,12 +381,63 @@ impl Dispatcher {
         for q in self.queues.iter() {
             q.close();
         }
-        for w in self.workers.drain(..) {
-            let _ = w.join();
+        for (w, q) in self.workers.drain(..).zip(self.queues.iter()) {
+            // A stalled sink's thread is detached: joining it could wait forever.
+            if !q.is_stalled() {
+                let _ = w.join();
+            }
         }
         self.summary.dropped_previews = self.dropped_previews();
         self.summary.sink_failures = self.sink_failures.load(Ordering::Relaxed);
         self.summary
+    }
+
+    /// Waits until every sink's queue is idle (or its sink stalled); returns the push counts.
+    fn wait_all_idle(&mut self) -> Vec<u64> {
+        let mut counts = Vec::with_capacity(self.queues.len());
+        for i in 0..self.queues.len() {
+            let queue = Arc::clone(&self.queues[i]);
+            match queue.wait_idle(self.stall) {
+                Ok(pushed) => counts.push(pushed),
+                Err(Stalled) => {
+                    self.report_stall(i);
+                    counts.push(u64::MAX);
+                }
+            }
+        }
+        counts
+    }
+
+    /// Disables the sinks whose current call has taken longer than the stall timeout.
+    fn check_stalls(&mut self) {
+        for i in 0..self.queues.len() {
+            if self.queues[i].check_stall(self.stall) {
+                self.report_stall(i);
+            }
+        }
+    }
+
+    fn report_stall(&mut self, index: usize) {
+        self.sink_failures.fetch_add(1, Ordering::Relaxed);
+        let name = &self.queues[index].name;
+        let secs = self.stall.as_secs_f64();
+        tracing::warn!(
+            target: "facesync::progress",
+            sink = %name,
+            stalled_secs = secs,
+            "progress sink stalled and was disabled; the run goes on"
+        );
+        let event = Arc::new(Event::Message {
+            t: self.shared.now(),
+            phase: None,
+            level: Level::Warn,
+            text: format!("progress sink {name} stalled for more than {secs} s and was disabled"),
+        });
+        for (i, q) in self.queues.iter().enumerate() {
+            if i != index {
+                q.push(Item::Event(Arc::clone(&event)));
+            }
+        }
     }
 
     fn dropped_previews(&self) -> u64 {
@@ -528,6 +595,7 @@ impl Dispatcher {
         for q in self.queues.iter() {
             q.push(Item::Flush);
         }
+        self.check_stalls();
     }
 
     /// Weighted mean of the top-level phases' fractions (see [`Self::phase_fraction`]).
@@ -619,7 +687,15 @@ struct QueueInner {
     busy: bool,
     /// Entries pushed so far.
     pushed: u64,
+    /// When the worker popped the entry it is handling.
+    busy_since: Option<Instant>,
+    /// The sink took longer than the stall timeout on one entry and is disabled.
+    stalled: bool,
 }
+
+/// A sink's call took longer than the stall timeout.
+#[derive(Debug)]
+struct Stalled;
 
 /// One sink's queue: progress snapshots coalesce, previews are bounded, the rest is kept.
 #[derive(Debug)]
@@ -629,11 +705,14 @@ struct SinkQueue {
     idle: Condvar,
     preview_capacity: usize,
     dropped_previews: AtomicU64,
+    /// The sink's name, for reports.
+    name: String,
 }
 
 impl SinkQueue {
-    fn new(preview_capacity: usize) -> Self {
+    fn new(preview_capacity: usize, name: String) -> Self {
         Self {
+            name,
             inner: Mutex::new(QueueInner::default()),
             ready: Condvar::new(),
             idle: Condvar::new(),
@@ -652,6 +731,9 @@ impl SinkQueue {
 
     fn push(&self, item: Item) {
         let mut q = self.lock();
+        if q.stalled {
+            return;
+        }
         q.pushed += 1;
         match item {
             Item::Event(event) => {
@@ -695,13 +777,50 @@ impl SinkQueue {
         self.ready.notify_one();
     }
 
-    /// Waits until the worker has handled everything queued; returns the push count then.
-    fn wait_idle(&self) -> u64 {
+    fn is_stalled(&self) -> bool {
+        self.lock().stalled
+    }
+
+    /// Marks the sink stalled if its current call has lasted `timeout`; true if it just did.
+    fn check_stall(&self, timeout: Duration) -> bool {
         let mut q = self.lock();
-        while q.busy || !q.items.is_empty() {
-            q = self.idle.wait(q).unwrap_or_else(|e| e.into_inner());
+        let overdue = !q.stalled && q.busy && q.busy_since.is_some_and(|t| t.elapsed() >= timeout);
+        if overdue {
+            Self::disable(&mut q);
+            drop(q);
+            self.idle.notify_all();
         }
-        q.pushed
+        overdue
+    }
+
+    fn disable(q: &mut QueueInner) {
+        q.stalled = true;
+        q.closed = true;
+        q.items.clear();
+        q.latest.clear();
+        q.previews = 0;
+    }
+
+    /// Waits until the worker has handled everything queued; returns the push count then, or
+    /// `Stalled` (once) if one call of the sink lasts `timeout`. A stalled queue counts as idle.
+    fn wait_idle(&self, timeout: Duration) -> Result<u64, Stalled> {
+        let mut q = self.lock();
+        loop {
+            if q.stalled || (!q.busy && q.items.is_empty()) {
+                return Ok(q.pushed);
+            }
+            let waited = q.busy_since.map_or(Duration::ZERO, |t| t.elapsed());
+            if q.busy && waited >= timeout {
+                Self::disable(&mut q);
+                return Err(Stalled);
+            }
+            let left = if q.busy { timeout - waited } else { timeout };
+            q = self
+                .idle
+                .wait_timeout(q, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
     }
 
     /// The next entry, waiting for one; `None` once closed and drained. Also tells
@@ -709,12 +828,14 @@ impl SinkQueue {
     fn pop(&self) -> Option<Popped> {
         let mut q = self.lock();
         q.busy = false;
+        q.busy_since = None;
         loop {
             if q.items.is_empty() {
                 self.idle.notify_all();
             }
             if let Some(item) = q.items.pop_front() {
                 q.busy = true;
+                q.busy_since = Some(Instant::now());
                 return Some(match item {
                     Item::Event(e) => Popped::Event(e),
                     Item::Snapshot(key) => {
@@ -774,7 +895,7 @@ impl Worker {
                 }
             }
         }
-        if alive {
+        if alive && !queue.is_stalled() {
             let sink = &mut self.sink;
             if let Err(panic) = catch_unwind(AssertUnwindSafe(|| sink.flush())) {
                 self.report_panic(panic);

@@ -12,8 +12,9 @@
 //!   phase and a whole-run fraction and ETA from the phase tree, and fans everything out.
 //! - **Sinks** ([`ProgressSink`]) each run on their own thread behind their own queue: a slow
 //!   sink only delays itself (its progress snapshots coalesce, latest wins; structural events
-//!   are kept; excess previews are dropped and counted), a panicking sink is disabled and
-//!   reported, and the final state of every phase reaches every live sink.
+//!   are kept; excess previews are dropped and counted), a sink that panics or stalls (one call
+//!   longer than [`ProgressBuilder::sink_stall_timeout`]) is disabled and reported, and the
+//!   final state of every phase reaches every live sink.
 //! - **Cancellation** ([`CancelToken`]) is a shared flag settable from any thread, a signal
 //!   handler, or a sink returning [`Control::Cancel`]; the work polls it between batches with
 //!   [`Phase::check`].

@@ -438,6 +438,46 @@ fn a_panicking_sink_is_disabled_and_reported_and_the_run_completes() {
 }
 
 #[test]
+fn a_stalled_sink_is_disabled_and_shutdown_does_not_wait_for_it() {
+    // The stalled sink blocks on its first event until the end of the test.
+    let (stuck, gate, stuck_rec) = Blocked::new();
+    let other = Recorder::default();
+    let progress = Progress::builder()
+        .tick(Duration::from_millis(5))
+        .sink_stall_timeout(Duration::from_millis(300))
+        .sink(stuck)
+        .sink(other.clone())
+        .start();
+    let phase = progress.phase("Work", Some(10), "items");
+    phase.inc(10);
+    phase.finish();
+    let started = Instant::now();
+    let summary = progress.shutdown();
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_secs(5),
+        "shutdown waited {waited:?}"
+    );
+    assert_eq!(summary.sink_failures, 1);
+    assert_eq!(
+        other.finished(phase.id()),
+        Some((Outcome::Completed, 10, None))
+    );
+    let events = other.events();
+    assert!(events.iter().any(
+        |e| matches!(e, Event::Message { level: Level::Warn, text, .. }
+        if text.contains("stalled") && text.contains("Blocked"))
+    ));
+    assert!(matches!(
+        events.last(),
+        Some(Event::RunFinished { summary, .. }) if summary.sink_failures == 1
+    ));
+    // Released, the detached sink thread handles the event it was stuck on and ends.
+    gate.wait();
+    stuck_rec.wait_for("the stuck event", |events| events.len() == 1);
+}
+
+#[test]
 fn a_sink_can_cancel_the_run() {
     let cancel_at_face = |event: &Event| match event {
         Event::FaceStatus { frame: 50, .. } => Control::Cancel,

@@ -16,9 +16,12 @@ use progress_core::{Control, Event, PhaseId, ProgressSink};
 /// `PhaseFinished` carries the final position. If the receiver is dropped, the sink does nothing.
 ///
 /// Drain the receiver on a thread other than the one that calls `Progress::shutdown`: shutdown
-/// waits for this sink to deliver the run's last events, and a full channel that nobody drains
-/// would make it wait forever (a GUI loop that drains each frame while the work runs, and
-/// shuts down from the work's thread, is the intended shape).
+/// waits for this sink to deliver the run's last events. A full channel that nobody drains
+/// blocks this sink's thread; after the run's stall timeout
+/// (`ProgressBuilder::sink_stall_timeout`, 10 s by default) progress-core disables the sink and
+/// shutdown goes on without it, so the receiver then misses the rest of the run (a GUI loop
+/// that drains each frame while the work runs, and shuts down from the work's thread, is the
+/// intended shape).
 ///
 /// ```
 /// use progress_core::Progress;
