@@ -4,13 +4,17 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use pipeline::{Backend, Inputs, LengthPolicy, NoFacePolicy, PipelineConfig, PipelineError};
+use pipeline::{
+    Backend, Inputs, LengthPolicy, NoFacePolicy, PipelineConfig, PipelineError, Summary,
+};
 use progress_core::{Control, Event, ImageFormat, Progress};
 
 pub(crate) const HELP: &str = "usage: cargo xtask pipeline [options]
 
 Without --video/--audio: generates the built-in sample (a real face photo moved by a smooth
-head motion, 4 s at 25 fps, with speech-like audio) in target/facesync-sample/ and runs on it.
+head motion, 4 s at 25 fps, with speech-like audio) in target/facesync-sample/ and runs on it;
+the output goes to target/facesync-sample/lipsync.mp4 (lipsync.y4m when ffmpeg is missing).
+Relative paths are taken from the project root.
 
 options:
   --video IN            video: .y4m, a folder of .png frames, or any container ffmpeg reads
@@ -30,7 +34,15 @@ options:
                                 a longer one is cut
                           trim: the output stops at the shorter of video and audio
 
+built-in sample (without --video/--audio):
+  --sample-seconds S    length in seconds (default 4)
+  --sample-size N       frame width and height in pixels (default 512)
+  --sample-dir DIR      where the sample and the default output go (default target/facesync-sample)
+  --print-peak-rss      print peak_rss_kib=<peak resident memory> on stdout at the end
+
 Ctrl-C cancels cleanly (exit code 130, no output file left).";
+
+const DEFAULT_SAMPLE_DIR: &str = "target/facesync-sample";
 
 #[derive(Debug, Default)]
 struct Args {
@@ -43,6 +55,7 @@ struct Args {
     preview_dir: Option<PathBuf>,
     sample_seconds: Option<f64>,
     sample_size: Option<u32>,
+    sample_dir: Option<PathBuf>,
     print_peak_rss: bool,
 }
 
@@ -95,17 +108,34 @@ fn parse(args: &[String]) -> Result<Args> {
             }
             "--progress-file" => a.progress_file = Some(value()?.into()),
             "--preview-dir" => a.preview_dir = Some(value()?.into()),
-            // Hidden, for `cargo xtask bench pipeline`.
             "--sample-seconds" => {
                 a.sample_seconds = Some(value()?.parse().context("--sample-seconds")?)
             }
             "--sample-size" => a.sample_size = Some(value()?.parse().context("--sample-size")?),
+            "--sample-dir" => a.sample_dir = Some(value()?.into()),
             "--print-peak-rss" => a.print_peak_rss = true,
             other => bail!("unknown option `{other}`\n\n{HELP}"),
         }
     }
     if a.video.is_some() != a.audio.is_some() {
         bail!("give both --video and --audio, or neither (to run on the built-in sample)");
+    }
+    let sample_option =
+        a.sample_seconds.is_some() || a.sample_size.is_some() || a.sample_dir.is_some();
+    if a.video.is_some() && sample_option {
+        bail!(
+            "--sample-seconds, --sample-size and --sample-dir apply to the built-in sample only, not with --video"
+        );
+    }
+    if let Some(s) = a.sample_seconds
+        && !(s.is_finite() && s >= 0.04)
+    {
+        bail!("--sample-seconds {s}: expected at least 0.04 (one frame)");
+    }
+    if let Some(s) = a.sample_size
+        && s < 16
+    {
+        bail!("--sample-size {s}: expected at least 16");
     }
     if a.sinks.is_empty() {
         a.sinks.push("console".into());
@@ -126,45 +156,51 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         return Ok(());
     }
     let args = parse(args)?;
-    let sample_dir = PathBuf::from("target/facesync-sample");
-    let (inputs, default_out) = match (&args.video, &args.audio) {
-        (Some(video), Some(audio)) => (
-            Inputs {
-                video: video.clone(),
-                audio: audio.clone(),
-            },
-            None,
-        ),
-        _ => {
-            let mut spec = pipeline::sample::SampleSpec::default();
-            if let Some(s) = args.sample_seconds {
-                spec.seconds = s;
-            }
-            if let Some(s) = args.sample_size {
-                spec.width = s;
-                spec.height = s;
-            }
-            let files = pipeline::sample::write_sample(&sample_dir, &spec)
-                .context("cannot write the built-in sample")?;
+    let progress = start_progress(&args)?;
+    // Installed before any work, so that Ctrl-C always cancels through the token (and the
+    // stages clean up) instead of killing the process half-way through writing a file.
+    let token = progress.cancel_token().clone();
+    // Ignore the error when a handler exists already (a second run in one process).
+    let _ = ctrlc::set_handler(move || token.cancel());
+    let result = run_job(&args, &progress);
+    progress.shutdown();
+    if args.print_peak_rss {
+        println!("peak_rss_kib={}", peak_rss_kib().unwrap_or(0));
+    }
+    match result {
+        Ok(summary) => {
             eprintln!(
-                "sample: {} + {}",
-                files.video.display(),
-                files.audio.display()
+                "output: {} ({} frames at {} fps, {:.1} s)",
+                absolute(&summary.output).display(),
+                summary.frames,
+                summary.fps,
+                summary.elapsed_secs
             );
-            let ext = if has_ffmpeg() { "mp4" } else { "y4m" };
-            (
-                Inputs {
-                    video: files.video,
-                    audio: files.audio,
-                },
-                Some(sample_dir.join(format!("lipsync.{ext}"))),
-            )
+            Ok(())
         }
-    };
-    let Some(out) = args.out.clone().or(default_out) else {
-        bail!("--out is required with --video/--audio");
-    };
+        Err(JobError::Cancelled(phase)) => {
+            eprintln!("cancelled during {phase}; no output written");
+            std::process::exit(130);
+        }
+        Err(JobError::Failed(e)) => Err(e),
+    }
+}
 
+/// Why a job did not complete.
+enum JobError {
+    /// Ctrl-C (or a sink) cancelled the run during this phase.
+    Cancelled(String),
+    Failed(anyhow::Error),
+}
+
+impl From<anyhow::Error> for JobError {
+    fn from(e: anyhow::Error) -> Self {
+        JobError::Failed(e)
+    }
+}
+
+/// The progress run with the sinks asked for.
+fn start_progress(args: &Args) -> Result<Progress> {
     let mut builder = Progress::builder();
     for sink in &args.sinks {
         builder = match sink.as_str() {
@@ -189,10 +225,65 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         builder = builder.sink(preview_writer(dir.clone()));
     }
-    let progress = builder.start();
-    let token = progress.cancel_token().clone();
-    // Ignore the error when a handler exists already (a second run in one process).
-    let _ = ctrlc::set_handler(move || token.cancel());
+    Ok(builder.start())
+}
+
+/// Makes the sample when no input is given, then runs the pipeline; every phase has ended
+/// when this returns.
+fn run_job(args: &Args, progress: &Progress) -> Result<Summary, JobError> {
+    let (inputs, default_out) = match (&args.video, &args.audio) {
+        (Some(video), Some(audio)) => (
+            Inputs {
+                video: video.clone(),
+                audio: audio.clone(),
+            },
+            None,
+        ),
+        _ => {
+            let sample_dir = args
+                .sample_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_SAMPLE_DIR));
+            let mut spec = pipeline::sample::SampleSpec::default();
+            if let Some(s) = args.sample_seconds {
+                spec.seconds = s;
+            }
+            if let Some(s) = args.sample_size {
+                spec.width = s;
+                spec.height = s;
+            }
+            let phase = progress.phase("Making the sample", None, "frames");
+            let files = match pipeline::sample::write_sample_reporting(&sample_dir, &spec, &phase) {
+                Ok(files) => files,
+                Err(e) => {
+                    phase.fail(&e);
+                    return Err(match e {
+                        PipelineError::Cancelled { phase } => JobError::Cancelled(phase),
+                        e => anyhow::Error::new(e)
+                            .context("cannot write the built-in sample")
+                            .into(),
+                    });
+                }
+            };
+            phase.finish();
+            eprintln!(
+                "sample: {} + {}",
+                absolute(&files.video).display(),
+                absolute(&files.audio).display()
+            );
+            let ext = if has_ffmpeg() { "mp4" } else { "y4m" };
+            (
+                Inputs {
+                    video: files.video,
+                    audio: files.audio,
+                },
+                Some(sample_dir.join(format!("lipsync.{ext}"))),
+            )
+        }
+    };
+    let Some(out) = args.out.clone().or(default_out) else {
+        return Err(anyhow::anyhow!("--out is required with --video/--audio").into());
+    };
 
     let job = progress.phase("Lip sync", None, "frames");
     let result = pipeline::run(&args.config, &inputs, &out, &job);
@@ -200,34 +291,22 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         Ok(_) => job.finish(),
         Err(e) => job.fail(e),
     }
-    drop(job);
-    progress.shutdown();
-    if args.print_peak_rss {
-        println!("peak_rss_kib={}", peak_rss_kib().unwrap_or(0));
-    }
-    match result {
-        Ok(summary) => {
-            eprintln!(
-                "output: {} ({} frames at {} fps, {:.1} s)",
-                summary.output.display(),
-                summary.frames,
-                summary.fps,
-                summary.elapsed_secs
-            );
-            Ok(())
-        }
-        Err(PipelineError::Cancelled { phase }) => {
-            eprintln!("cancelled during {phase}; no output written");
-            std::process::exit(130);
-        }
-        Err(e) => Err(e).with_context(|| {
-            format!(
+    result.map_err(|e| match e {
+        PipelineError::Cancelled { phase } => JobError::Cancelled(phase),
+        e => anyhow::Error::new(e)
+            .context(format!(
                 "lip sync of {} with {} failed",
                 inputs.video.display(),
                 inputs.audio.display()
-            )
-        }),
-    }
+            ))
+            .into(),
+    })
+}
+
+/// `path` made absolute (xtask runs from the project root, which may not be the caller's
+/// directory).
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// A sink that saves every preview it receives as a file in `dir`.
@@ -301,6 +380,12 @@ mod tests {
             ("--video v.y4m", "give both --video and --audio"),
             ("--steps", "--steps needs a value"),
             ("--frobnicate", "unknown option `--frobnicate`"),
+            ("--sample-seconds 0", "expected at least 0.04"),
+            ("--sample-size 8", "expected at least 16"),
+            (
+                "--video v.y4m --audio a.wav --sample-seconds 2",
+                "apply to the built-in sample only",
+            ),
         ] {
             let err = parse(&args(input)).unwrap_err().to_string();
             assert!(err.contains(expected), "{input}: {err}");

@@ -42,10 +42,7 @@
 //! let (scores, boxes) = net.run(&frames_nhwc, n)?; // n×896 logits, n×896×16 regressors
 //! ```
 
-// Until `FaceProcessor` selects this backend for `Compute::Gpu` (face-proc owner), only the
-// tests construct it.
-#![cfg_attr(not(test), allow(dead_code))]
-
+pub(crate) mod batcher;
 mod plan;
 #[cfg(test)]
 mod tests;
@@ -135,6 +132,8 @@ const FLAG_POOL: u32 = 4;
 /// Layer metadata kept after the weights went to the GPU.
 #[derive(Debug)]
 struct GpuLayer {
+    /// The ONNX node's name, as a debug marker in the compute pass (GPU debuggers show it).
+    name: String,
     kind: Kind,
     src: Slot,
     res: Option<Slot>,
@@ -348,6 +347,7 @@ impl Shared {
                 _pad: [0; 3],
             };
             layers.push(GpuLayer {
+                name: l.name.clone(),
                 kind: l.kind,
                 src: l.src,
                 res: l.residual.map(|r| r.src),
@@ -422,6 +422,7 @@ impl GpuBlazeFace {
                 timestamp_writes: None,
             });
             for ((l, bg), (x, y)) in sh.layers.iter().zip(&batch.bind_groups).zip(grids) {
+                pass.insert_debug_marker(&l.name);
                 pass.set_pipeline(&sh.pipelines[l.kind as usize]);
                 pass.set_bind_group(0, bg, &[]);
                 pass.dispatch_workgroups(x, y, 1);

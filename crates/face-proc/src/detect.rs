@@ -67,6 +67,21 @@ pub trait FaceDetector: Send {
         image: &Frame,
         roi: Option<Rect>,
     ) -> Result<Vec<Detection>, FaceError>;
+
+    /// Follows the face of the previous frame (`last`) into `image`; `roi` is the square
+    /// region around `last`. The default is [`FaceDetector::detect`] with `roi` as the hint;
+    /// detectors with a finer tracking step override it (BlazeFace re-detects in the face's
+    /// own canonical region). The stage falls back to the whole frame when this is empty.
+    fn track(
+        &mut self,
+        index: u64,
+        image: &Frame,
+        last: &Detection,
+        roi: Rect,
+    ) -> Result<Vec<Detection>, FaceError> {
+        let _ = last;
+        self.detect(index, image, Some(roi))
+    }
 }
 
 /// Decoding parameters (MediaPipe's defaults for the front model).
@@ -76,6 +91,11 @@ pub struct DecodeConfig {
     pub min_score: f32,
     /// IoU above which candidates merge in weighted NMS (MediaPipe: 0.3).
     pub iou_threshold: f32,
+    /// Re-detections of each face in its own canonical region (rolled upright, at a fixed
+    /// scale and offset from its keypoints); the keypoints of all passes but the first are
+    /// averaged. More passes: steadier keypoints, one more inference each. See the crate docs
+    /// for the measured accuracy.
+    pub refine_passes: usize,
 }
 
 impl Default for DecodeConfig {
@@ -83,6 +103,7 @@ impl Default for DecodeConfig {
         Self {
             min_score: 0.75,
             iou_threshold: 0.3,
+            refine_passes: 8,
         }
     }
 }
@@ -264,6 +285,20 @@ impl BlazeFace {
 }
 
 impl FaceDetector for BlazeFace {
+    fn track(
+        &mut self,
+        index: u64,
+        image: &Frame,
+        last: &Detection,
+        roi: Rect,
+    ) -> Result<Vec<Detection>, FaceError> {
+        let faces = self.follow(image, last, self.config.refine_passes)?;
+        if faces.is_empty() {
+            return self.detect(index, image, Some(roi));
+        }
+        Ok(faces)
+    }
+
     fn detect(
         &mut self,
         _index: u64,
@@ -274,12 +309,12 @@ impl FaceDetector for BlazeFace {
             let [cx, cy] = r.centre();
             let faces =
                 self.detect_region(image, &Letterbox::centred(cx, cy, r.w.max(r.h), 0.0))?;
-            return self.refine(image, faces, 1);
+            return self.refine(image, faces, self.config.refine_passes);
         }
         let (w, h) = (image.width(), image.height());
         let faces = self.detect_region(image, &Letterbox::whole(w, h))?;
         if !faces.is_empty() {
-            return self.refine(image, faces, 2);
+            return self.refine(image, faces, self.config.refine_passes);
         }
         // Nothing in the whole (letterboxed) frame: a small face in a wide frame may be too
         // small at 128 px, so scan overlapping squares of the short side along the long one.
@@ -310,17 +345,70 @@ impl FaceDetector for BlazeFace {
             all.extend(self.detect_region(image, &region)?);
         }
         let faces = weighted_nms(all, self.config.iou_threshold);
-        self.refine(image, faces, 2)
+        self.refine(image, faces, self.config.refine_passes)
     }
 }
 
+/// Centre (template units) and side (template units) of the face-canonical detection region:
+/// the square that BlazeFace sees when a face is re-detected in its own frame. Measured on
+/// astronaut.png: the detector's box centre sits at (37.9, 45.9) in template units and its
+/// side is 93 units, so this square is 2.2 × the box, centred on it (as the first-frame
+/// region).
+const CANONICAL_CENTRE: [f64; 2] = [37.5, 46.0];
+/// See [`CANONICAL_CENTRE`].
+const CANONICAL_SIDE: f64 = 204.0;
+/// The face-canonical region of a detection: the least-squares similarity of its first four
+/// keypoints onto the alignment template, inverted, applied to a fixed square of template
+/// space. A similarity-transformed face gives the similarity-transformed region, so at the
+/// fixed point (region → keypoints → region) the network sees the same 128×128 input whatever
+/// the face's position, size and roll; its keypoint errors then stop depending on the motion.
+pub(crate) fn canonical_region(d: &Detection) -> Option<Letterbox> {
+    if d.landmarks.len() < 4 {
+        return None;
+    }
+    let src: Vec<[f64; 2]> = d.landmarks[..4]
+        .iter()
+        .map(|p| [f64::from(p[0]), f64::from(p[1])])
+        .collect();
+    let to_template = crate::align::umeyama(&src, &crate::align::TEMPLATE)?;
+    let to_image = to_template.inverse()?;
+    let [cx, cy] = to_image.apply(CANONICAL_CENTRE);
+    let side = CANONICAL_SIDE * to_image.scale();
+    let angle = to_image.m[1][0].atan2(to_image.m[0][0]);
+    let ok = [cx, cy, side, angle].iter().all(|v| v.is_finite()) && side > 1.0;
+    ok.then(|| Letterbox::centred(cx as f32, cy as f32, side as f32, angle as f32))
+}
+
+/// Mean box, keypoints and score of detections of the same face (same keypoint count).
+fn mean(all: &[Detection]) -> Detection {
+    let n = all.len() as f32;
+    let mut m = Detection {
+        bbox: Rect::default(),
+        landmarks: vec![[0.0; 2]; all[0].landmarks.len()],
+        score: 0.0,
+    };
+    for d in all {
+        m.bbox.x += d.bbox.x / n;
+        m.bbox.y += d.bbox.y / n;
+        m.bbox.w += d.bbox.w / n;
+        m.bbox.h += d.bbox.h / n;
+        m.score += d.score / n;
+        for (a, p) in m.landmarks.iter_mut().zip(&d.landmarks) {
+            a[0] += p[0] / n;
+            a[1] += p[1] / n;
+        }
+    }
+    m
+}
+
 impl BlazeFace {
-    /// Re-detects each face (at most 4) `passes` times in a square region 2.2× its box,
-    /// rotated so that its eye line is horizontal: a face found in a downscaled whole frame
-    /// has coarse keypoints (a 100 px face in a 1280 px frame is 10 px at the network input),
-    /// and BlazeFace's keypoints drift on tilted faces; upright in its own region the face
-    /// fills a third of the input. Keeps the previous estimate when a pass finds nothing
-    /// overlapping it.
+    /// Refines each face (at most 4) in its face-canonical region ([`canonical_region`]),
+    /// iterating region → keypoints → region up to `passes` times or until the region stops
+    /// moving: a face found in a downscaled whole frame has coarse keypoints (a 100 px face in a
+    /// 1280 px frame is 10 px at the network input), and BlazeFace's keypoints depend on the
+    /// face's roll, scale and offset in its input; in its own canonical region the face fills
+    /// the same part of the input every time. Keeps the previous estimate when a pass finds
+    /// nothing overlapping it.
     fn refine(
         &mut self,
         image: &Frame,
@@ -333,27 +421,66 @@ impl BlazeFace {
                 out.push(coarse);
                 continue;
             }
-            let mut anchor = coarse;
-            for _ in 0..passes {
-                let [cx, cy] = anchor.bbox.centre();
-                let side = anchor.bbox.w.max(anchor.bbox.h) * 2.2;
-                let (l, r) = (anchor.landmarks[0], anchor.landmarks[1]);
-                let angle = (r[1] - l[1]).atan2(r[0] - l[0]);
-                let region = Letterbox::centred(cx, cy, side, angle);
-                let fine = self.detect_region(image, &region)?;
-                let best = fine
-                    .into_iter()
-                    .map(|d| (d.bbox.iou(&anchor.bbox), d))
-                    .filter(|(iou, _)| *iou > 0.3)
-                    .max_by(|a, b| a.0.total_cmp(&b.0));
-                match best {
-                    Some((_, d)) => anchor = d,
-                    None => break,
-                }
-            }
-            out.push(anchor);
+            let refined = self.refine_one(image, &coarse, passes)?;
+            out.push(refined.unwrap_or(coarse));
         }
         Ok(out)
+    }
+
+    /// The iteration of [`Self::refine`] for one face, starting from `start`'s canonical
+    /// region: each pass re-detects in the region of the previous pass's keypoints. It does not
+    /// settle on a fixed point: BlazeFace's keypoints move by a few tenths of a pixel under
+    /// sub-pixel changes of its input, so the region keeps shifting by 0.5–2 % of its side
+    /// between passes (measured on the synthetic clip of the stage tests). The passes after
+    /// the first are therefore averaged (keypoints and box), which cuts that noise roughly by
+    /// √(passes − 1). `None` when the first pass finds no face overlapping `start`.
+    fn refine_one(
+        &mut self,
+        image: &Frame,
+        start: &Detection,
+        passes: usize,
+    ) -> Result<Option<Detection>, FaceError> {
+        let Some(mut region) = canonical_region(start) else {
+            return Ok(None);
+        };
+        let mut last: Option<Detection> = None;
+        let mut kept: Vec<Detection> = Vec::with_capacity(passes);
+        for pass in 0..passes.max(1) {
+            let reference = last.as_ref().unwrap_or(start);
+            let fine = self.detect_region(image, &region)?;
+            let best = fine
+                .into_iter()
+                .map(|d| (d.bbox.iou(&reference.bbox), d))
+                .filter(|(iou, _)| *iou > 0.3)
+                .max_by(|a, b| a.0.total_cmp(&b.0));
+            let Some((_, d)) = best else { break };
+            let next = canonical_region(&d);
+            if pass > 0 {
+                kept.push(d.clone());
+            }
+            last = Some(d);
+            match next {
+                Some(next) => region = next,
+                None => break,
+            }
+        }
+        Ok(if kept.is_empty() {
+            last
+        } else {
+            Some(mean(&kept))
+        })
+    }
+
+    /// Follows a face from the previous frame's detection: refines straight from its canonical
+    /// region with `passes` passes (no search over the frame). Empty when the face is not
+    /// found there.
+    pub(crate) fn follow(
+        &mut self,
+        image: &Frame,
+        last: &Detection,
+        passes: usize,
+    ) -> Result<Vec<Detection>, FaceError> {
+        Ok(self.refine_one(image, last, passes)?.into_iter().collect())
     }
 }
 

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use frame::Frame;
 use media_io::{Rational, VideoInfo, VideoWriter, WriterOptions};
+use progress_core::Phase;
 
 use crate::PipelineError;
 
@@ -63,6 +64,22 @@ pub struct SampleFiles {
 
 /// Writes `sample.y4m` and `sample.wav` into `dir` (created if needed), frame by frame.
 pub fn write_sample(dir: &Path, spec: &SampleSpec) -> Result<SampleFiles, PipelineError> {
+    write_sample_reporting(
+        dir,
+        spec,
+        &Phase::detached("Making the sample", None, "frames"),
+    )
+}
+
+/// Like [`write_sample`], counting the frames written on `phase` (its total is set to the
+/// frame count) and stopping with [`PipelineError::Cancelled`] between frames once its run is
+/// cancelled. Both files are written under temporary names and renamed when complete, so an
+/// error or a cancellation never leaves a partial sample behind. Does not end `phase`.
+pub fn write_sample_reporting(
+    dir: &Path,
+    spec: &SampleSpec,
+    phase: &Phase,
+) -> Result<SampleFiles, PipelineError> {
     std::fs::create_dir_all(dir).map_err(|e| PipelineError::io(dir, e))?;
     let video = dir.join("sample.y4m");
     let audio = dir.join("sample.wav");
@@ -73,32 +90,58 @@ pub fn write_sample(dir: &Path, spec: &SampleSpec) -> Result<SampleFiles, Pipeli
         fps: Rational::new(spec.fps, 1),
         frame_count: Some(spec.frame_count()),
     };
+    phase.set_total(Some(spec.frame_count()));
+    let cancelled = || PipelineError::Cancelled {
+        phase: "making the sample".into(),
+    };
     let mut writer = VideoWriter::create(&video, &info, &WriterOptions::default())?;
     for i in 0..spec.frame_count() {
+        phase.check().map_err(|_| cancelled())?;
         let t = i as f64 / f64::from(spec.fps);
         writer.write_frame(&render_frame(&photo, spec.width, spec.height, t))?;
+        phase.inc(1);
     }
+    phase.check().map_err(|_| cancelled())?;
+    write_wav(
+        &audio,
+        &speech(spec.seconds, spec.sample_rate),
+        spec.sample_rate,
+    )?;
+    // Renamed last: a sample.y4m exists only next to a complete sample.wav of the same run.
     writer.finish()?;
-    let samples = speech(spec.seconds, spec.sample_rate);
+    Ok(SampleFiles { video, audio })
+}
+
+/// Writes 16-bit mono WAV under a temporary name, then renames it to `path`.
+fn write_wav(path: &Path, samples: &[f32], rate: u32) -> Result<(), PipelineError> {
     let wav_spec = hound::WavSpec {
         channels: 1,
-        sample_rate: spec.sample_rate,
+        sample_rate: rate,
         bits_per_sample: 16,
         sample_format: hound::SampleFormat::Int,
     };
+    let tmp = path.with_file_name(format!(
+        ".{}.facesync-tmp-{}",
+        path.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
     let wav_err = |e: hound::Error| {
+        let _ = std::fs::remove_file(&tmp);
         PipelineError::Media(media_io::MediaError::Wav {
-            path: audio.clone(),
+            path: path.to_path_buf(),
             reason: e.to_string(),
         })
     };
-    let mut w = hound::WavWriter::create(&audio, wav_spec).map_err(wav_err)?;
+    let mut w = hound::WavWriter::create(&tmp, wav_spec).map_err(wav_err)?;
     for s in samples {
         w.write_sample((s * 32767.0).round() as i16)
             .map_err(wav_err)?;
     }
     w.finalize().map_err(wav_err)?;
-    Ok(SampleFiles { video, audio })
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        PipelineError::io(path, e)
+    })
 }
 
 /// The embedded photo, decoded.
@@ -206,4 +249,55 @@ pub fn speech(seconds: f64, rate: u32) -> Vec<f32> {
     }
     let peak = out.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-9);
     out.iter().map(|v| v * 0.5 / peak).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use progress_core::CancelToken;
+
+    use super::*;
+
+    fn tiny() -> SampleSpec {
+        SampleSpec {
+            width: 32,
+            height: 32,
+            seconds: 0.2,
+            ..SampleSpec::default()
+        }
+    }
+
+    fn listing(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn writes_both_files_and_counts_frames() {
+        let dir = tempfile::tempdir().unwrap();
+        let phase = Phase::detached("sample", None, "frames");
+        let files = write_sample_reporting(dir.path(), &tiny(), &phase).unwrap();
+        assert_eq!(phase.total(), Some(5));
+        assert_eq!(phase.pos(), 5);
+        assert_eq!(listing(dir.path()), ["sample.wav", "sample.y4m"]);
+        let audio = media_io::read_audio(&files.audio).unwrap();
+        assert_eq!(audio.samples.len(), 3200);
+    }
+
+    #[test]
+    fn a_cancelled_sample_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = CancelToken::new();
+        token.cancel();
+        let phase = Phase::detached_with(token, "sample", None, "frames");
+        let err = write_sample_reporting(dir.path(), &tiny(), &phase).unwrap_err();
+        assert!(
+            matches!(err, PipelineError::Cancelled { .. }),
+            "expected a cancellation, got {err}"
+        );
+        assert!(listing(dir.path()).is_empty(), "{:?}", listing(dir.path()));
+    }
 }

@@ -55,9 +55,46 @@ fn resize(v: &mut Vec<f32>, n: usize) {
     v.resize(n, 0.0);
 }
 
-/// The soft mask of one face over its region (`roi`), plus the region. Public to the crate
-/// so the GPU path and the tests can compare against it.
-pub(crate) fn soft_mask(plan: &Plan, frame_w: usize, frame_h: usize, s: &mut Scratch) -> Rect {
+/// `w_edge` of every planned face (0 for frames without one), spread over the scratch
+/// threads like [`restore_frames`]. The GPU path needs it on the host before it records the
+/// erosion and blur passes; computing it with the same code as the CPU path makes both paths
+/// agree on the kernel sizes.
+pub(crate) fn edge_widths(
+    frames: &[Frame],
+    plans: &[Option<Plan>],
+    scratch: &mut [Scratch],
+) -> Vec<usize> {
+    let mut out = vec![0; plans.len()];
+    let run = |frames: &[Frame], plans: &[Option<Plan>], out: &mut [usize], s: &mut Scratch| {
+        for ((frame, plan), out) in frames.iter().zip(plans).zip(out) {
+            if let Some(plan) = plan {
+                let (w, h) = (frame.width() as usize, frame.height() as usize);
+                *out = mask::edge_width(eroded_mask(plan, w, h, s));
+            }
+        }
+    };
+    let threads = scratch.len().max(1);
+    let per = plans.len().div_ceil(threads).max(1);
+    if threads == 1 || plans.len() <= 1 {
+        run(frames, plans, &mut out, &mut scratch[0]);
+        return out;
+    }
+    std::thread::scope(|s| {
+        for (((frames, plans), out), scratch) in frames
+            .chunks(per)
+            .zip(plans.chunks(per))
+            .zip(out.chunks_mut(per))
+            .zip(scratch.iter_mut())
+        {
+            s.spawn(move || run(frames, plans, out, scratch));
+        }
+    });
+    out
+}
+
+/// Steps 1 and 2 (warped mask of ones, 2×2 erosion) over the bounding box into `s.eroded`;
+/// returns the sum of the eroded mask (f64).
+fn eroded_mask(plan: &Plan, frame_w: usize, frame_h: usize, s: &mut Scratch) -> f64 {
     let b = plan.bbox;
     let (bw, bh) = (b.width(), b.height());
     // 1. warped mask of ones over the bbox.
@@ -97,7 +134,26 @@ pub(crate) fn soft_mask(plan: &Plan, frame_w: usize, frame_h: usize, s: &mut Scr
             sum += f64::from(m);
         }
     }
-    let w_edge = mask::edge_width(sum);
+    sum
+}
+
+/// The soft mask of one face over its region (`roi`), plus the region. Public to the crate
+/// so the GPU path and the tests can compare against it.
+pub(crate) fn soft_mask(plan: &Plan, frame_w: usize, frame_h: usize, s: &mut Scratch) -> Rect {
+    let b = plan.bbox;
+    let bw = b.width();
+    let w_edge = mask::edge_width(eroded_mask(plan, frame_w, frame_h, s));
+    // Value of a bbox-local array at frame coordinates, as in `eroded_mask`.
+    let at = |arr: &[f32], x: isize, y: isize| -> Option<f32> {
+        if x < 0 || y < 0 || x >= frame_w as isize || y >= frame_h as isize {
+            return None;
+        }
+        if !b.contains(x, y) {
+            return Some(0.0);
+        }
+        Some(arr[(y as usize - b.y0) * bw + (x as usize - b.x0)])
+    };
+    let bh = b.height();
     // 3. centre erosion, separable: rows then columns.
     let (lo, hi) = mask::centre_offsets(w_edge);
     resize(&mut s.tmp, bw * bh);

@@ -322,3 +322,225 @@ fn cancellation_stops_between_batches() {
     assert!(matches!(err, RestoreError::Cancelled(_)), "{err}");
     assert_eq!(phase.pos(), 0);
 }
+
+// ---- GPU vs CPU ----------------------------------------------------------------------------
+
+/// The GPU of this machine; like the other GPU tests of the workspace, a missing adapter is a
+/// failure, not a skip (CI installs lavapipe).
+fn gpu_compute() -> gpu::Compute {
+    let opts = gpu::GpuOptions {
+        backend: gpu::BackendChoice::Gpu,
+        ..gpu::GpuOptions::from_env()
+    };
+    gpu::acquire(&opts, None).unwrap_or_else(|e| {
+        panic!(
+            "NO GPU ADAPTER, the GPU-vs-CPU restore test cannot run ({e}). Install Mesa's \
+             lavapipe (apt-get install mesa-vulkan-drivers libvulkan1) or select an adapter \
+             with WGPU_*"
+        )
+    })
+}
+
+/// A face with texture everywhere (so bilinear sampling differences would show).
+fn patterned_face() -> Frame {
+    let mut data = Vec::with_capacity((R * R * 3) as usize);
+    for y in 0..R {
+        for x in 0..R {
+            let v = (x * 7 + y * 13) ^ (x * y);
+            data.extend_from_slice(&[(v % 251) as u8, (x % 256) as u8, (255 - y % 256) as u8]);
+        }
+    }
+    Frame::new(R, R, data).unwrap()
+}
+
+struct Case {
+    name: &'static str,
+    frame: Frame,
+    paste: Option<FacePaste>,
+}
+
+fn paste(face: Frame, centre: [f64; 2], side: f64, angle: f64) -> Option<FacePaste> {
+    Some(FacePaste {
+        face,
+        to_crop: to_crop(centre, side, angle),
+    })
+}
+
+fn gpu_cases() -> Vec<Case> {
+    let photo = astronaut();
+    let real = |side: f64, angle: f64| {
+        let t = to_crop([222.0, 117.0], side, angle);
+        Some(FacePaste {
+            face: warp_crop(&photo, &t),
+            to_crop: t,
+        })
+    };
+    let flat = |w, h| Frame::filled(w, h, [40, 90, 160]);
+    vec![
+        Case {
+            name: "astronaut upright",
+            frame: photo.clone(),
+            paste: real(160.0, 0.0),
+        },
+        Case {
+            name: "astronaut rotated 0.3",
+            frame: photo.clone(),
+            paste: real(160.0, 0.3),
+        },
+        Case {
+            name: "no face",
+            frame: photo.clone(),
+            paste: None,
+        },
+        Case {
+            name: "astronaut rotated -1.0",
+            frame: photo.clone(),
+            paste: real(160.0, -1.0),
+        },
+        Case {
+            name: "top-left corner, odd frame",
+            frame: flat(301, 203),
+            paste: paste(patterned_face(), [20.0, 10.0], 120.0, 0.1),
+        },
+        Case {
+            name: "bottom-right corner, rotated",
+            frame: flat(301, 203),
+            paste: paste(patterned_face(), [290.0, 195.0], 90.0, 2.2),
+        },
+        Case {
+            name: "tiny face (w_edge 0)",
+            frame: photo.clone(),
+            paste: paste(patterned_face(), [222.0, 117.0], 14.0, 0.0),
+        },
+        Case {
+            name: "small rotated face (w_edge 1)",
+            frame: flat(97, 61),
+            paste: paste(patterned_face(), [50.5, 30.25], 31.0, 0.7),
+        },
+        Case {
+            name: "face larger than a 7x5 frame",
+            frame: flat(7, 5),
+            paste: paste(patterned_face(), [3.0, 2.0], 40.0, 0.2),
+        },
+        Case {
+            name: "face outside the frame",
+            frame: flat(64, 48),
+            paste: paste(patterned_face(), [-300.0, -300.0], 50.0, 0.0),
+        },
+    ]
+}
+
+/// GPU vs CPU over the pixels either path changed: (pixels compared, pixels equal in every
+/// channel, pixels off by more than 1 LSB in some channel, largest difference).
+fn diff_stats(original: &Frame, cpu: &Frame, gpu: &Frame) -> (usize, usize, usize, u8) {
+    let (mut n, mut exact, mut off, mut max) = (0, 0, 0, 0);
+    fn px(f: &Frame) -> std::slice::ChunksExact<'_, u8> {
+        f.data().chunks_exact(3)
+    }
+    for ((o, c), g) in px(original).zip(px(cpu)).zip(px(gpu)) {
+        if o == c && o == g {
+            continue;
+        }
+        let d = c
+            .iter()
+            .zip(g)
+            .map(|(x, y)| x.abs_diff(*y))
+            .max()
+            .unwrap_or(0);
+        n += 1;
+        exact += usize::from(d == 0);
+        off += usize::from(d > 1);
+        max = max.max(d);
+    }
+    (n, exact, off, max)
+}
+
+fn restorer(compute: gpu::Compute, batch: usize) -> Restorer {
+    Restorer::new(compute, RestoreConfig { batch, threads: 2 }).unwrap()
+}
+
+#[test]
+fn gpu_matches_cpu_within_one_lsb() {
+    // Tolerance, over the pixels either path changed in a frame: ≥ 99.9% within 1 LSB in
+    // every channel, ≥ 99% exactly equal (a truncating blend would fail this), none off by
+    // more than 2; pixels outside the CPU's soft mask bit-identical to the input.
+    let cases = gpu_cases();
+    let originals: Vec<Frame> = cases.iter().map(|c| c.frame.clone()).collect();
+    let faces: Vec<Option<FacePaste>> = cases.iter().map(|c| c.paste.clone()).collect();
+    let mut cpu_out = originals.clone();
+    restore_cpu(&mut cpu_out, &faces);
+    let mut r = restorer(gpu_compute(), 3);
+    assert!(r.uses_gpu());
+    let mut gpu_out = originals.clone();
+    let phase = Phase::detached("Restoring faces", Some(cases.len() as u64), "frames");
+    r.restore_batch(&mut gpu_out, &faces, &phase).unwrap();
+    assert_eq!(phase.pos(), cases.len() as u64);
+    for (i, case) in cases.iter().enumerate() {
+        let (n, exact, off, max) = diff_stats(&originals[i], &cpu_out[i], &gpu_out[i]);
+        assert!(
+            off * 1000 <= n && exact * 100 >= n * 99 && max <= 2,
+            "{}: of {n} restored pixels {exact} are equal, {off} differ by more than 1 LSB \
+             (max {max})",
+            case.name
+        );
+        match &case.paste {
+            None => assert_eq!(gpu_out[i], originals[i], "{}: passed through", case.name),
+            Some(paste) => {
+                let soft = full_soft_mask(&originals[i], paste);
+                let (_, changed_outside) = compare(&originals[i], &gpu_out[i], &soft, 2.0);
+                assert_eq!(changed_outside, 0, "{}: pixels outside the mask", case.name);
+            }
+        }
+        if case.name.starts_with("face outside") {
+            assert_eq!(gpu_out[i], originals[i], "{}", case.name);
+        }
+    }
+    // The cases really paste something where they should.
+    assert_ne!(gpu_out[0], originals[0]);
+    assert_eq!(gpu_out[4].pixel(0, 0), cpu_out[4].pixel(0, 0));
+    assert_ne!(
+        gpu_out[4].pixel(0, 0),
+        originals[4].pixel(0, 0),
+        "corner face"
+    );
+    assert_ne!(gpu_out[8], originals[8], "7x5 frame covered by the face");
+}
+
+#[test]
+fn gpu_round_trip_keeps_the_psnr() {
+    let original = astronaut();
+    let t = to_crop([222.0, 117.0], 160.0, 0.3);
+    let paste = FacePaste {
+        face: warp_crop(&original, &t),
+        to_crop: t,
+    };
+    let soft = full_soft_mask(&original, &paste);
+    let mut frames = vec![original.clone()];
+    let phase = Phase::detached("Restoring faces", Some(1), "frames");
+    restorer(gpu_compute(), 16)
+        .restore_batch(&mut frames, &[Some(paste)], &phase)
+        .unwrap();
+    let (psnr, changed_outside) = compare(&original, &frames[0], &soft, 1e-6);
+    assert_eq!(changed_outside, 0, "pixels outside the mask changed");
+    assert!(psnr >= 38.0, "PSNR {psnr:.2} dB < 38");
+}
+
+#[test]
+fn gpu_buffers_are_reused_across_batches() {
+    let photo = astronaut();
+    let faces = vec![paste(patterned_face(), [222.0, 117.0], 160.0, 0.2); 4];
+    let mut r = restorer(gpu_compute(), 4);
+    let phase = Phase::detached("Restoring faces", None, "frames");
+    let mut frames = vec![photo.clone(); 4];
+    r.restore_batch(&mut frames, &faces, &phase).unwrap();
+    let first = r.gpu_buffer_generations().expect("gpu path");
+    assert!(first.iter().all(|&g| g >= 1), "{first:?}");
+    let mut again = vec![photo.clone(); 4];
+    r.restore_batch(&mut again, &faces, &phase).unwrap();
+    assert_eq!(r.gpu_buffer_generations().unwrap(), first, "no new buffers");
+    assert_eq!(again, frames, "same input, same output");
+    // A smaller batch fits the buffers as well.
+    r.restore_batch(&mut again[..1], &faces[..1], &phase)
+        .unwrap();
+    assert_eq!(r.gpu_buffer_generations().unwrap(), first);
+}

@@ -1,13 +1,21 @@
-//! `cargo xtask bench face`: the face stage on 1280×720 frames (astronaut.png composited with a
-//! moving similarity), R = 256, CPU warp vs GPU warp side by side, with detection (BlazeFace on
-//! tract, 2 threads, every frame) and warp only (detections replayed from the first run).
-//! Prints the warp-only line, then last
-//! `face-bench: cpu_fps=<a> gpu_fps=<b> adapter=<name> R=256`.
+//! `cargo xtask bench face [rounds] [--detect-every K] [--passes P] [--gpu-detector]`: the face
+//! stage on 1280×720 frames (test-data/astronaut.png, the 512×512 photo, composited onto grey
+//! with a moving similarity: scale 1.0–1.4, roll ±10°, sweeping across the frame; 48 distinct
+//! frames looped `rounds` times, batches of 16), R = 256. Side by side: the CPU stage
+//! (`Compute::Cpu`: tract detection on 2 threads, CPU warp) and the GPU stage (the adapter's
+//! warp; detection per `DetectBackend::Auto`, i.e. tract on a software adapter, or the WGSL
+//! network with `--gpu-detector`), each with detection and warp only (detections replayed from
+//! the first run). `--detect-every` and `--passes` set `FaceConfig::detect_every` and
+//! `DecodeConfig::refine_passes` (defaults 1 and 8, the library's). Prints the configuration,
+//! the warp-only line, then last `face-bench: cpu_fps=<a> gpu_fps=<b> adapter=<name> R=256`.
 
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use face_proc::{Detection, FaceConfig, FaceDetector, FaceError, FaceProcessor, Rect};
+use face_proc::{
+    DecodeConfig, DetectBackend, Detection, FaceConfig, FaceDetector, FaceError, FaceProcessor,
+    Rect,
+};
 use frame::{Affine2, Frame};
 use gpu::Compute;
 use progress_core::Phase;
@@ -112,13 +120,48 @@ fn run_stage(
     Ok((n as f64 / start.elapsed().as_secs_f64(), dets))
 }
 
-pub(crate) fn run(args: &[String]) -> Result<()> {
-    let rounds: usize = match args.first() {
-        Some(s) => s
-            .parse()
-            .with_context(|| format!("rounds `{s}` is not a number"))?,
-        None => 3,
+struct Options {
+    rounds: usize,
+    detect_every: u32,
+    passes: usize,
+    gpu_detector: bool,
+}
+
+fn options(args: &[String]) -> Result<Options> {
+    let defaults = (FaceConfig::default(), DecodeConfig::default());
+    let mut o = Options {
+        rounds: 3,
+        detect_every: defaults.0.detect_every,
+        passes: defaults.1.refine_passes,
+        gpu_detector: false,
     };
+    let mut it = args.iter();
+    let number = |flag: &str, v: Option<&String>| -> Result<usize> {
+        let v = v.with_context(|| format!("{flag} needs a value"))?;
+        v.parse()
+            .with_context(|| format!("{flag} `{v}` is not a positive number"))
+    };
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--detect-every" => o.detect_every = number(a, it.next())?.try_into()?,
+            "--passes" => o.passes = number(a, it.next())?,
+            "--gpu-detector" => o.gpu_detector = true,
+            s => {
+                o.rounds = s
+                    .parse()
+                    .with_context(|| format!("rounds `{s}` is not a number"))?
+            }
+        }
+    }
+    if o.rounds == 0 || o.detect_every == 0 || o.passes == 0 {
+        bail!("rounds, --detect-every and --passes must be positive");
+    }
+    Ok(o)
+}
+
+pub(crate) fn run(args: &[String]) -> Result<()> {
+    let o = options(args)?;
+    let rounds = o.rounds;
     let frames = clip()?;
     let gpu = gpu::acquire(
         &gpu::GpuOptions {
@@ -130,12 +173,30 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     .context("face bench needs a wgpu adapter for the GPU column")?;
     let config = FaceConfig {
         resolution: R,
+        detect_every: o.detect_every,
+        decode: DecodeConfig {
+            refine_passes: o.passes,
+            ..DecodeConfig::default()
+        },
         ..FaceConfig::default()
     };
 
     let mut cpu = FaceProcessor::new(&Compute::Cpu, config.clone())?;
     let (cpu_fps, dets) = run_stage(&mut cpu, &frames, rounds)?;
-    let mut on_gpu = FaceProcessor::new(&gpu, config.clone())?;
+    let gpu_config = FaceConfig {
+        detect_backend: if o.gpu_detector {
+            DetectBackend::Gpu
+        } else {
+            DetectBackend::Auto
+        },
+        ..config.clone()
+    };
+    let mut on_gpu = FaceProcessor::new(&gpu, gpu_config)?;
+    let gpu_detector = if on_gpu.detects_on_gpu() {
+        "wgsl"
+    } else {
+        "tract"
+    };
     let (gpu_fps, _) = run_stage(&mut on_gpu, &frames, rounds)?;
 
     // `dets[k]` belongs to stream index BATCH + k (after the warm-up batch), i.e. clip frame
@@ -153,6 +214,10 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     let (gpu_warp_fps, _) = run_stage(&mut gpu_warp, &frames, rounds)?;
 
     let adapter = gpu.name().replace(' ', "_");
+    println!(
+        "face-bench config: frames={W}x{H} distinct={DISTINCT} rounds={rounds} batch={BATCH} detect_every={} passes={} cpu_detector=tract gpu_detector={gpu_detector}",
+        o.detect_every, o.passes
+    );
     println!(
         "face-bench warp-only: cpu_fps={cpu_warp_fps:.1} gpu_fps={gpu_warp_fps:.1} adapter={adapter} R={R} frames={W}x{H}"
     );

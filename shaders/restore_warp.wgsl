@@ -1,0 +1,112 @@
+// restore_warp.wgsl: the inverse warp of restore (crates/restore), step 1 of 4.
+//
+// Batched over the faces of a chunk. Every face owns a rectangle of frame pixels, its region
+// (the warped face's bounding box padded by the blur radius, clipped to the frame); the
+// regions of all faces are laid end to end in the per-pixel buffers (`Face.base` is the first
+// pixel of a face's region, rows of `Face.rw` pixels). One invocation handles one region pixel.
+//
+// For frame pixel p = (x, y) and q = A·p (frame → face coordinates, `a0..a5`), it writes
+// - `mask[i]`: the bilinear sample at q of an R×R image of ones, zero outside it, and zero
+//   outside the face's bounding box (`bx0..by1`, where the CPU path stores no values);
+// - `warped[i].rgb`: the bilinear sample of the face (RGB8 bytes packed four to a u32 in
+//   `face_px`, starting at byte `face_off`) at q, 127 outside the face.
+// Arithmetic order matches crates/restore/src/cpu.rs and mask.rs, so results agree with the
+// CPU path up to float contraction.
+// Dispatch: one 8×8 workgroup tile grid per face, gid.z = face, (gid.x, gid.y) = pixel of the
+// face's region (the grid covers the largest region; invocations past a face's region return);
+// its pixel index in the per-pixel buffers is i = base + gid.y * rw + gid.x.
+//
+// `Face` and `Info` are shared by the restore_*.wgsl shaders (keep them in sync with
+// `FaceParams` and `Info` in crates/restore/src/wgsl.rs).
+
+struct Face {
+    a0: f32, a1: f32, a2: f32,
+    a3: f32, a4: f32, a5: f32,
+    r: u32,
+    face_off: u32,
+    base: u32,
+    frame_w: u32,
+    frame_h: u32,
+    rx0: u32,
+    ry0: u32,
+    rw: u32,
+    rh: u32,
+    bx0: u32,
+    by0: u32,
+    bx1: u32,
+    by1: u32,
+    w_edge: u32,
+    koff: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+struct Info {
+    n_faces: u32,
+    total: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<storage, read> faces: array<Face>;
+@group(0) @binding(1) var<uniform> info: Info;
+@group(0) @binding(2) var<storage, read> face_px: array<u32>;
+@group(0) @binding(3) var<storage, read_write> mask: array<f32>;
+@group(0) @binding(4) var<storage, read_write> warped: array<vec4<f32>>;
+
+fn ones_weight(u: f32, r: u32) -> f32 {
+    let i = floor(u);
+    let f = u - i;
+    let n = f32(r);
+    var w = 0.0;
+    if (i >= 0.0 && i < n) {
+        w += 1.0 - f;
+    }
+    if (i + 1.0 >= 0.0 && i + 1.0 < n) {
+        w += f;
+    }
+    return w;
+}
+
+fn byte_at(i: u32) -> f32 {
+    let word = face_px[i >> 2u];
+    return f32((word >> ((i & 3u) * 8u)) & 255u);
+}
+
+fn texel(f: Face, x: i32, y: i32) -> vec3<f32> {
+    let n = i32(f.r);
+    if (x < 0 || y < 0 || x >= n || y >= n) {
+        return vec3<f32>(127.0);
+    }
+    let i = f.face_off + (u32(y) * f.r + u32(x)) * 3u;
+    return vec3<f32>(byte_at(i), byte_at(i + 1u), byte_at(i + 2u));
+}
+
+@compute @workgroup_size(8, 8, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    if (gid.z >= info.n_faces) { return; }
+    let f = faces[gid.z];
+    if (gid.x >= f.rw || gid.y >= f.rh) { return; }
+    let i = f.base + gid.y * f.rw + gid.x;
+    let x = f.rx0 + gid.x;
+    let y = f.ry0 + gid.y;
+    let fx = f32(x);
+    let fy = f32(y);
+    let u = f.a0 * fx + f.a1 * fy + f.a2;
+    let v = f.a3 * fx + f.a4 * fy + f.a5;
+    var m = 0.0;
+    if (x >= f.bx0 && x < f.bx1 && y >= f.by0 && y < f.by1) {
+        m = ones_weight(u, f.r) * ones_weight(v, f.r);
+    }
+    mask[i] = m;
+    let x0 = floor(u);
+    let y0 = floor(v);
+    let wx = u - x0;
+    let wy = v - y0;
+    let ix = i32(x0);
+    let iy = i32(y0);
+    let top = texel(f, ix, iy) * (1.0 - wx) + texel(f, ix + 1, iy) * wx;
+    let bottom = texel(f, ix, iy + 1) * (1.0 - wx) + texel(f, ix + 1, iy + 1) * wx;
+    warped[i] = vec4<f32>(top * (1.0 - wy) + bottom * wy, 0.0);
+}
