@@ -14,7 +14,9 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 
 fn main() -> Result<()> {
-    // Work from the project root whatever the caller's directory is.
+    // Paths the user gives are relative to where they ran the command; everything else works
+    // from the project root whatever the caller's directory is.
+    let caller_dir = std::env::current_dir().context("cannot read the current directory")?;
     std::env::set_current_dir(project_root()).context("cannot change to the project root")?;
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (cmd, rest) = match args.split_first() {
@@ -23,7 +25,7 @@ fn main() -> Result<()> {
     };
     match cmd {
         "bench" => bench::run(rest),
-        "pipeline" => pipeline::run(rest),
+        "pipeline" => pipeline::run(rest, &caller_dir),
         "test" => test::run(rest),
         "help" | "--help" | "-h" => {
             println!("{HELP}");

@@ -14,7 +14,7 @@ pub(crate) const HELP: &str = "usage: cargo xtask pipeline [options]
 Without --video/--audio: generates the built-in sample (a real face photo moved by a smooth
 head motion, 4 s at 25 fps, with speech-like audio) in target/facesync-sample/ and runs on it;
 the output goes to target/facesync-sample/lipsync.mp4 (lipsync.y4m when ffmpeg is missing).
-Relative paths are taken from the project root.
+Relative paths are taken from the directory the command runs in.
 
 options:
   --video IN            video: .y4m, a folder of .png frames, or any container ffmpeg reads
@@ -59,7 +59,7 @@ struct Args {
     print_peak_rss: bool,
 }
 
-fn parse(args: &[String]) -> Result<Args> {
+fn parse(args: &[String], caller_dir: &Path) -> Result<Args> {
     let mut a = Args::default();
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -68,10 +68,11 @@ fn parse(args: &[String]) -> Result<Args> {
                 .cloned()
                 .with_context(|| format!("{flag} needs a value"))
         };
+        let path = |v: String| caller_dir.join(v);
         match flag.as_str() {
-            "--video" => a.video = Some(value()?.into()),
-            "--audio" => a.audio = Some(value()?.into()),
-            "--out" => a.out = Some(value()?.into()),
+            "--video" => a.video = Some(path(value()?)),
+            "--audio" => a.audio = Some(path(value()?)),
+            "--out" => a.out = Some(path(value()?)),
             "--resolution" => a.config.resolution = value()?.parse().context("--resolution")?,
             "--steps" => a.config.steps = value()?.parse().context("--steps")?,
             "--chunk" => a.config.chunk = value()?.parse().context("--chunk")?,
@@ -106,13 +107,13 @@ fn parse(args: &[String]) -> Result<Args> {
                     a.sinks.push(s.to_string());
                 }
             }
-            "--progress-file" => a.progress_file = Some(value()?.into()),
-            "--preview-dir" => a.preview_dir = Some(value()?.into()),
+            "--progress-file" => a.progress_file = Some(path(value()?)),
+            "--preview-dir" => a.preview_dir = Some(path(value()?)),
             "--sample-seconds" => {
                 a.sample_seconds = Some(value()?.parse().context("--sample-seconds")?)
             }
             "--sample-size" => a.sample_size = Some(value()?.parse().context("--sample-size")?),
-            "--sample-dir" => a.sample_dir = Some(value()?.into()),
+            "--sample-dir" => a.sample_dir = Some(path(value()?)),
             "--print-peak-rss" => a.print_peak_rss = true,
             other => bail!("unknown option `{other}`\n\n{HELP}"),
         }
@@ -140,6 +141,7 @@ fn parse(args: &[String]) -> Result<Args> {
     if a.sinks.is_empty() {
         a.sinks.push("console".into());
     }
+    a.config.validate()?;
     Ok(a)
 }
 
@@ -150,12 +152,13 @@ fn has_ffmpeg() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-pub(crate) fn run(args: &[String]) -> Result<()> {
+/// Runs the command; `caller_dir` is where the user ran it (their relative paths start there).
+pub(crate) fn run(args: &[String], caller_dir: &Path) -> Result<()> {
     if args.iter().any(|a| a == "--help" || a == "-h") {
         println!("{HELP}");
         return Ok(());
     }
-    let args = parse(args)?;
+    let args = parse(args, caller_dir)?;
     let progress = start_progress(&args)?;
     // Installed before any work, so that Ctrl-C always cancels through the token (and the
     // stages clean up) instead of killing the process half-way through writing a file.
@@ -361,8 +364,9 @@ mod tests {
         let a = parse(&args(
             "--video v.y4m --audio a.wav --out o.mp4 --resolution 512 --steps 3 --chunk 8 \
              --no-face interpolate --backend cpu --progress json,console --progress log --length trim",
-        ))
+        ), Path::new("/home/me"))
         .unwrap();
+        assert_eq!(a.video.as_deref(), Some(Path::new("/home/me/v.y4m")));
         assert_eq!(a.config.resolution, 512);
         assert_eq!(a.config.steps, 3);
         assert_eq!(a.config.chunk, 8);
@@ -380,6 +384,11 @@ mod tests {
             ("--video v.y4m", "give both --video and --audio"),
             ("--steps", "--steps needs a value"),
             ("--frobnicate", "unknown option `--frobnicate`"),
+            (
+                "--resolution 300",
+                "resolution 300 is not supported (256 or 512)",
+            ),
+            ("--chunk 0", "the chunk size must be at least 1"),
             ("--sample-seconds 0", "expected at least 0.04"),
             ("--sample-size 8", "expected at least 16"),
             (
@@ -387,7 +396,7 @@ mod tests {
                 "apply to the built-in sample only",
             ),
         ] {
-            let err = parse(&args(input)).unwrap_err().to_string();
+            let err = parse(&args(input), Path::new("/")).unwrap_err().to_string();
             assert!(err.contains(expected), "{input}: {err}");
         }
     }

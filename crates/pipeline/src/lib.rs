@@ -158,6 +158,25 @@ impl Default for PipelineConfig {
     }
 }
 
+impl PipelineConfig {
+    /// Checks the settings that [`run`] would reject, without touching any file: a caller can
+    /// refuse bad options before doing any work.
+    pub fn validate(&self) -> Result<(), PipelineError> {
+        if self.chunk == 0 {
+            return Err(PipelineError::Config(
+                "the chunk size must be at least 1".into(),
+            ));
+        }
+        if self.resolution != 256 && self.resolution != 512 {
+            return Err(PipelineError::Config(format!(
+                "resolution {} is not supported (256 or 512)",
+                self.resolution
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// The job's inputs.
 #[derive(Debug, Clone)]
 pub struct Inputs {
@@ -207,17 +226,7 @@ pub fn run(
     parent: &Phase,
 ) -> Result<Summary, PipelineError> {
     let started = Instant::now();
-    if config.chunk == 0 {
-        return Err(PipelineError::Config(
-            "the chunk size must be at least 1".into(),
-        ));
-    }
-    if config.resolution != 256 && config.resolution != 512 {
-        return Err(PipelineError::Config(format!(
-            "resolution {} is not supported (256 or 512)",
-            config.resolution
-        )));
-    }
+    config.validate()?;
     let reader = VideoReader::open(
         &inputs.video,
         &ReaderOptions {

@@ -101,6 +101,8 @@ fn child_peak_rss(seconds: f64) -> Result<u64> {
         .arg(SIZE.to_string())
         .arg("--sample-seconds")
         .arg(seconds.to_string())
+        .arg("--sample-dir")
+        .arg(format!("target/facesync-bench/rss-{seconds}"))
         .arg("--out")
         .arg(format!("target/facesync-bench/rss-{seconds}.y4m"))
         .output()
