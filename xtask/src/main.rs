@@ -18,6 +18,7 @@ fn main() -> Result<()> {
     // from the project root whatever the caller's directory is.
     let caller_dir = std::env::current_dir().context("cannot read the current directory")?;
     std::env::set_current_dir(project_root()).context("cannot change to the project root")?;
+    quiet_mesa()?;
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (cmd, rest) = match args.split_first() {
         Some((cmd, rest)) => (cmd.as_str(), rest),
@@ -47,4 +48,27 @@ pub(crate) fn project_root() -> PathBuf {
         .parent()
         .expect("xtask lives one level below the root")
         .to_path_buf()
+}
+
+/// Mesa's window-system probing prints "XDG_RUNTIME_DIR is invalid or not set" at every device
+/// creation when that variable is unset (containers, CI). Nothing here draws to a window, so a
+/// private empty directory under `target/` is enough; child processes (tests, the release
+/// re-run of benchmarks) inherit it.
+fn quiet_mesa() -> Result<()> {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_some() {
+        return Ok(());
+    }
+    let dir = PathBuf::from("target/xdg-runtime");
+    std::fs::create_dir_all(&dir).context("cannot create target/xdg-runtime")?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+            .context("cannot set the mode of target/xdg-runtime")?;
+    }
+    let dir = std::fs::canonicalize(&dir).context("cannot resolve target/xdg-runtime")?;
+    // SAFETY: called at the start of `main`, before this process starts any thread, so no other
+    // thread can read the environment concurrently.
+    unsafe { std::env::set_var("XDG_RUNTIME_DIR", dir) };
+    Ok(())
 }

@@ -24,7 +24,8 @@ options:
   --steps N             inference refinement steps (default 20)
   --chunk N             frames per chunk (default 16)
   --no-face pass|error|interpolate   frames without a face (default pass: copied untouched)
-  --backend auto|gpu|cpu             compute device (default auto)
+  --backend auto|gpu|cpu             compute device (default auto: a hardware GPU when there
+                                     is one, else the CPU; gpu: any adapter, software included)
   --progress console|log|json|none   progress sinks, repeatable or comma-separated (default console)
   --progress-file F     write the json events to F instead of stdout
   --preview-dir DIR     save the preview images (PPM) there

@@ -17,19 +17,6 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     ensure_system_packages()?;
     let mut cmd = Command::new(cargo());
     cmd.args(["test", "--workspace"]).args(args);
-    // Mesa's window-system probing prints an error per device creation when this is unset
-    // (containers, CI); the tests draw nothing, so a private empty directory is enough.
-    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
-        let dir = std::path::PathBuf::from("target/xdg-runtime");
-        std::fs::create_dir_all(&dir).context("cannot create target/xdg-runtime")?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
-                .context("cannot set the mode of target/xdg-runtime")?;
-        }
-        cmd.env("XDG_RUNTIME_DIR", std::fs::canonicalize(&dir)?);
-    }
     let status = cmd.status().context("cannot run cargo test")?;
     if !status.success() {
         bail!("cargo test failed ({status})");

@@ -93,8 +93,10 @@ pub struct DecodeConfig {
     pub iou_threshold: f32,
     /// Re-detections of each face in its own canonical region (rolled upright, at a fixed
     /// scale and offset from its keypoints); the keypoints of all passes but the first are
-    /// averaged. More passes: steadier keypoints, one more inference each. See the crate docs
-    /// for the measured accuracy.
+    /// averaged. More passes: steadier keypoints, one more inference each. Worst eye error
+    /// in the crop (R = 256, unsmoothed, every frame detected) on the fast synthetic clip of
+    /// the stage tests, measured: 2 passes 4.5 px, 3 → 3.6 px, 4 → 3.2 px, 5 → 3.3 px,
+    /// 8 → 1.3 px (the default, the only one within the 2 px the tests require).
     pub refine_passes: usize,
 }
 

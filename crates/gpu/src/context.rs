@@ -32,6 +32,10 @@ impl std::fmt::Debug for GpuContext {
 /// - [`BackendChoice::Cpu`]: `Ok(Compute::Cpu)`, wgpu untouched.
 /// - [`BackendChoice::Auto`] without a usable adapter: `Ok(Compute::Cpu)`, and one warning
 ///   through `tracing` and, when `phase` is given, `phase.message(Level::Warn, ..)`.
+/// - [`BackendChoice::Auto`] when the best adapter is a software rasterizer (device type
+///   `Cpu`, e.g. Mesa's lavapipe): `Ok(Compute::Cpu)` with an info message, because every
+///   stage's CPU path is faster than its shaders emulated on the same cores
+///   (`cargo xtask bench face|restore|infer` measure both side by side).
 /// - [`BackendChoice::Gpu`] without a usable adapter: an error naming what was searched.
 ///
 /// Never panics for a missing adapter or device.
@@ -41,6 +45,21 @@ pub fn acquire(opts: &GpuOptions, phase: Option<&Phase>) -> Result<Compute, GpuE
         return Ok(Compute::Cpu);
     }
     match GpuContext::new(opts) {
+        Ok(ctx)
+            if opts.backend == BackendChoice::Auto
+                && ctx.info.device_type == wgpu::DeviceType::Cpu =>
+        {
+            let text = format!(
+                "the only GPU adapter is {} (a software rasterizer); the CPU path is faster, \
+                 running on the CPU (FACESYNC_BACKEND=gpu forces the adapter)",
+                ctx.info.name
+            );
+            tracing::info!("{text}");
+            if let Some(phase) = phase {
+                phase.message(Level::Info, text);
+            }
+            Ok(Compute::Cpu)
+        }
         Ok(ctx) => {
             tracing::info!(
                 adapter = %ctx.info.name,

@@ -13,8 +13,10 @@
 //!
 //! # Environment overrides
 //! [`GpuOptions::from_env`] reads:
-//! - `FACESYNC_BACKEND=auto|gpu|cpu`: `auto` (default) uses an adapter when one exists and the
-//!   CPU otherwise; `gpu` makes a missing adapter an error; `cpu` never touches wgpu.
+//! - `FACESYNC_BACKEND=auto|gpu|cpu`: `auto` (default) uses a hardware adapter when one exists
+//!   and the CPU otherwise (a software adapter such as lavapipe runs the shaders on the same
+//!   cores, slower than the CPU paths: `auto` skips it); `gpu` uses any adapter, software
+//!   included, and makes a missing one an error; `cpu` never touches wgpu.
 //! - `WGPU_ADAPTER_NAME=<substring>`: only adapters whose name contains it (case-insensitive).
 //! - `WGPU_BACKEND=vulkan,gl,...`: the wgpu backends to search (wgpu's own syntax,
 //!   [`wgpu::Backends::from_comma_list`]).

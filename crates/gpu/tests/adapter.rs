@@ -198,3 +198,26 @@ fn auto_without_matching_adapter_falls_back_to_cpu_and_gpu_errors() {
         "{err}"
     );
 }
+
+#[test]
+fn auto_skips_a_software_adapter() {
+    let ctx = gpu_context();
+    let phase = progress_core::Phase::detached("test", None, "items");
+    let opts = GpuOptions {
+        backend: BackendChoice::Auto,
+        ..GpuOptions::from_env()
+    };
+    let auto = gpu::acquire(&opts, Some(&phase)).unwrap();
+    if ctx.adapter_info().device_type == gpu::wgpu::DeviceType::Cpu {
+        assert!(
+            matches!(auto, Compute::Cpu),
+            "{ctx:?} is a software adapter"
+        );
+    } else {
+        assert_eq!(
+            auto.name(),
+            ctx.adapter_name(),
+            "a hardware adapter is used"
+        );
+    }
+}

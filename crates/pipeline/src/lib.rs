@@ -103,7 +103,8 @@ pub enum NoFacePolicy {
 /// Which compute device the stages use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Backend {
-    /// The GPU if an adapter exists, else the CPU (default).
+    /// A hardware GPU adapter if one exists, else the CPU (default). A software adapter
+    /// (lavapipe) is skipped: the CPU paths are faster than shaders emulated on the same cores.
     #[default]
     Auto,
     /// The GPU (a software adapter such as lavapipe counts).

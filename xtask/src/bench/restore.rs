@@ -116,7 +116,11 @@ pub(crate) fn run(_args: &[String]) -> Result<()> {
     };
     let mut cpu = Restorer::new(gpu::Compute::Cpu, cfg.clone())?;
     let (cpu_fps, cpu_frames) = measure(&mut cpu, &frame, &faces)?;
-    let compute = gpu::acquire(&gpu::GpuOptions::from_env(), None)?;
+    let opts = gpu::GpuOptions {
+        backend: gpu::BackendChoice::Gpu,
+        ..gpu::GpuOptions::from_env()
+    };
+    let compute = gpu::acquire(&opts, None).context("no GPU adapter for the GPU side")?;
     let adapter = compute.name().to_owned();
     let mut gpu_restorer = Restorer::new(compute, cfg)?;
     let gpu_fps = if gpu_restorer.uses_gpu() {
