@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::io::{self, IsTerminal, Write};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use progress_core::{Control, Event, Level, PhaseId, ProgressSink};
+use progress_core::{Control, Event, Level, Outcome, PhaseId, ProgressSink};
 
 use crate::text::{self, Output, PhaseTable, Throttle};
 
@@ -89,7 +89,12 @@ impl ConsoleSink {
         }
     }
 
-    /// Plain lines written to `out`, flushed each tick.
+    /// Plain lines written to `out`, flushed each tick: phase start and finish, at most one
+    /// progress line per phase per second, messages. Phases nested two levels or deeper (a
+    /// chunk's "steps" under "Doing inference" under the job) that complete within a second
+    /// print nothing, so a long run's log is not flooded with one start/finish pair per chunk;
+    /// their start line appears with their first progress line, and a failure or cancellation
+    /// is always printed.
     pub fn plain(out: impl Write + Send + 'static) -> Self {
         let out: Box<dyn Write + Send> = Box::new(out);
         Self {
@@ -328,7 +333,12 @@ struct Plain {
     out: Output<Box<dyn Write + Send>>,
     phases: PhaseTable,
     throttle: Throttle,
+    /// Start lines of deeply nested phases, held back until the phase has run a second.
+    pending: HashMap<PhaseId, String>,
 }
+
+/// Depth from which a phase's start line waits for its first progress line.
+const QUIET_DEPTH: usize = 2;
 
 impl Plain {
     fn new(out: Box<dyn Write + Send>) -> Self {
@@ -336,6 +346,7 @@ impl Plain {
             out: Output::new(out, "console"),
             phases: PhaseTable::default(),
             throttle: Throttle::new(1.0),
+            pending: HashMap::new(),
         }
     }
 
@@ -359,7 +370,11 @@ impl Plain {
                     }
                     None => format!("{}{name}: started", indent(depth)),
                 };
-                self.out.line(&line);
+                if depth >= QUIET_DEPTH {
+                    self.pending.insert(*id, line);
+                } else {
+                    self.out.line(&line);
+                }
             }
             Event::Progress {
                 t,
@@ -376,6 +391,9 @@ impl Plain {
                 };
                 if !self.throttle.due(*id, *t) {
                     return;
+                }
+                if let Some(start) = self.pending.remove(id) {
+                    self.out.line(&start);
                 }
                 let mut line = format!(
                     "{}{}: {}",
@@ -414,6 +432,12 @@ impl Plain {
                 let Some(info) = self.phases.remove(*id) else {
                     return;
                 };
+                if let Some(start) = self.pending.remove(id) {
+                    if *outcome == Outcome::Completed {
+                        return;
+                    }
+                    self.out.line(&start);
+                }
                 let state = text::outcome(*outcome, error.as_deref(), *pos, *total, *elapsed);
                 self.out
                     .line(&format!("{}{}: {state}", indent(info.depth), info.name));

@@ -47,6 +47,40 @@ fn console_plain_lines() {
 }
 
 #[test]
+fn console_plain_keeps_short_deeply_nested_phases_quiet() {
+    let out = Shared::default();
+    let mut sink = ConsoleSink::plain(out.clone());
+    let events = [
+        started(0.0, 1, None, "Lip sync", Some(40)),
+        started(0.0, 2, Some(1), "Doing inference", Some(40)),
+        // A chunk's steps done within a second: nothing printed.
+        started(0.0, 3, Some(2), "steps", Some(100)),
+        finished(0.4, 3, Outcome::Completed, 100, 0.4),
+        // Steps that run longer: the start line comes with the first progress line.
+        started(0.5, 4, Some(2), "steps", Some(100)),
+        progress(1.0, 4, 25, Some(50.0), Some(1.5), None),
+        progress(1.6, 4, 60, Some(50.0), Some(0.8), None),
+        finished(2.4, 4, Outcome::Completed, 100, 1.9),
+        // Cancelled quickly: always printed.
+        started(2.5, 5, Some(2), "steps", Some(100)),
+        finished(2.6, 5, Outcome::Cancelled, 3, 0.1),
+        finished(2.7, 2, Outcome::Cancelled, 32, 2.7),
+    ];
+    feed(&mut sink, &events);
+    let expected = [
+        "Lip sync: started, 40 frames",
+        "  Doing inference: started, 40 frames",
+        "    steps: started, 100 frames",
+        "    steps: 60/100 frames (60%), 50.0 frames/s, ETA 0.8s",
+        "    steps: done in 1.9s",
+        "    steps: started, 100 frames",
+        "    steps: cancelled at 3/100 after 0.1s",
+        "  Doing inference: cancelled at 32/100 after 2.7s",
+    ];
+    assert_eq!(out.text().lines().collect::<Vec<_>>(), expected);
+}
+
+#[test]
 fn console_plain_failure_and_unknown_total() {
     let out = Shared::default();
     let mut sink = ConsoleSink::plain(out.clone());

@@ -121,7 +121,7 @@ pub(crate) fn run(_args: &[String]) -> Result<()> {
         ..gpu::GpuOptions::from_env()
     };
     let compute = gpu::acquire(&opts, None).context("no GPU adapter for the GPU side")?;
-    let adapter = compute.name().to_owned();
+    let adapter = compute.name().replace(' ', "_");
     let mut gpu_restorer = Restorer::new(compute, cfg)?;
     let gpu_fps = if gpu_restorer.uses_gpu() {
         let (fps, gpu_frames) = measure(&mut gpu_restorer, &frame, &faces)?;
