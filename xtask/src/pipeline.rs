@@ -23,11 +23,14 @@ options:
   --resolution 256|512  face crop size (default 256)
   --steps N             inference refinement steps (default 20)
   --chunk N             frames per chunk (default 16)
-  --no-face pass|error|interpolate   frames without a face (default pass: copied untouched)
+  --no-face pass|error|interpolate   frames without a face (default pass: copied untouched;
+                                     interpolate: the transform from the faces either side,
+                                     for gaps up to 12 frames)
   --backend auto|gpu|cpu             compute device (default auto: a hardware GPU when there
-                                     is one, else the CPU; gpu: any adapter, software included)
+                                     is one, else the CPU; gpu: any adapter, software included;
+                                     FACESYNC_BACKEND=auto|gpu|cpu sets the default)
   --progress console|log|json|none   progress sinks, repeatable or comma-separated (default console)
-  --progress-file F     write the json events to F instead of stdout
+  --progress-file F     write the json events to F instead of stdout (implies --progress json)
   --preview-dir DIR     save the preview images (PPM) there
   --length loop|trim    video/audio length policy (default loop):
                           loop: the output is as long as the audio; a shorter video plays
@@ -62,6 +65,7 @@ struct Args {
 
 fn parse(args: &[String], caller_dir: &Path) -> Result<Args> {
     let mut a = Args::default();
+    let mut backend_given = false;
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         let mut value = || {
@@ -86,12 +90,8 @@ fn parse(args: &[String], caller_dir: &Path) -> Result<Args> {
                 }
             }
             "--backend" => {
-                a.config.backend = match value()?.as_str() {
-                    "auto" => Backend::Auto,
-                    "gpu" => Backend::Gpu,
-                    "cpu" => Backend::Cpu,
-                    other => bail!("--backend {other}: expected auto, gpu or cpu"),
-                }
+                a.config.backend = backend("--backend", &value()?)?;
+                backend_given = true;
             }
             "--length" => {
                 a.config.length = match value()?.as_str() {
@@ -122,6 +122,9 @@ fn parse(args: &[String], caller_dir: &Path) -> Result<Args> {
     if a.video.is_some() != a.audio.is_some() {
         bail!("give both --video and --audio, or neither (to run on the built-in sample)");
     }
+    if a.video.is_some() && a.out.is_none() {
+        bail!("--out is required with --video and --audio");
+    }
     let sample_option =
         a.sample_seconds.is_some() || a.sample_size.is_some() || a.sample_dir.is_some();
     if a.video.is_some() && sample_option {
@@ -142,8 +145,27 @@ fn parse(args: &[String], caller_dir: &Path) -> Result<Args> {
     if a.sinks.is_empty() {
         a.sinks.push("console".into());
     }
+    if a.progress_file.is_some() && !a.sinks.iter().any(|s| s == "json") {
+        a.sinks.push("json".into());
+    }
+    if !backend_given && let Ok(value) = std::env::var("FACESYNC_BACKEND") {
+        a.config.backend = backend("FACESYNC_BACKEND", &value)?;
+    }
     a.config.validate()?;
     Ok(a)
+}
+
+/// `value` of `source` (the option or the environment variable) as a backend.
+fn backend(source: &str, value: &str) -> Result<Backend> {
+    Ok(match value.trim().to_ascii_lowercase().as_str() {
+        "auto" | "" => Backend::Auto,
+        "gpu" => Backend::Gpu,
+        "cpu" => Backend::Cpu,
+        other if source.starts_with("--") => {
+            bail!("{source} {other}: expected auto, gpu or cpu")
+        }
+        other => bail!("{source}={other}: expected auto, gpu or cpu"),
+    })
 }
 
 fn has_ffmpeg() -> bool {
@@ -235,6 +257,13 @@ fn start_progress(args: &Args) -> Result<Progress> {
 /// Makes the sample when no input is given, then runs the pipeline; every phase has ended
 /// when this returns.
 fn run_job(args: &Args, progress: &Progress) -> Result<Summary, JobError> {
+    // Both top-level phases exist from the start, so that the whole-run fraction does not
+    // jump back when the job starts after the sample.
+    let sample_phase = args
+        .video
+        .is_none()
+        .then(|| progress.phase("Making the sample", None, "frames"));
+    let job = progress.phase("Lip sync", None, "frames");
     let (inputs, default_out) = match (&args.video, &args.audio) {
         (Some(video), Some(audio)) => (
             Inputs {
@@ -256,11 +285,12 @@ fn run_job(args: &Args, progress: &Progress) -> Result<Summary, JobError> {
                 spec.width = s;
                 spec.height = s;
             }
-            let phase = progress.phase("Making the sample", None, "frames");
+            let phase = sample_phase.expect("made when there is no --video");
             let files = match pipeline::sample::write_sample_reporting(&sample_dir, &spec, &phase) {
                 Ok(files) => files,
                 Err(e) => {
                     phase.fail(&e);
+                    job.fail("the built-in sample could not be made");
                     return Err(match e {
                         PipelineError::Cancelled { phase } => JobError::Cancelled(phase),
                         e => anyhow::Error::new(e)
@@ -286,10 +316,10 @@ fn run_job(args: &Args, progress: &Progress) -> Result<Summary, JobError> {
         }
     };
     let Some(out) = args.out.clone().or(default_out) else {
+        job.fail("--out is required with --video/--audio");
         return Err(anyhow::anyhow!("--out is required with --video/--audio").into());
     };
 
-    let job = progress.phase("Lip sync", None, "frames");
     let result = pipeline::run(&args.config, &inputs, &out, &job);
     match &result {
         Ok(_) => job.finish(),
@@ -383,8 +413,10 @@ mod tests {
             ("--no-face skip", "expected pass, error or interpolate"),
             ("--progress bars", "expected console, log, json or none"),
             ("--video v.y4m", "give both --video and --audio"),
+            ("--video v.y4m --audio a.wav", "--out is required"),
             ("--steps", "--steps needs a value"),
             ("--frobnicate", "unknown option `--frobnicate`"),
+            ("--backend tpu", "--backend tpu: expected auto, gpu or cpu"),
             (
                 "--resolution 300",
                 "resolution 300 is not supported (256 or 512)",
@@ -393,7 +425,7 @@ mod tests {
             ("--sample-seconds 0", "expected at least 0.04"),
             ("--sample-size 8", "expected at least 16"),
             (
-                "--video v.y4m --audio a.wav --sample-seconds 2",
+                "--video v.y4m --audio a.wav --out o.y4m --sample-seconds 2",
                 "apply to the built-in sample only",
             ),
         ] {

@@ -20,8 +20,10 @@ pub enum NoFacePolicy {
     PassThrough,
     /// Stop with [`FaceError::NoFace`] naming the frame.
     Error,
-    /// Reuse the transform of the last frame with a face, for at most `max_gap` frames (then
-    /// pass through). Previous frames only: the stage streams, so there is no look-ahead.
+    /// Give face-less frames a transform from their neighbours, for gaps of at most `max_gap`
+    /// frames (longer gaps pass through): linear between the last frame with a face and the
+    /// next one when both are known in the same batch (the stage streams one batch at a time,
+    /// with no look-ahead beyond it), else the last frame's transform held.
     Interpolate {
         /// Longest run of face-less frames that reuses the last transform.
         max_gap: u32,
@@ -251,6 +253,7 @@ impl FaceProcessor {
             records.push(record.0);
             actions.push(action);
         }
+        interpolate_gaps(&mut records, &mut jobs, &actions);
         let crops = self.warp(frames, &jobs)?;
         for ((i, _), crop) in jobs.iter().zip(crops) {
             records[*i].crop = Some(crop);
@@ -579,6 +582,46 @@ fn largest(faces: Vec<Detection>) -> Option<Detection> {
     })
 }
 
+/// Replaces the held transforms of each run of [`FaceAction::Interpolated`] frames that the
+/// batch closes with a found face by the linear blend of the transforms on either side (the
+/// run's first record holds the one before it). The blend of two similarities, entry by
+/// entry, is again a similarity.
+fn interpolate_gaps(
+    records: &mut [FaceRecord],
+    jobs: &mut [(usize, Affine2)],
+    actions: &[(u32, FaceAction)],
+) {
+    let mut i = 0;
+    while i < actions.len() {
+        if actions[i].1 != FaceAction::Interpolated {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < actions.len() && actions[i].1 == FaceAction::Interpolated {
+            i += 1;
+        }
+        if i == actions.len() || actions[i].1 != FaceAction::Aligned {
+            continue;
+        }
+        let (from, to) = (records[start].to_crop, records[i].to_crop);
+        let steps = (i - start + 1) as f64;
+        for (k, record) in records[start..i].iter_mut().enumerate() {
+            let w = (k + 1) as f64 / steps;
+            let mut t = from;
+            for (row, (a, b)) in t.m.iter_mut().zip(from.m.iter().zip(&to.m)) {
+                for (v, (x, y)) in row.iter_mut().zip(a.iter().zip(b)) {
+                    *v = x + (y - x) * w;
+                }
+            }
+            record.to_crop = t;
+            if let Some(job) = jobs.iter_mut().find(|(j, _)| *j == start + k) {
+                job.1 = t;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -793,6 +836,43 @@ mod tests {
             [(true, true), (false, true), (false, false), (true, true)]
         );
         assert_eq!(recs[1].to_crop, recs[0].to_crop);
+    }
+
+    #[test]
+    fn interpolate_blends_between_the_neighbouring_faces_within_a_batch() {
+        let photo = astronaut();
+        let a = place(&photo, &motion(1.0, 0.0, [300.0, 170.0]), 640, 360);
+        let b = place(&photo, &motion(1.15, 8.0, [350.0, 200.0]), 640, 360);
+        let grey = Frame::filled(640, 360, [40, 40, 40]);
+        let policy = NoFacePolicy::Interpolate { max_gap: 2 };
+        let mut stage = FaceProcessor::new(&Compute::Cpu, config(Smoothing::None, policy)).unwrap();
+        let frames = [a, grey.clone(), grey.clone(), b, grey];
+        let recs = stage.process_batch(&frames, &detached(5)).unwrap();
+        let found: Vec<(bool, bool)> = recs.iter().map(|r| (r.found, r.crop.is_some())).collect();
+        assert_eq!(
+            found,
+            [
+                (true, true),
+                (false, true),
+                (false, true),
+                (true, true),
+                (false, true)
+            ]
+        );
+        let (from, to) = (recs[0].to_crop.m, recs[3].to_crop.m);
+        for (rec, w) in [(&recs[1], 1.0 / 3.0), (&recs[2], 2.0 / 3.0)] {
+            for r in 0..2 {
+                for c in 0..3 {
+                    let want = from[r][c] + (to[r][c] - from[r][c]) * w;
+                    assert!((rec.to_crop.m[r][c] - want).abs() < 1e-9, "{rec:?}");
+                }
+            }
+        }
+        // The gap at the end of the batch has no face after it (yet): the last one is held.
+        assert_eq!(recs[4].to_crop, recs[3].to_crop);
+        // The crop is the warp with the blended transform.
+        let want = crate::warp::warp_cpu(&frames[1], &recs[1].to_crop, 256).unwrap();
+        assert_eq!(recs[1].crop.as_ref().unwrap().data(), want.data());
     }
 
     #[test]

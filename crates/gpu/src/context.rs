@@ -51,7 +51,7 @@ pub fn acquire(opts: &GpuOptions, phase: Option<&Phase>) -> Result<Compute, GpuE
         {
             let text = format!(
                 "the only GPU adapter is {} (a software rasterizer); the CPU path is faster, \
-                 running on the CPU (FACESYNC_BACKEND=gpu forces the adapter)",
+                 running on the CPU (ask for the GPU backend, e.g. FACESYNC_BACKEND=gpu, to use it)",
                 ctx.info.name
             );
             tracing::info!("{text}");

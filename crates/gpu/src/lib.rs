@@ -27,13 +27,17 @@
 //! # Dispatch-index convention
 //! A 1-D problem of `n` elements with workgroup size `WG` needs `ceil(n / WG)` workgroups, which
 //! can exceed the per-dimension limit (65,535 on most adapters). [`GpuContext::dispatch_grid`]
-//! splits the count into a 2-D grid `(x, y)` with `x * y >= workgroups`; every shader in
-//! `shaders/` then computes its linear index as
+//! splits the count into a 2-D grid `(x, y)` with `x * y >= workgroups`; the 1-D shaders
+//! (`face_warp`, `restore_blend`, `infer_poisson`, `blazeface_layers`) then compute their linear
+//! index as
 //!
 //! ```wgsl
 //! let i = gid.x + gid.y * nwg.x * WG;   // gid: global_invocation_id, nwg: num_workgroups
 //! if (i >= n) { return; }               // the grid may overshoot
 //! ```
+//!
+//! The restore warp, erode and blur shaders instead dispatch a 2-D tile grid per face
+//! (`gid.z` = face), each dimension well under the limit.
 //!
 //! # Buffers
 //! [`GrowBuffer`] is a storage/uniform/staging buffer that reallocates only when a batch needs

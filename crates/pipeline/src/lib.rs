@@ -96,7 +96,9 @@ pub enum NoFacePolicy {
     Pass,
     /// Stop the run with an error.
     Error,
-    /// Use a transform interpolated from the neighbouring frames.
+    /// Give the frame a transform from its neighbours with a face, for gaps of up to 12
+    /// frames (longer gaps pass through): blended linearly between the faces on either side
+    /// when both are in the same chunk, else the last face's transform held.
     Interpolate,
 }
 

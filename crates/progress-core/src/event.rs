@@ -189,7 +189,8 @@ pub enum FaceAction {
     Aligned,
     /// No usable face: the frame goes through untouched.
     PassedThrough,
-    /// No usable face: the transform was interpolated from neighbouring frames.
+    /// No usable face: the transform comes from the neighbouring frames with a face (blended
+    /// between them, or the last one held).
     Interpolated,
     /// No usable face and the policy is to fail.
     Failed,
@@ -253,7 +254,7 @@ pub struct RunSummary {
     pub abandoned: u64,
     /// Previews dropped because a queue was full (the producer's channel or a sink's queue).
     pub dropped_previews: u64,
-    /// Sinks disabled because they panicked.
+    /// Sinks disabled because they panicked or stalled.
     pub sink_failures: u64,
 }
 

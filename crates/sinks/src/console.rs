@@ -90,7 +90,8 @@ impl ConsoleSink {
     }
 
     /// Plain lines written to `out`, flushed each tick: phase start and finish, at most one
-    /// progress line per phase per second, messages. Phases nested two levels or deeper (a
+    /// progress line per phase per second, one whole-run line (weighted fraction and ETA) per
+    /// second, messages. Phases nested two levels or deeper (a
     /// chunk's "steps" under "Doing inference" under the job) that complete within a second
     /// print nothing, so a long run's log is not flooded with one start/finish pair per chunk;
     /// their start line appears with their first progress line, and a failure or cancellation
@@ -154,7 +155,15 @@ struct Bars {
     order: Vec<PhaseId>,
     /// Finished top-level bars: kept alive, since a dropped bar leaves the `MultiProgress`.
     kept: Vec<ProgressBar>,
+    /// The whole run's fraction and ETA, below the phases (from the first `RunProgress`).
+    run_bar: Option<ProgressBar>,
 }
+
+/// The whole-run bar counts in thousandths.
+const RUN_BAR_LEN: u64 = 1000;
+const RUN_TEMPLATE: &str = "{prefix}[{bar:30}] {percent}% {msg}";
+/// Label of the whole-run bar and line.
+const RUN_LABEL: &str = "whole run";
 
 const BAR_TEMPLATE: &str = "{prefix}[{bar:30}] {pos}/{len} {msg}";
 const COUNT_TEMPLATE: &str = "{prefix}{pos} {msg}";
@@ -178,6 +187,7 @@ impl Bars {
             bars: HashMap::new(),
             order: Vec::new(),
             kept: Vec::new(),
+            run_bar: None,
         }
     }
 
@@ -224,7 +234,10 @@ impl Bars {
                     }
                     None => {
                         self.order.push(*id);
-                        self.multi.add(bar)
+                        match &self.run_bar {
+                            Some(run) => self.multi.insert_before(run, bar),
+                            None => self.multi.add(bar),
+                        }
                     }
                 };
                 bar.tick();
@@ -283,7 +296,26 @@ impl Bars {
                 bar.abandon();
                 self.kept.push(bar);
             }
+            Event::RunProgress { fraction, eta, .. } => {
+                let run = self.run_bar.get_or_insert_with(|| {
+                    let bar = ProgressBar::hidden();
+                    bar.set_style(
+                        ProgressStyle::with_template(RUN_TEMPLATE)
+                            .expect("the run bar template is valid")
+                            .progress_chars("=> "),
+                    );
+                    bar.set_length(RUN_BAR_LEN);
+                    bar.set_prefix(format!("{RUN_LABEL} "));
+                    self.multi.add(bar)
+                });
+                run.set_position((fraction.clamp(0.0, 1.0) * RUN_BAR_LEN as f64).round() as u64);
+                run.set_message(format!("ETA {}", text::eta(*eta)));
+            }
             Event::RunFinished { summary, .. } => {
+                if let Some(run) = self.run_bar.take() {
+                    run.finish_and_clear();
+                    self.multi.remove(&run);
+                }
                 let _ = self.multi.println(text::summary(summary));
             }
             _ => {}
@@ -339,6 +371,8 @@ struct Plain {
 
 /// Depth from which a phase's start line waits for its first progress line.
 const QUIET_DEPTH: usize = 2;
+/// Throttle key of the whole-run line (phase ids start at 1).
+const RUN_KEY: PhaseId = 0;
 
 impl Plain {
     fn new(out: Box<dyn Write + Send>) -> Self {
@@ -441,6 +475,14 @@ impl Plain {
                 let state = text::outcome(*outcome, error.as_deref(), *pos, *total, *elapsed);
                 self.out
                     .line(&format!("{}{}: {state}", indent(info.depth), info.name));
+            }
+            Event::RunStarted { t, .. } => self.throttle.reset(RUN_KEY, *t),
+            Event::RunProgress { t, fraction, eta } if self.throttle.due(RUN_KEY, *t) => {
+                self.out.line(&format!(
+                    "{RUN_LABEL}: {:.0}%, ETA {}",
+                    100.0 * fraction.clamp(0.0, 1.0),
+                    text::eta(*eta)
+                ));
             }
             Event::RunFinished { summary, .. } => {
                 self.out.line(&text::summary(summary));

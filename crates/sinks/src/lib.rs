@@ -14,7 +14,8 @@
 //! | your own code (a UI toolkit, a web socket) | [`CallbackSink`]: a closure; return `Control::Cancel` to stop the run |
 //! | ComfyUI | [`comfy::ComfySink`]: `progress` messages, binary preview frames, interrupt → cancel |
 //!
-//! Several sinks can watch one run; each sees every event in order.
+//! Several sinks can watch one run; each sees every structural event in order, while progress
+//! snapshots may be coalesced (latest wins) and previews dropped for a slow sink.
 //!
 //! # Example
 //! ```

@@ -244,6 +244,62 @@ fn console_bars_insert_children_after_their_parents_last_descendant() {
     find_line(&lines, "  B1 0 frames", "?  ETA ?");
 }
 
+fn run_progress(t: f64, fraction: f64, eta: Option<f64>) -> Event {
+    Event::RunProgress { t, fraction, eta }
+}
+
+#[test]
+fn console_bars_show_the_whole_run_below_the_phases() {
+    let (mut sink, term) = bars();
+    feed(
+        &mut sink,
+        &[
+            started(0.0, 1, None, "A", Some(100)),
+            run_progress(0.5, 0.25, Some(1.5)),
+            started(0.6, 2, None, "B", Some(100)),
+        ],
+    );
+    let lines = screen(&term);
+    let run = find_line(&lines, "whole run [", "] 25% ETA 1.5s");
+    let b = find_line(&lines, "B [", "?  ETA ?");
+    assert!(b < run, "the run bar stays last:\n{}", lines.join("\n"));
+    let summary = progress_core::RunSummary {
+        elapsed: 2.0,
+        phases: 2,
+        completed: 2,
+        ..Default::default()
+    };
+    feed(&mut sink, &[Event::RunFinished { t: 2.0, summary }]);
+    let lines = screen(&term);
+    assert!(
+        !lines.iter().any(|l| l.starts_with("whole run")),
+        "cleared at the end:\n{}",
+        lines.join("\n")
+    );
+}
+
+#[test]
+fn console_plain_prints_the_whole_run_once_a_second() {
+    let out = Shared::default();
+    let mut sink = ConsoleSink::plain(out.clone());
+    let events = [
+        Event::RunStarted {
+            schema: 1,
+            t: 0.0,
+            tick_ms: 100,
+        },
+        run_progress(0.5, 0.1, None),
+        run_progress(1.1, 0.3, Some(2.6)),
+        run_progress(1.6, 0.45, Some(2.0)),
+        run_progress(2.2, 0.6, Some(1.5)),
+    ];
+    feed(&mut sink, &events);
+    assert_eq!(
+        out.text().lines().collect::<Vec<_>>(),
+        ["whole run: 30%, ETA 2.6s", "whole run: 60%, ETA 1.5s"]
+    );
+}
+
 #[test]
 fn console_bars_keep_completed_top_level_with_elapsed() {
     let (mut sink, term) = bars();
@@ -588,12 +644,8 @@ fn bar(value: u64, max: u64) -> ComfyMessage {
     ))
 }
 
-fn run_progress(t: f64, fraction: f64) -> Event {
-    Event::RunProgress {
-        t,
-        fraction,
-        eta: None,
-    }
+fn run_progress_unknown_eta(t: f64, fraction: f64) -> Event {
+    run_progress(t, fraction, None)
 }
 
 fn png_preview(t: f64, frame: u64, data: &[u8]) -> Event {
@@ -621,16 +673,16 @@ fn comfy_run_bar_is_throttled_like_comfyui() {
                 t: 0.0,
                 tick_ms: 100,
             }, // first: at once
-            run_progress(0.05, 0.30),         // < 0.1 s since the last
-            run_progress(0.20, 0.304),        // 30
-            run_progress(0.25, 0.50),         // < 0.1 s
-            run_progress(0.40, 0.502),        // 50
-            run_progress(0.60, 0.504),        // still 50: never repeated
-            run_progress(0.70, 0.5049),       // 50
-            png_preview(0.72, 9, &[1, 2, 3]), // preview at once
-            run_progress(0.80, 0.5099),       // 50 -> 50
-            run_progress(0.90, 0.90),         // 90
-            run_progress(0.95, 1.0),          // final: at once
+            run_progress_unknown_eta(0.05, 0.30), // < 0.1 s since the last
+            run_progress_unknown_eta(0.20, 0.304), // 30
+            run_progress_unknown_eta(0.25, 0.50), // < 0.1 s
+            run_progress_unknown_eta(0.40, 0.502), // 50
+            run_progress_unknown_eta(0.60, 0.504), // still 50: never repeated
+            run_progress_unknown_eta(0.70, 0.5049), // 50
+            png_preview(0.72, 9, &[1, 2, 3]),     // preview at once
+            run_progress_unknown_eta(0.80, 0.5099), // 50 -> 50
+            run_progress_unknown_eta(0.90, 0.90), // 90
+            run_progress_unknown_eta(0.95, 1.0),  // final: at once
         ],
     );
     let got: Vec<ComfyMessage> = rx.try_iter().collect();
@@ -651,10 +703,10 @@ fn comfy_small_changes_wait_but_previews_flush_them() {
     feed(
         &mut sink,
         &[
-            run_progress(0.0, 0.100),   // first: 100
-            run_progress(0.5, 0.1049),  // 104: change 4 < 5 (0.5% of 1000)
-            png_preview(0.55, 1, &[9]), // the pending 104 goes out first
-            run_progress(0.6, 0.108),   // 108: change 4 since 104, too small
+            run_progress_unknown_eta(0.0, 0.100),  // first: 100
+            run_progress_unknown_eta(0.5, 0.1049), // 104: change 4 < 5 (0.5% of 1000)
+            png_preview(0.55, 1, &[9]),            // the pending 104 goes out first
+            run_progress_unknown_eta(0.6, 0.108),  // 108: change 4 since 104, too small
         ],
     );
     let got: Vec<ComfyMessage> = rx.try_iter().collect();
