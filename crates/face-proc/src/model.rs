@@ -175,6 +175,22 @@ impl Letterbox {
             self.top + half + s * lx + c * ly,
         ]
     }
+
+    /// [`Self::to_source`] as `origin + u * du + v * dv` for the input point `(u, v)`: the
+    /// trigonometry done once per region instead of once per sample.
+    fn affine(self) -> ([f32; 2], [f32; 2], [f32; 2]) {
+        let (s, c) = if self.angle == 0.0 {
+            (0.0, 1.0)
+        } else {
+            self.angle.sin_cos()
+        };
+        let (side, half) = (self.side, self.side / 2.0);
+        let origin = [
+            self.left + half - (c - s) * half,
+            self.top + half - (s + c) * half,
+        ];
+        (origin, [c * side, s * side], [-s * side, c * side])
+    }
 }
 
 /// Fills `out` (NHWC [128,128,3], values in [-1, 1] as MediaPipe's `(v / 127.5) - 1`) from the
@@ -195,15 +211,16 @@ pub(crate) fn preprocess(image: &Frame, region: &Letterbox, out: &mut [f32]) {
         [data[i] as f32, data[i + 1] as f32, data[i + 2] as f32]
     };
     let norm = 1.0 / (taps * taps) as f32;
+    let (origin, du, dv) = region.affine();
     for iy in 0..INPUT_SIDE {
         for ix in 0..INPUT_SIDE {
             let mut acc = [0.0f32; 3];
             for ty in 0..taps {
+                let v = (iy as f32 + (ty as f32 + 0.5) / taps as f32) / INPUT_SIDE as f32;
                 for tx in 0..taps {
-                    let [sx, sy] = region.to_source([
-                        (ix as f32 + (tx as f32 + 0.5) / taps as f32) / INPUT_SIDE as f32,
-                        (iy as f32 + (ty as f32 + 0.5) / taps as f32) / INPUT_SIDE as f32,
-                    ]);
+                    let u = (ix as f32 + (tx as f32 + 0.5) / taps as f32) / INPUT_SIDE as f32;
+                    let sx = origin[0] + u * du[0] + v * dv[0];
+                    let sy = origin[1] + u * du[1] + v * dv[1];
                     let (x0, y0) = (sx.floor(), sy.floor());
                     let (fx, fy) = (sx - x0, sy - y0);
                     let (x0, y0) = (x0 as i64, y0 as i64);
@@ -286,6 +303,30 @@ mod tests {
                 .iter()
                 .all(|n| n.attribute.iter().any(|a| a.name == "value"))
         );
+    }
+
+    #[test]
+    fn the_precomputed_affine_maps_like_to_source() {
+        for region in [
+            Letterbox::whole(640, 360),
+            Letterbox::centred(222.0, 118.0, 250.0, 0.3),
+            Letterbox::centred(900.5, 40.0, 96.0, -2.9),
+        ] {
+            let (origin, du, dv) = region.affine();
+            for p in [[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.37, 0.81], [1.0, 1.0]] {
+                let got = [
+                    origin[0] + p[0] * du[0] + p[1] * dv[0],
+                    origin[1] + p[0] * du[1] + p[1] * dv[1],
+                ];
+                let want = region.to_source(p);
+                for k in 0..2 {
+                    assert!(
+                        (got[k] - want[k]).abs() < 1e-3,
+                        "{region:?} {p:?}: {got:?} vs {want:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
