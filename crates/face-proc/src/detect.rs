@@ -489,7 +489,74 @@ impl BlazeFace {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::astronaut;
+    use crate::testutil::{astronaut, solvay_row};
+
+    /// rustface's face boxes in `solvay-1927-row.png` (x, y, side; read off its red squares):
+    /// the eleven faces wholly inside the crop.
+    const SOLVAY_FACES: [[f32; 3]; 11] = [
+        [33.0, 88.0, 62.0],
+        [129.0, 24.0, 58.0],
+        [213.0, 89.0, 55.0],
+        [316.0, 28.0, 58.0],
+        [412.0, 97.0, 55.0],
+        [516.0, 20.0, 57.0],
+        [615.0, 80.0, 62.0],
+        [671.0, 19.0, 54.0],
+        [832.0, 30.0, 54.0],
+        [792.0, 79.0, 63.0],
+        [914.0, 82.0, 57.0],
+    ];
+
+    /// BlazeFace over overlapping squares of `side` (stride half a side) covering `img`.
+    fn scan(det: &mut BlazeFace, img: &Frame, side: f32) -> Vec<Detection> {
+        let (w, h) = (img.width() as f32, img.height() as f32);
+        let centres = |len: f32| {
+            let mut c = vec![side / 2.0];
+            while c[c.len() - 1] + side / 2.0 < len {
+                c.push((c[c.len() - 1] + side / 2.0).min(len - side / 2.0));
+            }
+            c
+        };
+        let mut all = Vec::new();
+        for &y in &centres(h) {
+            for &x in &centres(w) {
+                let region = Letterbox::centred(x, y, side, 0.0);
+                all.extend(det.detect_region(img, &region).unwrap());
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn finds_the_faces_of_a_group_photo() {
+        // A real 1927 photograph with eleven ~55 px faces in a 1020×200 strip, scanned at two
+        // tile sizes (120 and 200 px): every detection must be one of rustface's faces (centre
+        // inside its box, side within ±40 %), and at least 10 of the 11 faces must be found
+        // (measured: all 11, no false positive; each tile size alone finds 10).
+        let img = solvay_row();
+        let mut det = BlazeFace::cpu(DecodeConfig::default()).unwrap();
+        let mut all = scan(&mut det, &img, 120.0);
+        all.extend(scan(&mut det, &img, 200.0));
+        let faces = weighted_nms(all, 0.3);
+        let mut found = [false; SOLVAY_FACES.len()];
+        for f in &faces {
+            let [cx, cy] = f.bbox.centre();
+            let hit = SOLVAY_FACES.iter().position(|&[x, y, side]| {
+                (x..x + side).contains(&cx)
+                    && (y..y + side).contains(&cy)
+                    && (0.6..1.4).contains(&(f.bbox.w / side))
+            });
+            let Some(k) = hit else {
+                panic!(
+                    "{:?} (score {:.2}) is not one of the faces",
+                    f.bbox, f.score
+                );
+            };
+            found[k] = true;
+        }
+        let n = found.iter().filter(|&&f| f).count();
+        assert!(n >= 10, "found {n} of 11 faces: {found:?}");
+    }
 
     #[test]
     fn finds_the_astronaut_face() {

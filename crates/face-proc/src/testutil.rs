@@ -4,18 +4,24 @@ use frame::{Affine2, Frame};
 
 /// `test-data/astronaut.png` (512×512 RGB8, public domain).
 pub(crate) fn astronaut() -> Frame {
-    let bytes: &[u8] = include_bytes!("../../../test-data/astronaut.png");
+    rgb_png(include_bytes!("../../../test-data/astronaut.png"))
+}
+
+/// `test-data/solvay-1927-row.png` (1020×200 RGB8): the front row of the 1927 Solvay group
+/// photo with rustface's red face boxes (see `test-data/README.md`).
+pub(crate) fn solvay_row() -> Frame {
+    rgb_png(include_bytes!("../../../test-data/solvay-1927-row.png"))
+}
+
+fn rgb_png(bytes: &[u8]) -> Frame {
     let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
-    let mut reader = decoder.read_info().expect("astronaut.png header");
+    let mut reader = decoder.read_info().expect("png header");
     let mut buf = vec![0; reader.output_buffer_size().expect("png size")];
-    let info = reader.next_frame(&mut buf).expect("astronaut.png pixels");
-    assert_eq!(
-        info.color_type,
-        png::ColorType::Rgb,
-        "astronaut.png is RGB8"
-    );
+    let info = reader.next_frame(&mut buf).expect("png pixels");
+    assert_eq!(info.color_type, png::ColorType::Rgb, "test photos are RGB8");
+    assert_eq!(info.bit_depth, png::BitDepth::Eight, "test photos are RGB8");
     buf.truncate(info.buffer_size());
-    Frame::new(info.width, info.height, buf).expect("astronaut frame")
+    Frame::new(info.width, info.height, buf).expect("test photo frame")
 }
 
 /// Renders `src` through the similarity `t` (source → output) into a `w`×`h` frame of grey 90,
