@@ -52,11 +52,7 @@ impl AudioFeatures {
         if sample_rate == 0 {
             return Err(InferError::Audio("audio sample rate is 0 Hz".into()));
         }
-        if !(video_fps.is_finite() && video_fps > 0.0) {
-            return Err(InferError::Audio(format!(
-                "video frame rate {video_fps} is not a positive number"
-            )));
-        }
+        check_fps(video_fps)?;
         if !samples.len().is_multiple_of(channels as usize) {
             return Err(InferError::Audio(format!(
                 "audio has {} samples, not a multiple of its {channels} channels",
@@ -65,10 +61,7 @@ impl AudioFeatures {
         }
         let mono = downmix(samples, channels);
         let mono = resample_to_16k(&mono, sample_rate)?;
-        // Only the mel frames some video frame's window can reach.
-        let duration = n_frames as f64 / video_fps;
-        let needed = (duration * 100.0).ceil() as usize + WINDOW_FRAMES + 2;
-        let mel = log_mel(&mono, needed);
+        let mel = log_mel(&mono, mel_frames_needed(video_fps, n_frames));
         Ok(Self {
             mel,
             fps: video_fps,
@@ -263,48 +256,351 @@ fn mel_filters() -> Vec<Vec<f32>> {
 /// Log-mel frames of 16 kHz mono audio: `n_out` frames (frames past the end of the audio
 /// are silence).
 pub(crate) fn log_mel(mono: &[f32], n_out: usize) -> Vec<[f32; MEL_BANDS]> {
-    let mut planner = RealFftPlanner::<f32>::new();
-    let fft = planner.plan_fft_forward(N_FFT);
-    let mut input = fft.make_input_vec();
-    let mut spectrum = fft.make_output_vec();
-    let mut scratch = fft.make_scratch_vec();
-    let hann: Vec<f32> = (0..WINDOW)
-        .map(|i| {
-            let x = std::f64::consts::PI * 2.0 * i as f64 / WINDOW as f64;
-            (0.5 - 0.5 * x.cos()) as f32
-        })
-        .collect();
-    // Parseval: the one-sided bin powers of a sine of amplitude a sum to
-    // N/4 · a² · Σw²; scale so that a full-scale sine (a = 1) carries power 1.
-    let norm = {
-        let s: f32 = hann.iter().map(|w| w * w).sum();
-        4.0 / (N_FFT as f32 * s)
-    };
-    let filters = mel_filters();
-    let mut power = vec![0.0f32; N_FFT / 2 + 1];
+    let mut mel = MelAnalyser::new();
     (0..n_out)
         .map(|j| {
             let start = j * HOP;
             if start >= mono.len() {
                 return [SILENCE; MEL_BANDS];
             }
-            input.fill(0.0);
-            for (i, (dst, w)) in input.iter_mut().zip(&hann).enumerate() {
-                *dst = mono.get(start + i).copied().unwrap_or(0.0) * w;
-            }
-            fft.process_with_scratch(&mut input, &mut spectrum, &mut scratch)
-                .expect("fft buffers come from the plan");
-            for (p, c) in power.iter_mut().zip(&spectrum) {
-                *p = c.norm_sqr() * norm;
-            }
-            let mut row = [0.0f32; MEL_BANDS];
-            for (out, filter) in row.iter_mut().zip(&filters) {
-                let e: f32 = filter.iter().zip(&power).map(|(w, p)| w * p).sum();
-                *out = e.max(FLOOR).ln();
-            }
-            row
+            mel.frame(&mono[start..mono.len().min(start + WINDOW)])
         })
         .collect()
+}
+
+/// One log-mel frame at a time: Hann window, real FFT, power normalised by Parseval, HTK mel
+/// filters, natural log floored at [`FLOOR`].
+struct MelAnalyser {
+    fft: std::sync::Arc<dyn realfft::RealToComplex<f32>>,
+    input: Vec<f32>,
+    spectrum: Vec<realfft::num_complex::Complex<f32>>,
+    scratch: Vec<realfft::num_complex::Complex<f32>>,
+    hann: Vec<f32>,
+    norm: f32,
+    filters: Vec<Vec<f32>>,
+    power: Vec<f32>,
+}
+
+impl MelAnalyser {
+    fn new() -> Self {
+        let mut planner = RealFftPlanner::<f32>::new();
+        let fft = planner.plan_fft_forward(N_FFT);
+        let hann: Vec<f32> = (0..WINDOW)
+            .map(|i| {
+                let x = std::f64::consts::PI * 2.0 * i as f64 / WINDOW as f64;
+                (0.5 - 0.5 * x.cos()) as f32
+            })
+            .collect();
+        // Parseval: the one-sided bin powers of a sine of amplitude a sum to
+        // N/4 · a² · Σw²; scale so that a full-scale sine (a = 1) carries power 1.
+        let norm = {
+            let s: f32 = hann.iter().map(|w| w * w).sum();
+            4.0 / (N_FFT as f32 * s)
+        };
+        Self {
+            input: fft.make_input_vec(),
+            spectrum: fft.make_output_vec(),
+            scratch: fft.make_scratch_vec(),
+            fft,
+            hann,
+            norm,
+            filters: mel_filters(),
+            power: vec![0.0f32; N_FFT / 2 + 1],
+        }
+    }
+
+    /// The frame of `samples` (at most [`WINDOW`]; missing ones count as zero).
+    fn frame(&mut self, samples: &[f32]) -> [f32; MEL_BANDS] {
+        self.input.fill(0.0);
+        for ((dst, w), x) in self.input.iter_mut().zip(&self.hann).zip(samples) {
+            *dst = x * w;
+        }
+        self.fft
+            .process_with_scratch(&mut self.input, &mut self.spectrum, &mut self.scratch)
+            .expect("fft buffers come from the plan");
+        for (p, c) in self.power.iter_mut().zip(&self.spectrum) {
+            *p = c.norm_sqr() * self.norm;
+        }
+        let mut row = [0.0f32; MEL_BANDS];
+        for (out, filter) in row.iter_mut().zip(&self.filters) {
+            let e: f32 = filter.iter().zip(&self.power).map(|(w, p)| w * p).sum();
+            *out = e.max(FLOOR).ln();
+        }
+        row
+    }
+}
+
+/// [`resample_to_16k`] fed block by block: the same chunks through the same resampler, so
+/// the same output, while holding less than one chunk of input.
+struct StreamResampler {
+    /// `None` when the input is at 16 kHz already.
+    fft: Option<Fft<f32>>,
+    rate: u32,
+    /// Input not yet resampled (at most one chunk after each push).
+    pending: Vec<f32>,
+    /// Input frames seen.
+    frames_in: usize,
+    /// Output frames produced, including the start-up delay.
+    raw_out: usize,
+    /// Output frames of the start-up delay still to drop.
+    to_trim: usize,
+    chunk_out: Vec<f32>,
+}
+
+impl StreamResampler {
+    fn new(rate: u32) -> Result<Self, InferError> {
+        let fft = if rate == FEATURE_RATE {
+            None
+        } else {
+            Some(
+                Fft::<f32>::new(
+                    rate as usize,
+                    FEATURE_RATE as usize,
+                    1024,
+                    1,
+                    FixedSync::Both,
+                )
+                .map_err(|e| resample_err(rate, &e))?,
+            )
+        };
+        let to_trim = fft.as_ref().map_or(0, |f| f.output_delay());
+        let chunk_out = vec![0.0; fft.as_ref().map_or(0, |f| f.output_frames_max())];
+        Ok(Self {
+            fft,
+            rate,
+            pending: Vec::new(),
+            frames_in: 0,
+            raw_out: 0,
+            to_trim,
+            chunk_out,
+        })
+    }
+
+    /// Resamples `mono`, appending to `out` what is ready.
+    fn push(&mut self, mono: &[f32], out: &mut Vec<f32>) -> Result<(), InferError> {
+        self.frames_in += mono.len();
+        let Some(fft) = self.fft.as_ref() else {
+            out.extend_from_slice(mono);
+            return Ok(());
+        };
+        let next = fft.input_frames_next();
+        self.pending.extend_from_slice(mono);
+        let mut used = 0;
+        while self.pending.len() - used > next {
+            let n = self.chunk(used, None, out)?;
+            used += n;
+        }
+        self.pending.drain(..used);
+        Ok(())
+    }
+
+    /// The rest: the last partial chunk, then silence until the output, delay dropped, is
+    /// `ceil(frames_in · 16000 / rate)` long (as `process_all_into_buffer`).
+    fn finish(&mut self, out: &mut Vec<f32>) -> Result<(), InferError> {
+        let Some(fft) = self.fft.as_ref() else {
+            return Ok(());
+        };
+        let expected = (fft.resample_ratio() * self.frames_in as f64).ceil() as usize;
+        let delay = fft.output_delay();
+        let start = out.len();
+        let kept_before = self.raw_out.saturating_sub(delay);
+        if !self.pending.is_empty() {
+            let left = self.pending.len();
+            self.chunk(0, Some(left), out)?;
+        }
+        while self.raw_out < expected + delay {
+            self.chunk(0, Some(0), out)?;
+        }
+        // Keep exactly `expected` frames in all (the pumping overshoots).
+        let keep = expected.saturating_sub(kept_before);
+        out.truncate(start + keep);
+        Ok(())
+    }
+
+    /// Runs one chunk from `pending[offset..]` (`partial`: valid frames when short) and
+    /// appends its output minus any delay still to drop; returns the input frames used.
+    fn chunk(
+        &mut self,
+        offset: usize,
+        partial: Option<usize>,
+        out: &mut Vec<f32>,
+    ) -> Result<usize, InferError> {
+        let rate = self.rate;
+        let fft = self.fft.as_mut().expect("only called when resampling");
+        let valid = self.pending.len() - offset;
+        let input = InterleavedSlice::new(&self.pending[offset..], 1, valid)
+            .map_err(|e| resample_err(rate, &e))?;
+        let out_len = self.chunk_out.len();
+        let mut output = rubato::audioadapter_buffers::direct::InterleavedSlice::new_mut(
+            &mut self.chunk_out,
+            1,
+            out_len,
+        )
+        .map_err(|e| resample_err(rate, &e))?;
+        let indexing = rubato::Indexing {
+            input_offset: 0,
+            output_offset: 0,
+            active_channels_mask: None,
+            partial_len: partial,
+        };
+        let (n_in, n_out) = fft
+            .process_into_buffer(&input, &mut output, Some(&indexing))
+            .map_err(|e| resample_err(rate, &e))?;
+        self.raw_out += n_out;
+        let skip = self.to_trim.min(n_out);
+        self.to_trim -= skip;
+        out.extend_from_slice(&self.chunk_out[skip..n_out]);
+        Ok(n_in)
+    }
+}
+
+fn resample_err(rate: u32, e: &dyn std::fmt::Display) -> InferError {
+    InferError::Audio(format!("resampling from {rate} Hz: {e}"))
+}
+
+/// Builds [`AudioFeatures`] from audio pushed block by block, holding only the mel frames and
+/// less than one analysis window of samples: memory grows by 320 bytes per 10 ms of audio
+/// instead of with the decoded samples. Gives the same features as
+/// [`AudioFeatures::from_samples`] on the whole clip.
+///
+/// ```
+/// # fn main() -> Result<(), infer::InferError> {
+/// let mut stream = infer::FeatureStream::new(2, 44_100)?;
+/// for block in vec![0.0f32; 2 * 44_100].chunks(4096) {
+///     stream.push(block)?;
+/// }
+/// assert_eq!(stream.duration_secs(), 1.0);
+/// let features = stream.finish(25.0, 25)?;
+/// assert_eq!(features.n_frames(), 25);
+/// # Ok(()) }
+/// ```
+pub struct FeatureStream {
+    channels: u16,
+    rate: u32,
+    frames_in: u64,
+    resampler: StreamResampler,
+    mono: Vec<f32>,
+    /// 16 kHz samples from absolute index `base` on, not yet fully analysed.
+    pcm: Vec<f32>,
+    base: usize,
+    mel: Vec<[f32; MEL_BANDS]>,
+    analyser: MelAnalyser,
+}
+
+impl std::fmt::Debug for FeatureStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FeatureStream")
+            .field("channels", &self.channels)
+            .field("rate", &self.rate)
+            .field("frames_in", &self.frames_in)
+            .field("mel_frames", &self.mel.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl FeatureStream {
+    /// A stream of interleaved audio with `channels` channels at `sample_rate` Hz.
+    pub fn new(channels: u16, sample_rate: u32) -> Result<Self, InferError> {
+        if channels == 0 {
+            return Err(InferError::Audio("audio has 0 channels".into()));
+        }
+        if sample_rate == 0 {
+            return Err(InferError::Audio("audio sample rate is 0 Hz".into()));
+        }
+        Ok(Self {
+            channels,
+            rate: sample_rate,
+            frames_in: 0,
+            resampler: StreamResampler::new(sample_rate)?,
+            mono: Vec::new(),
+            pcm: Vec::new(),
+            base: 0,
+            mel: Vec::new(),
+            analyser: MelAnalyser::new(),
+        })
+    }
+
+    /// Adds the next interleaved samples (whole frames: a multiple of the channel count).
+    pub fn push(&mut self, samples: &[f32]) -> Result<(), InferError> {
+        let c = usize::from(self.channels);
+        if !samples.len().is_multiple_of(c) {
+            return Err(InferError::Audio(format!(
+                "a block of {} samples is not whole frames of {c} channels",
+                samples.len()
+            )));
+        }
+        self.frames_in += (samples.len() / c) as u64;
+        self.mono.clear();
+        if c == 1 {
+            self.mono.extend_from_slice(samples);
+        } else {
+            let scale = 1.0 / c as f32;
+            self.mono.extend(
+                samples
+                    .chunks_exact(c)
+                    .map(|f| f.iter().sum::<f32>() * scale),
+            );
+        }
+        self.resampler.push(&self.mono, &mut self.pcm)?;
+        self.analyse(false);
+        Ok(())
+    }
+
+    /// Seconds of audio pushed so far.
+    pub fn duration_secs(&self) -> f64 {
+        self.frames_in as f64 / f64::from(self.rate)
+    }
+
+    /// The features for `n_frames` video frames at `video_fps`: audio shorter than the video
+    /// leaves the remaining frames silent; audio beyond the last frame is ignored.
+    pub fn finish(mut self, video_fps: f64, n_frames: usize) -> Result<AudioFeatures, InferError> {
+        check_fps(video_fps)?;
+        self.resampler.finish(&mut self.pcm)?;
+        self.analyse(true);
+        let needed = mel_frames_needed(video_fps, n_frames);
+        self.mel.resize(needed, [SILENCE; MEL_BANDS]);
+        Ok(AudioFeatures {
+            mel: self.mel,
+            fps: video_fps,
+            n_frames,
+        })
+    }
+
+    /// Analyses every mel frame whose window is complete (at the end: every frame that starts
+    /// before the end of the audio, zero-padded), then drops the samples no frame needs.
+    fn analyse(&mut self, end: bool) {
+        let total = self.base + self.pcm.len();
+        loop {
+            let start = self.mel.len() * HOP;
+            let complete = start + WINDOW <= total;
+            if !(complete || end && start < total) {
+                break;
+            }
+            let from = start - self.base;
+            let row = self
+                .analyser
+                .frame(&self.pcm[from..self.pcm.len().min(from + WINDOW)]);
+            self.mel.push(row);
+        }
+        let keep_from = (self.mel.len() * HOP).min(total);
+        self.pcm.drain(..keep_from - self.base);
+        self.base = keep_from;
+    }
+}
+
+fn check_fps(video_fps: f64) -> Result<(), InferError> {
+    if !(video_fps.is_finite() && video_fps > 0.0) {
+        return Err(InferError::Audio(format!(
+            "video frame rate {video_fps} is not a positive number"
+        )));
+    }
+    Ok(())
+}
+
+/// Only the mel frames some video frame's window can reach.
+fn mel_frames_needed(video_fps: f64, n_frames: usize) -> usize {
+    let duration = n_frames as f64 / video_fps;
+    (duration * 100.0).ceil() as usize + WINDOW_FRAMES + 2
 }
 
 #[cfg(test)]
@@ -368,6 +664,81 @@ mod tests {
         (0..MEL_BANDS)
             .max_by(|&a, &b| row[a].total_cmp(&row[b]))
             .unwrap()
+    }
+
+    /// Deterministic noise-plus-tone test audio.
+    fn test_audio(rate: u32, channels: u16, secs: f64, seed: u32) -> Vec<f32> {
+        let mut x = seed.wrapping_mul(2_654_435_761).max(1);
+        tone(440.0, rate, secs, 0.3, channels)
+            .into_iter()
+            .map(|v| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                v + (x as f32 / u32::MAX as f32 - 0.5) * 0.2
+            })
+            .collect()
+    }
+
+    fn streamed(samples: &[f32], channels: u16, rate: u32, blocks: &[usize]) -> FeatureStream {
+        let mut stream = FeatureStream::new(channels, rate).unwrap();
+        let mut rest = samples;
+        let mut k = 0;
+        while !rest.is_empty() {
+            let n = (blocks[k % blocks.len()] * channels as usize).min(rest.len());
+            stream.push(&rest[..n]).unwrap();
+            rest = &rest[n..];
+            k += 1;
+        }
+        stream
+    }
+
+    #[test]
+    fn streamed_features_equal_the_whole_clip_features() {
+        for (rate, channels, secs, n_frames) in [
+            (16_000, 1, 1.0, 25),
+            (44_100, 2, 1.3, 30),
+            (48_000, 2, 0.05, 25),
+            (22_050, 1, 2.0, 40),
+        ] {
+            let samples = test_audio(rate, channels, secs, rate);
+            let whole =
+                AudioFeatures::from_samples(&samples, channels, rate, 25.0, n_frames).unwrap();
+            for blocks in [&[1usize][..], &[7, 1000, 3], &[100_000]] {
+                let stream = streamed(&samples, channels, rate, blocks);
+                assert!((stream.duration_secs() - secs).abs() < 1e-3);
+                let got = stream.finish(25.0, n_frames).unwrap();
+                assert_eq!(
+                    got.mel_frames(),
+                    whole.mel_frames(),
+                    "{rate} Hz × {channels}, blocks {blocks:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_stream_holds_less_than_a_window_of_samples() {
+        let samples = test_audio(48_000, 2, 3.0, 7);
+        let stream = streamed(&samples, 2, 48_000, &[4096]);
+        assert!(
+            stream.pcm.len() < WINDOW,
+            "{} samples held",
+            stream.pcm.len()
+        );
+        assert!(
+            stream.resampler.pending.len() <= 1024 * 3,
+            "{}",
+            stream.resampler.pending.len()
+        );
+        assert!(stream.mono.capacity() <= 4096);
+    }
+
+    #[test]
+    fn a_block_of_partial_frames_is_an_error() {
+        let mut stream = FeatureStream::new(2, 16_000).unwrap();
+        let err = stream.push(&[0.0; 3]).unwrap_err().to_string();
+        assert!(err.contains("not whole frames of 2 channels"), "{err}");
     }
 
     proptest! {

@@ -56,7 +56,7 @@ mod poisson;
 mod poisson_gpu;
 mod scheduler;
 
-pub use audio::{AudioFeatures, HOP, MEL_BANDS, SILENCE, WINDOW, WINDOW_FRAMES};
+pub use audio::{AudioFeatures, FeatureStream, HOP, MEL_BANDS, SILENCE, WINDOW, WINDOW_FRAMES};
 pub use mouth::{Mask, MouthGeometry, MouthModel, MouthParams, MouthState};
 pub use scheduler::{InferConfig, Inferencer};
 

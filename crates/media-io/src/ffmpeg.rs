@@ -332,43 +332,90 @@ impl Drop for FfmpegWriter {
     }
 }
 
-/// Decodes any audio file ffmpeg knows to interleaved f32 samples.
-pub(crate) fn read_audio(path: &Path) -> Result<(Vec<f32>, u16, u32), MediaError> {
-    let fields = probe(path, "a", "sample_rate,channels")?;
-    let get = |k: &str| {
-        fields
-            .iter()
-            .find(|(key, _)| key == k)
-            .and_then(|(_, v)| v.parse::<u32>().ok())
-    };
-    let (Some(rate), Some(channels)) = (get("sample_rate"), get("channels")) else {
-        return Err(MediaError::NoSamples { path: path.into() });
-    };
-    let mut cmd = Command::new("ffmpeg");
-    cmd.args(["-nostdin", "-v", "error", "-i"])
-        .arg(path)
-        .args(["-map", "0:a:0", "-f", "f32le", "-acodec", "pcm_f32le", "-"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let out = spawn("ffmpeg", &mut cmd, path)?
-        .wait_with_output()
-        .map_err(|e| MediaError::io(path, e))?;
-    if !out.status.success() {
-        return Err(MediaError::ProgramFailed {
-            program: "ffmpeg".into(),
+/// Audio decoded by `ffmpeg` to interleaved f32 samples over a pipe, read as it comes.
+#[derive(Debug)]
+pub(crate) struct FfmpegAudio {
+    path: PathBuf,
+    child: Child,
+    stdout: ChildStdout,
+    stderr: Option<JoinHandle<String>>,
+    pub(crate) channels: u16,
+    pub(crate) sample_rate: u32,
+    /// Bytes read but not yet returned (a sample split across reads).
+    bytes: Vec<u8>,
+    done: bool,
+}
+
+impl FfmpegAudio {
+    pub(crate) fn open(path: &Path) -> Result<Self, MediaError> {
+        let fields = probe(path, "a", "sample_rate,channels")?;
+        let get = |k: &str| {
+            fields
+                .iter()
+                .find(|(key, _)| key == k)
+                .and_then(|(_, v)| v.parse::<u32>().ok())
+        };
+        let (Some(rate), Some(channels)) = (get("sample_rate"), get("channels")) else {
+            return Err(MediaError::NoSamples { path: path.into() });
+        };
+        let channels = u16::try_from(channels)
+            .ok()
+            .filter(|&c| c > 0)
+            .ok_or_else(|| MediaError::NoSamples { path: path.into() })?;
+        let mut cmd = Command::new("ffmpeg");
+        cmd.args(["-nostdin", "-v", "error", "-i"])
+            .arg(path)
+            .args(["-map", "0:a:0", "-f", "f32le", "-acodec", "pcm_f32le", "-"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = spawn("ffmpeg", &mut cmd, path)?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = stderr_collector(&mut child);
+        Ok(Self {
             path: path.into(),
-            detail: format!(
-                "{}: {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-        });
+            child,
+            stdout,
+            stderr,
+            channels,
+            sample_rate: rate,
+            bytes: Vec::new(),
+            done: false,
+        })
     }
-    let samples = out
-        .stdout
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    Ok((samples, channels as u16, rate))
+
+    /// Fills `buf` with up to `buf.len()` samples (whole frames); 0 at the end, after which the
+    /// process's exit status has been checked.
+    pub(crate) fn read(&mut self, buf: &mut [f32]) -> Result<usize, MediaError> {
+        let frame = 4 * usize::from(self.channels);
+        let want = buf.len() / usize::from(self.channels) * frame;
+        while !self.done && self.bytes.len() < want {
+            let start = self.bytes.len();
+            self.bytes.resize(want, 0);
+            let n = self
+                .stdout
+                .read(&mut self.bytes[start..])
+                .map_err(|e| MediaError::io(&self.path, e))?;
+            self.bytes.truncate(start + n);
+            if n == 0 {
+                self.done = true;
+                finish_child("ffmpeg", &self.path, &mut self.child, self.stderr.take())?;
+            }
+        }
+        let whole = self.bytes.len().min(want) / frame * frame;
+        for (dst, b) in buf.iter_mut().zip(self.bytes[..whole].chunks_exact(4)) {
+            *dst = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        }
+        self.bytes.drain(..whole);
+        Ok(whole / 4)
+    }
+}
+
+impl Drop for FfmpegAudio {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }

@@ -13,7 +13,7 @@
 //!   to the destination and renamed only by [`VideoWriter::finish`]; a writer dropped unfinished
 //!   (error, cancellation) removes its temporary file or folder, so a failed run never leaves a
 //!   file that looks complete.
-//! - **Audio in** ([`read_audio`]): WAV natively (8/16/24/32-bit PCM, 32-bit float, any rate and
+//! - **Audio in** ([`AudioReader`], block by block, or [`read_audio`]): WAV natively (8/16/24/32-bit PCM, 32-bit float, any rate and
 //!   channel count); other formats through `ffmpeg`.
 //!
 //! Colour: Y4M is read and written as BT.601 YCbCr. Written files are full range (tagged
@@ -46,7 +46,7 @@ use std::path::{Path, PathBuf};
 
 use frame::Frame;
 
-pub use audio::{Audio, read_audio};
+pub use audio::{Audio, AudioReader, read_audio};
 
 /// What went wrong reading or writing media. Every variant names the file.
 #[derive(Debug, thiserror::Error)]

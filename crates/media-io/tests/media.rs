@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 
 use frame::Frame;
 use media_io::{
-    MediaError, Rational, ReaderOptions, VideoInfo, VideoReader, VideoWriter, WriterOptions,
-    Y4mChroma, read_audio,
+    AudioReader, MediaError, Rational, ReaderOptions, VideoInfo, VideoReader, VideoWriter,
+    WriterOptions, Y4mChroma, read_audio,
 };
 
 /// A smooth colour image (gradients + a slow sine): chroma subsampling barely changes it.
@@ -390,4 +390,58 @@ fn ffmpeg_mp4_with_audio_round_trip() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("none.mp3: file not found"), "{err}");
+    // Streamed in blocks of 7 frames, the ffmpeg audio is the same as read whole.
+    assert_eq!(read_in_blocks(&out, 7), audio.samples);
+}
+
+/// All samples of `path` through an [`AudioReader`] reading `frames` frames at a time.
+fn read_in_blocks(path: &Path, frames: usize) -> Vec<f32> {
+    let mut reader = AudioReader::open(path).unwrap();
+    let mut block = vec![0.0; frames * usize::from(reader.channels())];
+    let mut all = Vec::new();
+    loop {
+        let n = reader.read(&mut block).unwrap();
+        assert_eq!(n % usize::from(reader.channels()), 0, "whole frames only");
+        if n == 0 {
+            return all;
+        }
+        all.extend_from_slice(&block[..n]);
+    }
+}
+
+#[test]
+fn audio_streams_in_blocks_like_a_whole_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stereo.wav");
+    let samples: Vec<i16> = (0..2 * 1000)
+        .map(|i| (i * 37 % 65_536 - 32_768) as i16)
+        .collect();
+    write_wav(&path, spec(2, 48_000, 16, false), &samples);
+    let whole = read_audio(&path).unwrap().samples;
+    assert_eq!(whole.len(), 2000);
+    for frames in [1, 7, 1000, 4096] {
+        assert_eq!(read_in_blocks(&path, frames), whole, "blocks of {frames}");
+    }
+    // A block smaller than one frame reads nothing, and is not mistaken for the end.
+    let mut reader = AudioReader::open(&path).unwrap();
+    assert_eq!(reader.read(&mut [0.0; 1]).unwrap(), 0);
+    // Truncated: the error comes with the read that reaches the cut.
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(dir.path().join("cut.wav"), &bytes[..bytes.len() - 400]).unwrap();
+    let mut reader = AudioReader::open(&dir.path().join("cut.wav")).unwrap();
+    let mut block = vec![0.0; 2 * 256];
+    let mut read = 0;
+    let err = loop {
+        match reader.read(&mut block) {
+            Ok(0) => panic!("a truncated file must not end cleanly"),
+            Ok(n) => read += n,
+            Err(e) => break e.to_string(),
+        }
+    };
+    assert!(err.contains("cut.wav: bad WAV: truncated"), "{err}");
+    assert_eq!(
+        read,
+        2 * 256 * 3,
+        "the whole blocks before the cut were returned"
+    );
 }

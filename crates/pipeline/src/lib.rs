@@ -237,7 +237,7 @@ pub fn run(
         },
     )?;
     let info = reader.info().clone();
-    let audio = media_io::read_audio(&inputs.audio)?;
+    let audio = stages::audio_features(&inputs.audio)?;
     let fps = info.fps.as_f64();
     let audio_frames = ((audio.duration_secs() * fps) - 1e-6).ceil().max(1.0) as u64;
     let planned = match (config.length, info.frame_count) {
@@ -255,8 +255,7 @@ pub fn run(
 
     let compute = stages::compute(config, parent)?;
     let mut faces = stages::FaceStage::new(&compute, config)?;
-    let mut infer = stages::InferStage::new(&compute, config, &audio, fps, planned)?;
-    drop(audio);
+    let mut infer = stages::InferStage::new(&compute, config, audio, fps, planned)?;
     let mut restore = stages::RestoreStage::new(&compute, config)?;
     let writer = VideoWriter::create(
         output,

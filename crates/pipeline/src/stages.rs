@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use face_proc::{FaceConfig, FaceProcessor, FaceRecord};
 use gpu::Compute;
-use infer::{AudioFeatures, InferConfig, Inferencer, MouthModel, MouthParams};
+use infer::{AudioFeatures, FeatureStream, InferConfig, Inferencer, MouthModel, MouthParams};
 use progress_core::{Cancelled, Phase};
 use restore::{FacePaste, RestoreConfig, Restorer};
 
@@ -97,6 +97,25 @@ impl FaceStage {
     }
 }
 
+/// Streams the audio track into mel features block by block (the decoded samples are never
+/// held whole, so memory stays flat however long the audio is, but for 320 bytes of features
+/// per 10 ms).
+pub(crate) fn audio_features(path: &std::path::Path) -> Result<FeatureStream, PipelineError> {
+    let mut reader = media_io::AudioReader::open(path)?;
+    let mut stream = FeatureStream::new(reader.channels(), reader.sample_rate())
+        .map_err(|e| stage_error(crate::INFERENCE, e))?;
+    let mut block = vec![0.0f32; 8192 * usize::from(reader.channels())];
+    loop {
+        let n = reader.read(&mut block)?;
+        if n == 0 {
+            return Ok(stream);
+        }
+        stream
+            .push(&block[..n])
+            .map_err(|e| stage_error(crate::INFERENCE, e))?;
+    }
+}
+
 /// "Doing inference".
 #[derive(Debug)]
 pub(crate) struct InferStage {
@@ -108,18 +127,13 @@ impl InferStage {
     pub(crate) fn new(
         compute: &Compute,
         config: &PipelineConfig,
-        audio: &media_io::Audio,
+        audio: FeatureStream,
         fps: f64,
         n_frames: u64,
     ) -> Result<Self, PipelineError> {
-        let features = AudioFeatures::from_samples(
-            &audio.samples,
-            audio.channels,
-            audio.sample_rate,
-            fps,
-            n_frames as usize,
-        )
-        .map_err(|e| stage_error(crate::INFERENCE, e))?;
+        let features = audio
+            .finish(fps, n_frames as usize)
+            .map_err(|e| stage_error(crate::INFERENCE, e))?;
         let model = MouthModel::new(compute.clone(), MouthParams::default());
         let infer_config = InferConfig {
             chunk_size: config.chunk,
