@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 
 fn main() -> Result<()> {
+    one_malloc_arena();
     // Paths the user gives are relative to where they ran the command; everything else works
     // from the project root whatever the caller's directory is.
     let caller_dir = std::env::current_dir().context("cannot read the current directory")?;
@@ -71,4 +72,18 @@ fn quiet_mesa() -> Result<()> {
     // thread can read the environment concurrently.
     unsafe { std::env::set_var("XDG_RUNTIME_DIR", dir) };
     Ok(())
+}
+
+/// The pipeline hands frame buffers from thread to thread (decode → stages → encode); glibc's
+/// per-thread malloc arenas then fragment and the resident size creeps up with the video's
+/// length (measured: 190 MB for a 10 s clip, 227 MB for 120 s). One arena keeps it flat
+/// (169 MB, 178 MB) for about 2 % of speed. Embedders of `pipeline` can do the same, or use
+/// `MALLOC_ARENA_MAX=1`.
+fn one_malloc_arena() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `mallopt` only sets an allocator parameter; this runs first in `main`, before
+    // any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
 }
