@@ -8,6 +8,8 @@
 //! - [`AudioFeatures`]: any-rate, any-channel samples → 16 kHz mono (rubato FFT resampler) →
 //!   log-mel frames (25 ms Hann window, 10 ms hop, 80 HTK-mel bands, `ln(max(mel, 1e-10))`) →
 //!   a window of 16 mel frames centred on every video frame (silence beyond the audio).
+//!   [`FeatureStream`] builds the same features from audio pushed block by block, holding
+//!   only the mel frames, for audio too long to decode whole.
 //! - [`LipSyncModel`]: the model interface, chunk-wise and step-wise (`begin_chunk`, `step`,
 //!   `preview`, `finish_chunk`), so a learned model (a diffusion UNet behind ONNX or another
 //!   runtime) plugs in without touching the scheduler.

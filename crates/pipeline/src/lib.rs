@@ -3,7 +3,8 @@
 //! Why: the reference pipeline decodes the whole video into memory, shows no progress for
 //! minutes and cannot be stopped. Here every stage runs on its own thread and hands chunks of
 //! frames (16 by default) to the next through a bounded channel of one chunk, so decoding the
-//! next chunk overlaps work on this one and memory stays flat however long the video is. Every
+//! next chunk overlaps work on this one and memory stays flat however long the video is (the
+//! audio, too, is streamed into its mel features rather than decoded whole). Every
 //! stage has its own progress phase (frames as units, all created up front with their totals so
 //! the whole-run ETA works) and checks the cancel token between chunks. The output is written
 //! under a temporary name and renamed only when everything succeeded.
