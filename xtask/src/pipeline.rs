@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use pipeline::{
     Backend, Inputs, LengthPolicy, NoFacePolicy, PipelineConfig, PipelineError, Summary,
 };
-use progress_core::{Control, Event, ImageFormat, Progress};
+use progress_core::{Control, Event, ImageFormat, Level, Progress};
 
 pub(crate) const HELP: &str = "usage: cargo xtask pipeline [options]
 
@@ -299,12 +299,18 @@ fn run_job(args: &Args, progress: &Progress) -> Result<Summary, JobError> {
                     });
                 }
             };
-            phase.finish();
-            eprintln!(
+            let text = format!(
                 "sample: {} + {}",
                 absolute(&files.video).display(),
                 absolute(&files.audio).display()
             );
+            // Through the console sink when there is one, so that it prints above the bars.
+            if args.sinks.iter().any(|s| s == "console") {
+                phase.message(Level::Info, text);
+            } else {
+                eprintln!("{text}");
+            }
+            phase.finish();
             let ext = if has_ffmpeg() { "mp4" } else { "y4m" };
             (
                 Inputs {

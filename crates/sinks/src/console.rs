@@ -157,6 +157,8 @@ struct Bars {
     kept: Vec<ProgressBar>,
     /// The whole run's fraction and ETA, below the phases (from the first `RunProgress`).
     run_bar: Option<ProgressBar>,
+    /// The current shape of each phase's bar.
+    shapes: HashMap<PhaseId, Shape>,
 }
 
 /// The whole-run bar counts in thousandths.
@@ -165,18 +167,57 @@ const RUN_TEMPLATE: &str = "{prefix}[{bar:30}] {percent}% {msg}";
 /// Label of the whole-run bar and line.
 const RUN_LABEL: &str = "whole run";
 
-const BAR_TEMPLATE: &str = "{prefix}[{bar:30}] {pos}/{len} {msg}";
-const COUNT_TEMPLATE: &str = "{prefix}{pos} {msg}";
+/// How a phase's line looks: a bar when its total is known, a count when it only counts, and
+/// just its name (and, at the end, its outcome) when it has neither, like a job whose
+/// children carry the progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Bar,
+    Count,
+    Label,
+}
 
-fn style(has_total: bool) -> ProgressStyle {
-    let template = if has_total {
-        BAR_TEMPLATE
-    } else {
-        COUNT_TEMPLATE
-    };
-    ProgressStyle::with_template(template)
-        .expect("the bar templates are valid")
-        .progress_chars("=> ")
+impl Shape {
+    fn of(total: Option<u64>, pos: u64) -> Self {
+        match total {
+            Some(_) => Shape::Bar,
+            None if pos > 0 => Shape::Count,
+            None => Shape::Label,
+        }
+    }
+
+    fn style(self) -> ProgressStyle {
+        let template = match self {
+            Shape::Bar => "{prefix}[{bar:30}] {pos}/{len} {msg}",
+            Shape::Count => "{prefix}{pos} {msg}",
+            Shape::Label => "{prefix}{msg}",
+        };
+        ProgressStyle::with_template(template)
+            .expect("the bar templates are valid")
+            .progress_chars("=> ")
+    }
+}
+
+/// Gives `bar` the shape, length and position of `(total, pos)`; returns the shape.
+fn reshape(
+    shapes: &mut HashMap<PhaseId, Shape>,
+    id: PhaseId,
+    bar: &ProgressBar,
+    total: Option<u64>,
+    pos: u64,
+) -> Shape {
+    let shape = Shape::of(total, pos);
+    if shapes.insert(id, shape) != Some(shape) {
+        bar.set_style(shape.style());
+    }
+    if bar.length() != total {
+        match total {
+            Some(total) => bar.set_length(total),
+            None => bar.unset_length(),
+        }
+    }
+    bar.set_position(pos);
+    shape
 }
 
 impl Bars {
@@ -188,6 +229,7 @@ impl Bars {
             order: Vec::new(),
             kept: Vec::new(),
             run_bar: None,
+            shapes: HashMap::new(),
         }
     }
 
@@ -219,12 +261,10 @@ impl Bars {
                 self.phases.start(*id, *parent, name, unit);
                 let depth = self.depth(*id);
                 let bar = ProgressBar::hidden();
-                bar.set_style(style(total.is_some()));
-                if let Some(total) = total {
-                    bar.set_length(*total);
+                if reshape(&mut self.shapes, *id, &bar, *total, 0) != Shape::Label {
+                    bar.set_message(running_suffix(unit, None, None, None));
                 }
                 bar.set_prefix(format!("{}{name} ", indent(depth)));
-                bar.set_message(running_suffix(unit, None, None, None));
                 let after = parent.and_then(|p| self.last_descendant(p));
                 let bar = match after {
                     Some(index) => {
@@ -255,9 +295,11 @@ impl Bars {
                 let (Some(bar), Some(info)) = (self.bars.get(id), self.phases.get(*id)) else {
                     return;
                 };
-                set_total(bar, *total);
-                bar.set_message(running_suffix(&info.unit, *rate, *eta, message.as_deref()));
-                bar.set_position(*pos);
+                let shape = reshape(&mut self.shapes, *id, bar, *total, *pos);
+                bar.set_message(match shape {
+                    Shape::Label => message.clone().unwrap_or_default(),
+                    _ => running_suffix(&info.unit, *rate, *eta, message.as_deref()),
+                });
             }
             Event::Message { level, text, .. } => {
                 if let Some(line) = message_line(*level, text) {
@@ -279,13 +321,14 @@ impl Bars {
                 };
                 let info = self.phases.remove(*id);
                 if info.as_ref().is_some_and(|i| i.parent.is_some()) {
+                    self.shapes.remove(id);
                     bar.finish_and_clear();
                     self.multi.remove(&bar);
                     self.order.retain(|o| o != id);
                     return;
                 }
-                set_total(&bar, *total);
-                bar.set_position(*pos);
+                reshape(&mut self.shapes, *id, &bar, *total, *pos);
+                self.shapes.remove(id);
                 bar.set_message(text::outcome(
                     *outcome,
                     error.as_deref(),
@@ -320,17 +363,6 @@ impl Bars {
             }
             _ => {}
         }
-    }
-}
-
-fn set_total(bar: &ProgressBar, total: Option<u64>) {
-    if bar.length() == total {
-        return;
-    }
-    bar.set_style(style(total.is_some()));
-    match total {
-        Some(total) => bar.set_length(total),
-        None => bar.unset_length(),
     }
 }
 

@@ -241,7 +241,52 @@ fn console_bars_insert_children_after_their_parents_last_descendant() {
         "\n{}",
         lines.join("\n")
     );
-    find_line(&lines, "  B1 0 frames", "?  ETA ?");
+    // No total and nothing counted yet: the name alone (its children, if any, show progress).
+    assert!(lines.iter().any(|l| l == "  B1"), "\n{}", lines.join("\n"));
+}
+
+#[test]
+fn console_bars_without_a_total_show_a_count_once_there_is_one() {
+    let (mut sink, term) = bars();
+    feed(
+        &mut sink,
+        &[
+            started(0.0, 1, None, "Lip sync", None),
+            started(0.0, 2, None, "Decoding", None),
+            Event::Progress {
+                t: 1.0,
+                id: 2,
+                pos: 12,
+                total: None,
+                rate: Some(12.0),
+                eta: None,
+                message: None,
+            },
+        ],
+    );
+    let lines = screen(&term);
+    assert!(
+        lines.iter().any(|l| l == "Lip sync"),
+        "\n{}",
+        lines.join("\n")
+    );
+    find_line(&lines, "Decoding 12 frames", "12.0 frames/s  ETA ?");
+    let done = Event::PhaseFinished {
+        t: 3.7,
+        id: 1,
+        outcome: Outcome::Completed,
+        error: None,
+        pos: 0,
+        total: None,
+        elapsed: 3.7,
+    };
+    feed(&mut sink, &[done]);
+    let lines = screen(&term);
+    assert!(
+        lines.iter().any(|l| l == "Lip sync done in 3.7s"),
+        "\n{}",
+        lines.join("\n")
+    );
 }
 
 fn run_progress(t: f64, fraction: f64, eta: Option<f64>) -> Event {
