@@ -96,7 +96,8 @@ pub struct DecodeConfig {
     /// averaged. More passes: steadier keypoints, one more inference each. Worst eye error
     /// in the crop (R = 256, unsmoothed, every frame detected) on the fast synthetic clip of
     /// the stage tests, measured: 2 passes 4.5 px, 3 → 3.6 px, 4 → 3.2 px, 5 → 3.3 px,
-    /// 8 → 1.3 px (the default, the only one within the 2 px the tests require).
+    /// 8 → 1.3 px (the default, the only one within the 2 px the tests require); the ignored
+    /// test `refine_pass_accuracy` prints this table.
     pub refine_passes: usize,
 }
 

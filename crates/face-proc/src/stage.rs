@@ -720,6 +720,29 @@ mod tests {
         errors.iter().sum::<f64>() / errors.len() as f64
     }
 
+    /// The accuracy/speed trade-off of [`DecodeConfig::refine_passes`], printed as a table
+    /// (`cargo test -p face-proc -- --ignored --nocapture refine_pass_accuracy`):
+    /// worst and mean eye error on the fast clip, unsmoothed, every frame detected.
+    #[test]
+    #[ignore = "a measurement: prints the table the DecodeConfig docs quote"]
+    #[allow(clippy::print_stdout)]
+    fn refine_pass_accuracy() {
+        let (motions, frames) = clip(24, 1.0);
+        for passes in [2, 3, 4, 5, 8] {
+            let mut config = config(Smoothing::None, NoFacePolicy::Error);
+            config.decode.refine_passes = passes;
+            let errors = recovery_errors(config, &motions, &frames);
+            println!(
+                "passes={passes} worst={:.2} px mean={:.2} px",
+                worst(&errors),
+                mean(&errors)
+            );
+            if passes == DecodeConfig::default().refine_passes {
+                assert!(worst(&errors) < 2.0, "the default must hold 2 px");
+            }
+        }
+    }
+
     #[test]
     fn alignment_recovers_known_similarities() {
         // Unsmoothed, so this measures detection + alignment alone: every eye of every frame
