@@ -2,7 +2,8 @@
 //!
 //! Why our own kernels: the network is tiny (about 0.1 M parameters) and uses only a handful of
 //! layer types, so a few compute shaders cover it, run batched over many frames in one
-//! submission, and need no ML runtime on the GPU side. tract (CPU) stays the reference.
+//! submission, and need no ML runtime on the GPU side. The CPU network (`cpu_net`, checked
+//! against onnxruntime) is the reference.
 //!
 //! # The graph (`face_detection_front_128x128_barracuda.onnx`, tf2onnx, opset 12)
 //!
@@ -23,7 +24,7 @@
 //!
 //! # How it maps to the GPU
 //!
-//! [`plan`] folds the graph (read from the ONNX protobuf, weights from its initializers) into
+//! `plan` folds the graph (read from the ONNX protobuf, weights from its initializers) into
 //! 37 dispatches of three entry points in `shaders/blazeface_layers.wgsl`: `conv` (the stem,
 //! bias + ReLU fused), `depthwise`, and `pointwise` (1x1 conv + bias + residual with zero
 //! channel padding and optional 2x2 max-pool + ReLU: a whole block tail in one pass). All
@@ -32,10 +33,10 @@
 //! buffers. Weights are uploaded once; activations live in a few reused slot buffers (liveness
 //! assigned at build time) that only grow when a larger batch arrives.
 //!
-//! Accuracy: the tests compare against tract on real crops and require
+//! Accuracy: the tests compare against the CPU network on real crops and require
 //! |gpu − cpu| ≤ 2e-3 · max(1, |cpu|) on every logit and regressor. Speed: the kernels are
 //! straightforward one-output-per-invocation loops, meant for real GPUs; on the CPU-emulated
-//! lavapipe adapter they are far slower than tract, so the detector should prefer tract there.
+//! lavapipe adapter they are far slower than the CPU network, so the detector prefers that there.
 //!
 //! ```ignore
 //! let mut net = GpuBlazeFace::new(&ctx)?;
@@ -43,14 +44,14 @@
 //! ```
 
 pub(crate) mod batcher;
-mod plan;
+
 #[cfg(test)]
 mod tests;
 
 use std::sync::Arc;
 
+use crate::plan::{self, Kind, Plan, PlanError, Slot};
 use gpu::GpuContext;
-use plan::{Kind, Plan, PlanError, Slot};
 
 use crate::FaceError;
 use crate::detect::BlazeFaceBackend;

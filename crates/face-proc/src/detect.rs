@@ -4,6 +4,7 @@
 use frame::Frame;
 
 use crate::FaceError;
+use crate::cpu_net::CpuNet;
 use crate::model::{self, INPUT_LEN, Letterbox, NUM_ANCHORS, NUM_COORDS, RawOutput};
 
 /// An axis-aligned box in source-frame pixels (pixel centres at integer coordinates).
@@ -205,31 +206,34 @@ pub(crate) trait BlazeFaceBackend: Send {
     fn boxed_clone(&self) -> Box<dyn BlazeFaceBackend>;
 }
 
-/// The CPU back-end (tract). The plan is shared (`Arc` inside), so clones are cheap.
+/// The CPU back-end ([`CpuNet`]): the plan is shared (`Arc` inside), each clone has its own
+/// activation buffers.
 #[derive(Debug, Clone)]
-pub(crate) struct TractBackend {
-    plan: model::TractPlan,
+pub(crate) struct CpuBackend {
+    net: CpuNet,
 }
 
-impl TractBackend {
+impl CpuBackend {
     pub(crate) fn new() -> Result<Self, FaceError> {
-        let plan = model::load_tract().map_err(|e| FaceError::Model(format!("{e:#}")))?;
-        Ok(Self { plan })
+        let plan = model::load_plan().map_err(|e| FaceError::Model(e.to_string()))?;
+        Ok(Self {
+            net: CpuNet::new(plan),
+        })
     }
 }
 
-impl BlazeFaceBackend for TractBackend {
+impl BlazeFaceBackend for CpuBackend {
     fn run(&mut self, inputs: &[f32]) -> Result<Vec<RawOutput>, FaceError> {
-        inputs
+        Ok(inputs
             .chunks_exact(INPUT_LEN)
-            .map(|one| {
-                model::run_tract(&self.plan, one).map_err(|e| FaceError::Model(format!("{e:#}")))
-            })
-            .collect()
+            .map(|one| self.net.run(one))
+            .collect())
     }
 
     fn boxed_clone(&self) -> Box<dyn BlazeFaceBackend> {
-        Box::new(self.clone())
+        Box::new(Self {
+            net: self.net.clone_shared(),
+        })
     }
 }
 
@@ -253,9 +257,9 @@ impl std::fmt::Debug for BlazeFace {
 }
 
 impl BlazeFace {
-    /// The CPU (tract) detector.
+    /// The CPU detector.
     pub fn cpu(config: DecodeConfig) -> Result<Self, FaceError> {
-        Ok(Self::with_backend(Box::new(TractBackend::new()?), config))
+        Ok(Self::with_backend(Box::new(CpuBackend::new()?), config))
     }
 
     pub(crate) fn with_backend(backend: Box<dyn BlazeFaceBackend>, config: DecodeConfig) -> Self {

@@ -5,10 +5,11 @@
 //! The reference pipeline (LatentSync) detects with InsightFace, warps then resizes on the CPU
 //! and aborts the whole run when one frame has no face. Here:
 //! - **Detection**: MediaPipe's BlazeFace (short-range, 128×128, Apache-2.0; the ONNX file is
-//!   committed under `assets/blazeface/`) run on the CPU with `tract-onnx` (pure Rust), or as
-//!   our own WGSL network (convolutions incl. depthwise, ReLU, add, max-pool, channel padding)
+//!   committed under `assets/blazeface/`) run on the CPU by our own executor of its folded
+//!   layers (`cpu_net.rs`: AVX2 + FMA kernels chosen at run time, portable loops elsewhere;
+//!   every output checked against onnxruntime's, `tests/golden/`), or as our own WGSL network (convolutions incl. depthwise, ReLU, add, max-pool, channel padding)
 //!   batched over faces on the GPU ([`DetectBackend`]; `Auto` takes the WGSL network only on a
-//!   hardware adapter, because lavapipe runs it ~25× slower than tract). The first frame is
+//!   hardware adapter, because lavapipe runs it far slower than the CPU network). The first frame is
 //!   letterboxed whole (plus overlapping squares along the long side of wide frames when that
 //!   finds nothing). Every face is then refined in its *face-canonical region*: the square
 //!   that the similarity from its keypoints to the template maps to a fixed square of template
@@ -52,13 +53,17 @@
 //! # Ok(()) }
 //! ```
 #![deny(missing_docs)]
-#![forbid(unsafe_code)]
+// `unsafe` only in `cpu_net`: the AVX2 + FMA kernels, called after the CPU feature check.
+#![deny(unsafe_code)]
 
 mod align;
 mod blazeface_gpu;
+mod cpu_net;
 mod detect;
 mod landmarks;
 mod model;
+mod onnx;
+mod plan;
 mod stage;
 #[cfg(test)]
 mod testutil;

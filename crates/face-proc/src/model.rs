@@ -1,10 +1,11 @@
-//! The BlazeFace model bytes, its tract (CPU) loading, the SSD anchors and the input
-//! preprocessing shared by the CPU and GPU detector back-ends.
+//! The BlazeFace model bytes, its folded layer plan (shared by the CPU and GPU networks), the
+//! SSD anchors and the input preprocessing shared by both back-ends.
+
+use std::sync::Arc;
 
 use frame::Frame;
-use tract_onnx::pb;
-use tract_onnx::prelude::*;
-use tract_onnx::tract_core::internal::{bail, format_err};
+
+use crate::plan::{self, Plan, PlanError};
 
 /// MediaPipe's short-range ("front") BlazeFace, ONNX (tf2onnx, opset 12), NHWC [1,128,128,3].
 pub(crate) const BLAZEFACE_ONNX: &[u8] =
@@ -19,80 +20,10 @@ pub(crate) const NUM_ANCHORS: usize = 896;
 /// Regression values per anchor: box (cx, cy, w, h) + 6 keypoints (x, y).
 pub(crate) const NUM_COORDS: usize = 16;
 
-/// The tract plan for the CPU path.
-pub(crate) type TractPlan = std::sync::Arc<TypedRunnableModel>;
-
-/// Decodes the ONNX protobuf and patches the `ConstantOfShape` nodes that carry no `value`
-/// attribute (ONNX default: a float32 zero) with an explicit float32 zero, without which tract
-/// 0.23 infers f64 and fails with "Impossible to unify F32 with F64".
-pub(crate) fn patched_proto() -> TractResult<pb::ModelProto> {
-    let mut proto = tract_onnx::onnx().proto_model_for_read(&mut &BLAZEFACE_ONNX[..])?;
-    let graph = proto
-        .graph
-        .as_mut()
-        .ok_or_else(|| format_err!("blazeface onnx model has no graph"))?;
-    for node in &mut graph.node {
-        if node.op_type == "ConstantOfShape" && !node.attribute.iter().any(|a| a.name == "value") {
-            node.attribute.push(pb::AttributeProto {
-                name: "value".into(),
-                r#type: pb::attribute_proto::AttributeType::Tensor as i32,
-                t: Some(pb::TensorProto {
-                    dims: vec![1],
-                    data_type: pb::tensor_proto::DataType::Float as i32,
-                    float_data: vec![0.0],
-                    ..Default::default()
-                }),
-                ..Default::default()
-            });
-        }
-    }
-    Ok(proto)
-}
-
-/// Builds, optimises and plans the model for tract (one frame per run: the graph's reshapes
-/// hard-code a batch of 1).
-pub(crate) fn load_tract() -> TractResult<TractPlan> {
-    let proto = patched_proto()?;
-    tract_onnx::onnx()
-        .model_for_proto_model(&proto)?
-        .with_input_fact(0, f32::fact([1, INPUT_SIDE, INPUT_SIDE, 3]).into())?
-        .into_optimized()?
-        .into_runnable()
-}
-
-/// Runs one input through tract: returns (896 score logits, 896×16 regressors), anchors in
-/// the order of [`anchors`].
-pub(crate) fn run_tract(plan: &TractPlan, input: &[f32]) -> TractResult<RawOutput> {
-    let tensor = Tensor::from_shape(&[1, INPUT_SIDE, INPUT_SIDE, 3], input)?;
-    let outputs = plan.run(tvec!(tensor.into()))?;
-    // Outputs by shape: [1,512,1], [1,384,1] scores; [1,512,16], [1,384,16] regressors.
-    let mut scores = [None, None];
-    let mut boxes = [None, None];
-    for out in outputs.iter() {
-        let view = out.to_plain_array_view::<f32>()?;
-        let shape = view.shape().to_vec();
-        let slot = match shape.as_slice() {
-            [1, 512, _] => 0,
-            [1, 384, _] => 1,
-            _ => bail!("unexpected blazeface output shape {shape:?}"),
-        };
-        let values: Vec<f32> = view.iter().copied().collect();
-        if shape[2] == 1 {
-            scores[slot] = Some(values);
-        } else {
-            boxes[slot] = Some(values);
-        }
-    }
-    let take = |v: [Option<Vec<f32>>; 2]| -> TractResult<Vec<f32>> {
-        let [Some(a), Some(b)] = v else {
-            bail!("blazeface outputs incomplete");
-        };
-        Ok([a, b].concat())
-    };
-    Ok(RawOutput {
-        scores: take(scores)?,
-        regressors: take(boxes)?,
-    })
+/// Decodes the committed ONNX file and folds it into layers (a few milliseconds; done once
+/// per detector, and shared by its clones).
+pub(crate) fn load_plan() -> Result<Arc<Plan>, PlanError> {
+    plan::plan_from_onnx(BLAZEFACE_ONNX).map(Arc::new)
 }
 
 /// Raw network output for one input.
@@ -246,63 +177,57 @@ pub(crate) fn preprocess(image: &Frame, region: &Letterbox, out: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::astronaut;
+    use crate::cpu_net::CpuNet;
+    use crate::testutil::{astronaut, nearest_crop};
 
+    /// onnxruntime's outputs of the committed model on four real inputs
+    /// (`tests/golden/make_golden.py`): every score logit within 1e-3 and every regressor
+    /// (input pixels, up to about ±130) within 1e-3 · max(1, |value|), for both builds of the
+    /// CPU kernels (plain, and AVX2 + FMA where the CPU has them).
     #[test]
-    fn tract_matches_onnxruntime_golden() {
-        let golden: serde_json::Value =
-            serde_json::from_str(include_str!("../tests/golden/blazeface_astronaut.json")).unwrap();
-        // Crop x 96..352, y 0..256 sampled 2×2 at pixel centres: exactly the golden 2×2 mean.
+    fn cpu_network_matches_onnxruntime_on_every_output() {
+        let golden: Vec<f32> = include_bytes!("../tests/golden/blazeface_golden.bin")
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        let per_input = NUM_ANCHORS * (1 + NUM_COORDS);
+        assert_eq!(golden.len(), 4 * per_input);
+        let img = astronaut();
+        // Crop x 96..352, y 0..256 sampled 2×2 at pixel centres: exactly its 2×2 mean.
         let region = Letterbox {
             left: 95.5,
             top: -0.5,
             side: 256.0,
             angle: 0.0,
         };
-        let mut input = vec![0.0; INPUT_LEN];
-        preprocess(&astronaut(), &region, &mut input);
-        let raw = run_tract(&load_tract().unwrap(), &input).unwrap();
-        let max = raw.scores.iter().copied().fold(f32::MIN, f32::max);
-        let want_max = golden["max_logit"].as_f64().unwrap() as f32;
-        assert!(
-            (max - want_max).abs() < 1e-3,
-            "max logit {max} vs {want_max}"
-        );
-        for top in golden["top"].as_array().unwrap() {
-            let a = top["anchor"].as_u64().unwrap() as usize;
-            let logit = top["logit"].as_f64().unwrap() as f32;
-            assert!(
-                (raw.scores[a] - logit).abs() < 1e-3,
-                "anchor {a}: {} vs {logit}",
-                raw.scores[a]
-            );
-            for (k, want) in top["regressors"].as_array().unwrap().iter().enumerate() {
-                let got = raw.regressors[a * NUM_COORDS + k];
-                let want = want.as_f64().unwrap() as f32;
-                assert!(
-                    (got - want).abs() < 1e-2,
-                    "anchor {a} regressor {k}: {got} vs {want}"
-                );
+        let mut mean = vec![0.0; INPUT_LEN];
+        preprocess(&img, &region, &mut mean);
+        let inputs = [
+            mean,
+            nearest_crop(&img, 122, 17, 200, false),
+            nearest_crop(&img, 0, 0, 512, false),
+            nearest_crop(&img, 150, 45, 150, true),
+        ];
+        let plan = load_plan().unwrap();
+        for net in [CpuNet::new(plan.clone()).without_fma(), CpuNet::new(plan)] {
+            let mut net = net;
+            for (k, (input, want)) in inputs.iter().zip(golden.chunks(per_input)).enumerate() {
+                let raw = net.run(input);
+                let (scores, regressors) = want.split_at(NUM_ANCHORS);
+                for (a, (got, want)) in raw.scores.iter().zip(scores).enumerate() {
+                    assert!(
+                        (got - want).abs() < 1e-3,
+                        "input {k} anchor {a}: {got} vs {want}"
+                    );
+                }
+                for (i, (got, want)) in raw.regressors.iter().zip(regressors).enumerate() {
+                    assert!(
+                        (got - want).abs() < 1e-3 * want.abs().max(1.0),
+                        "input {k} regressor {i}: {got} vs {want}"
+                    );
+                }
             }
         }
-    }
-
-    #[test]
-    fn constant_of_shape_nodes_are_patched() {
-        let proto = patched_proto().unwrap();
-        let nodes: Vec<_> = proto
-            .graph
-            .unwrap()
-            .node
-            .into_iter()
-            .filter(|n| n.op_type == "ConstantOfShape")
-            .collect();
-        assert_eq!(nodes.len(), 11);
-        assert!(
-            nodes
-                .iter()
-                .all(|n| n.attribute.iter().any(|a| a.name == "value"))
-        );
     }
 
     #[test]

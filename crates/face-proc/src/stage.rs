@@ -35,14 +35,14 @@ pub enum NoFacePolicy {
 #[non_exhaustive]
 pub enum DetectBackend {
     /// The WGSL network when `compute` is a hardware GPU (any wgpu device type but `Cpu`),
-    /// tract otherwise (default). A software adapter such as lavapipe runs the WGSL network
-    /// about 25× slower than tract (`cargo xtask bench face --gpu-detector`: 1.5 against
+    /// the CPU network otherwise (default). A software adapter such as lavapipe runs the WGSL
+    /// network far slower than the CPU one (`cargo xtask bench face --gpu-detector`: 1.5 against
     /// 38.2 frames/s for the whole stage), so it keeps the CPU detector.
     #[default]
     Auto,
-    /// tract on the CPU (the reference implementation).
+    /// The CPU network (the reference implementation, checked against onnxruntime).
     Cpu,
-    /// The WGSL network on the stage's GPU whatever the adapter (falls back to tract when
+    /// The WGSL network on the stage's GPU whatever the adapter (falls back to the CPU network when
     /// `compute` is the CPU).
     Gpu,
 }
@@ -115,7 +115,7 @@ pub struct FaceRecord {
 const GPU_SEGMENTS: usize = 8;
 
 enum Detectors {
-    /// One BlazeFace per worker thread (sharing the tract plan).
+    /// One BlazeFace per worker thread (sharing the packed plan).
     Blaze(Vec<BlazeFace>),
     /// BlazeFace on the GPU, batched over the segments of a batch.
     BlazeGpu {
@@ -156,7 +156,7 @@ impl std::fmt::Debug for FaceProcessor {
 }
 
 impl FaceProcessor {
-    /// BlazeFace detection (tract, or the WGSL network per [`FaceConfig::detect_backend`]);
+    /// BlazeFace detection (the CPU network, or the WGSL network per [`FaceConfig::detect_backend`]);
     /// the warp runs on `compute`.
     pub fn new(compute: &Compute, config: FaceConfig) -> Result<Self, FaceError> {
         let on_gpu = match (config.detect_backend, compute) {
@@ -190,7 +190,7 @@ impl FaceProcessor {
         Self::build(compute, config, detectors)
     }
 
-    /// Whether BlazeFace runs on the GPU (the WGSL network) rather than on the CPU (tract or a
+    /// Whether BlazeFace runs on the GPU (the WGSL network) rather than on the CPU (the CPU network or a
     /// custom detector).
     pub fn detects_on_gpu(&self) -> bool {
         matches!(self.detectors, Detectors::BlazeGpu { .. })

@@ -1,5 +1,6 @@
 //! The hot path side by side: `Phase::inc`, the raw atomic floor, and indicatif's `inc`
-//! (hidden draw target), on one thread and on two threads sharing one phase.
+//! (hidden draw target), on one thread and on two threads sharing one phase (there also
+//! `Phase::local` counters, one per thread).
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -43,6 +44,23 @@ fn two_threads(c: &mut Criterion) {
     let phase = progress.phase("bench", None, "items");
     group.bench_function("progress-core", |b| {
         b.iter_custom(|iters| on_two_threads(iters, || black_box(&phase).inc(1)))
+    });
+    group.bench_function("progress-core-local", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            std::thread::scope(|s| {
+                for _ in 0..2 {
+                    // One `LocalCounter` per thread, moved in (it is `Send`, not `Sync`).
+                    let counter = phase.local();
+                    s.spawn(move || {
+                        for _ in 0..iters / 2 {
+                            black_box(&counter).inc(1);
+                        }
+                    });
+                }
+            });
+            start.elapsed()
+        })
     });
     let atomic = AtomicU64::new(0);
     group.bench_function("atomic", |b| {

@@ -349,7 +349,7 @@ impl Dispatcher {
                 } else {
                     Outcome::Abandoned
                 };
-                let pos = state.pos.0.load(Ordering::Acquire);
+                let pos = state.position();
                 self.phase_finished(id, outcome, None, pos, t);
             }
         }
@@ -460,7 +460,7 @@ impl Dispatcher {
             } => {
                 let id = state.id;
                 let total = state.total();
-                let pos = state.pos.0.load(Ordering::Relaxed);
+                let pos = state.position();
                 self.summary.phases += 1;
                 match parent.and_then(|p| self.phases.get_mut(&p)) {
                     Some(p) => p.children.push(id),
@@ -562,7 +562,7 @@ impl Dispatcher {
             if p.finished.is_some() {
                 continue;
             }
-            let pos = p.state.pos.0.load(Ordering::Relaxed);
+            let pos = p.state.position();
             let total = p.state.total();
             let version = p.state.message_version();
             p.estimator.sample(t, pos as f64);
@@ -612,7 +612,7 @@ impl Dispatcher {
         if p.finished == Some(Outcome::Completed) {
             return 1.0;
         }
-        let pos = p.state.pos.0.load(Ordering::Relaxed);
+        let pos = p.state.position();
         match p.state.total() {
             Some(0) => 0.0,
             Some(total) => (pos as f64 / total as f64).min(1.0),

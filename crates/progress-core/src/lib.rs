@@ -6,7 +6,9 @@
 //!
 //! - **Producers** hold [`Phase`] handles. [`Phase::inc`] is one relaxed atomic add: no lock,
 //!   channel, clock read, syscall or allocation. Structural events (phase start and finish,
-//!   messages, previews, per-frame face status) go through a bounded channel.
+//!   messages, previews, per-frame face status) go through a bounded channel. Several threads
+//!   on one phase each take a [`LocalCounter`] ([`Phase::local`]): a counter on a cache line
+//!   of its own, so that they do not fight over one line; the dispatcher sums them.
 //! - **A dispatcher thread** samples every phase's counters on a fixed tick (10 Hz by default),
 //!   emits [`Event::Progress`] only for phases that changed, with a smoothed rate and ETA per
 //!   phase and a whole-run fraction and ETA from the phase tree, and fans everything out.
@@ -67,4 +69,4 @@ pub use event::{
     Event, FaceAction, ImageFormat, Level, Outcome, PhaseId, PreviewImage, RunSummary,
     SCHEMA_VERSION,
 };
-pub use phase::{Phase, ProgressIter, ProgressIterExt};
+pub use phase::{LocalCounter, Phase, ProgressIter, ProgressIterExt};

@@ -688,5 +688,54 @@ mod concurrent {
             let expected: u64 = per_thread.iter().flatten().sum();
             prop_assert_eq!(rec.finished(phase.id()), Some((Outcome::Completed, expected, None)));
         }
+
+        /// The same with local counters (some threads sharing the phase's counter, some on
+        /// their own), sampled every millisecond while they count: every sample is at most
+        /// the total, samples never go backwards, and the final position is the sum.
+        #[test]
+        fn local_counters_add_up_exactly_and_samples_never_go_backwards(
+            per_thread in proptest::collection::vec(
+                (any::<bool>(), proptest::collection::vec(0u64..1000, 0..300)), 1..5)
+        ) {
+            let rec = Recorder::default();
+            let progress = Progress::builder()
+                .tick(Duration::from_millis(1))
+                .sink(rec.clone())
+                .start();
+            let phase = progress.phase("work", None, "items");
+            std::thread::scope(|s| {
+                for (local, incs) in &per_thread {
+                    if *local {
+                        let counter = phase.local();
+                        s.spawn(move || for &n in incs { counter.inc(n) });
+                    } else {
+                        let phase = phase.clone();
+                        s.spawn(move || for &n in incs { phase.inc(n) });
+                    }
+                }
+            });
+            let expected: u64 = per_thread.iter().flat_map(|(_, v)| v).sum();
+            prop_assert_eq!(phase.pos(), expected);
+            phase.finish();
+            progress.shutdown();
+            prop_assert_eq!(rec.finished(phase.id()), Some((Outcome::Completed, expected, None)));
+            let seen = rec.progress_of(phase.id());
+            prop_assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{:?}", seen);
+            prop_assert!(seen.iter().all(|&p| p <= expected), "{:?}", seen);
+        }
     }
+}
+
+#[test]
+fn a_local_counter_hands_its_count_to_the_phase_when_dropped() {
+    let phase = Phase::detached("work", Some(10), "items");
+    let local = phase.local();
+    local.inc(3);
+    phase.inc(2);
+    assert_eq!((local.count(), phase.pos()), (3, 5));
+    drop(local);
+    assert_eq!(phase.pos(), 5);
+    let again = phase.local();
+    again.inc(4);
+    assert_eq!(phase.pos(), 9);
 }

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 
-use tract_onnx::pb;
+use crate::onnx as pb;
 
 /// Why the ONNX graph could not be folded into GPU layers.
 #[derive(Debug, thiserror::Error)]
@@ -175,10 +175,7 @@ pub(crate) fn plan_from_onnx(bytes: &[u8]) -> Result<Plan, PlanError> {
 }
 
 fn decode(bytes: &[u8]) -> Result<pb::ModelProto, PlanError> {
-    use tract_onnx::prelude::Framework;
-    tract_onnx::onnx()
-        .proto_model_for_read(&mut &bytes[..])
-        .map_err(|e| PlanError::Decode(format!("{e:#}")))
+    pb::decode_model(bytes).map_err(|e| PlanError::Decode(e.to_string()))
 }
 
 pub(crate) fn plan_from_proto(proto: &pb::ModelProto) -> Result<Plan, PlanError> {
@@ -233,10 +230,7 @@ pub(crate) fn plan_from_proto(proto: &pb::ModelProto) -> Result<Plan, PlanError>
 }
 
 fn value_dims(v: &pb::ValueInfoProto) -> Vec<i64> {
-    use pb::tensor_shape_proto::dimension::Value;
-    let Some(pb::type_proto::Value::TensorType(t)) =
-        v.r#type.as_ref().and_then(|t| t.value.as_ref())
-    else {
+    let Some(t) = v.r#type.as_ref().and_then(|t| t.tensor_type.as_ref()) else {
         return Vec::new();
     };
     let Some(shape) = &t.shape else {
@@ -245,10 +239,7 @@ fn value_dims(v: &pb::ValueInfoProto) -> Vec<i64> {
     shape
         .dim
         .iter()
-        .map(|d| match d.value {
-            Some(Value::DimValue(v)) => v,
-            _ => -1,
-        })
+        .map(|d| d.dim_value.unwrap_or(-1))
         .collect()
 }
 

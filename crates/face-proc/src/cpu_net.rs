@@ -1,0 +1,514 @@
+//! BlazeFace on the CPU: the folded layer [`Plan`] (the one the WGSL network runs) executed with
+//! loops written for it.
+//!
+//! Why not a general inference engine: the network is 39 small layers (a 5×5 stem, 3×3
+//! depthwise convolutions, 1×1 convolutions with a residual epilogue, four heads) on a 128×128
+//! input, where a general engine spends much of its time between layers (tensor allocation,
+//! shape bookkeeping, packing) and its build is the largest part of this workspace's. Here every
+//! activation has a buffer allocated once, every layer is one pass over its output with the
+//! epilogue (bias, residual with optional 2×2 max-pool and channel padding, ReLU) fused, and
+//! the inner loops run along the channels, which are contiguous (NHWC), so that they vectorise.
+//! On x86-64 with AVX2 and FMA (chosen at run time) the 1×1 convolutions (and the stem, as
+//! im2col rows through the same product) run a register-tiled kernel of 4 pixels × 16
+//! channels, and the depthwise ones 8 channels per register; elsewhere portable loops compute
+//! the same thing.
+//!
+//! Checked against onnxruntime's outputs for the same model (`tests/golden/`).
+
+use std::sync::Arc;
+
+use crate::model::{INPUT_LEN, RawOutput};
+use crate::plan::{Kind, Layer, Plan, Shape, Slot};
+
+/// One BlazeFace instance: the shared plan and this instance's activation buffers.
+#[derive(Debug, Clone)]
+pub(crate) struct CpuNet {
+    plan: Arc<Packed>,
+    input: Vec<f32>,
+    values: Vec<Vec<f32>>,
+    scores: Vec<f32>,
+    boxes: Vec<f32>,
+    /// im2col rows of the stem, one output row at a time.
+    patches: Vec<f32>,
+    fma: bool,
+}
+
+/// The plan with each product layer's weights in register tiles, built once.
+#[derive(Debug)]
+struct Packed {
+    plan: Plan,
+    /// Per layer: for pointwise and stem layers, `[tile][row][CT]` weights (rows = input
+    /// channels, or taps × input channels), zero past the last output channel; empty for
+    /// depthwise layers.
+    tiles: Vec<Vec<f32>>,
+    /// Per layer: the bias, zero-padded to whole tiles.
+    bias: Vec<Vec<f32>>,
+}
+
+impl CpuNet {
+    pub(crate) fn new(plan: Arc<Plan>) -> Self {
+        Self::with_packed(Arc::new(Packed::new(&plan)), fma_available())
+    }
+
+    fn with_packed(plan: Arc<Packed>, fma: bool) -> Self {
+        let p = &plan.plan;
+        let values = p
+            .values
+            .iter()
+            .map(|s| vec![0.0; s.len() as usize])
+            .collect();
+        let anchors = p.anchors as usize;
+        let coords = p.coords as usize;
+        let patches = p
+            .layers
+            .iter()
+            .filter(|l| l.kind == Kind::Conv)
+            .map(|l| (l.output.w * l.kernel * l.kernel * l.input.c) as usize)
+            .max()
+            .unwrap_or(0);
+        Self {
+            input: vec![0.0; p.input.len() as usize],
+            values,
+            scores: vec![0.0; anchors],
+            boxes: vec![0.0; anchors * coords],
+            patches: vec![0.0; patches],
+            fma,
+            plan,
+        }
+    }
+
+    /// Another instance on the same plan, with buffers of its own (for another thread).
+    pub(crate) fn clone_shared(&self) -> Self {
+        Self::with_packed(Arc::clone(&self.plan), self.fma)
+    }
+
+    /// Without the AVX2 + FMA kernels, for tests that compare the two.
+    #[cfg(test)]
+    pub(crate) fn without_fma(mut self) -> Self {
+        self.fma = false;
+        self
+    }
+
+    /// Runs one NHWC 128×128×3 input; outputs in anchor order.
+    pub(crate) fn run(&mut self, input: &[f32]) -> RawOutput {
+        assert_eq!(input.len(), INPUT_LEN, "blazeface input length");
+        self.input.copy_from_slice(input);
+        let packed = Arc::clone(&self.plan);
+        for (i, layer) in packed.plan.layers.iter().enumerate() {
+            let weights = Weights {
+                tiles: &packed.tiles[i],
+                bias: &packed.bias[i],
+            };
+            self.layer(layer, weights);
+        }
+        RawOutput {
+            scores: self.scores.clone(),
+            regressors: self.boxes.clone(),
+        }
+    }
+
+    fn layer(&mut self, l: &Layer, weights: Weights<'_>) {
+        // The destination is never the source or the residual (the plan gives every value its
+        // own buffer and heads write the outputs), so take it out while the inputs are read.
+        let mut dst = match l.dst {
+            Slot::Value(v) => std::mem::take(&mut self.values[v]),
+            Slot::Scores { .. } => std::mem::take(&mut self.scores),
+            Slot::Boxes { .. } => std::mem::take(&mut self.boxes),
+            Slot::Input => unreachable!("no layer writes the input"),
+        };
+        let off = match l.dst {
+            Slot::Scores { offset } => offset as usize,
+            Slot::Boxes { offset } => (offset * self.plan.plan.coords) as usize,
+            _ => 0,
+        };
+        let out = &mut dst[off..off + l.output.len() as usize];
+        let mut patches = std::mem::take(&mut self.patches);
+        let src = self.slot(l.src);
+        let res = l.residual.map(|r| (self.slot(r.src), r.channels, r.pool));
+        match l.kind {
+            Kind::Pointwise => gemm(self.fma, src, l.input.c as usize, weights, l, out),
+            Kind::Depthwise => depthwise(self.fma, l, src, out),
+            Kind::Conv => {
+                let w = l.output.w as usize;
+                let co = l.output.c as usize;
+                let k = (l.kernel * l.kernel * l.input.c) as usize;
+                for oy in 0..l.output.h as usize {
+                    let rows = &mut patches[..w * k];
+                    im2col_row(l, src, oy, rows);
+                    gemm(
+                        self.fma,
+                        rows,
+                        k,
+                        weights,
+                        l,
+                        &mut out[oy * w * co..][..w * co],
+                    );
+                }
+            }
+        }
+        epilogue(l, res, out);
+        self.patches = patches;
+        match l.dst {
+            Slot::Value(v) => self.values[v] = dst,
+            Slot::Scores { .. } => self.scores = dst,
+            Slot::Boxes { .. } => self.boxes = dst,
+            Slot::Input => {}
+        }
+    }
+
+    fn slot(&self, slot: Slot) -> &[f32] {
+        match slot {
+            Slot::Input => &self.input,
+            Slot::Value(v) => &self.values[v],
+            Slot::Scores { .. } | Slot::Boxes { .. } => {
+                unreachable!("no layer reads a graph output")
+            }
+        }
+    }
+}
+
+/// Output channels per register tile.
+const CT: usize = 16;
+/// Pixels per register tile of the product kernel.
+const PT: usize = 4;
+
+impl Packed {
+    fn new(plan: &Plan) -> Self {
+        let mut tiles = Vec::new();
+        let mut bias = Vec::new();
+        for l in &plan.layers {
+            let co = l.output.c as usize;
+            let padded = co.div_ceil(CT) * CT;
+            let mut b = l.bias.clone();
+            b.resize(padded, 0.0);
+            bias.push(b);
+            let rows = match l.kind {
+                Kind::Pointwise => l.input.c as usize,
+                Kind::Conv => (l.kernel * l.kernel * l.input.c) as usize,
+                Kind::Depthwise => {
+                    tiles.push(Vec::new());
+                    continue;
+                }
+            };
+            // `l.weights` is [row][co] for both (conv: row = (ky, kx, ci)).
+            let mut t = vec![0.0; padded * rows];
+            for tile in 0..padded / CT {
+                for r in 0..rows {
+                    for j in 0..CT {
+                        let c = tile * CT + j;
+                        if c < co {
+                            t[(tile * rows + r) * CT + j] = l.weights[r * co + c];
+                        }
+                    }
+                }
+            }
+            tiles.push(t);
+        }
+        Self {
+            plan: plan.clone(),
+            tiles,
+            bias,
+        }
+    }
+}
+
+/// A product layer's packed weights (see [`Packed`]).
+#[derive(Clone, Copy)]
+struct Weights<'a> {
+    tiles: &'a [f32],
+    bias: &'a [f32],
+}
+
+/// A residual source: the activation, its channel count, whether it is 2×2 max-pooled.
+type Residual<'a> = Option<(&'a [f32], u32, bool)>;
+
+fn fma_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Input row/column for output position `o` and kernel tap `k`, or `None` in the padding.
+#[inline(always)]
+fn tap(o: usize, k: usize, stride: usize, pad: usize, size: usize) -> Option<usize> {
+    (o * stride + k).checked_sub(pad).filter(|&i| i < size)
+}
+
+/// The stem's input patches for output row `oy`: for each output pixel, its K×K×ci taps in
+/// (ky, kx, ci) order, zero in the padding.
+fn im2col_row(l: &Layer, src: &[f32], oy: usize, rows: &mut [f32]) {
+    let ci = l.input.c as usize;
+    let (ih, iw) = (l.input.h as usize, l.input.w as usize);
+    let (k, s) = (l.kernel as usize, l.stride as usize);
+    let (pt, pl) = (l.pad_top as usize, l.pad_left as usize);
+    let per = k * k * ci;
+    for (ox, row) in rows.chunks_exact_mut(per).enumerate() {
+        for ky in 0..k {
+            for kx in 0..k {
+                let dst = &mut row[(ky * k + kx) * ci..][..ci];
+                match (tap(oy, ky, s, pt, ih), tap(ox, kx, s, pl, iw)) {
+                    (Some(iy), Some(ix)) => dst.copy_from_slice(&src[(iy * iw + ix) * ci..][..ci]),
+                    _ => dst.fill(0.0),
+                }
+            }
+        }
+    }
+}
+
+/// `out[p][c] = bias[c] + Σ_r a[p][r] · w[r][c]` for the `a.len() / k` rows of `a`.
+fn gemm(fma: bool, a: &[f32], k: usize, w: Weights<'_>, l: &Layer, out: &mut [f32]) {
+    let co = l.output.c as usize;
+    #[cfg(target_arch = "x86_64")]
+    if fma {
+        // SAFETY: `fma` is true only when the CPU reports AVX2 and FMA (`fma_available`), the
+        // target features of `avx::gemm`.
+        #[allow(unsafe_code)]
+        unsafe {
+            avx::gemm(a, k, w, co, out)
+        };
+        return;
+    }
+    let _ = fma;
+    let tiles = co.div_ceil(CT);
+    for (row, o) in a.chunks_exact(k).zip(out.chunks_exact_mut(co)) {
+        for t in 0..tiles {
+            let mut acc: [f32; CT] = w.bias[t * CT..][..CT].try_into().expect("tile");
+            let wt = &w.tiles[t * k * CT..][..k * CT];
+            for (&x, wr) in row.iter().zip(wt.chunks_exact(CT)) {
+                for (s, &wv) in acc.iter_mut().zip(wr) {
+                    *s += x * wv;
+                }
+            }
+            let n = (co - t * CT).min(CT);
+            o[t * CT..][..n].copy_from_slice(&acc[..n]);
+        }
+    }
+}
+
+/// K×K depthwise convolution plus bias.
+fn depthwise(fma: bool, l: &Layer, src: &[f32], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if fma {
+        // SAFETY: as in `gemm`.
+        #[allow(unsafe_code)]
+        unsafe {
+            avx::depthwise(l, src, out)
+        };
+        return;
+    }
+    let _ = fma;
+    depthwise_taps(
+        l,
+        out,
+        |o, x, wrow| {
+            for ((a, &xv), &wv) in o.iter_mut().zip(x).zip(wrow) {
+                *a += xv * wv;
+            }
+        },
+        src,
+    );
+}
+
+/// Walks the valid taps of every output pixel of a depthwise layer: `f(out_pixel, in_pixel,
+/// tap_weights)` after the output pixel is set to the bias.
+#[inline(always)]
+fn depthwise_taps(
+    l: &Layer,
+    out: &mut [f32],
+    mut f: impl FnMut(&mut [f32], &[f32], &[f32]),
+    src: &[f32],
+) {
+    let c = l.output.c as usize;
+    let (ih, iw) = (l.input.h as usize, l.input.w as usize);
+    let (h, w) = (l.output.h as usize, l.output.w as usize);
+    let (k, s) = (l.kernel as usize, l.stride as usize);
+    let (pt, pl) = (l.pad_top as usize, l.pad_left as usize);
+    for oy in 0..h {
+        for ox in 0..w {
+            let o = &mut out[(oy * w + ox) * c..][..c];
+            o.copy_from_slice(&l.bias);
+            for ky in 0..k {
+                let Some(iy) = tap(oy, ky, s, pt, ih) else {
+                    continue;
+                };
+                for kx in 0..k {
+                    let Some(ix) = tap(ox, kx, s, pl, iw) else {
+                        continue;
+                    };
+                    f(
+                        o,
+                        &src[(iy * iw + ix) * c..][..c],
+                        &l.weights[(ky * k + kx) * c..][..c],
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Residual (optionally 2×2 max-pooled, channel-padded with zeros) and ReLU, in place over
+/// the layer's output (which already holds bias + convolution).
+fn epilogue(l: &Layer, res: Residual<'_>, out: &mut [f32]) {
+    let Shape { h, w, c } = l.output;
+    let (h, w, co) = (h as usize, w as usize, c as usize);
+    if let Some((r, rc, pool)) = res {
+        let rc = rc as usize;
+        for oy in 0..h {
+            for ox in 0..w {
+                let o = &mut out[(oy * w + ox) * co..][..rc];
+                if pool {
+                    let rw = w * 2;
+                    let (y, x) = (oy * 2, ox * 2);
+                    let row = |yy: usize, xx: usize| &r[(yy * rw + xx) * rc..][..rc];
+                    let (a, b, d, e) = (row(y, x), row(y, x + 1), row(y + 1, x), row(y + 1, x + 1));
+                    for i in 0..rc {
+                        o[i] += a[i].max(b[i]).max(d[i].max(e[i]));
+                    }
+                } else {
+                    let row = &r[(oy * w + ox) * rc..][..rc];
+                    for (v, r) in o.iter_mut().zip(row) {
+                        *v += r;
+                    }
+                }
+            }
+        }
+    }
+    if l.relu {
+        for v in out.iter_mut() {
+            *v = v.max(0.0);
+        }
+    }
+}
+
+/// The AVX2 + FMA kernels. Every load and store goes through [`load`] / [`store`], which check
+/// the slice length, so the only unsafe precondition is the CPU feature itself.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod avx {
+    use std::arch::x86_64::{
+        __m256, _mm256_broadcast_ss, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_storeu_ps,
+    };
+
+    use super::{CT, Layer, PT, Weights, tap};
+
+    #[inline(always)]
+    fn load(s: &[f32]) -> __m256 {
+        assert!(s.len() >= 8);
+        // SAFETY: 8 floats are readable at `s` (checked above); unaligned loads are allowed.
+        unsafe { _mm256_loadu_ps(s.as_ptr()) }
+    }
+
+    #[inline(always)]
+    fn store(s: &mut [f32], v: __m256) {
+        assert!(s.len() >= 8);
+        // SAFETY: 8 floats are writable at `s` (checked above).
+        unsafe { _mm256_storeu_ps(s.as_mut_ptr(), v) }
+    }
+
+    /// Writes the 16 lanes of `acc` to channels `c0 ..` of a pixel's `co` outputs (fewer at
+    /// the last tile).
+    #[inline(always)]
+    fn put(o: &mut [f32], co: usize, c0: usize, acc: [__m256; 2]) {
+        if c0 + CT <= co {
+            store(&mut o[c0..], acc[0]);
+            store(&mut o[c0 + 8..], acc[1]);
+        } else {
+            let mut tmp = [0.0f32; CT];
+            store(&mut tmp[..], acc[0]);
+            store(&mut tmp[8..], acc[1]);
+            let n = co - c0;
+            o[c0..c0 + n].copy_from_slice(&tmp[..n]);
+        }
+    }
+
+    /// See [`super::gemm`]: tiles of `PT` pixels × 16 channels (8 accumulators).
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn gemm(a: &[f32], k: usize, w: Weights<'_>, co: usize, out: &mut [f32]) {
+        let pixels = a.len() / k;
+        for t in 0..co.div_ceil(CT) {
+            let c0 = t * CT;
+            let wt = &w.tiles[t * k * CT..][..k * CT];
+            let b = [load(&w.bias[c0..]), load(&w.bias[c0 + 8..])];
+            let mut p = 0;
+            while p + PT <= pixels {
+                let mut acc = [b; PT];
+                let rows: [&[f32]; PT] = std::array::from_fn(|i| &a[(p + i) * k..][..k]);
+                for (r, wr) in wt.chunks_exact(CT).enumerate() {
+                    let (w0, w1) = (load(wr), load(&wr[8..]));
+                    for i in 0..PT {
+                        let x = _mm256_broadcast_ss(&rows[i][r]);
+                        acc[i][0] = _mm256_fmadd_ps(x, w0, acc[i][0]);
+                        acc[i][1] = _mm256_fmadd_ps(x, w1, acc[i][1]);
+                    }
+                }
+                for (i, acc) in acc.into_iter().enumerate() {
+                    put(&mut out[(p + i) * co..][..co], co, c0, acc);
+                }
+                p += PT;
+            }
+            for p in p..pixels {
+                let row = &a[p * k..][..k];
+                let mut acc = b;
+                for (x, wr) in row.iter().zip(wt.chunks_exact(CT)) {
+                    let x = _mm256_broadcast_ss(x);
+                    acc[0] = _mm256_fmadd_ps(x, load(wr), acc[0]);
+                    acc[1] = _mm256_fmadd_ps(x, load(&wr[8..]), acc[1]);
+                }
+                put(&mut out[p * co..][..co], co, c0, acc);
+            }
+        }
+    }
+
+    /// See [`super::depthwise`]: per output pixel, its valid taps are listed once, then
+    /// each group of 8 channels accumulates over them in a register; the remainder (28, 36,
+    /// 42 channels) in scalar FMAs.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn depthwise(l: &Layer, src: &[f32], out: &mut [f32]) {
+        let c = l.output.c as usize;
+        let full = c / 8 * 8;
+        let (ih, iw) = (l.input.h as usize, l.input.w as usize);
+        let (h, w) = (l.output.h as usize, l.output.w as usize);
+        let (k, s) = (l.kernel as usize, l.stride as usize);
+        let (pt, pl) = (l.pad_top as usize, l.pad_left as usize);
+        let mut taps = vec![(0usize, 0usize); k * k];
+        for oy in 0..h {
+            for ox in 0..w {
+                let mut n = 0;
+                for ky in 0..k {
+                    let Some(iy) = tap(oy, ky, s, pt, ih) else {
+                        continue;
+                    };
+                    for kx in 0..k {
+                        let Some(ix) = tap(ox, kx, s, pl, iw) else {
+                            continue;
+                        };
+                        taps[n] = ((iy * iw + ix) * c, (ky * k + kx) * c);
+                        n += 1;
+                    }
+                }
+                let taps = &taps[..n];
+                let o = &mut out[(oy * w + ox) * c..][..c];
+                for g in (0..full).step_by(8) {
+                    let mut acc = load(&l.bias[g..]);
+                    for &(xs, ws) in taps {
+                        acc =
+                            _mm256_fmadd_ps(load(&src[xs + g..]), load(&l.weights[ws + g..]), acc);
+                    }
+                    store(&mut o[g..], acc);
+                }
+                for j in full..c {
+                    let mut acc = l.bias[j];
+                    for &(xs, ws) in taps {
+                        acc = src[xs + j].mul_add(l.weights[ws + j], acc);
+                    }
+                    o[j] = acc;
+                }
+            }
+        }
+    }
+}
