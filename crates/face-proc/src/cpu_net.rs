@@ -24,7 +24,6 @@ use crate::plan::{Kind, Layer, Plan, Shape, Slot};
 #[derive(Debug, Clone)]
 pub(crate) struct CpuNet {
     plan: Arc<Packed>,
-    input: Vec<f32>,
     values: Vec<Vec<f32>>,
     scores: Vec<f32>,
     boxes: Vec<f32>,
@@ -67,7 +66,6 @@ impl CpuNet {
             .max()
             .unwrap_or(0);
         Self {
-            input: vec![0.0; p.input.len() as usize],
             values,
             scores: vec![0.0; anchors],
             boxes: vec![0.0; anchors * coords],
@@ -92,14 +90,13 @@ impl CpuNet {
     /// Runs one NHWC 128×128×3 input; outputs in anchor order.
     pub(crate) fn run(&mut self, input: &[f32]) -> RawOutput {
         assert_eq!(input.len(), INPUT_LEN, "blazeface input length");
-        self.input.copy_from_slice(input);
         let packed = Arc::clone(&self.plan);
         for (i, layer) in packed.plan.layers.iter().enumerate() {
             let weights = Weights {
                 tiles: &packed.tiles[i],
                 bias: &packed.bias[i],
             };
-            self.layer(layer, weights);
+            self.layer(layer, weights, input);
         }
         RawOutput {
             scores: self.scores.clone(),
@@ -107,7 +104,7 @@ impl CpuNet {
         }
     }
 
-    fn layer(&mut self, l: &Layer, weights: Weights<'_>) {
+    fn layer(&mut self, l: &Layer, weights: Weights<'_>, input: &[f32]) {
         // The destination is never the source or the residual (the plan gives every value its
         // own buffer and heads write the outputs), so take it out while the inputs are read.
         let mut dst = match l.dst {
@@ -123,8 +120,10 @@ impl CpuNet {
         };
         let out = &mut dst[off..off + l.output.len() as usize];
         let mut patches = std::mem::take(&mut self.patches);
-        let src = self.slot(l.src);
-        let res = l.residual.map(|r| (self.slot(r.src), r.channels, r.pool));
+        let src = self.slot(l.src, input);
+        let res = l
+            .residual
+            .map(|r| (self.slot(r.src, input), r.channels, r.pool));
         match l.kind {
             Kind::Pointwise => gemm(self.fma, src, l.input.c as usize, weights, l, out),
             Kind::Depthwise => depthwise(self.fma, l, src, out),
@@ -156,9 +155,9 @@ impl CpuNet {
         }
     }
 
-    fn slot(&self, slot: Slot) -> &[f32] {
+    fn slot<'a>(&'a self, slot: Slot, input: &'a [f32]) -> &'a [f32] {
         match slot {
-            Slot::Input => &self.input,
+            Slot::Input => input,
             Slot::Value(v) => &self.values[v],
             Slot::Scores { .. } | Slot::Boxes { .. } => {
                 unreachable!("no layer reads a graph output")
@@ -476,21 +475,35 @@ mod avx {
         let (k, s) = (l.kernel as usize, l.stride as usize);
         let (pt, pl) = (l.pad_top as usize, l.pad_left as usize);
         let mut taps = vec![(0usize, 0usize); k * k];
+        // Offsets of all K×K taps from the top-left one, for pixels whose taps are all inside.
+        let all: Vec<(usize, usize)> = (0..k * k)
+            .map(|t| (((t / k) * iw + t % k) * c, t * c))
+            .collect();
         for oy in 0..h {
             for ox in 0..w {
-                let mut n = 0;
-                for ky in 0..k {
-                    let Some(iy) = tap(oy, ky, s, pt, ih) else {
-                        continue;
-                    };
-                    for kx in 0..k {
-                        let Some(ix) = tap(ox, kx, s, pl, iw) else {
+                let (y, x) = (oy * s, ox * s);
+                let n = if y >= pt && x >= pl && y - pt + k <= ih && x - pl + k <= iw {
+                    let base = ((y - pt) * iw + (x - pl)) * c;
+                    for (t, &(xs, ws)) in taps.iter_mut().zip(&all) {
+                        *t = (base + xs, ws);
+                    }
+                    k * k
+                } else {
+                    let mut n = 0;
+                    for ky in 0..k {
+                        let Some(iy) = tap(oy, ky, s, pt, ih) else {
                             continue;
                         };
-                        taps[n] = ((iy * iw + ix) * c, (ky * k + kx) * c);
-                        n += 1;
+                        for kx in 0..k {
+                            let Some(ix) = tap(ox, kx, s, pl, iw) else {
+                                continue;
+                            };
+                            taps[n] = ((iy * iw + ix) * c, (ky * k + kx) * c);
+                            n += 1;
+                        }
                     }
-                }
+                    n
+                };
                 let taps = &taps[..n];
                 let o = &mut out[(oy * w + ox) * c..][..c];
                 for g in (0..full).step_by(8) {

@@ -134,12 +134,40 @@ pub(crate) fn preprocess(image: &Frame, region: &Letterbox, out: &mut [f32]) {
     let taps = (step.ceil() as usize).clamp(1, 4);
     let (w, h) = (image.width() as i64, image.height() as i64);
     let data = image.data();
-    let texel = |x: i64, y: i64| -> [f32; 3] {
-        if x < 0 || y < 0 || x >= w || y >= h {
-            return [0.0; 3];
+    let row = (w * 3) as usize;
+    // A bilinear sample at (sx, sy): the four texels, black (0) outside the frame.
+    let sample = |sx: f32, sy: f32, acc: &mut [f32; 3]| {
+        let (x0, fx) = floor_frac(sx);
+        let (y0, fy) = floor_frac(sy);
+        if x0 >= 0 && y0 >= 0 && x0 + 1 < w && y0 + 1 < h {
+            // Inside: no bounds checks per texel.
+            let i = ((y0 * w + x0) * 3) as usize;
+            let (top, bot) = (&data[i..i + 6], &data[i + row..i + row + 6]);
+            for c in 0..3 {
+                let (p00, p10) = (f32::from(top[c]), f32::from(top[c + 3]));
+                let (p01, p11) = (f32::from(bot[c]), f32::from(bot[c + 3]));
+                let t = p00 + (p10 - p00) * fx;
+                let b = p01 + (p11 - p01) * fx;
+                acc[c] += t + (b - t) * fy;
+            }
+            return;
         }
-        let i = ((y * w + x) * 3) as usize;
-        [data[i] as f32, data[i + 1] as f32, data[i + 2] as f32]
+        let texel = |x: i64, y: i64| -> [f32; 3] {
+            if x < 0 || y < 0 || x >= w || y >= h {
+                return [0.0; 3];
+            }
+            let i = ((y * w + x) * 3) as usize;
+            [data[i] as f32, data[i + 1] as f32, data[i + 2] as f32]
+        };
+        let p00 = texel(x0, y0);
+        let p10 = texel(x0 + 1, y0);
+        let p01 = texel(x0, y0 + 1);
+        let p11 = texel(x0 + 1, y0 + 1);
+        for c in 0..3 {
+            let t = p00[c] + (p10[c] - p00[c]) * fx;
+            let b = p01[c] + (p11[c] - p01[c]) * fx;
+            acc[c] += t + (b - t) * fy;
+        }
     };
     let norm = 1.0 / (taps * taps) as f32;
     let (origin, du, dv) = region.affine();
@@ -152,18 +180,7 @@ pub(crate) fn preprocess(image: &Frame, region: &Letterbox, out: &mut [f32]) {
                     let u = (ix as f32 + (tx as f32 + 0.5) / taps as f32) / INPUT_SIDE as f32;
                     let sx = origin[0] + u * du[0] + v * dv[0];
                     let sy = origin[1] + u * du[1] + v * dv[1];
-                    let (x0, y0) = (sx.floor(), sy.floor());
-                    let (fx, fy) = (sx - x0, sy - y0);
-                    let (x0, y0) = (x0 as i64, y0 as i64);
-                    let p00 = texel(x0, y0);
-                    let p10 = texel(x0 + 1, y0);
-                    let p01 = texel(x0, y0 + 1);
-                    let p11 = texel(x0 + 1, y0 + 1);
-                    for c in 0..3 {
-                        let top = p00[c] + (p10[c] - p00[c]) * fx;
-                        let bot = p01[c] + (p11[c] - p01[c]) * fx;
-                        acc[c] += top + (bot - top) * fy;
-                    }
+                    sample(sx, sy, &mut acc);
                 }
             }
             let o = (iy * INPUT_SIDE + ix) * 3;
@@ -172,6 +189,16 @@ pub(crate) fn preprocess(image: &Frame, region: &Letterbox, out: &mut [f32]) {
             }
         }
     }
+}
+
+/// `(floor(v), v - floor(v))` without a libm call (baseline x86-64 has no rounding
+/// instruction, and `f32::floor` becomes one there); exact for |v| < 2^23, i.e. any pixel
+/// coordinate.
+#[inline(always)]
+fn floor_frac(v: f32) -> (i64, f32) {
+    let t = v as i64;
+    let t = t - i64::from((t as f32) > v);
+    (t, v - t as f32)
 }
 
 #[cfg(test)]
@@ -251,6 +278,15 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn floor_frac_is_floor_and_its_remainder(v in -1.0e6f32..1.0e6) {
+            let (i, f) = floor_frac(v);
+            proptest::prop_assert_eq!(i as f32, v.floor());
+            proptest::prop_assert_eq!(f, v - v.floor());
         }
     }
 

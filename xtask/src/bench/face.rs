@@ -2,8 +2,8 @@
 //! stage on 1280×720 frames (test-data/astronaut.png, the 512×512 photo, composited onto grey
 //! with a moving similarity: scale 1.0–1.4, roll ±10°, sweeping across the frame; 48 distinct
 //! frames looped `rounds` times, batches of 16), R = 256. Side by side: the CPU stage
-//! (`Compute::Cpu`: tract detection on 2 threads, CPU warp) and the GPU stage (the adapter's
-//! warp; detection per `DetectBackend::Auto`, i.e. tract on a software adapter, or the WGSL
+//! (`Compute::Cpu`: the CPU network on 2 threads, CPU warp) and the GPU stage (the adapter's
+//! warp; detection per `DetectBackend::Auto`, i.e. the CPU network on a software adapter, or the WGSL
 //! network with `--gpu-detector`), each with detection and warp only (detections replayed from
 //! the first run). `--detect-every` and `--passes` set `FaceConfig::detect_every` and
 //! `DecodeConfig::refine_passes` (defaults 1 and 8, the library's). Prints the configuration,
@@ -195,7 +195,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     let gpu_detector = if on_gpu.detects_on_gpu() {
         "wgsl"
     } else {
-        "tract"
+        "cpu"
     };
     let (gpu_fps, _) = run_stage(&mut on_gpu, &frames, rounds)?;
 
@@ -215,7 +215,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
 
     let adapter = gpu.name().replace(' ', "_");
     println!(
-        "face-bench config: frames={W}x{H} distinct={DISTINCT} rounds={rounds} batch={BATCH} detect_every={} passes={} cpu_detector=tract gpu_detector={gpu_detector}",
+        "face-bench config: frames={W}x{H} distinct={DISTINCT} rounds={rounds} batch={BATCH} detect_every={} passes={} cpu_detector=cpu gpu_detector={gpu_detector}",
         o.detect_every, o.passes
     );
     println!(

@@ -3,6 +3,10 @@
 //!
 //! - `inc_vs_atomic` = ns per `Phase::inc(1)` ÷ ns per `AtomicU64::fetch_add(1, Relaxed)`;
 //! - `inc_vs_indicatif` = ns per indicatif `ProgressBar::inc(1)` (hidden target) ÷ ns per `Phase::inc(1)`;
+//! - `two_threads_local_vs_shared` = ns per update when two threads advance one phase, each with
+//!   `Phase::inc` on the phase's shared counter ÷ each with its own `Phase::local()` counter
+//!   (wall time of the two threads ÷ updates in all); indicatif's `inc` on one bar shared by
+//!   two threads is printed beside them (`two_threads_indicatif_vs_local`);
 //! - `blocked_sink_slowdown` = time of a producer loop (real arithmetic, an `inc` per item, a
 //!   face-status event every 10,000 items, about every 25 µs) with a sink that sleeps 1 s per event ÷ the same loop
 //!   with no sink.
@@ -43,6 +47,41 @@ pub(crate) fn run(_args: &[String]) -> Result<()> {
     let (ours, floor, theirs) = (median(ours), median(floor), median(theirs));
     println!("inc: progress-core {ours:.2} ns, atomic {floor:.2} ns, indicatif {theirs:.2} ns");
 
+    let mut shared = Vec::new();
+    let mut local = Vec::new();
+    let mut theirs2 = Vec::new();
+    for _ in 0..ROUNDS {
+        shared.push(two_threads(INCS, |n| {
+            let phase = &phase;
+            move || {
+                for _ in 0..n {
+                    black_box(phase).inc(1);
+                }
+            }
+        }));
+        local.push(two_threads(INCS, |n| {
+            let counter = phase.local();
+            move || {
+                for _ in 0..n {
+                    black_box(&counter).inc(1);
+                }
+            }
+        }));
+        theirs2.push(two_threads(INCS / 10, |n| {
+            let bar = &bar;
+            move || {
+                for _ in 0..n {
+                    black_box(bar).inc(1);
+                }
+            }
+        }));
+    }
+    let (shared, local, theirs2) = (median(shared), median(local), median(theirs2));
+    println!(
+        "2 threads on one phase: shared inc {shared:.2} ns, local counters {local:.2} ns, \
+         indicatif {theirs2:.2} ns (per update, wall time)"
+    );
+
     let mut free = Vec::new();
     let mut blocked = Vec::new();
     for round in 0..7 {
@@ -61,9 +100,13 @@ pub(crate) fn run(_args: &[String]) -> Result<()> {
     progress.shutdown();
 
     println!(
-        "progress-bench: inc_vs_atomic={:.2} inc_vs_indicatif={:.1} blocked_sink_slowdown={:.3}",
+        "progress-bench: inc_vs_atomic={:.2} inc_vs_indicatif={:.1} \
+         two_threads_local_vs_shared={:.1} two_threads_indicatif_vs_local={:.1} \
+         blocked_sink_slowdown={:.3}",
         ours / floor,
         theirs / ours,
+        shared / local,
+        theirs2 / local,
         blocked / free
     );
     Ok(())
@@ -74,6 +117,17 @@ fn ns_per(n: u64, f: impl Fn()) -> f64 {
     for _ in 0..n {
         f();
     }
+    start.elapsed().as_nanos() as f64 / n as f64
+}
+
+/// Wall-clock ns per update when two threads each run `make(n / 2)`'s loop at once.
+fn two_threads<F: FnOnce() + Send>(n: u64, make: impl Fn(u64) -> F) -> f64 {
+    let (a, b) = (make(n / 2), make(n / 2));
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        s.spawn(a);
+        s.spawn(b);
+    });
     start.elapsed().as_nanos() as f64 / n as f64
 }
 
