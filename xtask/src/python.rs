@@ -58,12 +58,8 @@ pub(crate) fn test() -> Result<()> {
     for old in wheel_files(&wheels)? {
         std::fs::remove_file(&old).with_context(|| format!("cannot remove {}", old.display()))?;
     }
-    let bin = venv.join("bin");
-    let path = std::env::join_paths(std::iter::once(bin.clone()).chain(std::env::split_paths(
-        &std::env::var_os("PATH").unwrap_or_default(),
-    )))?;
     run(
-        Command::new(bin.join("maturin"))
+        Command::new(venv.join("bin").join("maturin"))
             .args([
                 "build",
                 "--profile",
@@ -77,9 +73,7 @@ pub(crate) fn test() -> Result<()> {
             .arg("--interpreter")
             .arg(&python)
             .arg("--out")
-            .arg(&wheels)
-            .env("VIRTUAL_ENV", &venv)
-            .env("PATH", &path),
+            .arg(&wheels),
         "maturin build",
     )?;
     let wheel = match wheel_files(&wheels)?.as_slice() {
