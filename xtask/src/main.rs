@@ -7,6 +7,7 @@
 
 mod bench;
 mod pipeline;
+mod python;
 mod test;
 
 use std::path::PathBuf;

@@ -23,7 +23,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     if !status.success() {
         bail!("cargo test failed ({status})");
     }
-    Ok(())
+    crate::python::test()
 }
 
 fn cargo() -> String {

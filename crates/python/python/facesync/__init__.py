@@ -1,0 +1,39 @@
+"""facesync: the lip-sync pipeline and its non-blocking progress system, from Python.
+
+``run(video, audio, out, **options, on_event=callable)`` runs the Rust pipeline with the GIL
+released; Ctrl-C (``KeyboardInterrupt``) or ``CancelToken.cancel()`` stops it between
+batches, leaving no output file. ``on_event`` receives each progress event as a dict (JSON
+schema v1, see ``SCHEMA_VERSION``), from a sink thread, at most ~10 progress snapshots a
+second; an exception it raises cancels the run and is re-raised by ``run()``.
+
+``facesync.progress.Progress`` is a tqdm-compatible bar backed by the same progress system.
+
+Example::
+
+    import facesync
+    video, audio = facesync.write_sample("sample", seconds=2, size=256)
+    summary = facesync.run(video, audio, "sample/out.y4m", on_event=print)
+    print(summary["frames"], "frames written to", summary["output"])
+"""
+
+from ._native import (
+    SCHEMA_VERSION,
+    CancelToken,
+    Cancelled,
+    FacesyncError,
+    run,
+    run_frames,
+    write_sample,
+)
+from .progress import Progress
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "CancelToken",
+    "Cancelled",
+    "FacesyncError",
+    "Progress",
+    "run",
+    "run_frames",
+    "write_sample",
+]

@@ -1,0 +1,138 @@
+"""facesync.run: the pipeline end to end, events as dicts, cancellation, errors."""
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+import facesync
+
+
+def test_run_writes_the_output_and_reports_every_phase_as_dicts(sample, tmp_path):
+    video, audio = sample
+    out = tmp_path / "out.y4m"
+    events = []
+    summary = facesync.run(video, audio, str(out), on_event=events.append)
+
+    assert out.is_file()
+    assert summary["output"] == str(out)
+    assert summary["frames"] == 16 and summary["input_frames"] == 16
+    assert summary["fps"] == 25.0
+    assert all(isinstance(e, dict) for e in events)
+    assert events[0] == {"type": "run_started", "schema": 1, "t": events[0]["t"], "tick_ms": 100}
+    assert events[-1]["type"] == "run_finished"
+    assert events[-1]["summary"]["cancelled"] is False
+    names = {e["id"]: e["name"] for e in events if e["type"] == "phase_started"}
+    assert {"Lip sync", "Decoding", "Processing faces", "Doing inference", "Restoring faces",
+            "Encoding"} <= set(names.values())
+    finished = {names[e["id"]]: e for e in events if e["type"] == "phase_finished"}
+    assert finished["Encoding"]["outcome"] == "completed"
+    assert finished["Encoding"]["pos"] == 16
+    assert finished["Lip sync"]["outcome"] == "completed"
+    previews = [e for e in events if e["type"] == "preview"]
+    assert previews and isinstance(previews[0]["data"], str)  # base64, as in the JSON schema
+    assert any(e["type"] == "face_status" and e["action"] == "aligned" for e in events)
+
+
+def test_the_gil_is_released_while_the_pipeline_runs(sample, tmp_path):
+    video, audio = sample
+    ticks = []
+    stop = threading.Event()
+
+    def count():
+        while not stop.is_set():
+            ticks.append(1)
+            time.sleep(0.001)
+
+    thread = threading.Thread(target=count)
+    thread.start()
+    try:
+        summary = facesync.run(video, audio, str(tmp_path / "out.y4m"))
+    finally:
+        stop.set()
+        thread.join()
+    # A thread that needs the GIL a thousand times a second kept running during the run.
+    assert len(ticks) > 0.3 * 1000 * summary["elapsed"]
+
+
+def test_a_missing_input_raises_naming_it(sample, tmp_path):
+    _, audio = sample
+    missing = tmp_path / "nope.y4m"
+    with pytest.raises(FileNotFoundError, match="nope.y4m"):
+        facesync.run(str(missing), audio, str(tmp_path / "out.y4m"))
+    assert not (tmp_path / "out.y4m").exists()
+
+
+def test_a_corrupt_input_raises_facesync_error_naming_it(sample, tmp_path):
+    video, _ = sample
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF nonsense")
+    with pytest.raises(facesync.FacesyncError, match="bad.wav"):
+        facesync.run(video, str(bad), str(tmp_path / "out.y4m"))
+    assert not (tmp_path / "out.y4m").exists()
+
+
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        ({"no_face": "skip"}, "no_face='skip'"),
+        ({"backend": "tpu"}, "backend='tpu'"),
+        ({"resolution": 300}, "resolution 300"),
+        ({"chunk": 0}, "chunk"),
+        ({"comfy": {"send": print, "colour": 1}}, "unknown key 'colour'"),
+    ],
+)
+def test_bad_options_raise_value_error_before_any_work(sample, tmp_path, option, message):
+    video, audio = sample
+    with pytest.raises(ValueError, match=message):
+        facesync.run(video, audio, str(tmp_path / "out.y4m"), **option)
+
+
+def test_the_cancel_handle_stops_the_run_and_leaves_no_output(sample, tmp_path):
+    video, audio = sample
+    token = facesync.CancelToken()
+    events = []
+
+    def on_event(event):
+        events.append(event)
+        if event["type"] == "phase_started" and event["name"] == "Processing faces":
+            token.cancel()
+
+    out = tmp_path / "out.y4m"
+    with pytest.raises(facesync.Cancelled, match="cancelled"):
+        facesync.run(video, audio, str(out), on_event=on_event, cancel=token)
+    assert token.cancelled
+    assert not out.exists()
+    assert events[-1]["type"] == "run_finished" and events[-1]["summary"]["cancelled"]
+
+
+def test_an_exception_in_on_event_cancels_the_run_and_is_raised(sample, tmp_path):
+    video, audio = sample
+
+    def on_event(event):
+        if event["type"] == "progress":
+            raise RuntimeError("my callback broke")
+
+    out = tmp_path / "out.y4m"
+    with pytest.raises(RuntimeError, match="my callback broke"):
+        facesync.run(video, audio, str(out), on_event=on_event)
+    assert not out.exists()
+
+
+def test_ctrl_c_cancels_the_run_and_raises_keyboard_interrupt(long_sample, tmp_path):
+    video, audio = long_sample
+    out = tmp_path / "out.y4m"
+    events = []
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        facesync.run(video, audio, str(out), on_event=events.append)
+    timer.join()
+    assert time.monotonic() - started < 30
+    assert not out.exists()
+    finished = [e for e in events if e["type"] == "run_finished"]
+    assert finished and finished[0]["summary"]["cancelled"]
+    assert any(e["type"] == "phase_finished" and e["outcome"] == "cancelled" for e in events)

@@ -1,0 +1,128 @@
+//! `cargo xtask test`, Python part: builds the `facesync` wheel and runs the Python tests.
+//!
+//! A virtual environment under the target directory (`py-venv`, made once and reused) gets
+//! maturin, pytest, tqdm and numpy from PyPI (major versions pinned); maturin builds the wheel
+//! of `crates/python` with the release profile into the same target directory, so every
+//! dependency compiled for `cargo xtask` and `cargo test --release` is reused and only pyo3 and the extension crate are compiled (about
+//! 1.5 min on 2 cores, nothing when they are up to date; `.cargo/config.toml` sets
+//! `PYO3_BUILD_EXTENSION_MODULE` for every build, so none links libpython). The wheel is
+//! installed in the environment and pytest runs `crates/python/tests` (the ComfyUI node's tests
+//! use stand-ins of the two ComfyUI modules it calls: neither ComfyUI nor torch is installed).
+//! Without compiling, this part takes about 35 s; making the environment adds about a minute.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+/// What the environment gets from PyPI.
+const REQUIREMENTS: &[&str] = &[
+    "maturin>=1.9,<2",
+    "pytest>=8,<10",
+    "tqdm>=4,<5",
+    "numpy>=1.26,<3",
+];
+const CRATE: &str = "crates/python";
+
+pub(crate) fn test() -> Result<()> {
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
+    let target = std::path::absolute(&target).context("cannot resolve the target directory")?;
+    let venv = target.join("py-venv");
+    let python = venv.join("bin").join("python");
+    if !python.exists() {
+        eprintln!("creating a Python environment in {}", venv.display());
+        let system_python = if crate::test::on_path("python3") {
+            "python3"
+        } else {
+            "python"
+        };
+        run(
+            Command::new(system_python).args(["-m", "venv"]).arg(&venv),
+            "python3 -m venv (on Debian: `apt-get install python3-venv`)",
+        )?;
+    }
+    run(
+        Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .args(REQUIREMENTS),
+        "pip install",
+    )?;
+
+    let wheels = target.join("py-wheels");
+    std::fs::create_dir_all(&wheels).context("cannot create the wheel directory")?;
+    for old in wheel_files(&wheels)? {
+        std::fs::remove_file(&old).with_context(|| format!("cannot remove {}", old.display()))?;
+    }
+    run(
+        Command::new(venv.join("bin").join("maturin"))
+            .args([
+                "build",
+                "--profile",
+                "release",
+                "--compatibility",
+                "linux",
+                "--quiet",
+            ])
+            .arg("--manifest-path")
+            .arg(Path::new(CRATE).join("Cargo.toml"))
+            .arg("--interpreter")
+            .arg(&python)
+            .arg("--out")
+            .arg(&wheels),
+        "maturin build",
+    )?;
+    let wheel = match wheel_files(&wheels)?.as_slice() {
+        [one] => one.clone(),
+        other => bail!(
+            "expected one wheel in {}, found {}",
+            wheels.display(),
+            other.len()
+        ),
+    };
+    run(
+        Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--force-reinstall",
+                "--no-deps",
+            ])
+            .arg(&wheel),
+        "pip install the wheel",
+    )?;
+    run(
+        Command::new(&python)
+            .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+            .arg(Path::new(CRATE).join("tests")),
+        "the Python tests (pytest)",
+    )
+}
+
+fn wheel_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "whl") {
+            found.push(path);
+        }
+    }
+    Ok(found)
+}
+
+fn run(cmd: &mut Command, what: &str) -> Result<()> {
+    let status = cmd.status().with_context(|| format!("cannot run {what}"))?;
+    if !status.success() {
+        bail!("{what} failed ({status})");
+    }
+    Ok(())
+}
