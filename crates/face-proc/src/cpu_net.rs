@@ -251,7 +251,12 @@ fn im2col_row(l: &Layer, src: &[f32], oy: usize, rows: &mut [f32]) {
             for kx in 0..k {
                 let dst = &mut row[(ky * k + kx) * ci..][..ci];
                 match (tap(oy, ky, s, pt, ih), tap(ox, kx, s, pl, iw)) {
-                    (Some(iy), Some(ix)) => dst.copy_from_slice(&src[(iy * iw + ix) * ci..][..ci]),
+                    // Element by element: `copy_from_slice` of 3 floats is a `memmove` call.
+                    (Some(iy), Some(ix)) => {
+                        for (d, v) in dst.iter_mut().zip(&src[(iy * iw + ix) * ci..]) {
+                            *d = *v;
+                        }
+                    }
                     _ => dst.fill(0.0),
                 }
             }

@@ -171,15 +171,25 @@ pub(crate) fn preprocess(image: &Frame, region: &Letterbox, out: &mut [f32]) {
     };
     let norm = 1.0 / (taps * taps) as f32;
     let (origin, du, dv) = region.affine();
+    // The tap positions along each axis, `(i + (t + 0.5) / taps) / 128`, times the region's
+    // axes: the same products as computing them per sample, so the same sums.
+    let along = |d: [f32; 2]| -> Vec<[f32; 2]> {
+        (0..INPUT_SIDE * taps)
+            .map(|k| {
+                let (i, t) = (k / taps, k % taps);
+                let u = (i as f32 + (t as f32 + 0.5) / taps as f32) / INPUT_SIDE as f32;
+                [u * d[0], u * d[1]]
+            })
+            .collect()
+    };
+    let (us, vs) = (along(du), along(dv));
     for iy in 0..INPUT_SIDE {
         for ix in 0..INPUT_SIDE {
             let mut acc = [0.0f32; 3];
-            for ty in 0..taps {
-                let v = (iy as f32 + (ty as f32 + 0.5) / taps as f32) / INPUT_SIDE as f32;
-                for tx in 0..taps {
-                    let u = (ix as f32 + (tx as f32 + 0.5) / taps as f32) / INPUT_SIDE as f32;
-                    let sx = origin[0] + u * du[0] + v * dv[0];
-                    let sy = origin[1] + u * du[1] + v * dv[1];
+            for v in &vs[iy * taps..(iy + 1) * taps] {
+                for u in &us[ix * taps..(ix + 1) * taps] {
+                    let sx = origin[0] + u[0] + v[0];
+                    let sy = origin[1] + u[1] + v[1];
                     sample(sx, sy, &mut acc);
                 }
             }
