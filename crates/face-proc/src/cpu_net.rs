@@ -124,9 +124,18 @@ impl CpuNet {
         let res = l
             .residual
             .map(|r| (self.slot(r.src, input), r.channels, r.pool));
-        match l.kind {
-            Kind::Pointwise => gemm(self.fma, src, l.input.c as usize, weights, l, out),
-            Kind::Depthwise => depthwise(self.fma, l, src, out),
+        let epi = Epilogue {
+            res,
+            relu: l.relu,
+            width: l.output.w as usize,
+        };
+        // Whether the kernel applied the epilogue itself (the AVX product kernel does).
+        let fused = match l.kind {
+            Kind::Pointwise => gemm(self.fma, src, l.input.c as usize, weights, l, epi, out),
+            Kind::Depthwise => {
+                depthwise(self.fma, l, src, out);
+                false
+            }
             Kind::Conv => {
                 let w = l.output.w as usize;
                 let co = l.output.c as usize;
@@ -134,18 +143,17 @@ impl CpuNet {
                 for oy in 0..l.output.h as usize {
                     let rows = &mut patches[..w * k];
                     im2col_row(l, src, oy, rows);
-                    gemm(
-                        self.fma,
-                        rows,
-                        k,
-                        weights,
-                        l,
-                        &mut out[oy * w * co..][..w * co],
-                    );
+                    // The stem has no residual: its epilogue (ReLU) does not need the row.
+                    let row_epi = Epilogue { res: None, ..epi };
+                    let out = &mut out[oy * w * co..][..w * co];
+                    gemm(self.fma, rows, k, weights, l, row_epi, out);
                 }
+                l.residual.is_none() && self.fma
             }
+        };
+        if !fused {
+            epilogue(l, res, out);
         }
-        epilogue(l, res, out);
         self.patches = patches;
         match l.dst {
             Slot::Value(v) => self.values[v] = dst,
@@ -264,8 +272,26 @@ fn im2col_row(l: &Layer, src: &[f32], oy: usize, rows: &mut [f32]) {
     }
 }
 
-/// `out[p][c] = bias[c] + Σ_r a[p][r] · w[r][c]` for the `a.len() / k` rows of `a`.
-fn gemm(fma: bool, a: &[f32], k: usize, w: Weights<'_>, l: &Layer, out: &mut [f32]) {
+/// What a layer does after its convolution: residual add and ReLU (see [`epilogue`]);
+/// `width` is the output's, to find a pixel's residual.
+#[derive(Clone, Copy)]
+struct Epilogue<'a> {
+    res: Residual<'a>,
+    relu: bool,
+    width: usize,
+}
+
+/// `out[p][c] = bias[c] + Σ_r a[p][r] · w[r][c]` for the `a.len() / k` rows of `a`. Returns
+/// whether `epi` was applied too (by the AVX2 kernel; the caller applies it otherwise).
+fn gemm(
+    fma: bool,
+    a: &[f32],
+    k: usize,
+    w: Weights<'_>,
+    l: &Layer,
+    epi: Epilogue<'_>,
+    out: &mut [f32],
+) -> bool {
     let co = l.output.c as usize;
     #[cfg(target_arch = "x86_64")]
     if fma {
@@ -273,11 +299,11 @@ fn gemm(fma: bool, a: &[f32], k: usize, w: Weights<'_>, l: &Layer, out: &mut [f3
         // target features of `avx::gemm`.
         #[allow(unsafe_code)]
         unsafe {
-            avx::gemm(a, k, w, co, out)
+            avx::gemm(a, k, w, co, epi, out)
         };
-        return;
+        return true;
     }
-    let _ = fma;
+    let _ = (fma, epi);
     let tiles = co.div_ceil(CT);
     for (row, o) in a.chunks_exact(k).zip(out.chunks_exact_mut(co)) {
         for t in 0..tiles {
@@ -292,6 +318,7 @@ fn gemm(fma: bool, a: &[f32], k: usize, w: Weights<'_>, l: &Layer, out: &mut [f3
             o[t * CT..][..n].copy_from_slice(&acc[..n]);
         }
     }
+    false
 }
 
 /// K×K depthwise convolution plus bias.
@@ -395,10 +422,11 @@ fn epilogue(l: &Layer, res: Residual<'_>, out: &mut [f32]) {
 #[allow(unsafe_code)]
 mod avx {
     use std::arch::x86_64::{
-        __m256, _mm256_broadcast_ss, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_storeu_ps,
+        __m256, _mm256_add_ps, _mm256_broadcast_ss, _mm256_fmadd_ps, _mm256_loadu_ps,
+        _mm256_max_ps, _mm256_setzero_ps, _mm256_storeu_ps,
     };
 
-    use super::{CT, Layer, PT, Weights, tap};
+    use super::{CT, Epilogue, Layer, PT, Weights, tap};
 
     #[inline(always)]
     fn load(s: &[f32]) -> __m256 {
@@ -412,6 +440,59 @@ mod avx {
         assert!(s.len() >= 8);
         // SAFETY: 8 floats are writable at `s` (checked above).
         unsafe { _mm256_storeu_ps(s.as_mut_ptr(), v) }
+    }
+
+    /// Adds pixel `p`'s residual (channels `c0 .. c0 + 16`, zero at and past its channel
+    /// count; 2×2 max-pooled when asked) and applies the ReLU, as [`super::epilogue`] does.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn finish(epi: &Epilogue<'_>, p: usize, c0: usize, mut acc: [__m256; 2]) -> [__m256; 2] {
+        if let Some((r, rc, pool)) = epi.res {
+            let rc = rc as usize;
+            if c0 + CT <= rc {
+                // A whole tile of residual channels: vector loads (and maxima).
+                let at = |y: usize, x: usize, w: usize, h: usize| {
+                    let i = (y * w + x) * rc + c0 + h;
+                    load(&r[i..])
+                };
+                for (h, a) in acc.iter_mut().enumerate().map(|(i, a)| (i * 8, a)) {
+                    let v = if pool {
+                        let (y, x, rw) = (p / epi.width * 2, p % epi.width * 2, epi.width * 2);
+                        _mm256_max_ps(
+                            _mm256_max_ps(at(y, x, rw, h), at(y, x + 1, rw, h)),
+                            _mm256_max_ps(at(y + 1, x, rw, h), at(y + 1, x + 1, rw, h)),
+                        )
+                    } else {
+                        load(&r[p * rc + c0 + h..])
+                    };
+                    *a = _mm256_add_ps(*a, v);
+                }
+            } else if c0 < rc {
+                let mut t = [0.0f32; CT];
+                let n = rc - c0;
+                if pool {
+                    let (oy, ox) = (p / epi.width, p % epi.width);
+                    let rw = epi.width * 2;
+                    let at = |y: usize, x: usize| &r[(y * rw + x) * rc + c0..][..n];
+                    let (y, x) = (oy * 2, ox * 2);
+                    let (a, b, d, e) = (at(y, x), at(y, x + 1), at(y + 1, x), at(y + 1, x + 1));
+                    for j in 0..n {
+                        t[j] = a[j].max(b[j]).max(d[j].max(e[j]));
+                    }
+                } else {
+                    for (d, v) in t.iter_mut().zip(&r[p * rc + c0..][..n]) {
+                        *d = *v;
+                    }
+                }
+                acc[0] = _mm256_add_ps(acc[0], load(&t));
+                acc[1] = _mm256_add_ps(acc[1], load(&t[8..]));
+            }
+        }
+        if epi.relu {
+            let zero = _mm256_setzero_ps();
+            acc = [_mm256_max_ps(acc[0], zero), _mm256_max_ps(acc[1], zero)];
+        }
+        acc
     }
 
     /// Writes the 16 lanes of `acc` to channels `c0 ..` of a pixel's `co` outputs (fewer at
@@ -430,9 +511,17 @@ mod avx {
         }
     }
 
-    /// See [`super::gemm`]: tiles of `PT` pixels × 16 channels (8 accumulators).
+    /// See [`super::gemm`]: tiles of `PT` pixels × 16 channels (8 accumulators), the
+    /// epilogue applied before the store.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) fn gemm(a: &[f32], k: usize, w: Weights<'_>, co: usize, out: &mut [f32]) {
+    pub(super) fn gemm(
+        a: &[f32],
+        k: usize,
+        w: Weights<'_>,
+        co: usize,
+        epi: Epilogue<'_>,
+        out: &mut [f32],
+    ) {
         let pixels = a.len() / k;
         for t in 0..co.div_ceil(CT) {
             let c0 = t * CT;
@@ -451,6 +540,7 @@ mod avx {
                     }
                 }
                 for (i, acc) in acc.into_iter().enumerate() {
+                    let acc = finish(&epi, p + i, c0, acc);
                     put(&mut out[(p + i) * co..][..co], co, c0, acc);
                 }
                 p += PT;
@@ -463,6 +553,7 @@ mod avx {
                     acc[0] = _mm256_fmadd_ps(x, load(wr), acc[0]);
                     acc[1] = _mm256_fmadd_ps(x, load(&wr[8..]), acc[1]);
                 }
+                let acc = finish(&epi, p, c0, acc);
                 put(&mut out[p * co..][..co], co, c0, acc);
             }
         }
