@@ -87,12 +87,24 @@ impl Args {
                 "--resolution" => o.resolution = value.parse().context("--resolution")?,
                 "--steps" => o.steps = value.parse().context("--steps")?,
                 "--chunk" => o.chunk = value.parse().context("--chunk")?,
-                "--no-face" => o.no_face = value.parse().map_err(|e| anyhow::anyhow!("--no-face {e}"))?,
-                "--backend" => o.backend = value.parse().map_err(|e| anyhow::anyhow!("--backend {e}"))?,
-                "--length" => o.length = value.parse().map_err(|e| anyhow::anyhow!("--length {e}"))?,
+                "--no-face" => {
+                    o.no_face = value
+                        .parse()
+                        .map_err(|e| anyhow::anyhow!("--no-face {e}"))?
+                }
+                "--backend" => {
+                    o.backend = value
+                        .parse()
+                        .map_err(|e| anyhow::anyhow!("--backend {e}"))?
+                }
+                "--length" => {
+                    o.length = value.parse().map_err(|e| anyhow::anyhow!("--length {e}"))?
+                }
                 "--name" => a.worker.name = value,
                 "--ack-wait" => a.worker.ack_wait = secs(&value)?,
-                "--max-attempts" => a.worker.max_attempts = value.parse().context("--max-attempts")?,
+                "--max-attempts" => {
+                    a.worker.max_attempts = value.parse().context("--max-attempts")?
+                }
                 "--retry-delay" => a.worker.retry_delay = secs(&value)?,
                 "--max-jobs" => a.worker.max_jobs = Some(value.parse().context("--max-jobs")?),
                 "--timeout" => a.timeout = Some(secs(&value)?),
@@ -129,7 +141,12 @@ fn worker(url: &str, a: Args) -> Result<()> {
     let stats = queue.run_worker(&a.worker, &stop)?;
     eprintln!(
         "worker {}: {} completed, {} cancelled, {} retried, {} dead, {} duplicate deliveries",
-        a.worker.name, stats.completed, stats.cancelled, stats.retried, stats.dead, stats.duplicates
+        a.worker.name,
+        stats.completed,
+        stats.cancelled,
+        stats.retried,
+        stats.dead,
+        stats.duplicates
     );
     Ok(())
 }

@@ -36,7 +36,14 @@ impl Worker {
         let log = dir.join(format!("{name}.log"));
         let child = Command::new(env!("CARGO_BIN_EXE_xtask"))
             .args(["worker", "--nats", url, "--name", name])
-            .args(["--ack-wait", "3", "--max-attempts", "2", "--retry-delay", "0.2"])
+            .args([
+                "--ack-wait",
+                "3",
+                "--max-attempts",
+                "2",
+                "--retry-delay",
+                "0.2",
+            ])
             .env("RUST_LOG", "info,async_nats=warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -114,7 +121,7 @@ fn visible_files(dir: &Path) -> Vec<String> {
 /// Watches `id` until its "Processing faces" phase has made progress (the job is mid-way).
 fn wait_until_running(queue: &Queue, id: &str) {
     let mut faces = None;
-    let mut sink = |event: &Event| match event {
+    let mut sink = move |event: &Event| match event {
         Event::PhaseStarted { id, name, .. } if name == "Processing faces" => {
             faces = Some(*id);
             Control::Continue
@@ -125,7 +132,11 @@ fn wait_until_running(queue: &Queue, id: &str) {
     let end = queue
         .watch(id, &mut sink, Some(Duration::from_secs(60)))
         .unwrap();
-    assert_eq!(end, WatchEnd::Stopped, "job {id} ended before it was seen running");
+    assert_eq!(
+        end,
+        WatchEnd::Stopped,
+        "job {id} ended before it was seen running"
+    );
 }
 
 #[test]
@@ -145,7 +156,14 @@ fn three_workers_complete_twelve_jobs_exactly_once_and_a_corrupt_video_is_dead_l
         .map(|i| Worker::start(&nats.url(), &format!("w{i}"), d))
         .collect();
     let jobs: Vec<Job> = (0..12)
-        .map(|i| Job::new(&video, &audio, out.join(format!("out{i:02}.y4m")), options()))
+        .map(|i| {
+            Job::new(
+                &video,
+                &audio,
+                out.join(format!("out{i:02}.y4m")),
+                options(),
+            )
+        })
         .collect();
     let poisoned = Job::new(&corrupt, &audio, out.join("poisoned.y4m"), options());
     for job in jobs.iter().chain([&poisoned]) {
@@ -187,7 +205,11 @@ fn three_workers_complete_twelve_jobs_exactly_once_and_a_corrupt_video_is_dead_l
     }
     let mut expected: Vec<String> = (0..12).map(|i| format!("out{i:02}.y4m")).collect();
     expected.sort();
-    assert_eq!(visible_files(&out), expected, "no output for the poisoned job");
+    assert_eq!(
+        visible_files(&out),
+        expected,
+        "no output for the poisoned job"
+    );
 }
 
 #[test]
@@ -291,7 +313,11 @@ fn a_job_cancelled_from_another_process_ends_cancelled_with_no_output() {
             .args(["cancel", "--nats", &nats.url(), id])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     cancel(&waiting.id); // before it starts: it must never run
     cancel(&running.id);
@@ -307,8 +333,15 @@ fn a_job_cancelled_from_another_process_ends_cancelled_with_no_output() {
     // The worker goes on with the next job.
     let result = queue.wait_result(&after.id, JOB_TIMEOUT).unwrap();
     assert_eq!(result.outcome, JobOutcome::Completed, "{result:?}");
-    assert_eq!(visible_files(&out), ["after.y4m"], "no output for a cancelled job");
+    assert_eq!(
+        visible_files(&out),
+        ["after.y4m"],
+        "no output for a cancelled job"
+    );
     assert!(queue.dead_letters().unwrap().is_empty());
     let log = worker.stop();
-    assert!(!log.contains(&format!("running job {}", waiting.id)), "{log}");
+    assert!(
+        !log.contains(&format!("running job {}", waiting.id)),
+        "{log}"
+    );
 }

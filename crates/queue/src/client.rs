@@ -8,7 +8,7 @@ use progress_core::{Control, Event, ProgressSink};
 use tokio::time::Instant;
 
 use crate::job::{DeadLetter, Job, JobResult};
-use crate::names::{self, DEAD_STREAM, EVENTS_STREAM, JOBS_STREAM, JOBS_SUBJECT};
+use crate::names::{self, EVENTS_STREAM, JOBS_STREAM, JOBS_SUBJECT};
 use crate::{QueueError, Text};
 
 /// How long one request to the server may take before it counts as failed.
@@ -60,7 +60,8 @@ impl Queue {
             url: url.into(),
             message: e.to_string(),
         })?;
-        let js = jetstream::new(client.clone());
+        // The context spawns its acknowledgement task: inside the runtime.
+        let js = rt.block_on(async { jetstream::new(client.clone()) });
         let queue = Self {
             rt,
             client,
@@ -176,7 +177,7 @@ impl Queue {
     /// Every dead letter stored, oldest first.
     pub fn dead_letters(&self) -> Result<Vec<DeadLetter>, QueueError> {
         self.rt
-            .block_on(stored(&self.js, DEAD_STREAM, names::DEAD_SUBJECTS.into()))
+            .block_on(stored(&self.js, EVENTS_STREAM, names::DEAD_SUBJECTS.into()))
     }
 
     /// How many jobs wait in the queue (submitted, not yet acknowledged by a worker).
@@ -198,7 +199,7 @@ impl Queue {
     }
 }
 
-/// Creates the three streams unless they exist.
+/// Creates the two streams unless they exist.
 pub(crate) async fn ensure_streams(js: &jetstream::Context) -> Result<(), QueueError> {
     let configs = [
         stream::Config {
@@ -211,17 +212,10 @@ pub(crate) async fn ensure_streams(js: &jetstream::Context) -> Result<(), QueueE
         },
         stream::Config {
             name: EVENTS_STREAM.into(),
-            subjects: names::EVENTS_SUBJECTS.iter().map(|s| s.to_string()).collect(),
+            subjects: vec![names::EVENTS_SUBJECTS.into()],
             retention: stream::RetentionPolicy::Limits,
             storage: stream::StorageType::File,
             max_age: names::EVENTS_MAX_AGE,
-            ..Default::default()
-        },
-        stream::Config {
-            name: DEAD_STREAM.into(),
-            subjects: vec![names::DEAD_SUBJECTS.into()],
-            retention: stream::RetentionPolicy::Limits,
-            storage: stream::StorageType::File,
             ..Default::default()
         },
     ];

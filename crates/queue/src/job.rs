@@ -186,7 +186,7 @@ pub enum JobOutcome {
     Completed,
     /// Cancelled on `facesync.cancel.<job>`; no output.
     Cancelled,
-    /// Failed on every allowed delivery; the job is in the dead-letter stream. No output.
+    /// Failed on every allowed delivery; the job is on its dead-letter subject. No output.
     Dead,
 }
 

@@ -12,10 +12,10 @@
 //!   while the job runs, acknowledges only after the output is complete (the pipeline writes a
 //!   temporary file and renames it) and its result is stored, and naks a failed job for a
 //!   retry after a delay. A job that fails on its last allowed delivery goes to the
-//!   dead-letter stream with its error and is terminated.
+//!   dead-letter subject `facesync.dead.<job>` with its error and is terminated.
 //! - Every job's progress events (progress-core's versioned JSON, as `--progress json`
 //!   writes them, snapshots thinned) go to `facesync.progress.<job>`, its final
-//!   [`JobResult`] to `facesync.result.<job>`; both are kept in a stream, so
+//!   [`JobResult`] to `facesync.result.<job>`; all are kept in a stream (7 days), so
 //!   [`Queue::watch`] replays a job from its start into any [`ProgressSink`].
 //! - [`Queue::cancel`] publishes on `facesync.cancel.<job>`: the worker running it fires the
 //!   job's [`CancelToken`], the pipeline stops between chunks, the job ends

@@ -84,7 +84,14 @@ impl LocalServer {
         std::fs::create_dir_all(&self.store)
             .map_err(|e| QueueError::LocalServer(format!("{}: {e}", self.store.display())))?;
         let mut child = Command::new(&self.binary)
-            .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-sd",
+            ])
             .arg(&self.store)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -28,7 +28,7 @@ pub struct WorkerConfig {
     /// kept alive with in-progress acks every third of it.
     pub ack_wait: Duration,
     /// Deliveries allowed per job (default 3); a job that fails (or whose worker dies) on
-    /// the last one goes to the dead-letter stream.
+    /// the last one goes to its dead-letter subject.
     pub max_attempts: u32,
     /// How long a failed job waits before it is delivered again (default 5 s).
     pub retry_delay: Duration,
@@ -66,7 +66,7 @@ pub struct WorkerStats {
     pub cancelled: u64,
     /// Failed attempts handed back for a retry.
     pub retried: u64,
-    /// Jobs sent to the dead-letter stream.
+    /// Jobs sent to the dead letters.
     pub dead: u64,
     /// Deliveries of jobs already finished, acknowledged without running them.
     pub duplicates: u64,
@@ -360,7 +360,8 @@ impl<'a> Worker<'a> {
             token.cancel();
         }
         let watcher = {
-            let (token, user_cancel, stop) = (token.clone(), user_cancel.clone(), self.stop.clone());
+            let (token, user_cancel, stop) =
+                (token.clone(), user_cancel.clone(), self.stop.clone());
             tokio::spawn(async move {
                 let mut subscription = subscription.ok();
                 let mut tick = tokio::time::interval(Duration::from_millis(100));
@@ -414,7 +415,10 @@ impl<'a> Worker<'a> {
         );
         let run_token = token.clone();
         let result = tokio::task::spawn_blocking(move || {
-            let progress = Progress::builder().cancel_token(run_token).sink(sink).start();
+            let progress = Progress::builder()
+                .cancel_token(run_token)
+                .sink(sink)
+                .start();
             let phase = progress.phase("Lip sync", None, "frames");
             let result = pipeline::run(&config, &inputs, &output, &phase);
             match &result {
@@ -461,8 +465,12 @@ impl<'a> Worker<'a> {
     async fn publish_result(&self, result: &JobResult) -> bool {
         let payload = serde_json::to_vec(result).expect("a result serialises");
         let subject = names::result_subject(&result.job);
-        self.publish_stored(&subject, payload, &format!("the result of job {}", result.job))
-            .await
+        self.publish_stored(
+            &subject,
+            payload,
+            &format!("the result of job {}", result.job),
+        )
+        .await
     }
 
     async fn publish_stored(&self, subject: &str, payload: Vec<u8>, what: &str) -> bool {
@@ -530,10 +538,16 @@ impl<'a> Worker<'a> {
         };
         let letter = serde_json::to_vec(&letter).expect("a dead letter serialises");
         if !self
-            .publish_stored(&names::dead_subject(id), letter, &format!("the dead letter of job {id}"))
+            .publish_stored(
+                &names::dead_subject(id),
+                letter,
+                &format!("the dead letter of job {id}"),
+            )
             .await
         {
-            let _ = message.ack_with(AckKind::Nak(Some(self.config.retry_delay))).await;
+            let _ = message
+                .ack_with(AckKind::Nak(Some(self.config.retry_delay)))
+                .await;
             return;
         }
         if id != "unknown" {

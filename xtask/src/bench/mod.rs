@@ -44,6 +44,8 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         "infer" => infer::run(rest),
         "pipeline" => pipeline::run(rest),
         "queue" => queue::run(rest),
-        other => bail!("unknown benchmark `{other}`; known: progress face restore infer pipeline queue"),
+        other => {
+            bail!("unknown benchmark `{other}`; known: progress face restore infer pipeline queue")
+        }
     }
 }

@@ -74,7 +74,10 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     worker
         .join()
         .map_err(|_| anyhow::anyhow!("the worker thread panicked"))??;
-    println!("{n} jobs of {} frames: local {t_local:.2} s, queue with 1 worker {t_queue:.2} s", spec.frame_count());
+    println!(
+        "{n} jobs of {} frames: local {t_local:.2} s, queue with 1 worker {t_queue:.2} s",
+        spec.frame_count()
+    );
     println!(
         "queue-bench: jobs_per_s={:.2} overhead_vs_local={:.3}",
         n as f64 / t_queue,
@@ -123,7 +126,12 @@ fn through_queue(
     for job in &jobs {
         let result = queue.wait_result(&job.id, Duration::from_secs(600))?;
         if result.outcome != JobOutcome::Completed {
-            bail!("job {} ended {:?}: {:?}", job.id, result.outcome, result.error);
+            bail!(
+                "job {} ended {:?}: {:?}",
+                job.id,
+                result.outcome,
+                result.error
+            );
         }
     }
     Ok(start.elapsed().as_secs_f64())
