@@ -280,10 +280,7 @@ fn retry<T, E: std::fmt::Display>(mut f: impl FnMut() -> Result<T, E>) -> T {
     loop {
         match f() {
             Ok(v) => return v,
-            Err(e) if Instant::now() < deadline => {
-                eprintln!("retrying: {e}");
-                std::thread::sleep(Duration::from_millis(200));
-            }
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
             Err(e) => panic!("still failing after 20 s: {e}"),
         }
     }
