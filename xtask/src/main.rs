@@ -2,12 +2,14 @@
 //!
 //! Commands: `pipeline` (run the lip-sync pipeline, on the built-in sample by default),
 //! `test` (check the system packages the tests need, then run the whole test suite),
-//! `bench <progress|face|restore|infer|pipeline>` (measure side by side and print one summary line).
+//! `bench <progress|face|restore|infer|pipeline|queue>` (measure side by side and print one summary line),
+//! `worker | submit | watch | cancel` (the NATS JetStream work queue, see `queue.rs`).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod bench;
 mod pipeline;
 mod python;
+mod queue;
 mod test;
 
 use std::path::PathBuf;
@@ -30,6 +32,7 @@ fn main() -> Result<()> {
         "bench" => bench::run(rest),
         "pipeline" => pipeline::run(rest, &caller_dir),
         "test" => test::run(rest),
+        "worker" | "submit" | "watch" | "cancel" => queue::run(cmd, rest, &caller_dir),
         "help" | "--help" | "-h" => {
             println!("{HELP}");
             Ok(())
@@ -43,7 +46,8 @@ const HELP: &str = "usage: cargo xtask <command>
 commands:
   pipeline [options]   run the lip-sync pipeline (on the built-in sample without --video)
   test                 check/install the system packages the tests need, then run all tests
-  bench <what>         measure and print one summary line; what: progress face restore infer pipeline";
+  bench <what>         measure and print one summary line; what: progress face restore infer pipeline queue
+  worker | submit | watch | cancel   the NATS JetStream work queue (`cargo xtask worker --help`)";
 
 pub(crate) fn project_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

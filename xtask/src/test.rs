@@ -4,14 +4,15 @@
 //! What the tests need beyond the Rust toolchain:
 //! - Mesa's software Vulkan driver (`mesa-vulkan-drivers`, `libvulkan1`), so that wgpu finds an
 //!   adapter (llvmpipe) on a machine without a GPU and the WGSL shaders run against the CPU path;
-//! - `ffmpeg`, for the media I/O tests of containers other than Y4M and PNG.
+//! - `ffmpeg`, for the media I/O tests of containers other than Y4M and PNG;
+//! - `nats-server` (with JetStream), which the work-queue tests start on loopback ports.
 
 use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-const PACKAGES: &[&str] = &["mesa-vulkan-drivers", "libvulkan1", "ffmpeg"];
+const PACKAGES: &[&str] = &["mesa-vulkan-drivers", "libvulkan1", "ffmpeg", "nats-server"];
 
 pub(crate) fn run(args: &[String]) -> Result<()> {
     ensure_system_packages()?;
@@ -83,6 +84,9 @@ fn missing() -> Vec<&'static str> {
     }
     if !on_path("ffmpeg") {
         missing.push("ffmpeg");
+    }
+    if queue::local_server::binary().is_none() {
+        missing.push("nats-server");
     }
     missing
 }

@@ -281,6 +281,7 @@ pub fn run(
         policy: config.length,
         chunk: config.chunk,
     };
+    let mut finished_writer = None;
     let results = std::thread::scope(|s| {
         let p = &phases;
         let dec = s.spawn(move || decode_job.run(&p[0], tx_dec));
@@ -304,11 +305,28 @@ pub fn run(
             .chain(std::iter::once(
                 enc.join()
                     .unwrap_or_else(|_| Err(panicked()))
-                    .map(|(frames, _)| frames),
+                    .map(|(frames, writer)| {
+                        finished_writer = Some(writer);
+                        frames
+                    }),
             ))
             .collect::<Vec<Result<u64, Exit>>>()
     });
     let counts = pick_error(results, &phases, parent)?;
+    // Committed only once every stage succeeded: a stage that failed part-way (a video corrupt
+    // after some frames) closes its channel like a finished one, and the encoder alone cannot
+    // tell the two apart.
+    let writer = finished_writer.expect("the encoder succeeded");
+    match writer.finish() {
+        Ok(_) => {
+            phases[4].set_total(Some(counts[4]));
+            phases[4].finish();
+        }
+        Err(e) => {
+            phases[4].fail(&e);
+            return Err(e.into());
+        }
+    }
     let (input_frames, frames) = (counts[0], counts[4]);
     Ok(Summary {
         output: output.to_path_buf(),
@@ -416,11 +434,12 @@ fn stage_loop(
     Ok(n)
 }
 
+/// Writes every chunk; returns the frame count and the writer, not yet finished (see `run`).
 fn encode(
     phase: &Phase,
     rx: Receiver<Chunk>,
     mut writer: VideoWriter,
-) -> Result<(u64, PathBuf), Exit> {
+) -> Result<(u64, VideoWriter), Exit> {
     let mut n = 0;
     for chunk in rx {
         cancelled(phase, ENCODING)?;
@@ -436,10 +455,7 @@ fn encode(
         return Err(Exit::Disconnected);
     }
     cancelled(phase, ENCODING)?;
-    let path = writer.finish()?;
-    phase.set_total(Some(n));
-    phase.finish();
-    Ok((n, path))
+    Ok((n, writer))
 }
 
 /// The decoding stage: reads frames, applies the length policy, sends chunks.

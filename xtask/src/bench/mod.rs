@@ -7,10 +7,13 @@ mod face;
 mod infer;
 mod pipeline;
 mod progress;
+mod queue;
 mod restore;
 
 pub(crate) fn run(args: &[String]) -> Result<()> {
-    if cfg!(debug_assertions) {
+    // FACESYNC_BENCH_DEV=1 measures the dev build as it is (to try a benchmark quickly; the
+    // figures are then not the optimised ones).
+    if cfg!(debug_assertions) && std::env::var_os("FACESYNC_BENCH_DEV").is_none() {
         // Measure optimised code only: run this same command from a release build.
         let status =
             std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
@@ -32,7 +35,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         return Ok(());
     }
     let Some((what, rest)) = args.split_first() else {
-        bail!("usage: cargo xtask bench <progress|face|restore|infer|pipeline>");
+        bail!("usage: cargo xtask bench <progress|face|restore|infer|pipeline|queue>");
     };
     match what.as_str() {
         "progress" => progress::run(rest),
@@ -40,6 +43,9 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         "restore" => restore::run(rest),
         "infer" => infer::run(rest),
         "pipeline" => pipeline::run(rest),
-        other => bail!("unknown benchmark `{other}`; known: progress face restore infer pipeline"),
+        "queue" => queue::run(rest),
+        other => {
+            bail!("unknown benchmark `{other}`; known: progress face restore infer pipeline queue")
+        }
     }
 }

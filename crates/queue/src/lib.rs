@@ -1,0 +1,126 @@
+//! facesync on a fleet of machines: lip-sync jobs on a NATS JetStream work queue.
+//!
+//! Why: a studio queues hundreds of clips; one machine is not enough, and a home-made queue
+//! would have to solve delivery, redelivery and persistence again. JetStream already does:
+//! jobs wait in a work-queue stream until a worker acknowledges them, a job whose worker dies
+//! comes back after the consumer's `ack_wait`, and the streams survive a server restart.
+//!
+//! - [`Queue::submit`] publishes a [`Job`] (inputs, output, [`JobOptions`]) on
+//!   [`names::JOBS_SUBJECT`], deduplicated by its id.
+//! - [`Queue::run_worker`] pulls one job at a time from the shared durable consumer and runs
+//!   [`pipeline::run`] on a blocking thread; it sends in-progress acks well inside `ack_wait`
+//!   while the job runs, acknowledges only after the output is complete (the pipeline writes a
+//!   temporary file and renames it) and its result is stored, and naks a failed job for a
+//!   retry after a delay. A job that fails on its last allowed delivery goes to the
+//!   dead-letter subject `facesync.dead.<job>` with its error and is terminated.
+//! - Every job's progress events (progress-core's versioned JSON, as `--progress json`
+//!   writes them, snapshots thinned) go to `facesync.progress.<job>`, its final
+//!   [`JobResult`] to `facesync.result.<job>`; all are kept in a stream (7 days), so
+//!   [`Queue::watch`] replays a job from its start into any [`ProgressSink`].
+//! - [`Queue::cancel`] publishes on `facesync.cancel.<job>`: the worker running it fires the
+//!   job's [`CancelToken`], the pipeline stops between chunks, the job ends
+//!   [`JobOutcome::Cancelled`] with no output. A cancel sent before the job starts counts too.
+//! - A job already finished (its result is stored) is acknowledged without running again
+//!   when it is delivered twice, e.g. when an acknowledgement was lost in a server restart.
+//!
+//! The API is synchronous: a [`Queue`] owns a small tokio runtime and the NATS connection,
+//! which reconnects by itself. Names of streams, consumer and subjects live in [`names`].
+//! Workers report what they do through `tracing` (target `facesync::queue`); nothing prints.
+//!
+//! ```no_run
+//! use queue::{Job, JobOptions, Queue, WorkerConfig};
+//!
+//! let queue = Queue::connect("nats://127.0.0.1:4222")?;
+//! let job = Job::new("/shared/in.y4m", "/shared/in.wav", "/shared/out.mp4", JobOptions::default());
+//! queue.submit(&job)?;
+//! // on each worker machine:
+//! // queue.run_worker(&WorkerConfig::default(), &progress_core::CancelToken::new())?;
+//! let result = queue.wait_result(&job.id, std::time::Duration::from_secs(3600))?;
+//! println!("{:?}", result.outcome);
+//! # Ok::<(), queue::QueueError>(())
+//! ```
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod client;
+mod job;
+pub mod local_server;
+pub mod names;
+mod sink;
+mod worker;
+
+pub use client::{Queue, WatchEnd};
+pub use job::{DeadLetter, Device, Job, JobOptions, JobOutcome, JobResult, Length, NoFace};
+pub use progress_core::{CancelToken, ProgressSink};
+pub use worker::{WorkerConfig, WorkerStats};
+
+/// What went wrong talking to the queue.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueueError {
+    /// The NATS server cannot be reached.
+    #[error("cannot connect to the NATS server at {url}: {message}")]
+    Connect {
+        /// The server's URL.
+        url: String,
+        /// The client's error.
+        message: String,
+    },
+    /// A JetStream or NATS request failed.
+    #[error("{what}: {message}")]
+    Nats {
+        /// What was being done.
+        what: String,
+        /// The client's error.
+        message: String,
+    },
+    /// Nothing came in time.
+    #[error("timed out after {secs:.1} s {what}")]
+    Timeout {
+        /// What was awaited.
+        what: String,
+        /// How long.
+        secs: f64,
+    },
+    /// A message was not the JSON expected.
+    #[error("{what}: {source}")]
+    Json {
+        /// Which message.
+        what: String,
+        /// The parser's error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The job cannot be run.
+    #[error("invalid job: {0}")]
+    InvalidJob(String),
+    /// `nats-server` is not installed.
+    #[error(
+        "nats-server is not installed: `apt-get install nats-server` (Debian; `cargo xtask test` does it)"
+    )]
+    ServerMissing,
+    /// The local server could not start.
+    #[error("cannot start a local nats-server: {0}")]
+    LocalServer(String),
+    /// The async runtime could not start.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+}
+
+impl QueueError {
+    pub(crate) fn nats(what: impl Into<String>) -> impl FnOnce(String) -> Self {
+        let what = what.into();
+        move |message| Self::Nats { what, message }
+    }
+}
+
+/// `Result<T, E: Display>` → `Result<T, String>`, for [`QueueError::nats`].
+pub(crate) trait Text<T> {
+    fn text(self) -> Result<T, String>;
+}
+
+impl<T, E: std::fmt::Display> Text<T> for Result<T, E> {
+    fn text(self) -> Result<T, String> {
+        self.map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,133 @@
+//! A `nats-server -js` child process on a loopback port, for tests, benchmarks and trying
+//! the queue on one machine. Killed when dropped.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::QueueError;
+
+/// Where `nats-server` is: on the `PATH`, else `/usr/sbin` (Debian's package puts it there,
+/// which is not on every user's `PATH`).
+pub fn binary() -> Option<PathBuf> {
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("nats-server"))
+            .find(|p| p.is_file())
+    });
+    on_path.or_else(|| {
+        let p = PathBuf::from("/usr/sbin/nats-server");
+        p.is_file().then_some(p)
+    })
+}
+
+/// A running `nats-server -js -a 127.0.0.1 -p <port> -sd <store>`.
+#[derive(Debug)]
+pub struct LocalServer {
+    child: Option<Child>,
+    binary: PathBuf,
+    port: u16,
+    store: PathBuf,
+}
+
+impl LocalServer {
+    /// Starts a server with JetStream storing in `store`, on a free loopback port, and waits
+    /// until it accepts connections.
+    pub fn start(store: &Path) -> Result<Self, QueueError> {
+        let binary = binary().ok_or(QueueError::ServerMissing)?;
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| QueueError::LocalServer(format!("no free loopback port: {e}")))?
+            .port();
+        let mut server = Self {
+            child: None,
+            binary,
+            port,
+            store: store.to_path_buf(),
+        };
+        server.spawn()?;
+        Ok(server)
+    }
+
+    /// `nats://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the server (SIGTERM, as a service manager would; SIGKILL after 10 s).
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// Stops the server and starts it again on the same port and store.
+    pub fn restart(&mut self) -> Result<(), QueueError> {
+        self.stop();
+        self.spawn()
+    }
+
+    fn spawn(&mut self) -> Result<(), QueueError> {
+        std::fs::create_dir_all(&self.store)
+            .map_err(|e| QueueError::LocalServer(format!("{}: {e}", self.store.display())))?;
+        let mut child = Command::new(&self.binary)
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-sd",
+            ])
+            .arg(&self.store)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| QueueError::LocalServer(format!("{}: {e}", self.binary.display())))?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                self.child = Some(child);
+                return Ok(());
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(QueueError::LocalServer(format!(
+                    "nats-server on port {} exited at start ({status})",
+                    self.port
+                )));
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(QueueError::LocalServer(format!(
+                    "nats-server on port {} did not accept connections within 10 s",
+                    self.port
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for LocalServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
