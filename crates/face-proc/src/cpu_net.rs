@@ -35,7 +35,7 @@ pub(crate) struct CpuNet {
 /// The plan with each product layer's weights in register tiles, built once.
 #[derive(Debug)]
 struct Packed {
-    plan: Plan,
+    plan: Arc<Plan>,
     /// Per layer: for pointwise and stem layers, `[tile][row][CT]` weights (rows = input
     /// channels, or taps × input channels), zero past the last output channel; empty for
     /// depthwise layers.
@@ -137,18 +137,24 @@ impl CpuNet {
                 false
             }
             Kind::Conv => {
+                let mut fused = true;
                 let w = l.output.w as usize;
                 let co = l.output.c as usize;
                 let k = (l.kernel * l.kernel * l.input.c) as usize;
                 for oy in 0..l.output.h as usize {
                     let rows = &mut patches[..w * k];
                     im2col_row(l, src, oy, rows);
-                    // The stem has no residual: its epilogue (ReLU) does not need the row.
-                    let row_epi = Epilogue { res: None, ..epi };
+                    // A row knows no residual (the stem has none), and the ReLU must follow the
+                    // residual add: fused only without one, else `epilogue` does both below.
+                    let row_epi = Epilogue {
+                        res: None,
+                        relu: l.relu && l.residual.is_none(),
+                        ..epi
+                    };
                     let out = &mut out[oy * w * co..][..w * co];
-                    gemm(self.fma, rows, k, weights, l, row_epi, out);
+                    fused &= gemm(self.fma, rows, k, weights, l, row_epi, out);
                 }
-                l.residual.is_none() && self.fma
+                fused && l.residual.is_none()
             }
         };
         if !fused {
@@ -180,7 +186,7 @@ const CT: usize = 16;
 const PT: usize = 4;
 
 impl Packed {
-    fn new(plan: &Plan) -> Self {
+    fn new(plan: &Arc<Plan>) -> Self {
         let mut tiles = Vec::new();
         let mut bias = Vec::new();
         for l in &plan.layers {
@@ -212,7 +218,7 @@ impl Packed {
             tiles.push(t);
         }
         Self {
-            plan: plan.clone(),
+            plan: Arc::clone(plan),
             tiles,
             bias,
         }
@@ -333,52 +339,87 @@ fn depthwise(fma: bool, l: &Layer, src: &[f32], out: &mut [f32]) {
         return;
     }
     let _ = fma;
-    depthwise_taps(
-        l,
-        out,
-        |o, x, wrow| {
-            for ((a, &xv), &wv) in o.iter_mut().zip(x).zip(wrow) {
-                *a += xv * wv;
+    let c = l.output.c as usize;
+    let mut taps = Taps::new(l);
+    for oy in 0..l.output.h as usize {
+        for ox in 0..l.output.w as usize {
+            let o = &mut out[(oy * l.output.w as usize + ox) * c..][..c];
+            o.copy_from_slice(&l.bias);
+            for &(xs, ws) in taps.of(oy, ox) {
+                let (x, wrow) = (&src[xs..][..c], &l.weights[ws..][..c]);
+                for ((a, &xv), &wv) in o.iter_mut().zip(x).zip(wrow) {
+                    *a += xv * wv;
+                }
             }
-        },
-        src,
-    );
+        }
+    }
 }
 
-/// Walks the valid taps of every output pixel of a depthwise layer: `f(out_pixel, in_pixel,
-/// tap_weights)` after the output pixel is set to the bias.
-#[inline(always)]
-fn depthwise_taps(
-    l: &Layer,
-    out: &mut [f32],
-    mut f: impl FnMut(&mut [f32], &[f32], &[f32]),
-    src: &[f32],
-) {
-    let c = l.output.c as usize;
-    let (ih, iw) = (l.input.h as usize, l.input.w as usize);
-    let (h, w) = (l.output.h as usize, l.output.w as usize);
-    let (k, s) = (l.kernel as usize, l.stride as usize);
-    let (pt, pl) = (l.pad_top as usize, l.pad_left as usize);
-    for oy in 0..h {
-        for ox in 0..w {
-            let o = &mut out[(oy * w + ox) * c..][..c];
-            o.copy_from_slice(&l.bias);
+/// The valid taps of a depthwise layer's output pixels, as (input offset, weight offset)
+/// pairs in (ky, kx) order; interior pixels (every tap inside) reuse precomputed offsets.
+struct Taps {
+    c: usize,
+    ih: usize,
+    iw: usize,
+    k: usize,
+    s: usize,
+    pt: usize,
+    pl: usize,
+    /// Offsets of all K×K taps from the top-left one.
+    all: Vec<(usize, usize)>,
+    list: Vec<(usize, usize)>,
+}
+
+impl Taps {
+    fn new(l: &Layer) -> Self {
+        let (c, iw, k) = (l.output.c as usize, l.input.w as usize, l.kernel as usize);
+        Self {
+            c,
+            ih: l.input.h as usize,
+            iw,
+            k,
+            s: l.stride as usize,
+            pt: l.pad_top as usize,
+            pl: l.pad_left as usize,
+            all: (0..k * k)
+                .map(|t| (((t / k) * iw + t % k) * c, t * c))
+                .collect(),
+            list: Vec::with_capacity(k * k),
+        }
+    }
+
+    /// The taps of output pixel (`oy`, `ox`).
+    #[inline(always)]
+    fn of(&mut self, oy: usize, ox: usize) -> &[(usize, usize)] {
+        let Self {
+            c,
+            ih,
+            iw,
+            k,
+            s,
+            pt,
+            pl,
+            ..
+        } = *self;
+        let (y, x) = (oy * s, ox * s);
+        self.list.clear();
+        if y >= pt && x >= pl && y - pt + k <= ih && x - pl + k <= iw {
+            let base = ((y - pt) * iw + (x - pl)) * c;
+            self.list
+                .extend(self.all.iter().map(|&(xs, ws)| (base + xs, ws)));
+        } else {
             for ky in 0..k {
                 let Some(iy) = tap(oy, ky, s, pt, ih) else {
                     continue;
                 };
                 for kx in 0..k {
-                    let Some(ix) = tap(ox, kx, s, pl, iw) else {
-                        continue;
-                    };
-                    f(
-                        o,
-                        &src[(iy * iw + ix) * c..][..c],
-                        &l.weights[(ky * k + kx) * c..][..c],
-                    );
+                    if let Some(ix) = tap(ox, kx, s, pl, iw) {
+                        self.list.push(((iy * iw + ix) * c, (ky * k + kx) * c));
+                    }
                 }
             }
         }
+        &self.list
     }
 }
 
@@ -426,7 +467,7 @@ mod avx {
         _mm256_max_ps, _mm256_setzero_ps, _mm256_storeu_ps,
     };
 
-    use super::{CT, Epilogue, Layer, PT, Weights, tap};
+    use super::{CT, Epilogue, Layer, PT, Taps, Weights};
 
     #[inline(always)]
     fn load(s: &[f32]) -> __m256 {
@@ -566,41 +607,11 @@ mod avx {
     pub(super) fn depthwise(l: &Layer, src: &[f32], out: &mut [f32]) {
         let c = l.output.c as usize;
         let full = c / 8 * 8;
-        let (ih, iw) = (l.input.h as usize, l.input.w as usize);
         let (h, w) = (l.output.h as usize, l.output.w as usize);
-        let (k, s) = (l.kernel as usize, l.stride as usize);
-        let (pt, pl) = (l.pad_top as usize, l.pad_left as usize);
-        let mut taps = vec![(0usize, 0usize); k * k];
-        // Offsets of all K×K taps from the top-left one, for pixels whose taps are all inside.
-        let all: Vec<(usize, usize)> = (0..k * k)
-            .map(|t| (((t / k) * iw + t % k) * c, t * c))
-            .collect();
+        let mut taps = Taps::new(l);
         for oy in 0..h {
             for ox in 0..w {
-                let (y, x) = (oy * s, ox * s);
-                let n = if y >= pt && x >= pl && y - pt + k <= ih && x - pl + k <= iw {
-                    let base = ((y - pt) * iw + (x - pl)) * c;
-                    for (t, &(xs, ws)) in taps.iter_mut().zip(&all) {
-                        *t = (base + xs, ws);
-                    }
-                    k * k
-                } else {
-                    let mut n = 0;
-                    for ky in 0..k {
-                        let Some(iy) = tap(oy, ky, s, pt, ih) else {
-                            continue;
-                        };
-                        for kx in 0..k {
-                            let Some(ix) = tap(ox, kx, s, pl, iw) else {
-                                continue;
-                            };
-                            taps[n] = ((iy * iw + ix) * c, (ky * k + kx) * c);
-                            n += 1;
-                        }
-                    }
-                    n
-                };
-                let taps = &taps[..n];
+                let taps = taps.of(oy, ox);
                 let o = &mut out[(oy * w + ox) * c..][..c];
                 for g in (0..full).step_by(8) {
                     let mut acc = load(&l.bias[g..]);

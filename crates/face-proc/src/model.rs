@@ -143,14 +143,9 @@ pub(crate) fn preprocess(image: &Frame, region: &Letterbox, out: &mut [f32]) {
             // Inside: no bounds checks per texel.
             let i = ((y0 * w + x0) * 3) as usize;
             let (top, bot) = (&data[i..i + 6], &data[i + row..i + row + 6]);
-            for c in 0..3 {
-                let (p00, p10) = (f32::from(top[c]), f32::from(top[c + 3]));
-                let (p01, p11) = (f32::from(bot[c]), f32::from(bot[c + 3]));
-                let t = p00 + (p10 - p00) * fx;
-                let b = p01 + (p11 - p01) * fx;
-                acc[c] += t + (b - t) * fy;
-            }
-            return;
+            let px = |s: &[u8]| [f32::from(s[0]), f32::from(s[1]), f32::from(s[2])];
+            let quad = [px(top), px(&top[3..]), px(bot), px(&bot[3..])];
+            return blend(&quad, fx, fy, acc);
         }
         let texel = |x: i64, y: i64| -> [f32; 3] {
             if x < 0 || y < 0 || x >= w || y >= h {
@@ -159,15 +154,13 @@ pub(crate) fn preprocess(image: &Frame, region: &Letterbox, out: &mut [f32]) {
             let i = ((y * w + x) * 3) as usize;
             [data[i] as f32, data[i + 1] as f32, data[i + 2] as f32]
         };
-        let p00 = texel(x0, y0);
-        let p10 = texel(x0 + 1, y0);
-        let p01 = texel(x0, y0 + 1);
-        let p11 = texel(x0 + 1, y0 + 1);
-        for c in 0..3 {
-            let t = p00[c] + (p10[c] - p00[c]) * fx;
-            let b = p01[c] + (p11[c] - p01[c]) * fx;
-            acc[c] += t + (b - t) * fy;
-        }
+        let quad = [
+            texel(x0, y0),
+            texel(x0 + 1, y0),
+            texel(x0, y0 + 1),
+            texel(x0 + 1, y0 + 1),
+        ];
+        blend(&quad, fx, fy, acc);
     };
     let norm = 1.0 / (taps * taps) as f32;
     let (origin, du, dv) = region.affine();
@@ -198,6 +191,16 @@ pub(crate) fn preprocess(image: &Frame, region: &Letterbox, out: &mut [f32]) {
                 out[o + c] = acc[c] * norm / 127.5 - 1.0;
             }
         }
+    }
+}
+
+/// Adds the bilinear blend of the texels `[p00, p10, p01, p11]` at fraction (`fx`, `fy`).
+#[inline(always)]
+fn blend(q: &[[f32; 3]; 4], fx: f32, fy: f32, acc: &mut [f32; 3]) {
+    for c in 0..3 {
+        let t = q[0][c] + (q[1][c] - q[0][c]) * fx;
+        let b = q[2][c] + (q[3][c] - q[2][c]) * fx;
+        acc[c] += t + (b - t) * fy;
     }
 }
 
