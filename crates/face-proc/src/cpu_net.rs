@@ -8,10 +8,11 @@
 //! activation has a buffer allocated once, every layer is one pass over its output with the
 //! epilogue (bias, residual with optional 2×2 max-pool and channel padding, ReLU) fused, and
 //! the inner loops run along the channels, which are contiguous (NHWC), so that they vectorise.
-//! On x86-64 with AVX2 and FMA (chosen at run time) the 1×1 convolutions (and the stem, as
-//! im2col rows through the same product) run a register-tiled kernel of 4 pixels × 16
-//! channels, and the depthwise ones 8 channels per register; elsewhere portable loops compute
-//! the same thing.
+//! On x86-64 with AVX2 and FMA (chosen at run time) the 1×1 convolutions run a register-tiled
+//! kernel of 4 pixels × 16 channels, the stem the same product reading its zero-padded input
+//! in place (no im2col copy), and the depthwise ones 8 channels per register with a group's
+//! 3×3 weights held in registers along each row; elsewhere portable loops compute the same
+//! thing (the stem through im2col rows).
 //!
 //! Checked against onnxruntime's outputs for the same model (`tests/golden/`).
 
@@ -27,7 +28,8 @@ pub(crate) struct CpuNet {
     values: Vec<Vec<f32>>,
     scores: Vec<f32>,
     boxes: Vec<f32>,
-    /// im2col rows of the stem, one output row at a time.
+    /// The stem's input: im2col rows, one output row at a time (portable), or the whole
+    /// input with its zero padding (AVX2).
     patches: Vec<f32>,
     fma: bool,
 }
@@ -62,7 +64,7 @@ impl CpuNet {
             .layers
             .iter()
             .filter(|l| l.kind == Kind::Conv)
-            .map(|l| (l.output.w * l.kernel * l.kernel * l.input.c) as usize)
+            .map(|l| (l.output.w * l.kernel * l.kernel * l.input.c).max(padded_len(l)) as usize)
             .max()
             .unwrap_or(0);
         Self {
@@ -135,6 +137,16 @@ impl CpuNet {
             Kind::Depthwise => {
                 depthwise(self.fma, l, src, out);
                 false
+            }
+            #[cfg(target_arch = "x86_64")]
+            Kind::Conv if self.fma && l.residual.is_none() => {
+                let pw = pad_input(l, src, &mut patches);
+                // SAFETY: `fma` is true only when the CPU reports AVX2 and FMA.
+                #[allow(unsafe_code)]
+                unsafe {
+                    avx::conv(&patches, pw, l, weights, epi, out)
+                };
+                true
             }
             Kind::Conv => {
                 let mut fused = true;
@@ -276,6 +288,30 @@ fn im2col_row(l: &Layer, src: &[f32], oy: usize, rows: &mut [f32]) {
             }
         }
     }
+}
+
+/// Floats of a conv layer's input with its zero padding around it: the rows and columns its
+/// output's taps reach, `(out − 1) · stride + kernel` each way.
+fn padded_len(l: &Layer) -> u32 {
+    let side = |o: u32| (o - 1) * l.stride + l.kernel;
+    side(l.output.h) * side(l.output.w) * l.input.c
+}
+
+/// Copies a conv layer's input into `buf` inside its zero padding (see [`padded_len`]);
+/// returns the padded width.
+#[cfg(target_arch = "x86_64")]
+fn pad_input(l: &Layer, src: &[f32], buf: &mut [f32]) -> usize {
+    let (ci, iw, ih) = (l.input.c as usize, l.input.w as usize, l.input.h as usize);
+    let side = |o: u32| ((o - 1) * l.stride + l.kernel) as usize;
+    let (ph, pw) = (side(l.output.h), side(l.output.w));
+    let (pt, pl) = (l.pad_top as usize, l.pad_left as usize);
+    let buf = &mut buf[..ph * pw * ci];
+    buf.fill(0.0);
+    for y in 0..ih.min(ph.saturating_sub(pt)) {
+        let n = iw.min(pw.saturating_sub(pl)) * ci;
+        buf[((y + pt) * pw + pl) * ci..][..n].copy_from_slice(&src[y * iw * ci..][..n]);
+    }
+    pw
 }
 
 /// What a layer does after its convolution: residual add and ReLU (see [`epilogue`]);
@@ -485,53 +521,60 @@ mod avx {
 
     /// Adds pixel `p`'s residual (channels `c0 .. c0 + 16`, zero at and past its channel
     /// count; 2×2 max-pooled when asked) and applies the ReLU, as [`super::epilogue`] does.
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    fn finish(epi: &Epilogue<'_>, p: usize, c0: usize, mut acc: [__m256; 2]) -> [__m256; 2] {
-        if let Some((r, rc, pool)) = epi.res {
-            let rc = rc as usize;
-            if c0 + CT <= rc {
-                // A whole tile of residual channels: vector loads (and maxima).
-                let at = |y: usize, x: usize, w: usize, h: usize| {
-                    let i = (y * w + x) * rc + c0 + h;
-                    load(&r[i..])
-                };
-                for (h, a) in acc.iter_mut().enumerate().map(|(i, a)| (i * 8, a)) {
-                    let v = if pool {
-                        let (y, x, rw) = (p / epi.width * 2, p % epi.width * 2, epi.width * 2);
-                        _mm256_max_ps(
-                            _mm256_max_ps(at(y, x, rw, h), at(y, x + 1, rw, h)),
-                            _mm256_max_ps(at(y + 1, x, rw, h), at(y + 1, x + 1, rw, h)),
-                        )
-                    } else {
-                        load(&r[p * rc + c0 + h..])
+    ///
+    /// # Safety
+    /// The CPU must have AVX2. (Not a `target_feature` function: those cannot be
+    /// `inline(always)`, and as a call its two registers would go through memory per pixel.)
+    #[inline(always)]
+    unsafe fn finish(epi: &Epilogue<'_>, p: usize, c0: usize, acc: [__m256; 2]) -> [__m256; 2] {
+        let mut acc = acc;
+        // SAFETY: the caller guarantees AVX2, and every load goes through `load`.
+        unsafe {
+            if let Some((r, rc, pool)) = epi.res {
+                let rc = rc as usize;
+                if c0 + CT <= rc {
+                    // A whole tile of residual channels: vector loads (and maxima).
+                    let at = |y: usize, x: usize, w: usize, h: usize| {
+                        let i = (y * w + x) * rc + c0 + h;
+                        load(&r[i..])
                     };
-                    *a = _mm256_add_ps(*a, v);
-                }
-            } else if c0 < rc {
-                let mut t = [0.0f32; CT];
-                let n = rc - c0;
-                if pool {
-                    let (oy, ox) = (p / epi.width, p % epi.width);
-                    let rw = epi.width * 2;
-                    let at = |y: usize, x: usize| &r[(y * rw + x) * rc + c0..][..n];
-                    let (y, x) = (oy * 2, ox * 2);
-                    let (a, b, d, e) = (at(y, x), at(y, x + 1), at(y + 1, x), at(y + 1, x + 1));
-                    for j in 0..n {
-                        t[j] = a[j].max(b[j]).max(d[j].max(e[j]));
+                    for (h, a) in acc.iter_mut().enumerate().map(|(i, a)| (i * 8, a)) {
+                        let v = if pool {
+                            let (y, x, rw) = (p / epi.width * 2, p % epi.width * 2, epi.width * 2);
+                            _mm256_max_ps(
+                                _mm256_max_ps(at(y, x, rw, h), at(y, x + 1, rw, h)),
+                                _mm256_max_ps(at(y + 1, x, rw, h), at(y + 1, x + 1, rw, h)),
+                            )
+                        } else {
+                            load(&r[p * rc + c0 + h..])
+                        };
+                        *a = _mm256_add_ps(*a, v);
                     }
-                } else {
-                    for (d, v) in t.iter_mut().zip(&r[p * rc + c0..][..n]) {
-                        *d = *v;
+                } else if c0 < rc {
+                    let mut t = [0.0f32; CT];
+                    let n = rc - c0;
+                    if pool {
+                        let (oy, ox) = (p / epi.width, p % epi.width);
+                        let rw = epi.width * 2;
+                        let at = |y: usize, x: usize| &r[(y * rw + x) * rc + c0..][..n];
+                        let (y, x) = (oy * 2, ox * 2);
+                        let (a, b, d, e) = (at(y, x), at(y, x + 1), at(y + 1, x), at(y + 1, x + 1));
+                        for j in 0..n {
+                            t[j] = a[j].max(b[j]).max(d[j].max(e[j]));
+                        }
+                    } else {
+                        for (d, v) in t.iter_mut().zip(&r[p * rc + c0..][..n]) {
+                            *d = *v;
+                        }
                     }
+                    acc[0] = _mm256_add_ps(acc[0], load(&t));
+                    acc[1] = _mm256_add_ps(acc[1], load(&t[8..]));
                 }
-                acc[0] = _mm256_add_ps(acc[0], load(&t));
-                acc[1] = _mm256_add_ps(acc[1], load(&t[8..]));
             }
-        }
-        if epi.relu {
-            let zero = _mm256_setzero_ps();
-            acc = [_mm256_max_ps(acc[0], zero), _mm256_max_ps(acc[1], zero)];
+            if epi.relu {
+                let zero = _mm256_setzero_ps();
+                acc = [_mm256_max_ps(acc[0], zero), _mm256_max_ps(acc[1], zero)];
+            }
         }
         acc
     }
@@ -571,7 +614,14 @@ mod avx {
             let mut p = 0;
             while p + PT <= pixels {
                 let mut acc = [b; PT];
-                let rows: [&[f32]; PT] = std::array::from_fn(|i| &a[(p + i) * k..][..k]);
+                // Spelled out: a closure given to `array::from_fn` would not inherit this
+                // function's target features, and stay a call.
+                let rows: [&[f32]; PT] = [
+                    &a[p * k..][..k],
+                    &a[(p + 1) * k..][..k],
+                    &a[(p + 2) * k..][..k],
+                    &a[(p + 3) * k..][..k],
+                ];
                 for (r, wr) in wt.chunks_exact(CT).enumerate() {
                     let (w0, w1) = (load(wr), load(&wr[8..]));
                     for i in 0..PT {
@@ -581,7 +631,8 @@ mod avx {
                     }
                 }
                 for (i, acc) in acc.into_iter().enumerate() {
-                    let acc = finish(&epi, p + i, c0, acc);
+                    // SAFETY: this function runs only where the CPU has AVX2.
+                    let acc = unsafe { finish(&epi, p + i, c0, acc) };
                     put(&mut out[(p + i) * co..][..co], co, c0, acc);
                 }
                 p += PT;
@@ -594,26 +645,114 @@ mod avx {
                     acc[0] = _mm256_fmadd_ps(x, load(wr), acc[0]);
                     acc[1] = _mm256_fmadd_ps(x, load(&wr[8..]), acc[1]);
                 }
-                let acc = finish(&epi, p, c0, acc);
+                // SAFETY: as above.
+                let acc = unsafe { finish(&epi, p, c0, acc) };
                 put(&mut out[p * co..][..co], co, c0, acc);
             }
         }
     }
 
-    /// See [`super::depthwise`]: per output pixel, its valid taps are listed once, then
-    /// each group of 8 channels accumulates over them in a register; the remainder (28, 36,
-    /// 42 channels) in scalar FMAs.
+    /// A K×K convolution (the stem) over its zero-padded input `x` (`pw` floats wide, see
+    /// [`super::pad_input`]), as [`gemm`] over im2col rows but reading each row's values in
+    /// place: the `(ky, kx, ci)` value of output pixel `p` is at `base(p) + offset`. The
+    /// epilogue (no residual) is applied before the store.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn conv(
+        x: &[f32],
+        pw: usize,
+        l: &Layer,
+        w: Weights<'_>,
+        epi: Epilogue<'_>,
+        out: &mut [f32],
+    ) {
+        let (k, s, ci) = (l.kernel as usize, l.stride as usize, l.input.c as usize);
+        let (ow, co) = (l.output.w as usize, l.output.c as usize);
+        let pixels = l.output.h as usize * ow;
+        let offs: Vec<usize> = (0..k * k * ci)
+            .map(|r| {
+                let (t, c) = (r / ci, r % ci);
+                ((t / k) * pw + t % k) * ci + c
+            })
+            .collect();
+        let base = |p: usize| ((p / ow) * s * pw + (p % ow) * s) * ci;
+        // Bases grow with `p` and offsets with `r`: every read is at most this one.
+        assert!(base(pixels - 1) + offs[offs.len() - 1] < x.len());
+        let at = |i: usize| -> &f32 {
+            // SAFETY: `i` is a base plus an offset, within `x` (asserted above).
+            unsafe { x.get_unchecked(i) }
+        };
+        let rows = offs.len();
+        for t in 0..co.div_ceil(CT) {
+            let c0 = t * CT;
+            let wt = &w.tiles[t * rows * CT..][..rows * CT];
+            let b = [load(&w.bias[c0..]), load(&w.bias[c0 + 8..])];
+            let mut p = 0;
+            while p + PT <= pixels {
+                let bs = [base(p), base(p + 1), base(p + 2), base(p + 3)];
+                let mut acc = [b; PT];
+                for (&o, wr) in offs.iter().zip(wt.chunks_exact(CT)) {
+                    let (w0, w1) = (load(wr), load(&wr[8..]));
+                    for i in 0..PT {
+                        let v = _mm256_broadcast_ss(at(bs[i] + o));
+                        acc[i][0] = _mm256_fmadd_ps(v, w0, acc[i][0]);
+                        acc[i][1] = _mm256_fmadd_ps(v, w1, acc[i][1]);
+                    }
+                }
+                for (i, acc) in acc.into_iter().enumerate() {
+                    // SAFETY: this function runs only where the CPU has AVX2.
+                    let acc = unsafe { finish(&epi, p + i, c0, acc) };
+                    put(&mut out[(p + i) * co..][..co], co, c0, acc);
+                }
+                p += PT;
+            }
+            for p in p..pixels {
+                let mut acc = b;
+                for (&o, wr) in offs.iter().zip(wt.chunks_exact(CT)) {
+                    let v = _mm256_broadcast_ss(at(base(p) + o));
+                    acc[0] = _mm256_fmadd_ps(v, load(wr), acc[0]);
+                    acc[1] = _mm256_fmadd_ps(v, load(&wr[8..]), acc[1]);
+                }
+                // SAFETY: as above.
+                let acc = unsafe { finish(&epi, p, c0, acc) };
+                put(&mut out[p * co..][..co], co, c0, acc);
+            }
+        }
+    }
+
+    /// See [`super::depthwise`]. Channels go in groups of 8, the last group overlapping the one
+    /// before when the count is not a multiple of 8 (it recomputes, with the same operations,
+    /// values already stored). On the rows and columns where every tap is inside the input, a
+    /// group's K×K weights stay in registers along the row; elsewhere each pixel lists its
+    /// valid taps.
     #[target_feature(enable = "avx2,fma")]
     pub(super) fn depthwise(l: &Layer, src: &[f32], out: &mut [f32]) {
         let c = l.output.c as usize;
-        let full = c / 8 * 8;
+        assert!(c >= 8, "depthwise layers have at least 8 channels");
         let (h, w) = (l.output.h as usize, l.output.w as usize);
+        let (iw, ih) = (l.input.w as usize, l.input.h as usize);
+        let (k, s) = (l.kernel as usize, l.stride as usize);
+        let (pt, pl) = (l.pad_top as usize, l.pad_left as usize);
+        let groups = c.div_ceil(8);
+        let group = |g: usize| (g * 8).min(c - 8);
+        // Output columns whose taps are all inside: x·s ≥ pl and x·s − pl + k ≤ iw.
+        let x_lo = pl.div_ceil(s);
+        let x_hi = if iw + pl >= k {
+            ((iw + pl - k) / s + 1).min(w)
+        } else {
+            0
+        };
         let mut taps = Taps::new(l);
         for oy in 0..h {
+            let y = oy * s;
+            let row_inside = y >= pt && y - pt + k <= ih;
+            let fast = row_inside && k * k == MAX_TAPS && x_lo < x_hi;
             for ox in 0..w {
+                if fast && (x_lo..x_hi).contains(&ox) {
+                    continue;
+                }
                 let taps = taps.of(oy, ox);
                 let o = &mut out[(oy * w + ox) * c..][..c];
-                for g in (0..full).step_by(8) {
+                for g in (0..groups).map(group) {
                     let mut acc = load(&l.bias[g..]);
                     for &(xs, ws) in taps {
                         acc =
@@ -621,14 +760,43 @@ mod avx {
                     }
                     store(&mut o[g..], acc);
                 }
-                for j in full..c {
-                    let mut acc = l.bias[j];
-                    for &(xs, ws) in taps {
-                        acc = src[xs + j].mul_add(l.weights[ws + j], acc);
+            }
+            if !fast {
+                continue;
+            }
+            // Fixed-size tap arrays, so that the tap loop unrolls without bounds checks.
+            let mut offs = [0usize; MAX_TAPS];
+            for (o, &(xs, _)) in offs.iter_mut().zip(&taps.all) {
+                *o = xs;
+            }
+            let row = |ox: usize| ((y - pt) * iw + (ox * s - pl)) * c;
+            // Every read of this row, `row(ox) + g + offs[t]` and the 7 floats after it, is
+            // at most this one's start (`row` grows with `ox`, `g` is at most `c - 8`).
+            let last = row(x_hi - 1) + (c - 8) + offs.iter().max().copied().unwrap_or(0);
+            assert!(last + 8 <= src.len());
+            let at = |i: usize| -> __m256 {
+                // SAFETY: `i` is at most `last`, and 8 floats are readable there (above).
+                unsafe { _mm256_loadu_ps(src.as_ptr().add(i)) }
+            };
+            for g in (0..groups).map(group) {
+                let mut wt = [_mm256_setzero_ps(); MAX_TAPS];
+                for (t, wv) in wt.iter_mut().enumerate() {
+                    *wv = load(&l.weights[t * c + g..]);
+                }
+                let bias = load(&l.bias[g..]);
+                for ox in x_lo..x_hi {
+                    let base = row(ox) + g;
+                    let mut acc = bias;
+                    for t in 0..MAX_TAPS {
+                        acc = _mm256_fmadd_ps(at(base + offs[t]), wt[t], acc);
                     }
-                    o[j] = acc;
+                    store(&mut out[(oy * w + ox) * c + g..], acc);
                 }
             }
         }
     }
+
+    /// Taps of the depthwise kernels whose weights stay in registers (3×3; others take the
+    /// per-pixel way).
+    const MAX_TAPS: usize = 9;
 }

@@ -53,7 +53,8 @@
 //! # Ok(()) }
 //! ```
 #![deny(missing_docs)]
-// `unsafe` only in `cpu_net`: the AVX2 + FMA kernels, called after the CPU feature check.
+// `unsafe` only in the AVX2 kernels of `cpu_net` and `model` (the resampler), called after
+// the CPU feature check.
 #![deny(unsafe_code)]
 
 mod align;

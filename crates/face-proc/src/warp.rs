@@ -7,6 +7,7 @@ use frame::{Affine2, Frame};
 use gpu::{GpuContext, GrowBuffer, Readback, wgpu};
 
 use crate::FaceError;
+use crate::model::floor_i64;
 
 const SHADER: &str = include_str!("../../../shaders/face_warp.wgsl");
 const WORKGROUP: u32 = 64;
@@ -59,9 +60,12 @@ pub(crate) fn render(
         let y = (p as u32 / out_w) as f32;
         let sx = (m[0] * x + m[1] * y) + m[2];
         let sy = (m[3] * x + m[4] * y) + m[5];
-        let (x0, y0) = (sx.floor(), sy.floor());
-        let (fx, fy) = (sx - x0, sy - y0);
-        let (ix, iy) = (x0 as i32, y0 as i32);
+        // `floor` without libm's call (the same values; see `floor_i64`).
+        let (ix, iy) = (floor_i64(sx), floor_i64(sy));
+        let (fx, fy) = (sx - ix as f32, sy - iy as f32);
+        // Far outside any frame either way, and room for the `+ 1` below.
+        let far = |i: i64| i.clamp(-(1 << 30), 1 << 30) as i32;
+        let (ix, iy) = (far(ix), far(iy));
         let p00 = texel(ix, iy);
         let p10 = texel(ix + 1, iy);
         let p01 = texel(ix, iy + 1);
@@ -69,7 +73,7 @@ pub(crate) fn render(
         for c in 0..3 {
             let top = p00[c] + (p10[c] - p00[c]) * fx;
             let bot = p01[c] + (p11[c] - p01[c]) * fx;
-            px[c] = (top + (bot - top) * fy + 0.5).floor().clamp(0.0, 255.0) as u8;
+            px[c] = floor_i64(top + (bot - top) * fy + 0.5).clamp(0, 255) as u8;
         }
     }
     Ok(Frame::new(out_w, out_h, out).expect("output buffer has w*h*3 bytes"))
