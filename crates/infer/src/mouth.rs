@@ -338,7 +338,7 @@ impl LipSyncModel for MouthModel {
             .collect();
         let inputs = crate::poisson::prepare(chunk.faces, &edits, chunk.mask, &domain);
         match &mut self.backend {
-            Backend::Cpu(s) => s.load(inputs),
+            Backend::Cpu(s) => s.load(inputs, &domain),
             Backend::Gpu(g) => g.load(&domain, &inputs, self.params.omega)?,
         }
         Ok(MouthState {

@@ -173,7 +173,8 @@ pub(crate) fn pose(t: f64) -> (f64, f64, f64, f64) {
     (angle, scale, tx, ty)
 }
 
-/// One frame: the photo fitted to the frame, moved by [`pose`] at time `t`.
+/// One frame: the photo fitted to the frame, moved by [`pose`] at time `t`. Rows are
+/// rendered on all cores (the sample is made before every run of `cargo xtask pipeline`).
 pub fn render_frame(photo: &Frame, width: u32, height: u32, t: f64) -> Frame {
     let (angle, scale, tx, ty) = pose(t);
     let fit = (f64::from(width) / f64::from(photo.width()))
@@ -190,27 +191,49 @@ pub fn render_frame(photo: &Frame, width: u32, height: u32, t: f64) -> Frame {
     );
     let (pw, ph) = (photo.width() as usize, photo.height() as usize);
     let src = photo.data();
-    let mut data = Vec::with_capacity(width as usize * height as usize * 3);
-    for y in 0..height {
-        for x in 0..width {
+    let row_bytes = width as usize * 3;
+    let render_row = |y: u32, out: &mut [u8]| {
+        for (x, px_out) in (0..width).zip(out.chunks_exact_mut(3)) {
             // Inverse map: frame → photo.
             let (dx, dy) = (f64::from(x) - cx, f64::from(y) - cy);
             let sx = (cos * dx + sin * dy) / s + px;
             let sy = (-sin * dx + cos * dy) / s + py;
             let sx = sx.clamp(0.0, (pw - 1) as f64);
             let sy = sy.clamp(0.0, (ph - 1) as f64);
-            let (x0, y0) = (sx.floor() as usize, sy.floor() as usize);
+            // Non-negative: truncation is the floor (and NaN gives 0 either way).
+            let (x0, y0) = (sx as usize, sy as usize);
             let (x1, y1) = ((x0 + 1).min(pw - 1), (y0 + 1).min(ph - 1));
             let (fx, fy) = (sx - x0 as f64, sy - y0 as f64);
-            for c in 0..3 {
+            for (c, v) in px_out.iter_mut().enumerate() {
                 let at = |xx: usize, yy: usize| f64::from(src[(yy * pw + xx) * 3 + c]);
                 let top = at(x0, y0) * (1.0 - fx) + at(x1, y0) * fx;
                 let bot = at(x0, y1) * (1.0 - fx) + at(x1, y1) * fx;
-                data.push((top * (1.0 - fy) + bot * fy).round().clamp(0.0, 255.0) as u8);
+                *v = round_to_u8(top * (1.0 - fy) + bot * fy);
             }
         }
-    }
+    };
+    let mut data = vec![0u8; row_bytes * height as usize];
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let rows_per = (height as usize).div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        for (i, part) in data.chunks_mut(rows_per * row_bytes).enumerate() {
+            let render_row = &render_row;
+            scope.spawn(move || {
+                for (r, out) in part.chunks_exact_mut(row_bytes).enumerate() {
+                    render_row((i * rows_per + r) as u32, out);
+                }
+            });
+        }
+    });
     Frame::new(width, height, data).expect("sized")
+}
+
+/// `v.round().clamp(0.0, 255.0) as u8` without libm's `round` call: the truncation, plus one
+/// when the (exactly computed) fraction is at least one half; negative values and NaN give 0.
+fn round_to_u8(v: f64) -> u8 {
+    let t = v as u64;
+    let r = t.saturating_add(u64::from(v - t as f64 >= 0.5));
+    r.min(255) as u8
 }
 
 /// Speech-like audio in `[-0.5, 0.5]`.
@@ -256,6 +279,82 @@ mod tests {
     use progress_core::CancelToken;
 
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn rounding_to_u8_is_round_then_clamp(v in -10.0f64..300.0) {
+            proptest::prop_assert_eq!(round_to_u8(v), v.round().clamp(0.0, 255.0) as u8);
+        }
+    }
+
+    /// The renderer as it was written first: one thread, libm's floor and round.
+    fn render_reference(photo: &Frame, width: u32, height: u32, t: f64) -> Frame {
+        let (angle, scale, tx, ty) = pose(t);
+        let fit = (f64::from(width) / f64::from(photo.width()))
+            .min(f64::from(height) / f64::from(photo.height()));
+        let s = fit * scale;
+        let (sin, cos) = angle.sin_cos();
+        let (cx, cy) = (
+            f64::from(width - 1) / 2.0 + tx * f64::from(width),
+            f64::from(height - 1) / 2.0 + ty * f64::from(height),
+        );
+        let (px, py) = (
+            f64::from(photo.width() - 1) / 2.0,
+            f64::from(photo.height() - 1) / 2.0,
+        );
+        let (pw, ph) = (photo.width() as usize, photo.height() as usize);
+        let src = photo.data();
+        let mut data = Vec::new();
+        for y in 0..height {
+            for x in 0..width {
+                let (dx, dy) = (f64::from(x) - cx, f64::from(y) - cy);
+                let sx = ((cos * dx + sin * dy) / s + px).clamp(0.0, (pw - 1) as f64);
+                let sy = ((-sin * dx + cos * dy) / s + py).clamp(0.0, (ph - 1) as f64);
+                let (x0, y0) = (sx.floor() as usize, sy.floor() as usize);
+                let (x1, y1) = ((x0 + 1).min(pw - 1), (y0 + 1).min(ph - 1));
+                let (fx, fy) = (sx - x0 as f64, sy - y0 as f64);
+                for c in 0..3 {
+                    let at = |xx: usize, yy: usize| f64::from(src[(yy * pw + xx) * 3 + c]);
+                    let top = at(x0, y0) * (1.0 - fx) + at(x1, y0) * fx;
+                    let bot = at(x0, y1) * (1.0 - fx) + at(x1, y1) * fx;
+                    data.push((top * (1.0 - fy) + bot * fy).round().clamp(0.0, 255.0) as u8);
+                }
+            }
+        }
+        Frame::new(width, height, data).unwrap()
+    }
+
+    #[test]
+    fn frames_are_the_reference_renderers() {
+        let photo = photo();
+        for (w, h, t) in [(64, 48, 0.0), (97, 31, 1.37), (256, 256, 3.9)] {
+            assert_eq!(
+                render_frame(&photo, w, h, t),
+                render_reference(&photo, w, h, t),
+                "{w}x{h} at {t}"
+            );
+        }
+    }
+
+    #[test]
+    fn rounding_to_u8_at_the_edges() {
+        for v in [
+            0.0,
+            -0.0,
+            0.5,
+            1.5,
+            2.5,
+            0.49999999999999994,
+            254.5,
+            255.4,
+            255.5,
+            1e30,
+            -1e30,
+        ] {
+            assert_eq!(round_to_u8(v), v.round().clamp(0.0, 255.0) as u8, "{v}");
+        }
+        assert_eq!(round_to_u8(f64::NAN), 0);
+    }
 
     fn tiny() -> SampleSpec {
         SampleSpec {
