@@ -186,7 +186,7 @@ pub(crate) fn sweep(f: &mut [f32], b: &[f32], dom: &Domain, parity: u32, omega: 
 /// its odd ones.
 #[inline]
 fn split_index(x: usize, w: usize) -> usize {
-    if x % 2 == 0 {
+    if x.is_multiple_of(2) {
         x / 2
     } else {
         w.div_ceil(2) + x / 2
