@@ -25,7 +25,8 @@
 //! Poisson (gradient-domain) blending. The refinement steps are the solver's iterations
 //! (red-black SOR, [`MouthParams::inner_iterations`] sweeps per step), in the WGSL shader
 //! `shaders/infer_poisson.wgsl` batched over the chunk, or on the CPU with the same f32
-//! arithmetic in the same order (the GPU compiler may fuse multiply-adds, so the two agree
+//! arithmetic in the same order (there each row is stored as its even columns then its odd
+//! ones, so that one colour's updates are a contiguous, vectorised loop; the GPU compiler may fuse multiply-adds, so the two agree
 //! within 1 LSB per channel on at most 0.1 % of the bytes, and per-step residuals within
 //! 1e-3 relative; the tests check exactly that). Each step's initial state is the previous
 //! step's result, starting from the edited crop, so previews show the blend converging.
