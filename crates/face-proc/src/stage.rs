@@ -36,8 +36,8 @@ pub enum NoFacePolicy {
 pub enum DetectBackend {
     /// The WGSL network when `compute` is a hardware GPU (any wgpu device type but `Cpu`),
     /// the CPU network otherwise (default). A software adapter such as lavapipe runs the WGSL
-    /// network far slower than the CPU one (`cargo xtask bench face --gpu-detector`: 1.3 against
-    /// 51.6 frames/s for the whole stage), so it keeps the CPU detector.
+    /// network far slower than the CPU one (`cargo xtask bench face 1 --gpu-detector`: 0.6
+    /// against 72.7 frames/s for the whole stage), so it keeps the CPU detector.
     #[default]
     Auto,
     /// The CPU network (the reference implementation, checked against onnxruntime).
