@@ -290,20 +290,25 @@ fn im2col_row(l: &Layer, src: &[f32], oy: usize, rows: &mut [f32]) {
     }
 }
 
-/// Floats of a conv layer's input with its zero padding around it: the rows and columns its
+/// Rows and columns of a conv layer's input with its zero padding around it: those its
 /// output's taps reach, `(out − 1) · stride + kernel` each way.
-fn padded_len(l: &Layer) -> u32 {
-    let side = |o: u32| (o - 1) * l.stride + l.kernel;
-    side(l.output.h) * side(l.output.w) * l.input.c
+fn padded_dims(l: &Layer) -> (usize, usize) {
+    let side = |o: u32| ((o - 1) * l.stride + l.kernel) as usize;
+    (side(l.output.h), side(l.output.w))
 }
 
-/// Copies a conv layer's input into `buf` inside its zero padding (see [`padded_len`]);
+/// Floats of a conv layer's padded input (see [`padded_dims`]).
+fn padded_len(l: &Layer) -> u32 {
+    let (ph, pw) = padded_dims(l);
+    (ph * pw) as u32 * l.input.c
+}
+
+/// Copies a conv layer's input into `buf` inside its zero padding (see [`padded_dims`]);
 /// returns the padded width.
 #[cfg(target_arch = "x86_64")]
 fn pad_input(l: &Layer, src: &[f32], buf: &mut [f32]) -> usize {
     let (ci, iw, ih) = (l.input.c as usize, l.input.w as usize, l.input.h as usize);
-    let side = |o: u32| ((o - 1) * l.stride + l.kernel) as usize;
-    let (ph, pw) = (side(l.output.h), side(l.output.w));
+    let (ph, pw) = padded_dims(l);
     let (pt, pl) = (l.pad_top as usize, l.pad_left as usize);
     let buf = &mut buf[..ph * pw * ci];
     buf.fill(0.0);
@@ -595,37 +600,132 @@ mod avx {
         }
     }
 
-    /// See [`super::gemm`]: tiles of `PT` pixels × 16 channels (8 accumulators), the
-    /// epilogue applied before the store.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) fn gemm(
-        a: &[f32],
+    /// Where the product kernel reads value `r` of output pixel `p`'s row: at
+    /// `at(base(p), r)`, for `p < pixels()` and `r < len()` (the implementations read
+    /// unchecked within those bounds).
+    trait Rows {
+        /// Output pixels (rows).
+        fn pixels(&self) -> usize;
+        /// Values per row.
+        fn len(&self) -> usize;
+        fn base(&self, p: usize) -> usize;
+        fn at(&self, base: usize, r: usize) -> &f32;
+    }
+
+    /// Rows stored one after the other, `k` values each (1×1 convolutions).
+    struct Dense<'a> {
+        a: &'a [f32],
         k: usize,
-        w: Weights<'_>,
-        co: usize,
-        epi: Epilogue<'_>,
-        out: &mut [f32],
-    ) {
-        let pixels = a.len() / k;
+    }
+
+    impl Rows for Dense<'_> {
+        #[inline(always)]
+        fn pixels(&self) -> usize {
+            self.a.len() / self.k
+        }
+        #[inline(always)]
+        fn len(&self) -> usize {
+            self.k
+        }
+        #[inline(always)]
+        fn base(&self, p: usize) -> usize {
+            p * self.k
+        }
+        #[inline(always)]
+        fn at(&self, base: usize, r: usize) -> &f32 {
+            debug_assert!(r < self.k);
+            // SAFETY: `base` is `p · k` for `p < pixels() = a.len() / k` and `r < k`, so
+            // `base + r < a.len()`.
+            unsafe { self.a.get_unchecked(base + r) }
+        }
+    }
+
+    /// A K×K convolution's rows read in place from its zero-padded input `x` (see
+    /// [`super::pad_input`]): the `(ky, kx, ci)` value of output pixel `p` is at
+    /// `base(p) + offs[r]`.
+    struct Padded<'a> {
+        x: &'a [f32],
+        offs: Vec<usize>,
+        /// Output pixels, padded input width, output width, stride, input channels.
+        pixels: usize,
+        pw: usize,
+        ow: usize,
+        s: usize,
+        ci: usize,
+    }
+
+    impl<'a> Padded<'a> {
+        fn new(x: &'a [f32], pw: usize, l: &Layer) -> Self {
+            let (k, s, ci) = (l.kernel as usize, l.stride as usize, l.input.c as usize);
+            let offs: Vec<usize> = (0..k * k * ci)
+                .map(|r| {
+                    let (t, c) = (r / ci, r % ci);
+                    ((t / k) * pw + t % k) * ci + c
+                })
+                .collect();
+            let ow = l.output.w as usize;
+            let rows = Self {
+                x,
+                offs,
+                pixels: l.output.h as usize * ow,
+                pw,
+                ow,
+                s,
+                ci,
+            };
+            // Bases grow with `p` and offsets with `r`: every read is at most this one.
+            assert!(rows.base(rows.pixels - 1) + rows.offs[rows.offs.len() - 1] < x.len());
+            rows
+        }
+    }
+
+    impl Rows for Padded<'_> {
+        #[inline(always)]
+        fn pixels(&self) -> usize {
+            self.pixels
+        }
+        #[inline(always)]
+        fn len(&self) -> usize {
+            self.offs.len()
+        }
+        #[inline(always)]
+        fn base(&self, p: usize) -> usize {
+            ((p / self.ow) * self.s * self.pw + (p % self.ow) * self.s) * self.ci
+        }
+        #[inline(always)]
+        fn at(&self, base: usize, r: usize) -> &f32 {
+            let i = base + self.offs[r];
+            // SAFETY: `base` is the base of a pixel `p < pixels` and `offs[r]` an offset, so
+            // `i` is within `x` (asserted in `new`).
+            unsafe { self.x.get_unchecked(i) }
+        }
+    }
+
+    /// `out[p][c] = bias[c] + Σ_r row_p[r] · w[r][c]` for every output pixel of `rows`, in
+    /// tiles of `PT` pixels × 16 channels (8 accumulators), the epilogue applied before the
+    /// store.
+    #[target_feature(enable = "avx2,fma")]
+    fn product<R: Rows>(rows: &R, w: Weights<'_>, co: usize, epi: Epilogue<'_>, out: &mut [f32]) {
+        let (pixels, k) = (rows.pixels(), rows.len());
         for t in 0..co.div_ceil(CT) {
             let c0 = t * CT;
             let wt = &w.tiles[t * k * CT..][..k * CT];
             let b = [load(&w.bias[c0..]), load(&w.bias[c0 + 8..])];
             let mut p = 0;
             while p + PT <= pixels {
-                let mut acc = [b; PT];
                 // Spelled out: a closure given to `array::from_fn` would not inherit this
                 // function's target features, and stay a call.
-                let rows: [&[f32]; PT] = [
-                    &a[p * k..][..k],
-                    &a[(p + 1) * k..][..k],
-                    &a[(p + 2) * k..][..k],
-                    &a[(p + 3) * k..][..k],
+                let bs = [
+                    rows.base(p),
+                    rows.base(p + 1),
+                    rows.base(p + 2),
+                    rows.base(p + 3),
                 ];
+                let mut acc = [b; PT];
                 for (r, wr) in wt.chunks_exact(CT).enumerate() {
                     let (w0, w1) = (load(wr), load(&wr[8..]));
                     for i in 0..PT {
-                        let x = _mm256_broadcast_ss(&rows[i][r]);
+                        let x = _mm256_broadcast_ss(rows.at(bs[i], r));
                         acc[i][0] = _mm256_fmadd_ps(x, w0, acc[i][0]);
                         acc[i][1] = _mm256_fmadd_ps(x, w1, acc[i][1]);
                     }
@@ -638,10 +738,10 @@ mod avx {
                 p += PT;
             }
             for p in p..pixels {
-                let row = &a[p * k..][..k];
+                let base = rows.base(p);
                 let mut acc = b;
-                for (x, wr) in row.iter().zip(wt.chunks_exact(CT)) {
-                    let x = _mm256_broadcast_ss(x);
+                for (r, wr) in wt.chunks_exact(CT).enumerate() {
+                    let x = _mm256_broadcast_ss(rows.at(base, r));
                     acc[0] = _mm256_fmadd_ps(x, load(wr), acc[0]);
                     acc[1] = _mm256_fmadd_ps(x, load(&wr[8..]), acc[1]);
                 }
@@ -652,9 +752,21 @@ mod avx {
         }
     }
 
-    /// A K×K convolution (the stem) over its zero-padded input `x` (`pw` floats wide, see
-    /// [`super::pad_input`]), as [`gemm`] over im2col rows but reading each row's values in
-    /// place: the `(ky, kx, ci)` value of output pixel `p` is at `base(p) + offset`. The
+    /// See [`super::gemm`]: [`product`] over the `a.len() / k` rows of `a`, `k` values each.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn gemm(
+        a: &[f32],
+        k: usize,
+        w: Weights<'_>,
+        co: usize,
+        epi: Epilogue<'_>,
+        out: &mut [f32],
+    ) {
+        product(&Dense { a, k }, w, co, epi, out);
+    }
+
+    /// A K×K convolution (the stem) over its zero-padded input `x` (`pw` floats wide), as
+    /// [`gemm`] over im2col rows but reading each row's values in place ([`Padded`]). The
     /// epilogue (no residual) is applied before the store.
     #[target_feature(enable = "avx2,fma")]
     pub(super) fn conv(
@@ -665,58 +777,7 @@ mod avx {
         epi: Epilogue<'_>,
         out: &mut [f32],
     ) {
-        let (k, s, ci) = (l.kernel as usize, l.stride as usize, l.input.c as usize);
-        let (ow, co) = (l.output.w as usize, l.output.c as usize);
-        let pixels = l.output.h as usize * ow;
-        let offs: Vec<usize> = (0..k * k * ci)
-            .map(|r| {
-                let (t, c) = (r / ci, r % ci);
-                ((t / k) * pw + t % k) * ci + c
-            })
-            .collect();
-        let base = |p: usize| ((p / ow) * s * pw + (p % ow) * s) * ci;
-        // Bases grow with `p` and offsets with `r`: every read is at most this one.
-        assert!(base(pixels - 1) + offs[offs.len() - 1] < x.len());
-        let at = |i: usize| -> &f32 {
-            // SAFETY: `i` is a base plus an offset, within `x` (asserted above).
-            unsafe { x.get_unchecked(i) }
-        };
-        let rows = offs.len();
-        for t in 0..co.div_ceil(CT) {
-            let c0 = t * CT;
-            let wt = &w.tiles[t * rows * CT..][..rows * CT];
-            let b = [load(&w.bias[c0..]), load(&w.bias[c0 + 8..])];
-            let mut p = 0;
-            while p + PT <= pixels {
-                let bs = [base(p), base(p + 1), base(p + 2), base(p + 3)];
-                let mut acc = [b; PT];
-                for (&o, wr) in offs.iter().zip(wt.chunks_exact(CT)) {
-                    let (w0, w1) = (load(wr), load(&wr[8..]));
-                    for i in 0..PT {
-                        let v = _mm256_broadcast_ss(at(bs[i] + o));
-                        acc[i][0] = _mm256_fmadd_ps(v, w0, acc[i][0]);
-                        acc[i][1] = _mm256_fmadd_ps(v, w1, acc[i][1]);
-                    }
-                }
-                for (i, acc) in acc.into_iter().enumerate() {
-                    // SAFETY: this function runs only where the CPU has AVX2.
-                    let acc = unsafe { finish(&epi, p + i, c0, acc) };
-                    put(&mut out[(p + i) * co..][..co], co, c0, acc);
-                }
-                p += PT;
-            }
-            for p in p..pixels {
-                let mut acc = b;
-                for (&o, wr) in offs.iter().zip(wt.chunks_exact(CT)) {
-                    let v = _mm256_broadcast_ss(at(base(p) + o));
-                    acc[0] = _mm256_fmadd_ps(v, load(wr), acc[0]);
-                    acc[1] = _mm256_fmadd_ps(v, load(&wr[8..]), acc[1]);
-                }
-                // SAFETY: as above.
-                let acc = unsafe { finish(&epi, p, c0, acc) };
-                put(&mut out[p * co..][..co], co, c0, acc);
-            }
-        }
+        product(&Padded::new(x, pw, l), w, l.output.c as usize, epi, out);
     }
 
     /// See [`super::depthwise`]. Channels go in groups of 8, the last group overlapping the one
