@@ -502,7 +502,7 @@ fn epilogue(l: &Layer, res: Residual<'_>, out: &mut [f32]) {
 /// the slice length, so the only unsafe precondition is the CPU feature itself.
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
-mod avx {
+pub(crate) mod avx {
     use std::arch::x86_64::{
         __m256, _mm256_add_ps, _mm256_broadcast_ss, _mm256_fmadd_ps, _mm256_loadu_ps,
         _mm256_max_ps, _mm256_setzero_ps, _mm256_storeu_ps,
@@ -510,8 +510,9 @@ mod avx {
 
     use super::{CT, Epilogue, Layer, PT, Taps, Weights};
 
+    /// The first 8 floats of `s` (panics when it is shorter); shared with the resampler.
     #[inline(always)]
-    fn load(s: &[f32]) -> __m256 {
+    pub(crate) fn load(s: &[f32]) -> __m256 {
         assert!(s.len() >= 8);
         // SAFETY: 8 floats are readable at `s` (checked above); unaligned loads are allowed.
         unsafe { _mm256_loadu_ps(s.as_ptr()) }

@@ -155,8 +155,6 @@ struct Grid {
     us: Vec<[f32; 2]>,
     /// `[iy][tv]` offsets along the input's y axis.
     vs: Vec<[f32; 2]>,
-    /// `1 / taps²`.
-    norm: f32,
 }
 
 impl Grid {
@@ -180,8 +178,12 @@ impl Grid {
             origin,
             us: along(du),
             vs: along(dv),
-            norm: 1.0 / (taps * taps) as f32,
         }
+    }
+
+    /// `1 / taps²`: the weight of one tap in a pixel's mean.
+    fn norm(&self) -> f32 {
+        1.0 / (self.taps * self.taps) as f32
     }
 }
 
@@ -192,9 +194,8 @@ fn normalise(acc: f32, norm: f32) -> f32 {
 }
 
 fn preprocess_portable(image: &Frame, grid: &Grid, out: &mut [f32]) {
-    let Grid {
-        taps, origin, norm, ..
-    } = *grid;
+    let Grid { taps, origin, .. } = *grid;
+    let norm = grid.norm();
     for iy in 0..INPUT_SIDE {
         for ix in 0..INPUT_SIDE {
             let mut acc = [0.0f32; 3];
@@ -286,22 +287,16 @@ mod avx {
     use std::arch::x86_64::{
         __m256, __m256i, _mm256_add_epi32, _mm256_add_ps, _mm256_and_si256, _mm256_castsi256_ps,
         _mm256_cmpgt_epi32, _mm256_cvtepi32_ps, _mm256_cvttps_epi32, _mm256_div_ps,
-        _mm256_floor_ps, _mm256_i32gather_epi32, _mm256_loadu_ps, _mm256_movemask_ps,
-        _mm256_mul_ps, _mm256_mullo_epi32, _mm256_set1_epi32, _mm256_set1_ps, _mm256_setzero_ps,
+        _mm256_floor_ps, _mm256_i32gather_epi32, _mm256_movemask_ps, _mm256_mul_ps,
+        _mm256_mullo_epi32, _mm256_set1_epi32, _mm256_set1_ps, _mm256_setzero_ps,
         _mm256_srli_epi32, _mm256_storeu_ps, _mm256_sub_ps,
     };
 
     use super::{Frame, Grid, INPUT_SIDE, sample};
+    use crate::cpu_net::avx::load;
 
     /// Lanes per step.
     const L: usize = 8;
-
-    #[inline(always)]
-    fn load(s: &[f32]) -> __m256 {
-        assert!(s.len() >= L);
-        // SAFETY: 8 floats are readable at `s` (checked above).
-        unsafe { _mm256_loadu_ps(s.as_ptr()) }
-    }
 
     #[inline(always)]
     fn lanes(v: __m256) -> [f32; L] {
@@ -332,7 +327,7 @@ mod avx {
         let last = _mm256_set1_epi32(data.len() as i32 - 6);
         let byte = _mm256_set1_epi32(0xff);
         let (norm, scale, one) = (
-            _mm256_set1_ps(g.norm),
+            _mm256_set1_ps(g.norm()),
             _mm256_set1_ps(127.5),
             _mm256_set1_ps(1.0),
         );

@@ -239,7 +239,6 @@ pub(crate) fn residual_sq(f: &[f32], b: &[f32], dom: &Domain) -> f64 {
 pub(crate) struct CpuSolver {
     /// In the split layout ([`split`]).
     frames: Vec<FrameData>,
-    size: usize,
 }
 
 fn threads() -> usize {
@@ -249,7 +248,6 @@ fn threads() -> usize {
 impl CpuSolver {
     pub(crate) fn load(&mut self, frames: Vec<FrameData>, dom: &Domain) {
         let w = dom.size as usize;
-        self.size = w;
         self.frames = frames
             .into_iter()
             .map(|fd| FrameData {
@@ -294,7 +292,10 @@ impl CpuSolver {
 
     /// Frame `index` of the chunk as RGB8.
     pub(crate) fn frame(&self, dom: &Domain, index: usize) -> Frame {
-        to_frame(&split(&self.frames[index].f, self.size, true), dom.size)
+        to_frame(
+            &split(&self.frames[index].f, dom.size as usize, true),
+            dom.size,
+        )
     }
 }
 

@@ -173,9 +173,9 @@ pub(crate) fn pose(t: f64) -> (f64, f64, f64, f64) {
     (angle, scale, tx, ty)
 }
 
-/// One frame: the photo fitted to the frame, moved by [`pose`] at time `t`. Rows are
-/// rendered on all cores (the sample is made before every run of `cargo xtask pipeline`).
-pub fn render_frame(photo: &Frame, width: u32, height: u32, t: f64) -> Frame {
+/// The inverse map of the frame at time `t`: frame pixel `(x, y)` → photo coordinates, clamped
+/// to the photo (the photo fitted to the frame, moved by [`pose`]).
+fn to_photo(photo: &Frame, width: u32, height: u32, t: f64) -> impl Fn(u32, u32) -> (f64, f64) {
     let (angle, scale, tx, ty) = pose(t);
     let fit = (f64::from(width) / f64::from(photo.width()))
         .min(f64::from(height) / f64::from(photo.height()));
@@ -189,17 +189,25 @@ pub fn render_frame(photo: &Frame, width: u32, height: u32, t: f64) -> Frame {
         f64::from(photo.width() - 1) / 2.0,
         f64::from(photo.height() - 1) / 2.0,
     );
+    let (x_max, y_max) = (f64::from(photo.width() - 1), f64::from(photo.height() - 1));
+    move |x, y| {
+        let (dx, dy) = (f64::from(x) - cx, f64::from(y) - cy);
+        let sx = (cos * dx + sin * dy) / s + px;
+        let sy = (-sin * dx + cos * dy) / s + py;
+        (sx.clamp(0.0, x_max), sy.clamp(0.0, y_max))
+    }
+}
+
+/// One frame: the photo fitted to the frame, moved by [`pose`] at time `t`. Rows are
+/// rendered on all cores (the sample is made before every run of `cargo xtask pipeline`).
+pub fn render_frame(photo: &Frame, width: u32, height: u32, t: f64) -> Frame {
+    let map = to_photo(photo, width, height, t);
     let (pw, ph) = (photo.width() as usize, photo.height() as usize);
     let src = photo.data();
     let row_bytes = width as usize * 3;
     let render_row = |y: u32, out: &mut [u8]| {
         for (x, px_out) in (0..width).zip(out.chunks_exact_mut(3)) {
-            // Inverse map: frame → photo.
-            let (dx, dy) = (f64::from(x) - cx, f64::from(y) - cy);
-            let sx = (cos * dx + sin * dy) / s + px;
-            let sy = (-sin * dx + cos * dy) / s + py;
-            let sx = sx.clamp(0.0, (pw - 1) as f64);
-            let sy = sy.clamp(0.0, (ph - 1) as f64);
+            let (sx, sy) = map(x, y);
             // Non-negative: truncation is the floor (and NaN gives 0 either way).
             let (x0, y0) = (sx as usize, sy as usize);
             let (x1, y1) = ((x0 + 1).min(pw - 1), (y0 + 1).min(ph - 1));
@@ -287,29 +295,16 @@ mod tests {
         }
     }
 
-    /// The renderer as it was written first: one thread, libm's floor and round.
+    /// The renderer as it was written first (one thread, libm's floor and round), on the
+    /// same inverse map.
     fn render_reference(photo: &Frame, width: u32, height: u32, t: f64) -> Frame {
-        let (angle, scale, tx, ty) = pose(t);
-        let fit = (f64::from(width) / f64::from(photo.width()))
-            .min(f64::from(height) / f64::from(photo.height()));
-        let s = fit * scale;
-        let (sin, cos) = angle.sin_cos();
-        let (cx, cy) = (
-            f64::from(width - 1) / 2.0 + tx * f64::from(width),
-            f64::from(height - 1) / 2.0 + ty * f64::from(height),
-        );
-        let (px, py) = (
-            f64::from(photo.width() - 1) / 2.0,
-            f64::from(photo.height() - 1) / 2.0,
-        );
+        let map = to_photo(photo, width, height, t);
         let (pw, ph) = (photo.width() as usize, photo.height() as usize);
         let src = photo.data();
         let mut data = Vec::new();
         for y in 0..height {
             for x in 0..width {
-                let (dx, dy) = (f64::from(x) - cx, f64::from(y) - cy);
-                let sx = ((cos * dx + sin * dy) / s + px).clamp(0.0, (pw - 1) as f64);
-                let sy = ((-sin * dx + cos * dy) / s + py).clamp(0.0, (ph - 1) as f64);
+                let (sx, sy) = map(x, y);
                 let (x0, y0) = (sx.floor() as usize, sy.floor() as usize);
                 let (x1, y1) = ((x0 + 1).min(pw - 1), (y0 + 1).min(ph - 1));
                 let (fx, fy) = (sx - x0 as f64, sy - y0 as f64);
