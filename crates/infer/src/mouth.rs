@@ -366,6 +366,7 @@ impl LipSyncModel for MouthModel {
             } else {
                 0.0
             }),
+            frames: 0,
         })
     }
 
