@@ -84,6 +84,10 @@ pub enum InferError {
     /// The GPU failed.
     #[error("inference on the gpu: {0}")]
     Gpu(#[from] gpu::GpuError),
+    /// A learned model (behind a runtime such as ONNX Runtime) failed; the message names the
+    /// model file.
+    #[error("{0}")]
+    Model(String),
 }
 
 /// One chunk of aligned faces, as the scheduler hands it to a [`LipSyncModel`].

@@ -19,11 +19,13 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod lipsync;
 pub mod runtime;
 pub mod session;
 
 use std::path::PathBuf;
 
+pub use lipsync::{LipSyncKind, OnnxChunkState, OnnxLipSync, WAV2LIP_BOX};
 pub use runtime::{Provider, ProviderRequest, RuntimeInfo};
 pub use session::{OnnxSession, SessionOptions, TensorInfo, TensorSpec};
 
