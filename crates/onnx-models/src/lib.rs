@@ -22,6 +22,7 @@
 mod lipsync;
 pub mod runtime;
 pub mod session;
+pub mod test_models;
 
 use std::path::PathBuf;
 
