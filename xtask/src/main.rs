@@ -46,7 +46,7 @@ const HELP: &str = "usage: cargo xtask <command>
 commands:
   pipeline [options]   run the lip-sync pipeline (on the built-in sample without --video)
   test                 check/install the system packages the tests need, then run all tests
-  bench <what>         measure and print one summary line; what: progress face restore infer pipeline queue
+  bench <what>         measure and print one summary line; what: progress face restore infer model pipeline queue
   worker | submit | watch | cancel   the NATS JetStream work queue (`cargo xtask worker --help`)";
 
 pub(crate) fn project_root() -> PathBuf {
