@@ -51,10 +51,10 @@ pub struct OnnxSession {
 
 /// The process-wide cache: a model loads once and serves every run (worker jobs, Python calls,
 /// ComfyUI runs).
-fn cache() -> &'static Mutex<HashMap<(PathBuf, ProviderRequest, usize), Arc<OnnxSession>>> {
-    static CACHE: std::sync::OnceLock<
-        Mutex<HashMap<(PathBuf, ProviderRequest, usize), Arc<OnnxSession>>>,
-    > = std::sync::OnceLock::new();
+type Cache = Mutex<HashMap<(PathBuf, ProviderRequest, usize), Arc<OnnxSession>>>;
+
+fn cache() -> &'static Cache {
+    static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
     CACHE.get_or_init(Default::default)
 }
 
