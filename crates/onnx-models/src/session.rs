@@ -97,7 +97,12 @@ fn builder(
         path: path.to_path_buf(),
         message: format!("session options: {m}"),
     };
-    let b = Session::builder().map_err(|e| err(ort_message(e)))?;
+    // No spinning: the pipeline's other stages (decode, face detection, restore) share the
+    // cores with the model; idle ONNX Runtime workers must not burn them between calls.
+    let b = Session::builder()
+        .map_err(|e| err(ort_message(e)))?
+        .with_intra_op_spinning(false)
+        .map_err(|e| err(ort_message(e)))?;
     let b = if threads > 0 {
         b.with_intra_threads(threads)
             .map_err(|e| err(ort_message(e)))?
