@@ -1,0 +1,6 @@
+//! LatentSync (temporary module root).
+
+mod ddim;
+mod mel;
+mod noise;
+mod vae;
