@@ -3,4 +3,6 @@
 mod ddim;
 mod mel;
 mod noise;
+#[cfg(test)]
+mod testing;
 mod vae;
