@@ -1,0 +1,463 @@
+//! The LatentSync chunk loop, independent of the runtime: what goes into the four graphs and
+//! what comes out, the DDIM loop with guidance, previews and the final blend. [`Graphs`] is
+//! the runtime (ONNX Runtime sessions in `session.rs`).
+
+use std::time::{Duration, Instant};
+
+use frame::Frame;
+
+use super::ddim::{Ddim, guided_step};
+use super::mask::{LATENT, MouthMask, SIZE};
+use super::mel::{
+    EMBED_DIM, EMBED_LAYERS, SEGMENT_COLUMNS, SEGMENT_EMBEDDINGS, WINDOW_ROWS, WhisperMel, N_MELS,
+    window_indices,
+};
+use super::noise::{INITIAL_LATENTS, Noise, vae_stream};
+use super::tensor::{Buffer, Float};
+use super::vae::{LATENT_CHANNELS, SCALING, from_unit, sample_latents, to_unit};
+use super::LatentSyncError;
+
+/// Frames per UNet call (the export's fixed frame axis).
+pub(crate) const FRAMES: usize = 16;
+/// UNet input channels: noisy latents 4 ‖ mask 1 ‖ masked-face latents 4 ‖ reference latents 4.
+pub(crate) const UNET_CHANNELS: usize = 13;
+const HW: usize = LATENT * LATENT;
+/// One batch item's latents: `[4, 16, 32, 32]`.
+const LATENT_LEN: usize = LATENT_CHANNELS * FRAMES * HW;
+/// One batch item of the UNet input: `[13, 16, 32, 32]`.
+const SAMPLE_LEN: usize = UNET_CHANNELS * FRAMES * HW;
+/// One chunk of faces in the VAE's layout: `[16, 3, 256, 256]`.
+const PIXELS_LEN: usize = FRAMES * 3 * SIZE * SIZE;
+/// One frame's conditioning: `[50, 384]`.
+const EHS_FRAME: usize = WINDOW_ROWS * EMBED_DIM;
+/// One segment's encoder output: `[5, 1500, 384]`.
+pub(crate) const WHISPER_OUT: usize = EMBED_LAYERS * SEGMENT_EMBEDDINGS * EMBED_DIM;
+
+/// The runtime behind the four graphs. Every buffer is f32 except the UNet's, which are in
+/// the element types the UNet file declares (the per-step path converts only the latents).
+pub(crate) trait Graphs {
+    /// `whisper_tiny`: segment `[1, 80, 3000]` → `[1, 5, 1500, 384]`.
+    fn whisper(&mut self, segment: &[f32]) -> Result<Vec<f32>, LatentSyncError>;
+    /// `vae_encoder`: `[16, 3, 256, 256]` in [−1, 1] → moments `[16, 8, 32, 32]`.
+    fn encode(&mut self, pixels: &[f32]) -> Result<Vec<f32>, LatentSyncError>;
+    /// `vae_decoder`: latents `[16, 4, 32, 32]` (already divided by 0.18215) →
+    /// `[16, 3, 256, 256]`.
+    fn decode(&mut self, latents: &[f32]) -> Result<Vec<f32>, LatentSyncError>;
+    /// The element types of the UNet's `sample` and `encoder_hidden_states`.
+    fn unet_types(&self) -> (Float, Float);
+    /// `unet`: `sample [batch, 13, 16, 32, 32]`, `timestep`, `encoder_hidden_states
+    /// [16·batch, 50, 384]` → noise `[batch, 4, 16, 32, 32]` written into `out` as f32.
+    fn unet(
+        &mut self,
+        sample: &Buffer,
+        batch: usize,
+        timestep: i64,
+        hidden: &Buffer,
+        out: &mut [f32],
+    ) -> Result<(), LatentSyncError>;
+}
+
+/// How the model denoises.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatentSyncConfig {
+    /// DDIM steps per chunk (default 20, as the reference). The scheduler's step count
+    /// (`InferConfig::steps`) is what runs; this is its default for the model.
+    pub steps: usize,
+    /// Classifier-free guidance scale (default 1.5); at 1.0 the UNet runs one batch item.
+    pub guidance: f32,
+    /// Seed of the initial noise and of the VAE sampling (default 1247, LatentSync's
+    /// default seed); the same seed gives the same video.
+    pub seed: u64,
+    /// Largest share of the compute time intermediate previews may take (default 0.1): a
+    /// preview decodes all 16 faces, so it is skipped while the last decode took longer than
+    /// this share of the time since the last preview.
+    pub preview_budget: f64,
+}
+
+impl Default for LatentSyncConfig {
+    fn default() -> Self {
+        Self {
+            steps: 20,
+            guidance: 1.5,
+            seed: 1247,
+            preview_budget: 0.1,
+        }
+    }
+}
+
+/// The Whisper embeddings of a clip, computed one 30 s segment at a time as chunks need them
+/// (the two most recent segments are kept: a chunk's windows span at most one boundary).
+#[derive(Debug)]
+pub(crate) struct AudioEmbeddings {
+    mel: WhisperMel,
+    fps: f64,
+    segments: Vec<(usize, Vec<f32>)>,
+    segment_input: Vec<f32>,
+}
+
+impl AudioEmbeddings {
+    pub(crate) fn new(mel: WhisperMel, fps: f64) -> Result<Self, LatentSyncError> {
+        if mel.n_embeddings() == 0 {
+            return Err(LatentSyncError::Audio(format!(
+                "the audio gives no whisper frames ({} mel columns; at least 20 ms are needed)",
+                mel.n_columns()
+            )));
+        }
+        if !(fps.is_finite() && fps > 0.0) {
+            return Err(LatentSyncError::Audio(format!(
+                "video frame rate {fps} is not a positive number"
+            )));
+        }
+        Ok(Self {
+            mel,
+            fps,
+            segments: Vec::new(),
+            segment_input: vec![0.0; N_MELS * SEGMENT_COLUMNS],
+        })
+    }
+
+    /// Embedding frames of the clip (50 per second).
+    pub(crate) fn len(&self) -> usize {
+        self.mel.n_embeddings()
+    }
+
+    fn segment<G: Graphs>(&mut self, graphs: &mut G, k: usize) -> Result<usize, LatentSyncError> {
+        if let Some(i) = self.segments.iter().position(|(s, _)| *s == k) {
+            return Ok(i);
+        }
+        self.mel.segment(k, &mut self.segment_input);
+        let out = graphs.whisper(&self.segment_input)?;
+        if self.segments.len() == 2 {
+            self.segments.remove(0);
+        }
+        self.segments.push((k, out));
+        Ok(self.segments.len() - 1)
+    }
+
+    /// Writes video frame `frame`'s conditioning `[50, 384]` (rows: embedding frame, then
+    /// layer) into `out`.
+    pub(crate) fn window<G: Graphs>(
+        &mut self,
+        graphs: &mut G,
+        frame: usize,
+        out: &mut [f32],
+    ) -> Result<(), LatentSyncError> {
+        let idx = window_indices(frame, self.fps, self.len());
+        for (r, e) in idx.into_iter().enumerate() {
+            let (k, local) = (e / SEGMENT_EMBEDDINGS, e % SEGMENT_EMBEDDINGS);
+            let s = self.segment(graphs, k)?;
+            let emb = &self.segments[s].1;
+            for l in 0..EMBED_LAYERS {
+                let src = &emb[(l * SEGMENT_EMBEDDINGS + local) * EMBED_DIM..][..EMBED_DIM];
+                out[(r * EMBED_LAYERS + l) * EMBED_DIM..][..EMBED_DIM].copy_from_slice(src);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One chunk's working state.
+#[derive(Debug)]
+pub(crate) struct ChunkState {
+    /// Real faces in the chunk (the rest, up to 16, repeat the last one and are dropped).
+    real: usize,
+    /// The faces in [−1, 1], `[16, 3, 256, 256]`.
+    original: Vec<f32>,
+    /// The noisy latents `[4, 16, 32, 32]`.
+    latents: Vec<f32>,
+    /// The latest step's predicted clean latents (for previews).
+    x0: Vec<f32>,
+    x0_valid: bool,
+    /// UNet input, constant channels filled in once.
+    sample: Buffer,
+    hidden: Buffer,
+    noise: Vec<f32>,
+    batch: usize,
+    /// Compute time since the last preview (or the chunk's start).
+    since_preview: Duration,
+}
+
+/// Denoising steps and timing of the whole run.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Timing {
+    /// UNet calls so far.
+    pub(crate) unet_calls: u64,
+    /// Time inside the UNet calls.
+    pub(crate) unet: Duration,
+    /// Time of the whole steps (UNet call + everything else per step).
+    pub(crate) steps: Duration,
+    /// The last full decode (16 faces).
+    pub(crate) last_decode: Option<Duration>,
+}
+
+/// The runtime-independent LatentSync model.
+#[derive(Debug)]
+pub(crate) struct Engine<G> {
+    pub(crate) graphs: G,
+    pub(crate) config: LatentSyncConfig,
+    mask: MouthMask,
+    /// One frame's initial noise `[4, 32, 32]`, repeated over every frame of every chunk.
+    initial: Vec<f32>,
+    ddim: Option<(usize, Ddim)>,
+    pub(crate) timing: Timing,
+}
+
+impl<G: Graphs> Engine<G> {
+    pub(crate) fn new(graphs: G, config: LatentSyncConfig) -> Self {
+        let mut initial = vec![0.0; LATENT_CHANNELS * HW];
+        Noise::new(config.seed, INITIAL_LATENTS).fill(&mut initial);
+        Self {
+            graphs,
+            config,
+            mask: MouthMask::load(),
+            initial,
+            ddim: None,
+            timing: Timing::default(),
+        }
+    }
+
+    /// The regenerated region (1) of a 256×256 face.
+    pub(crate) fn regenerated(&self) -> Vec<u8> {
+        self.mask.regenerated()
+    }
+
+    fn batch(&self) -> usize {
+        if self.config.guidance == 1.0 { 1 } else { 2 }
+    }
+
+    /// Prepares a chunk: faces `faces` are video frames `first_frame ..`; at most 16, each
+    /// 256×256. Encodes the masked and the reference faces, gathers the audio windows, and
+    /// starts from the run's initial noise.
+    pub(crate) fn begin(
+        &mut self,
+        faces: &[Frame],
+        first_frame: usize,
+        audio: &mut AudioEmbeddings,
+    ) -> Result<ChunkState, LatentSyncError> {
+        if faces.is_empty() || faces.len() > FRAMES {
+            return Err(LatentSyncError::Input(format!(
+                "a chunk has {} faces; latentsync takes 1 to {FRAMES}",
+                faces.len()
+            )));
+        }
+        if let Some((i, f)) = faces
+            .iter()
+            .enumerate()
+            .find(|(_, f)| f.width() as usize != SIZE || f.height() as usize != SIZE)
+        {
+            return Err(LatentSyncError::Input(format!(
+                "face {} is {}x{}; the latentsync export takes {SIZE}x{SIZE} faces",
+                first_frame + i,
+                f.width(),
+                f.height()
+            )));
+        }
+        let real = faces.len();
+        // Pixels [16, 3, 256, 256] in [−1, 1]; the tail repeats the last face.
+        let mut original = vec![0.0f32; PIXELS_LEN];
+        let plane = SIZE * SIZE;
+        for f in 0..FRAMES {
+            let face = &faces[f.min(real - 1)];
+            let dst = &mut original[f * 3 * plane..][..3 * plane];
+            for (p, rgb) in face.data().chunks_exact(3).enumerate() {
+                for c in 0..3 {
+                    dst[c * plane + p] = to_unit(rgb[c]);
+                }
+            }
+        }
+        let mut masked = original.clone();
+        for f in 0..FRAMES {
+            for c in 0..3 {
+                let dst = &mut masked[(f * 3 + c) * plane..][..plane];
+                for (v, m) in dst.iter_mut().zip(&self.mask.pixels) {
+                    *v *= m;
+                }
+            }
+        }
+        let enc_len = FRAMES * 2 * LATENT_CHANNELS * HW;
+        let check = |v: &Vec<f32>, what: &str| {
+            if v.len() == enc_len {
+                Ok(())
+            } else {
+                Err(LatentSyncError::Runtime {
+                    file: "vae_encoder.onnx".into(),
+                    message: format!("{what}: {} values, expected {enc_len}", v.len()),
+                })
+            }
+        };
+        let m_masked = self.graphs.encode(&masked)?;
+        check(&m_masked, "output for the masked faces")?;
+        let m_ref = self.graphs.encode(&original)?;
+        check(&m_ref, "output for the reference faces")?;
+        let mut eps = vec![0.0f32; LATENT_LEN];
+        let mut masked_latents = vec![0.0f32; LATENT_LEN];
+        Noise::new(self.config.seed, vae_stream(first_frame, false)).fill(&mut eps);
+        sample_latents(&m_masked, FRAMES, HW, &eps, &mut masked_latents);
+        let mut ref_latents = vec![0.0f32; LATENT_LEN];
+        Noise::new(self.config.seed, vae_stream(first_frame, true)).fill(&mut eps);
+        sample_latents(&m_ref, FRAMES, HW, &eps, &mut ref_latents);
+
+        let batch = self.batch();
+        let (sample_ty, hidden_ty) = self.graphs.unet_types();
+        let mut sample = Buffer::zeros(sample_ty, batch * SAMPLE_LEN);
+        let fhw = FRAMES * HW;
+        for b in 0..batch {
+            let base = b * SAMPLE_LEN;
+            for f in 0..FRAMES {
+                sample.write(base + 4 * fhw + f * HW, &self.mask.latent);
+            }
+            sample.write(base + 5 * fhw, &masked_latents);
+            sample.write(base + 9 * fhw, &ref_latents);
+        }
+        // Conditioning: [16·batch, 50, 384], the unconditional (zero) half first.
+        let mut cond = vec![0.0f32; FRAMES * EHS_FRAME];
+        for (f, out) in cond.chunks_exact_mut(EHS_FRAME).enumerate() {
+            audio.window(&mut self.graphs, first_frame + f, out)?;
+        }
+        let mut hidden = Buffer::zeros(hidden_ty, batch * FRAMES * EHS_FRAME);
+        hidden.write((batch - 1) * FRAMES * EHS_FRAME, &cond);
+
+        let mut latents = vec![0.0f32; LATENT_LEN];
+        for c in 0..LATENT_CHANNELS {
+            for f in 0..FRAMES {
+                latents[(c * FRAMES + f) * HW..][..HW]
+                    .copy_from_slice(&self.initial[c * HW..][..HW]);
+            }
+        }
+        Ok(ChunkState {
+            real,
+            original,
+            latents,
+            x0: vec![0.0; LATENT_LEN],
+            x0_valid: false,
+            sample,
+            hidden,
+            noise: vec![0.0; batch * LATENT_LEN],
+            batch,
+            since_preview: Duration::ZERO,
+        })
+    }
+
+    /// Runs denoising step `step` of `n_steps` (one UNet call).
+    pub(crate) fn step(
+        &mut self,
+        state: &mut ChunkState,
+        step: usize,
+        n_steps: usize,
+    ) -> Result<(), LatentSyncError> {
+        let t0 = Instant::now();
+        if self.ddim.as_ref().is_none_or(|(n, _)| *n != n_steps) {
+            self.ddim = Some((n_steps, Ddim::new(n_steps)));
+        }
+        let coeff = *self
+            .ddim
+            .as_ref()
+            .and_then(|(_, d)| d.steps().get(step))
+            .ok_or_else(|| {
+                LatentSyncError::Input(format!("step {step} of {n_steps} does not exist"))
+            })?;
+        for b in 0..state.batch {
+            state.sample.write(b * SAMPLE_LEN, &state.latents);
+        }
+        let u0 = Instant::now();
+        self.graphs.unet(
+            &state.sample,
+            state.batch,
+            coeff.timestep,
+            &state.hidden,
+            &mut state.noise,
+        )?;
+        let unet = u0.elapsed();
+        let (uncond, cond) = if state.batch == 2 {
+            let (u, c) = state.noise.split_at(LATENT_LEN);
+            (Some(u), c)
+        } else {
+            (None, &state.noise[..])
+        };
+        guided_step(
+            &coeff,
+            self.config.guidance,
+            &mut state.latents,
+            cond,
+            uncond,
+            Some(&mut state.x0),
+        );
+        state.x0_valid = true;
+        let all = t0.elapsed();
+        state.since_preview += all;
+        self.timing.unet_calls += 1;
+        self.timing.unet += unet;
+        self.timing.steps += all;
+        Ok(())
+    }
+
+    /// Whether an intermediate preview fits the budget now: the last decode is known and took
+    /// at most `preview_budget` of the compute time since the last preview.
+    pub(crate) fn preview_due(&self, state: &ChunkState) -> bool {
+        state.x0_valid
+            && self.timing.last_decode.is_some_and(|d| {
+                d.as_secs_f64() <= self.config.preview_budget * state.since_preview.as_secs_f64()
+            })
+    }
+
+    /// Face `index` of the chunk from the latest predicted clean latents.
+    pub(crate) fn preview(
+        &mut self,
+        state: &mut ChunkState,
+        index: usize,
+    ) -> Result<Frame, LatentSyncError> {
+        let src = if state.x0_valid { &state.x0 } else { &state.latents };
+        let faces = self.decode(src, &state.original, index..index + 1)?;
+        state.since_preview = Duration::ZERO;
+        Ok(faces.into_iter().next().expect("one face decoded"))
+    }
+
+    /// The chunk's faces: decode, `decoded·(1 − mask) + original·mask`, padding dropped.
+    pub(crate) fn finish(&mut self, state: ChunkState) -> Result<Vec<Frame>, LatentSyncError> {
+        self.decode(&state.latents, &state.original, 0..state.real)
+    }
+
+    /// Decodes latents `[4, 16, 32, 32]` and blends faces `range` with the originals.
+    fn decode(
+        &mut self,
+        latents: &[f32],
+        original: &[f32],
+        range: std::ops::Range<usize>,
+    ) -> Result<Vec<Frame>, LatentSyncError> {
+        let t0 = Instant::now();
+        // [4, 16, h, w] / 0.18215 → [16, 4, h, w].
+        let mut input = vec![0.0f32; LATENT_LEN];
+        for c in 0..LATENT_CHANNELS {
+            for f in 0..FRAMES {
+                let src = &latents[(c * FRAMES + f) * HW..][..HW];
+                let dst = &mut input[(f * LATENT_CHANNELS + c) * HW..][..HW];
+                for (d, s) in dst.iter_mut().zip(src) {
+                    *d = s / SCALING;
+                }
+            }
+        }
+        let decoded = self.graphs.decode(&input)?;
+        if decoded.len() != PIXELS_LEN {
+            return Err(LatentSyncError::Runtime {
+                file: "vae_decoder.onnx".into(),
+                message: format!("{} output values, expected {PIXELS_LEN}", decoded.len()),
+            });
+        }
+        let plane = SIZE * SIZE;
+        let faces = range
+            .map(|f| {
+                let mut data = vec![0u8; 3 * plane];
+                for c in 0..3 {
+                    let d = &decoded[(f * 3 + c) * plane..][..plane];
+                    let o = &original[(f * 3 + c) * plane..][..plane];
+                    for (p, ((&d, &o), &m)) in d.iter().zip(o).zip(&self.mask.pixels).enumerate() {
+                        data[p * 3 + c] = from_unit(d * (1.0 - m) + o * m);
+                    }
+                }
+                Frame::new(SIZE as u32, SIZE as u32, data).expect("256×256×3 bytes")
+            })
+            .collect();
+        self.timing.last_decode = Some(t0.elapsed());
+        Ok(faces)
+    }
+}
