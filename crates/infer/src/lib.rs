@@ -82,6 +82,9 @@ pub enum InferError {
     /// The GPU failed.
     #[error("inference on the gpu: {0}")]
     Gpu(#[from] gpu::GpuError),
+    /// A learned model failed (its files, its runtime); the message names the file.
+    #[error(transparent)]
+    Model(Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// One chunk of aligned faces, as the scheduler hands it to a [`LipSyncModel`].
@@ -127,6 +130,14 @@ pub trait LipSyncModel {
         step: usize,
         n_steps: usize,
     ) -> Result<StepStats, InferError>;
+
+    /// Whether an intermediate preview is worth its cost now (default: always). A model whose
+    /// preview costs a decode of the whole chunk says no while that would take more than a
+    /// small share of the compute time; the chunk's final preview is always sent.
+    fn preview_ready(&self, state: &Self::State) -> bool {
+        let _ = state;
+        true
+    }
 
     /// The current estimate of face `index` of the chunk (for previews).
     fn preview(&mut self, state: &Self::State, index: usize) -> Result<Frame, InferError>;

@@ -168,8 +168,16 @@ mod tests {
         let mut lat = [x as f32];
         let mut pred = [0.0f32];
         guided_step(&c, 1.0, &mut lat, &[e as f32], None, Some(&mut pred));
-        assert!((f64::from(lat[0]) - expected).abs() < 1e-5, "{} vs {expected}", lat[0]);
-        assert!((f64::from(pred[0]) - x0).abs() < 1e-5, "{} vs {x0}", pred[0]);
+        assert!(
+            (f64::from(lat[0]) - expected).abs() < 1e-5,
+            "{} vs {expected}",
+            lat[0]
+        );
+        assert!(
+            (f64::from(pred[0]) - x0).abs() < 1e-5,
+            "{} vs {x0}",
+            pred[0]
+        );
     }
 
     #[test]

@@ -6,16 +6,16 @@ use std::time::{Duration, Instant};
 
 use frame::Frame;
 
+use super::LatentSyncError;
 use super::ddim::{Ddim, guided_step};
 use super::mask::{LATENT, MouthMask, SIZE};
 use super::mel::{
-    EMBED_DIM, EMBED_LAYERS, SEGMENT_COLUMNS, SEGMENT_EMBEDDINGS, WINDOW_ROWS, WhisperMel, N_MELS,
+    EMBED_DIM, EMBED_LAYERS, N_MELS, SEGMENT_COLUMNS, SEGMENT_EMBEDDINGS, WINDOW_ROWS, WhisperMel,
     window_indices,
 };
 use super::noise::{INITIAL_LATENTS, Noise, vae_stream};
 use super::tensor::{Buffer, Float};
 use super::vae::{LATENT_CHANNELS, SCALING, from_unit, sample_latents, to_unit};
-use super::LatentSyncError;
 
 /// Frames per UNet call (the export's fixed frame axis).
 pub(crate) const FRAMES: usize = 16;
@@ -35,7 +35,7 @@ pub(crate) const WHISPER_OUT: usize = EMBED_LAYERS * SEGMENT_EMBEDDINGS * EMBED_
 
 /// The runtime behind the four graphs. Every buffer is f32 except the UNet's, which are in
 /// the element types the UNet file declares (the per-step path converts only the latents).
-pub(crate) trait Graphs {
+pub(crate) trait Graphs: std::fmt::Debug {
     /// `whisper_tiny`: segment `[1, 80, 3000]` → `[1, 5, 1500, 384]`.
     fn whisper(&mut self, segment: &[f32]) -> Result<Vec<f32>, LatentSyncError>;
     /// `vae_encoder`: `[16, 3, 256, 256]` in [−1, 1] → moments `[16, 8, 32, 32]`.
@@ -57,12 +57,34 @@ pub(crate) trait Graphs {
     ) -> Result<(), LatentSyncError>;
 }
 
+impl Graphs for Box<dyn Graphs + Send> {
+    fn whisper(&mut self, segment: &[f32]) -> Result<Vec<f32>, LatentSyncError> {
+        (**self).whisper(segment)
+    }
+    fn encode(&mut self, pixels: &[f32]) -> Result<Vec<f32>, LatentSyncError> {
+        (**self).encode(pixels)
+    }
+    fn decode(&mut self, latents: &[f32]) -> Result<Vec<f32>, LatentSyncError> {
+        (**self).decode(latents)
+    }
+    fn unet_types(&self) -> (Float, Float) {
+        (**self).unet_types()
+    }
+    fn unet(
+        &mut self,
+        sample: &Buffer,
+        batch: usize,
+        timestep: i64,
+        hidden: &Buffer,
+        out: &mut [f32],
+    ) -> Result<(), LatentSyncError> {
+        (**self).unet(sample, batch, timestep, hidden, out)
+    }
+}
+
 /// How the model denoises.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LatentSyncConfig {
-    /// DDIM steps per chunk (default 20, as the reference). The scheduler's step count
-    /// (`InferConfig::steps`) is what runs; this is its default for the model.
-    pub steps: usize,
     /// Classifier-free guidance scale (default 1.5); at 1.0 the UNet runs one batch item.
     pub guidance: f32,
     /// Seed of the initial noise and of the VAE sampling (default 1247, LatentSync's
@@ -77,7 +99,6 @@ pub struct LatentSyncConfig {
 impl Default for LatentSyncConfig {
     fn default() -> Self {
         Self {
-            steps: 20,
             guidance: 1.5,
             seed: 1247,
             preview_budget: 0.1,
@@ -173,8 +194,6 @@ pub(crate) struct ChunkState {
     hidden: Buffer,
     noise: Vec<f32>,
     batch: usize,
-    /// Compute time since the last preview (or the chunk's start).
-    since_preview: Duration,
 }
 
 /// Denoising steps and timing of the whole run.
@@ -200,6 +219,8 @@ pub(crate) struct Engine<G> {
     initial: Vec<f32>,
     ddim: Option<(usize, Ddim)>,
     pub(crate) timing: Timing,
+    /// Compute time since the last intermediate preview.
+    since_preview: Duration,
 }
 
 impl<G: Graphs> Engine<G> {
@@ -213,6 +234,7 @@ impl<G: Graphs> Engine<G> {
             initial,
             ddim: None,
             timing: Timing::default(),
+            since_preview: Duration::ZERO,
         }
     }
 
@@ -334,7 +356,6 @@ impl<G: Graphs> Engine<G> {
             hidden,
             noise: vec![0.0; batch * LATENT_LEN],
             batch,
-            since_preview: Duration::ZERO,
         })
     }
 
@@ -384,7 +405,7 @@ impl<G: Graphs> Engine<G> {
         );
         state.x0_valid = true;
         let all = t0.elapsed();
-        state.since_preview += all;
+        self.since_preview += all;
         self.timing.unet_calls += 1;
         self.timing.unet += unet;
         self.timing.steps += all;
@@ -396,19 +417,24 @@ impl<G: Graphs> Engine<G> {
     pub(crate) fn preview_due(&self, state: &ChunkState) -> bool {
         state.x0_valid
             && self.timing.last_decode.is_some_and(|d| {
-                d.as_secs_f64() <= self.config.preview_budget * state.since_preview.as_secs_f64()
+                d.as_secs_f64() <= self.config.preview_budget * self.since_preview.as_secs_f64()
             })
     }
 
     /// Face `index` of the chunk from the latest predicted clean latents.
     pub(crate) fn preview(
         &mut self,
-        state: &mut ChunkState,
+        state: &ChunkState,
         index: usize,
     ) -> Result<Frame, LatentSyncError> {
-        let src = if state.x0_valid { &state.x0 } else { &state.latents };
+        let src = if state.x0_valid {
+            &state.x0
+        } else {
+            &state.latents
+        };
+        let index = index.min(state.real - 1);
         let faces = self.decode(src, &state.original, index..index + 1)?;
-        state.since_preview = Duration::ZERO;
+        self.since_preview = Duration::ZERO;
         Ok(faces.into_iter().next().expect("one face decoded"))
     }
 

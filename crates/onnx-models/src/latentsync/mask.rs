@@ -19,9 +19,13 @@ pub(crate) struct MouthMask {
 impl MouthMask {
     pub(crate) fn load() -> Self {
         let decoder = png::Decoder::new(std::io::Cursor::new(PNG));
-        let mut reader = decoder.read_info().expect("the embedded mask.png is a valid PNG");
+        let mut reader = decoder
+            .read_info()
+            .expect("the embedded mask.png is a valid PNG");
         let mut buf = vec![0u8; reader.output_buffer_size().expect("mask.png size")];
-        let info = reader.next_frame(&mut buf).expect("the embedded mask.png decodes");
+        let info = reader
+            .next_frame(&mut buf)
+            .expect("the embedded mask.png decodes");
         assert_eq!(
             (info.width as usize, info.height as usize),
             (SIZE, SIZE),

@@ -78,10 +78,17 @@ mod tests {
         Noise::new(42, INITIAL_LATENTS).fill(&mut v);
         let n = v.len() as f64;
         let mean = v.iter().map(|&x| f64::from(x)).sum::<f64>() / n;
-        let var = v.iter().map(|&x| (f64::from(x) - mean).powi(2)).sum::<f64>() / n;
+        let var = v
+            .iter()
+            .map(|&x| (f64::from(x) - mean).powi(2))
+            .sum::<f64>()
+            / n;
         assert!(mean.abs() < 0.01, "mean {mean}");
         assert!((var - 1.0).abs() < 0.02, "variance {var}");
         let beyond = v.iter().filter(|x| x.abs() > 1.96).count() as f64 / n;
-        assert!((beyond - 0.05).abs() < 0.005, "two-sided 5 % tail: {beyond}");
+        assert!(
+            (beyond - 0.05).abs() < 0.005,
+            "two-sided 5 % tail: {beyond}"
+        );
     }
 }

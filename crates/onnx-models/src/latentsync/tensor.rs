@@ -2,7 +2,7 @@
 //! into f32 with `half`'s vectorised slice conversions.
 
 use half::f16;
-use half::slice::{HalfFloatSliceExt};
+use half::slice::HalfFloatSliceExt;
 
 /// The floating-point element types the export's tensors use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,13 +41,6 @@ impl Buffer {
         let mut b = Self::zeros(ty, values.len());
         b.write(0, values);
         b
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        match self {
-            Self::F16(v) => v.len(),
-            Self::F32(v) => v.len(),
-        }
     }
 
     /// Writes `values` at `offset`.

@@ -25,7 +25,12 @@ pub(crate) fn run_script(name: &str, args: &[&std::ffi::OsStr]) -> String {
         .arg(script(name))
         .args(args)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {} (set FACESYNC_TEST_PYTHON): {e}", py.display()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {} (set FACESYNC_TEST_PYTHON): {e}",
+                py.display()
+            )
+        });
     assert!(
         out.status.success(),
         "{} {name} failed ({}); it needs numpy, onnx and librosa \
@@ -42,7 +47,11 @@ pub(crate) fn standins(variant: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temporary folder");
     run_script(
         "standins.py",
-        &[dir.path().as_os_str(), "--variant".as_ref(), variant.as_ref()],
+        &[
+            dir.path().as_os_str(),
+            "--variant".as_ref(),
+            variant.as_ref(),
+        ],
     );
     dir
 }
@@ -75,7 +84,12 @@ mod tests {
 
     #[test]
     fn ddim_schedule_and_one_guided_update_match_numpy() {
-        for (steps, k, g) in [(20usize, 3usize, 1.5f32), (20, 19, 1.5), (7, 0, 1.0), (50, 25, 2.0)] {
+        for (steps, k, g) in [
+            (20usize, 3usize, 1.5f32),
+            (20, 19, 1.5),
+            (7, 0, 1.0),
+            (50, 25, 2.0),
+        ] {
             let x = [0.3f32, -1.2, 2.0, 0.0];
             let u = [0.1f32, 0.4, -0.7, 1.0];
             let c = [-0.2f32, 0.9, 0.3, -1.0];
@@ -107,10 +121,20 @@ mod tests {
             let uncond = (g != 1.0).then_some(&u[..]);
             ddim::guided_step(&d.steps()[k], g, &mut lat, &c, uncond, Some(&mut x0));
             for (i, (p, w)) in lat.iter().zip(floats(&want["prev"])).enumerate() {
-                close(f64::from(*p), w, 1e-4, &format!("{steps} steps, step {k}, prev[{i}]"));
+                close(
+                    f64::from(*p),
+                    w,
+                    1e-4,
+                    &format!("{steps} steps, step {k}, prev[{i}]"),
+                );
             }
             for (i, (p, w)) in x0.iter().zip(floats(&want["x0"])).enumerate() {
-                close(f64::from(*p), w, 1e-4, &format!("{steps} steps, step {k}, x0[{i}]"));
+                close(
+                    f64::from(*p),
+                    w,
+                    1e-4,
+                    &format!("{steps} steps, step {k}, x0[{i}]"),
+                );
             }
         }
     }
@@ -153,7 +177,10 @@ mod tests {
         let (src, dst) = (dir.path().join("in.f32"), dir.path().join("out.f32"));
         let bytes: Vec<u8> = audio.iter().flat_map(|v| v.to_le_bytes()).collect();
         std::fs::write(&src, bytes).unwrap();
-        run_script("reference.py", &["mel".as_ref(), src.as_os_str(), dst.as_os_str()]);
+        run_script(
+            "reference.py",
+            &["mel".as_ref(), src.as_os_str(), dst.as_os_str()],
+        );
         let want: Vec<f32> = std::fs::read(&dst)
             .unwrap()
             .chunks_exact(4)
@@ -165,7 +192,12 @@ mod tests {
         }
         let m = stream.finish();
         let cols = m.n_columns();
-        assert_eq!(want.len(), mel::N_MELS * cols, "librosa gives {} values", want.len());
+        assert_eq!(
+            want.len(),
+            mel::N_MELS * cols,
+            "librosa gives {} values",
+            want.len()
+        );
         let mut seg = vec![0.0f32; mel::N_MELS * mel::SEGMENT_COLUMNS];
         m.segment(0, &mut seg);
         let mut worst = 0.0f32;

@@ -9,7 +9,13 @@ pub(crate) const LATENT_CHANNELS: usize = 4;
 /// laid out `[4, F, h, w]` (the UNet's channel-then-frame order):
 /// `(mean + exp(0.5 · clip(logvar, −30, 20)) · ε) · 0.18215`, with `eps` laid out like the
 /// mean (`[F, 4, h, w]`, as the reference draws it).
-pub(crate) fn sample_latents(moments: &[f32], frames: usize, hw: usize, eps: &[f32], out: &mut [f32]) {
+pub(crate) fn sample_latents(
+    moments: &[f32],
+    frames: usize,
+    hw: usize,
+    eps: &[f32],
+    out: &mut [f32],
+) {
     let c = LATENT_CHANNELS;
     assert_eq!(moments.len(), frames * 2 * c * hw, "moments size");
     assert_eq!(eps.len(), frames * c * hw, "noise size");
@@ -56,7 +62,11 @@ mod tests {
         let mut out = vec![0.0f32; 4 * hw];
         sample_latents(&m, 1, hw, &eps, &mut out);
         let close = |a: f32, b: f64| ((f64::from(a) - b) / b.abs().max(1e-30)).abs() < 1e-5;
-        assert!(close(out[0], (1.0 + 10f64.exp() * 0.5) * 0.18215), "{}", out[0]);
+        assert!(
+            close(out[0], (1.0 + 10f64.exp() * 0.5) * 0.18215),
+            "{}",
+            out[0]
+        );
         assert!(close(out[1], (2.0 + 0.5) * 0.18215), "{}", out[1]);
         assert!(close(out[2], (-15f64).exp() * 0.5 * 0.18215), "{}", out[2]);
         assert!(close(out[3], 1f64.exp() * 0.5 * 0.18215), "{}", out[3]);

@@ -73,7 +73,8 @@ def vae_encoder(rng, variant):
     w = rng.normal(0, 0.5, (8, 3, 1, 1)).astype(np.float32)
     b = np.array([0.1, -0.1, 0.2, 0.0, -2.0, -1.5, -3.0, -2.5], np.float32)
     nodes = [
-        helper.make_node("Cast", ["x"], ["xf"], to=T.FLOAT),
+        helper.make_node("Cast", ["x"], ["xc"], to=T.FLOAT),
+        helper.make_node("Reshape", ["xc", "image"], ["xf"]),
         helper.make_node("AveragePool", ["xf"], ["p"], kernel_shape=[8, 8], strides=[8, 8]),
         helper.make_node("Conv", ["p", "w", "b"], ["c"]),
         helper.make_node("Cast", ["c"], ["moments"], to=F16),
@@ -82,7 +83,7 @@ def vae_encoder(rng, variant):
         nodes,
         [helper.make_tensor_value_info("x", F16, shape)],
         [helper.make_tensor_value_info("moments", F16, [16, 8, 32, 32])],
-        [const("w", w), const("b", b)],
+        [const("w", w), const("b", b), const("image", np.array([16, 3, 256, 256], np.int64))],
         "vae_encoder_standin",
     )
 
