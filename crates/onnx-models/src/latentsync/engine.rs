@@ -205,6 +205,9 @@ pub(crate) struct Timing {
     pub(crate) unet: Duration,
     /// Time of the whole steps (UNet call + everything else per step).
     pub(crate) steps: Duration,
+    /// Time between consecutive steps of a chunk outside the model (the scheduler: cancel
+    /// check, progress), previews excluded.
+    pub(crate) between: Duration,
     /// The last full decode (16 faces).
     pub(crate) last_decode: Option<Duration>,
 }
@@ -221,6 +224,8 @@ pub(crate) struct Engine<G> {
     pub(crate) timing: Timing,
     /// Compute time since the last intermediate preview.
     since_preview: Duration,
+    /// When the last step (or preview) of the current chunk ended.
+    last_step_end: Option<Instant>,
 }
 
 impl<G: Graphs> Engine<G> {
@@ -235,6 +240,7 @@ impl<G: Graphs> Engine<G> {
             ddim: None,
             timing: Timing::default(),
             since_preview: Duration::ZERO,
+            last_step_end: None,
         }
     }
 
@@ -367,6 +373,11 @@ impl<G: Graphs> Engine<G> {
         n_steps: usize,
     ) -> Result<(), LatentSyncError> {
         let t0 = Instant::now();
+        if let Some(end) = self.last_step_end.take()
+            && step > 0
+        {
+            self.timing.between += t0 - end;
+        }
         if self.ddim.as_ref().is_none_or(|(n, _)| *n != n_steps) {
             self.ddim = Some((n_steps, Ddim::new(n_steps)));
         }
@@ -409,6 +420,7 @@ impl<G: Graphs> Engine<G> {
         self.timing.unet_calls += 1;
         self.timing.unet += unet;
         self.timing.steps += all;
+        self.last_step_end = Some(Instant::now());
         Ok(())
     }
 
@@ -435,11 +447,13 @@ impl<G: Graphs> Engine<G> {
         let index = index.min(state.real - 1);
         let faces = self.decode(src, &state.original, index..index + 1)?;
         self.since_preview = Duration::ZERO;
+        self.last_step_end = Some(Instant::now());
         Ok(faces.into_iter().next().expect("one face decoded"))
     }
 
     /// The chunk's faces: decode, `decoded·(1 − mask) + original·mask`, padding dropped.
     pub(crate) fn finish(&mut self, state: ChunkState) -> Result<Vec<Frame>, LatentSyncError> {
+        self.last_step_end = None;
         self.decode(&state.latents, &state.original, 0..state.real)
     }
 

@@ -264,6 +264,7 @@ impl WhisperMel {
     }
 
     /// Segments of 3000 columns (the last one partial).
+    #[cfg(test)]
     pub(crate) fn n_segments(&self) -> usize {
         self.columns.len().div_ceil(SEGMENT_COLUMNS)
     }
@@ -276,6 +277,7 @@ impl WhisperMel {
     }
 
     /// Embedding frames contributed by segment `k`.
+    #[cfg(test)]
     pub(crate) fn segment_embeddings(&self, k: usize) -> usize {
         let cols = self
             .columns

@@ -140,8 +140,10 @@ pub struct LatentSyncStats {
     pub unet_calls: u64,
     /// Seconds inside the UNet calls.
     pub unet_secs: f64,
-    /// Seconds of the whole steps (UNet call, tensor conversion, guidance, scheduler).
-    pub step_secs: f64,
+    /// Seconds of the per-step work outside the UNet calls: tensor conversion, guidance and
+    /// the DDIM update in the model, cancel check and progress in the scheduler between steps
+    /// (intermediate previews excluded).
+    pub overhead_secs: f64,
 }
 
 /// The LatentSync export as a [`LipSyncModel`]: open a folder, give it the clip's audio
@@ -216,7 +218,7 @@ impl LatentSync {
         LatentSyncStats {
             unet_calls: t.unet_calls,
             unet_secs: t.unet.as_secs_f64(),
-            step_secs: t.steps.as_secs_f64(),
+            overhead_secs: (t.steps + t.between).saturating_sub(t.unet).as_secs_f64(),
         }
     }
 }

@@ -50,14 +50,6 @@ impl Buffer {
             Self::F32(v) => v[offset..offset + values.len()].copy_from_slice(values),
         }
     }
-
-    /// Fills `[offset, offset + len)` with `value`.
-    pub(crate) fn fill(&mut self, offset: usize, len: usize, value: f32) {
-        match self {
-            Self::F16(v) => v[offset..offset + len].fill(f16::from_f32(value)),
-            Self::F32(v) => v[offset..offset + len].fill(value),
-        }
-    }
 }
 
 /// Reads f16 values into f32.
@@ -80,8 +72,5 @@ mod tests {
         assert_eq!(back[1], 1.0);
         assert!((back[2] - 0.1).abs() < 1e-4, "{}", back[2]);
         assert_eq!(back[3], 65504.0);
-        b.fill(0, 2, -2.5);
-        let Buffer::F16(v) = &b else { unreachable!() };
-        assert_eq!(v[0].to_f32(), -2.5);
     }
 }

@@ -4,10 +4,17 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-/// The interpreter: `FACESYNC_TEST_PYTHON`, else `python3`. It needs numpy, onnx and librosa
-/// (`pip install numpy onnx librosa`); a missing package fails the test with pip's hint.
+/// The interpreter: `FACESYNC_TEST_PYTHON`, else `$VIRTUAL_ENV/bin/python`, else `python3`.
+/// It needs numpy, onnx and librosa (`pip install numpy onnx librosa`); a missing package
+/// fails the test with that hint.
 pub(crate) fn python() -> PathBuf {
-    std::env::var_os("FACESYNC_TEST_PYTHON").map_or_else(|| PathBuf::from("python3"), PathBuf::from)
+    if let Some(p) = std::env::var_os("FACESYNC_TEST_PYTHON") {
+        return p.into();
+    }
+    if let Some(v) = std::env::var_os("VIRTUAL_ENV") {
+        return PathBuf::from(v).join("bin").join("python");
+    }
+    PathBuf::from("python3")
 }
 
 /// A script of `tests/latentsync`.
