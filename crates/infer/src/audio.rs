@@ -332,7 +332,7 @@ impl MelAnalyser {
 
 /// [`resample_to_16k`] fed block by block: the same chunks through the same resampler, so
 /// the same output, while holding less than one chunk of input.
-struct StreamResampler {
+pub(crate) struct StreamResampler {
     /// `None` when the input is at 16 kHz already.
     fft: Option<Fft<f32>>,
     rate: u32,
@@ -348,7 +348,7 @@ struct StreamResampler {
 }
 
 impl StreamResampler {
-    fn new(rate: u32) -> Result<Self, InferError> {
+    pub(crate) fn new(rate: u32) -> Result<Self, InferError> {
         let fft = if rate == FEATURE_RATE {
             None
         } else {
@@ -377,7 +377,7 @@ impl StreamResampler {
     }
 
     /// Resamples `mono`, appending to `out` what is ready.
-    fn push(&mut self, mono: &[f32], out: &mut Vec<f32>) -> Result<(), InferError> {
+    pub(crate) fn push(&mut self, mono: &[f32], out: &mut Vec<f32>) -> Result<(), InferError> {
         self.frames_in += mono.len();
         let Some(fft) = self.fft.as_ref() else {
             out.extend_from_slice(mono);
@@ -396,7 +396,7 @@ impl StreamResampler {
 
     /// The rest: the last partial chunk, then silence until the output, delay dropped, is
     /// `ceil(frames_in · 16000 / rate)` long (as `process_all_into_buffer`).
-    fn finish(&mut self, out: &mut Vec<f32>) -> Result<(), InferError> {
+    pub(crate) fn finish(&mut self, out: &mut Vec<f32>) -> Result<(), InferError> {
         let Some(fft) = self.fft.as_ref() else {
             return Ok(());
         };

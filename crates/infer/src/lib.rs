@@ -54,14 +54,16 @@
 #![forbid(unsafe_code)]
 
 mod audio;
+mod lip_mel;
 mod mouth;
 mod poisson;
 mod poisson_gpu;
 mod scheduler;
 
 pub use audio::{AudioFeatures, FeatureStream, HOP, MEL_BANDS, SILENCE, WINDOW, WINDOW_FRAMES};
+pub use lip_mel::{LIP_MEL_COLUMNS, LIP_MEL_SILENCE, LipMel, LipMelStream, lip_mel_window_start};
 pub use mouth::{Mask, MouthGeometry, MouthModel, MouthParams, MouthState};
-pub use scheduler::{InferConfig, Inferencer};
+pub use scheduler::{ChunkRunner, InferConfig, Inferencer};
 
 use frame::Frame;
 use progress_core::Cancelled;
@@ -82,9 +84,10 @@ pub enum InferError {
     /// The GPU failed.
     #[error("inference on the gpu: {0}")]
     Gpu(#[from] gpu::GpuError),
-    /// A learned model failed (its files, its runtime); the message names the file.
-    #[error(transparent)]
-    Model(Box<dyn std::error::Error + Send + Sync>),
+    /// A learned model (behind a runtime such as ONNX Runtime) failed; the message names the
+    /// model file.
+    #[error("{0}")]
+    Model(String),
 }
 
 /// One chunk of aligned faces, as the scheduler hands it to a [`LipSyncModel`].
@@ -98,6 +101,42 @@ pub struct ChunkInput<'a> {
     pub audio: &'a AudioFeatures,
     /// The region the model may regenerate (the lower face), R×R.
     pub mask: &'a Mask,
+    /// The model's own audio features, when it asked for them
+    /// ([`LipSyncModel::feature_builder`]); `None` for models that read `audio`.
+    pub features: Option<&'a dyn FrameFeatures>,
+}
+
+/// Per-video-frame audio windows of a model's own features (Wav2Lip's 80×16 mel windows...).
+pub trait FrameFeatures: Send + Sync + std::fmt::Debug {
+    /// Values in one frame's window.
+    fn window_len(&self) -> usize;
+    /// Writes video frame `frame`'s window (row-major) into `out` (`window_len()` values);
+    /// frames beyond the audio get the model's silence.
+    fn window_into(&self, frame: usize, out: &mut [f32]);
+}
+
+/// Builds a model's [`FrameFeatures`] from audio pushed block by block (the decoded audio is
+/// never held whole).
+pub trait FeatureBuilder: Send {
+    /// Adds the next interleaved samples (whole frames).
+    fn push(&mut self, interleaved: &[f32]) -> Result<(), InferError>;
+    /// The features of `n_frames` video frames at `fps`.
+    fn finish(
+        self: Box<Self>,
+        fps: f64,
+        n_frames: usize,
+    ) -> Result<Box<dyn FrameFeatures>, InferError>;
+}
+
+/// How the scheduler drives a model over one chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schedule {
+    /// `n` refinement steps over the whole chunk, counted by a child phase "steps".
+    Refine(usize),
+    /// A one-shot model: `n` model calls (one per face with a batch of 1, one per chunk with a
+    /// dynamic batch), no "steps" phase; the frames each call finishes
+    /// ([`StepStats::frames`]) advance "Doing inference" as they finish.
+    OneShot(usize),
 }
 
 /// What one refinement step reports.
@@ -106,6 +145,8 @@ pub struct StepStats {
     /// A convergence measure of the step, when the model has one (the built-in model: the RMS
     /// Poisson residual over the masked pixels, in 8-bit levels).
     pub residual: Option<f64>,
+    /// Faces this step finished (one-shot models); 0 for refinement steps.
+    pub frames: usize,
 }
 
 /// A lip-sync model that regenerates the masked lower face of a chunk of aligned faces over a
@@ -119,6 +160,25 @@ pub trait LipSyncModel {
     /// The region of an R×R aligned face (`size` = R) this model regenerates; the scheduler
     /// computes it once per size and passes it in every [`ChunkInput`].
     fn mask(&self, size: u32) -> Mask;
+
+    /// How a chunk of `chunk_len` faces runs, given the configured number of steps. The
+    /// default: [`Schedule::Refine`] with the configured steps.
+    fn schedule(&self, configured_steps: usize, chunk_len: usize) -> Schedule {
+        let _ = chunk_len;
+        Schedule::Refine(configured_steps)
+    }
+
+    /// A builder of the model's own audio features for audio of `channels` channels at
+    /// `sample_rate` Hz, or `None` (the default) when the model reads the built-in
+    /// [`AudioFeatures`].
+    fn feature_builder(
+        &self,
+        channels: u16,
+        sample_rate: u32,
+    ) -> Result<Option<Box<dyn FeatureBuilder>>, InferError> {
+        let _ = (channels, sample_rate);
+        Ok(None)
+    }
 
     /// Prepares a chunk (encode, upload, initial guess).
     fn begin_chunk(&mut self, chunk: &ChunkInput<'_>) -> Result<Self::State, InferError>;

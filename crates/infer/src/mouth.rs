@@ -375,6 +375,7 @@ impl LipSyncModel for MouthModel {
             } else {
                 0.0
             }),
+            frames: 0,
         })
     }
 

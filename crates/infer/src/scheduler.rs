@@ -5,7 +5,10 @@ use std::time::{Duration, Instant};
 use frame::Frame;
 use progress_core::{ImageFormat, Phase, PreviewImage};
 
-use crate::{AudioFeatures, ChunkInput, InferError, LipSyncModel, Mask};
+use crate::{
+    AudioFeatures, ChunkInput, FeatureBuilder, FrameFeatures, InferError, LipSyncModel, Mask,
+    Schedule,
+};
 
 /// How the scheduler splits and refines the work.
 #[derive(Debug, Clone, PartialEq)]
@@ -94,6 +97,21 @@ impl<M: LipSyncModel> Inferencer<M> {
         audio: &AudioFeatures,
         phase: &Phase,
     ) -> Result<Vec<Frame>, InferError> {
+        self.run_chunk_with(faces, first_frame, audio, None, phase)
+    }
+
+    /// [`Inferencer::run_chunk`] with the model's own audio features (from its
+    /// [`LipSyncModel::feature_builder`]). A refining model gets a child phase "steps"; a
+    /// one-shot model ([`Schedule::OneShot`]) none: `phase` advances as its calls finish faces,
+    /// and `phase.check()` runs before every call.
+    pub fn run_chunk_with(
+        &mut self,
+        faces: &[Frame],
+        first_frame: usize,
+        audio: &AudioFeatures,
+        features: Option<&dyn FrameFeatures>,
+        phase: &Phase,
+    ) -> Result<Vec<Frame>, InferError> {
         let Some(first) = faces.first() else {
             return Ok(Vec::new());
         };
@@ -114,16 +132,32 @@ impl<M: LipSyncModel> Inferencer<M> {
         if self.mask.as_ref().is_none_or(|m| m.size() != size) {
             self.mask = Some(self.model.mask(size));
         }
-        let mask = self.mask.as_ref().expect("mask set above");
+        // Taken out while the model borrows it, put back after.
+        let mask = self.mask.take().expect("mask set above");
         let input = ChunkInput {
             first_frame,
             faces,
             audio,
-            mask,
+            mask: &mask,
+            features,
         };
-        let n_steps = self.config.steps;
+        let result = match self.model.schedule(self.config.steps, faces.len()) {
+            Schedule::Refine(n_steps) => self.refine(&input, n_steps, phase),
+            Schedule::OneShot(calls) => self.one_shot(&input, calls, phase),
+        };
+        self.mask = Some(mask);
+        result
+    }
+
+    fn refine(
+        &mut self,
+        input: &ChunkInput<'_>,
+        n_steps: usize,
+        phase: &Phase,
+    ) -> Result<Vec<Frame>, InferError> {
+        let first_frame = input.first_frame;
         let steps = phase.child("steps", Some(n_steps as u64), "steps");
-        let mut state = self.model.begin_chunk(&input)?;
+        let mut state = self.model.begin_chunk(input)?;
         for k in 0..n_steps {
             if let Err(e) = steps.check() {
                 return Err(e.into());
@@ -146,8 +180,88 @@ impl<M: LipSyncModel> Inferencer<M> {
         steps.finish();
         phase.preview(first_frame as u64, preview_image(&out[0]));
         self.last_preview = Some(Instant::now());
-        phase.inc(faces.len() as u64);
+        phase.inc(input.faces.len() as u64);
         Ok(out)
+    }
+
+    fn one_shot(
+        &mut self,
+        input: &ChunkInput<'_>,
+        calls: usize,
+        phase: &Phase,
+    ) -> Result<Vec<Frame>, InferError> {
+        let first_frame = input.first_frame;
+        let n = input.faces.len();
+        let mut state = self.model.begin_chunk(input)?;
+        let mut done = 0usize;
+        for k in 0..calls {
+            phase.check()?;
+            let stats = self.model.step(&mut state, k, calls)?;
+            let finished = stats.frames.min(n - done);
+            phase.inc(finished as u64);
+            done += finished;
+            let due = self
+                .last_preview
+                .is_none_or(|t| t.elapsed() >= self.config.preview_interval);
+            if due && finished > 0 && done < n {
+                let img = self.model.preview(&state, done - 1)?;
+                phase.preview((first_frame + done - 1) as u64, preview_image(&img));
+                self.last_preview = Some(Instant::now());
+            }
+        }
+        let out = self.model.finish_chunk(state)?;
+        if out.len() != n {
+            return Err(InferError::Input(format!(
+                "the model returned {} faces for a chunk of {n}",
+                out.len()
+            )));
+        }
+        phase.preview(first_frame as u64, preview_image(&out[0]));
+        self.last_preview = Some(Instant::now());
+        phase.inc((n - done) as u64);
+        Ok(out)
+    }
+}
+
+/// An [`Inferencer`] behind a dyn-compatible interface: the pipeline takes the lip-sync model
+/// as a value (`Box<dyn ChunkRunner>`), whatever [`LipSyncModel`] it wraps.
+pub trait ChunkRunner: Send {
+    /// The wrapped model's [`LipSyncModel::feature_builder`].
+    fn feature_builder(
+        &self,
+        channels: u16,
+        sample_rate: u32,
+    ) -> Result<Option<Box<dyn FeatureBuilder>>, InferError>;
+
+    /// [`Inferencer::run_chunk_with`].
+    fn run_chunk(
+        &mut self,
+        faces: &[Frame],
+        first_frame: usize,
+        audio: &AudioFeatures,
+        features: Option<&dyn FrameFeatures>,
+        phase: &Phase,
+    ) -> Result<Vec<Frame>, InferError>;
+}
+
+impl<M: LipSyncModel + Send> ChunkRunner for Inferencer<M> {
+    fn feature_builder(
+        &self,
+        channels: u16,
+        sample_rate: u32,
+    ) -> Result<Option<Box<dyn FeatureBuilder>>, InferError> {
+        self.model.feature_builder(channels, sample_rate)
+    }
+
+    fn run_chunk(
+        &mut self,
+        faces: &[Frame],
+        first_frame: usize,
+        audio: &AudioFeatures,
+        features: Option<&dyn FrameFeatures>,
+        phase: &Phase,
+    ) -> Result<Vec<Frame>, InferError> {
+        self.run_chunk_with(faces, first_frame, audio, features, phase)
     }
 }
 

@@ -115,6 +115,7 @@ fn solve(
         faces,
         audio,
         mask: &mask,
+        features: None,
     };
     let mut state = model.begin_chunk(&chunk).unwrap();
     let res = (0..steps)

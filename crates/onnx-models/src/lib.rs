@@ -20,11 +20,13 @@
 #![forbid(unsafe_code)]
 
 pub mod latentsync;
+mod lipsync;
 pub mod runtime;
 pub mod session;
 
 use std::path::PathBuf;
 
+pub use lipsync::{LipSyncKind, OnnxChunkState, OnnxLipSync, WAV2LIP_BOX};
 pub use runtime::{Provider, ProviderRequest, RuntimeInfo};
 pub use session::{OnnxSession, SessionOptions, TensorInfo, TensorSpec};
 

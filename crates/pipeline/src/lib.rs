@@ -28,6 +28,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod model;
 pub mod sample;
 mod stages;
 
@@ -44,6 +45,7 @@ use media_io::{
 use progress_core::Phase;
 
 pub use media_io;
+pub use model::{ModelSpec, PROVIDER_ENV, ParseModelError, build_model};
 
 /// Why a run stopped.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +71,10 @@ pub enum PipelineError {
     /// The configuration cannot work.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The lip-sync model cannot be loaded (names the file and the problem: missing, not
+    /// ONNX, wrong inputs, runtime missing or too old, provider unavailable).
+    #[error("lip-sync model: {0}")]
+    Model(String),
     /// A file-system error outside media decoding.
     #[error("{path}: {source}")]
     Io {
@@ -145,6 +151,13 @@ pub struct PipelineConfig {
     pub png_fps: Rational,
     /// Chroma layout when writing Y4M.
     pub y4m_chroma: media_io::Y4mChroma,
+    /// The lip-sync model (default: the built-in one).
+    pub model: ModelSpec,
+    /// EDTalk's lip strength (`weight` input, default 0.5); other models ignore it.
+    pub model_weight: f32,
+    /// The ONNX Runtime library for learned models (default: `ORT_DYLIB_PATH`, else an
+    /// installed `onnxruntime` Python package).
+    pub onnx_runtime: Option<PathBuf>,
 }
 
 impl Default for PipelineConfig {
@@ -158,6 +171,9 @@ impl Default for PipelineConfig {
             length: LengthPolicy::Loop,
             png_fps: Rational::new(25, 1),
             y4m_chroma: media_io::Y4mChroma::C420,
+            model: ModelSpec::Builtin,
+            model_weight: 0.5,
+            onnx_runtime: None,
         }
     }
 }
@@ -175,6 +191,12 @@ impl PipelineConfig {
             return Err(PipelineError::Config(format!(
                 "resolution {} is not supported (256 or 512)",
                 self.resolution
+            )));
+        }
+        if !(self.model_weight.is_finite() && (0.0..=10.0).contains(&self.model_weight)) {
+            return Err(PipelineError::Config(format!(
+                "model weight {} is out of range (0 to 10)",
+                self.model_weight
             )));
         }
         Ok(())
@@ -229,8 +251,29 @@ pub fn run(
     output: &Path,
     parent: &Phase,
 ) -> Result<Summary, PipelineError> {
-    let started = Instant::now();
     config.validate()?;
+    let compute = stages::compute(config, parent)?;
+    let model = build_model(config, &compute, parent)?;
+    run_with_model(config, inputs, output, parent, &compute, model)
+}
+
+/// [`run`] with the lip-sync model given as a value: any [`infer::LipSyncModel`] wrapped in an
+/// [`infer::Inferencer`] (see [`build_model`] for the ones `config.model` names), on the
+/// compute device the other stages use. `config.model` is not read.
+pub fn run_with_model(
+    config: &PipelineConfig,
+    inputs: &Inputs,
+    output: &Path,
+    parent: &Phase,
+    compute: &gpu::Compute,
+    model: Box<dyn infer::ChunkRunner>,
+) -> Result<Summary, PipelineError> {
+    let started = Instant::now();
+    PipelineConfig {
+        model: ModelSpec::Builtin,
+        ..config.clone()
+    }
+    .validate()?;
     let reader = VideoReader::open(
         &inputs.video,
         &ReaderOptions {
@@ -238,7 +281,7 @@ pub fn run(
         },
     )?;
     let info = reader.info().clone();
-    let audio = stages::audio_features(&inputs.audio)?;
+    let audio = stages::audio_features(&inputs.audio, model.as_ref())?;
     let fps = info.fps.as_f64();
     let audio_frames = ((audio.duration_secs() * fps) - 1e-6).ceil().max(1.0) as u64;
     let planned = match (config.length, info.frame_count) {
@@ -254,10 +297,9 @@ pub fn run(
     phases[0].set_weight(0.2);
     phases[4].set_weight(0.3);
 
-    let compute = stages::compute(config, parent)?;
-    let mut faces = stages::FaceStage::new(&compute, config)?;
-    let mut infer = stages::InferStage::new(&compute, config, audio, fps, planned)?;
-    let mut restore = stages::RestoreStage::new(&compute, config)?;
+    let mut faces = stages::FaceStage::new(compute, config)?;
+    let mut infer = stages::InferStage::new(model, audio, fps, planned)?;
+    let mut restore = stages::RestoreStage::new(compute, config)?;
     let writer = VideoWriter::create(
         output,
         &VideoInfo {

@@ -5,11 +5,9 @@
 //! refinement steps, per-chunk step phases and previews) and restore (feathered paste-back).
 //! Each runs on the compute device chosen once by [`compute`].
 
-use std::time::Duration;
-
 use face_proc::{FaceConfig, FaceProcessor, FaceRecord};
 use gpu::Compute;
-use infer::{AudioFeatures, FeatureStream, InferConfig, Inferencer, MouthModel, MouthParams};
+use infer::{AudioFeatures, ChunkRunner, FeatureBuilder, FeatureStream, FrameFeatures};
 use progress_core::{Cancelled, Phase};
 use restore::{FacePaste, RestoreConfig, Restorer};
 
@@ -97,52 +95,82 @@ impl FaceStage {
     }
 }
 
+/// The audio track streamed into features: the built-in mel features (every model gets them)
+/// and the model's own, when it has any.
+pub(crate) struct StreamedAudio {
+    builtin: FeatureStream,
+    model: Option<Box<dyn FeatureBuilder>>,
+}
+
+impl StreamedAudio {
+    pub(crate) fn duration_secs(&self) -> f64 {
+        self.builtin.duration_secs()
+    }
+}
+
 /// Streams the audio track into mel features block by block (the decoded samples are never
 /// held whole, so memory stays flat however long the audio is, but for 320 bytes of features
-/// per 10 ms).
-pub(crate) fn audio_features(path: &std::path::Path) -> Result<FeatureStream, PipelineError> {
+/// per 10 ms), and into the model's own features in the same pass.
+pub(crate) fn audio_features(
+    path: &std::path::Path,
+    model: &dyn ChunkRunner,
+) -> Result<StreamedAudio, PipelineError> {
     let mut reader = media_io::AudioReader::open(path)?;
-    let mut stream = FeatureStream::new(reader.channels(), reader.sample_rate())
-        .map_err(|e| stage_error(crate::INFERENCE, e))?;
+    let err = |e| stage_error(crate::INFERENCE, e);
+    let mut builtin = FeatureStream::new(reader.channels(), reader.sample_rate()).map_err(err)?;
+    let mut own = model
+        .feature_builder(reader.channels(), reader.sample_rate())
+        .map_err(err)?;
     let mut block = vec![0.0f32; 8192 * usize::from(reader.channels())];
     loop {
         let n = reader.read(&mut block)?;
         if n == 0 {
-            return Ok(stream);
+            return Ok(StreamedAudio {
+                builtin,
+                model: own,
+            });
         }
-        stream
-            .push(&block[..n])
-            .map_err(|e| stage_error(crate::INFERENCE, e))?;
+        builtin.push(&block[..n]).map_err(err)?;
+        if let Some(b) = own.as_mut() {
+            b.push(&block[..n]).map_err(err)?;
+        }
     }
 }
 
 /// "Doing inference".
-#[derive(Debug)]
 pub(crate) struct InferStage {
-    inner: Inferencer<MouthModel>,
+    inner: Box<dyn ChunkRunner>,
     audio: AudioFeatures,
+    features: Option<Box<dyn FrameFeatures>>,
+}
+
+impl std::fmt::Debug for InferStage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InferStage")
+            .field("audio", &self.audio)
+            .field("features", &self.features)
+            .finish_non_exhaustive()
+    }
 }
 
 impl InferStage {
     pub(crate) fn new(
-        compute: &Compute,
-        config: &PipelineConfig,
-        audio: FeatureStream,
+        model: Box<dyn ChunkRunner>,
+        audio: StreamedAudio,
         fps: f64,
         n_frames: u64,
     ) -> Result<Self, PipelineError> {
-        let features = audio
-            .finish(fps, n_frames as usize)
-            .map_err(|e| stage_error(crate::INFERENCE, e))?;
-        let model = MouthModel::new(compute.clone(), MouthParams::default());
-        let infer_config = InferConfig {
-            chunk_size: config.chunk,
-            steps: config.steps as usize,
-            preview_interval: Duration::from_millis(500),
-        };
+        let err = |e| stage_error(crate::INFERENCE, e);
+        let features = audio.builtin.finish(fps, n_frames as usize).map_err(err)?;
+        let own = audio
+            .model
+            .map(|b| b.finish(fps, n_frames as usize))
+            .transpose()
+            .map_err(err)?;
         Ok(Self {
-            inner: Inferencer::new(model, infer_config),
+            inner: model,
             audio: features,
+            features: own,
         })
     }
 
@@ -171,7 +199,7 @@ impl InferStage {
             let first = chunk.start as usize + i;
             let out = self
                 .inner
-                .run_chunk(&crops, first, &self.audio, phase)
+                .run_chunk(&crops, first, &self.audio, self.features.as_deref(), phase)
                 .map_err(|e| match e {
                     infer::InferError::Cancelled(Cancelled) => PipelineError::Cancelled {
                         phase: crate::INFERENCE.into(),

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use pipeline::{Backend, LengthPolicy, NoFacePolicy, PipelineConfig};
+use pipeline::{Backend, LengthPolicy, ModelSpec, NoFacePolicy, PipelineConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::QueueError;
@@ -58,7 +58,7 @@ impl Job {
 }
 
 /// The pipeline options a job carries: the serialisable part of [`PipelineConfig`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct JobOptions {
     /// Face crop size: 256 or 512.
@@ -73,6 +73,27 @@ pub struct JobOptions {
     pub backend: Device,
     /// Video/audio length policy.
     pub length: Length,
+    /// The lip-sync model, as its spec string (`builtin`, `wav2lip:PATH`, `edtalk:PATH`; the
+    /// path as every worker sees it).
+    #[serde(with = "spec_string")]
+    pub model: ModelSpec,
+    /// EDTalk's lip strength (default 0.5).
+    pub model_weight: f32,
+}
+
+/// [`ModelSpec`] on the wire: its `Display`/`FromStr` text.
+mod spec_string {
+    use pipeline::ModelSpec;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(spec: &ModelSpec, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(spec)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ModelSpec, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 impl Default for JobOptions {
@@ -85,6 +106,8 @@ impl Default for JobOptions {
             no_face: NoFace::Pass,
             backend: Device::Auto,
             length: Length::Loop,
+            model: c.model,
+            model_weight: c.model_weight,
         }
     }
 }
@@ -110,6 +133,8 @@ impl JobOptions {
                 Length::Loop => LengthPolicy::Loop,
                 Length::Trim => LengthPolicy::Trim,
             },
+            model: self.model.clone(),
+            model_weight: self.model_weight,
             ..PipelineConfig::default()
         }
     }
@@ -254,6 +279,23 @@ mod tests {
         assert_eq!(minimal.options.steps, 2);
         assert_eq!(minimal.options.resolution, 256);
         assert_eq!(minimal.options.no_face, NoFace::Pass);
+        assert_eq!(minimal.options.model, ModelSpec::Builtin);
+    }
+
+    #[test]
+    fn the_model_travels_as_its_spec_string() {
+        let options = JobOptions {
+            model: ModelSpec::Wav2Lip("/models/wav2lip_96.onnx".into()),
+            ..JobOptions::default()
+        };
+        let json = serde_json::to_value(&options).unwrap();
+        assert_eq!(json["model"], "wav2lip:/models/wav2lip_96.onnx");
+        assert_eq!(serde_json::from_value::<JobOptions>(json).unwrap(), options);
+        let bad = serde_json::from_str::<JobOptions>(r#"{"model":"sadtalker:x"}"#).unwrap_err();
+        assert!(
+            bad.to_string().contains("unknown model `sadtalker:x`"),
+            "{bad}"
+        );
     }
 
     #[test]
@@ -265,8 +307,12 @@ mod tests {
             no_face: NoFace::Interpolate,
             backend: Device::Gpu,
             length: Length::Trim,
+            model: ModelSpec::EdTalk("/models/edtalk_256.onnx".into()),
+            model_weight: 0.7,
         };
         let c = options.config();
+        assert_eq!(c.model, ModelSpec::EdTalk("/models/edtalk_256.onnx".into()));
+        assert_eq!(c.model_weight, 0.7);
         assert_eq!((c.resolution, c.steps, c.chunk), (512, 4, 8));
         assert_eq!(c.no_face, NoFacePolicy::Interpolate);
         assert_eq!(c.backend, Backend::Gpu);

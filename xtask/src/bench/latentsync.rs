@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use frame::Frame;
-use infer::{AudioFeatures, InferConfig, Inferencer};
+use infer::{AudioFeatures, InferConfig, Inferencer, LipSyncModel};
 use onnx_models::latentsync::{FACE_SIZE, LatentSync, LatentSyncOptions};
 use progress_core::Phase;
 
@@ -63,7 +63,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
 }
 
 fn measure(dir: &std::path::Path) -> Result<()> {
-    let mut model = LatentSync::open(dir, &LatentSyncOptions::default())?;
+    let model = LatentSync::open(dir, &LatentSyncOptions::default())?;
     let rate = 16_000u32;
     let secs = FRAMES as f64 / FPS;
     let samples: Vec<f32> = (0..(secs * f64::from(rate)) as usize)
@@ -73,9 +73,11 @@ fn measure(dir: &std::path::Path) -> Result<()> {
                 * (2.0 * std::f64::consts::PI * 160.0 * t).sin()) as f32
         })
         .collect();
-    let mut audio = LatentSync::audio_stream(1, rate)?;
+    let mut audio = model
+        .feature_builder(1, rate)?
+        .context("latentsync builds its own features")?;
     audio.push(&samples)?;
-    model.set_audio(audio.finish(FPS)?)?;
+    let features = audio.finish(FPS, FRAMES)?;
     let faces = (0..FRAMES).map(face).collect::<Result<Vec<_>>>()?;
     let builtin = AudioFeatures::from_samples(&samples, 1, rate, FPS, FRAMES)?;
     let config = InferConfig {
@@ -91,9 +93,12 @@ fn measure(dir: &std::path::Path) -> Result<()> {
         &Phase::detached("warm-up", None, "frames"),
     )?;
     let before = inf.model().stats();
-    let phase = Phase::detached("run", None, "");
+    let phase = Phase::detached("Doing inference", Some(FRAMES as u64), "frames");
     let t0 = Instant::now();
-    let out = inf.run(&faces, &builtin, &phase)?;
+    let mut out = Vec::with_capacity(FRAMES);
+    for (k, chunk) in faces.chunks(16).enumerate() {
+        out.extend(inf.run_chunk_with(chunk, 16 * k, &builtin, Some(features.as_ref()), &phase)?);
+    }
     let wall = t0.elapsed().as_secs_f64();
     if out.len() != FRAMES {
         bail!("{} frames out of {FRAMES}", out.len());

@@ -7,7 +7,11 @@
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Fft, FixedSync, Indexing, Resampler};
 
+use infer::{FeatureBuilder, FrameFeatures, InferError};
+
 use super::LatentSyncError;
+use super::engine::WhisperEmbeddings;
+use super::graphs::WhisperGraph;
 use super::mel::{MelStream, SAMPLE_RATE, WhisperMel};
 
 fn resample_err(rate: u32, e: &dyn std::fmt::Display) -> LatentSyncError {
@@ -123,9 +127,8 @@ impl Resample {
     }
 }
 
-/// LatentSync's audio features, built from audio pushed block by block; see
-/// [`LatentSync::audio_stream`](super::LatentSync::audio_stream).
-pub struct WhisperAudio {
+/// Whisper's log-mel of audio pushed block by block (the decoded audio is never held).
+pub(crate) struct WhisperAudio {
     channels: u16,
     resample: Resample,
     mono: Vec<f32>,
@@ -144,7 +147,7 @@ impl std::fmt::Debug for WhisperAudio {
 
 impl WhisperAudio {
     /// A stream of interleaved audio with `channels` channels at `sample_rate` Hz.
-    pub fn new(channels: u16, sample_rate: u32) -> Result<Self, LatentSyncError> {
+    pub(crate) fn new(channels: u16, sample_rate: u32) -> Result<Self, LatentSyncError> {
         if channels == 0 {
             return Err(LatentSyncError::Audio("audio has 0 channels".into()));
         }
@@ -160,7 +163,7 @@ impl WhisperAudio {
     }
 
     /// Adds the next interleaved samples (whole frames).
-    pub fn push(&mut self, interleaved: &[f32]) -> Result<(), LatentSyncError> {
+    pub(crate) fn push(&mut self, interleaved: &[f32]) -> Result<(), LatentSyncError> {
         let c = usize::from(self.channels);
         if !interleaved.len().is_multiple_of(c) {
             return Err(LatentSyncError::Audio(format!(
@@ -178,33 +181,41 @@ impl WhisperAudio {
         self.resample.push(&self.mono, &mut self.mel)
     }
 
-    /// The clip's features for video at `fps` frames per second.
-    pub fn finish(mut self, fps: f64) -> Result<WhisperFeatures, LatentSyncError> {
-        if !(fps.is_finite() && fps > 0.0) {
-            return Err(LatentSyncError::Audio(format!(
-                "video frame rate {fps} is not a positive number"
-            )));
-        }
+    /// The clip's log-mel.
+    pub(crate) fn finish(mut self) -> Result<WhisperMel, LatentSyncError> {
         self.resample.finish(&mut self.mel)?;
-        Ok(WhisperFeatures {
-            mel: self.mel.finish(),
-            fps,
-        })
+        Ok(self.mel.finish())
     }
 }
 
-/// A clip's Whisper log-mel (the encoder runs on it one 30 s segment at a time, as chunks
-/// need it).
-#[derive(Debug, Clone)]
-pub struct WhisperFeatures {
-    pub(crate) mel: WhisperMel,
-    pub(crate) fps: f64,
+/// The model's [`FeatureBuilder`]: the log-mel streamed, then the Whisper encoder over every
+/// segment when the audio ends.
+pub(crate) struct WhisperBuilder {
+    pub(crate) audio: WhisperAudio,
+    pub(crate) whisper: WhisperGraph,
 }
 
-impl WhisperFeatures {
-    /// Whisper embedding frames of the clip (50 per second).
-    pub fn embedding_frames(&self) -> usize {
-        self.mel.n_embeddings()
+impl FeatureBuilder for WhisperBuilder {
+    fn push(&mut self, interleaved: &[f32]) -> Result<(), InferError> {
+        Ok(self.audio.push(interleaved)?)
+    }
+
+    fn finish(
+        self: Box<Self>,
+        fps: f64,
+        _n_frames: usize,
+    ) -> Result<Box<dyn FrameFeatures>, InferError> {
+        if !(fps.is_finite() && fps > 0.0) {
+            return Err(LatentSyncError::Audio(format!(
+                "video frame rate {fps} is not a positive number"
+            ))
+            .into());
+        }
+        let this = *self;
+        let mel = this.audio.finish()?;
+        let whisper = this.whisper;
+        let emb = WhisperEmbeddings::compute(&mel, fps, |segment| whisper.run(segment))?;
+        Ok(Box::new(emb))
     }
 }
 
@@ -229,8 +240,8 @@ mod tests {
                 left -= k;
             }
             let expected = (n as f64 * 16_000.0 / f64::from(rate)).ceil() as usize;
-            let f = a.finish(25.0).unwrap();
-            assert_eq!(f.mel.n_columns(), expected / 160, "{rate} Hz, {n} frames");
+            let mel = a.finish().unwrap();
+            assert_eq!(mel.n_columns(), expected / 160, "{rate} Hz, {n} frames");
         }
     }
 

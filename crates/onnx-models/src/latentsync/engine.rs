@@ -5,6 +5,9 @@
 use std::time::{Duration, Instant};
 
 use frame::Frame;
+use half::f16;
+use half::slice::HalfFloatSliceExt;
+use infer::FrameFeatures;
 
 use super::LatentSyncError;
 use super::ddim::{Ddim, guided_step};
@@ -36,8 +39,6 @@ pub(crate) const WHISPER_OUT: usize = EMBED_LAYERS * SEGMENT_EMBEDDINGS * EMBED_
 /// The runtime behind the four graphs. Every buffer is f32 except the UNet's, which are in
 /// the element types the UNet file declares (the per-step path converts only the latents).
 pub(crate) trait Graphs: std::fmt::Debug {
-    /// `whisper_tiny`: segment `[1, 80, 3000]` → `[1, 5, 1500, 384]`.
-    fn whisper(&mut self, segment: &[f32]) -> Result<Vec<f32>, LatentSyncError>;
     /// `vae_encoder`: `[16, 3, 256, 256]` in [−1, 1] → moments `[16, 8, 32, 32]`.
     fn encode(&mut self, pixels: &[f32]) -> Result<Vec<f32>, LatentSyncError>;
     /// `vae_decoder`: latents `[16, 4, 32, 32]` (already divided by 0.18215) →
@@ -58,9 +59,6 @@ pub(crate) trait Graphs: std::fmt::Debug {
 }
 
 impl Graphs for Box<dyn Graphs + Send> {
-    fn whisper(&mut self, segment: &[f32]) -> Result<Vec<f32>, LatentSyncError> {
-        (**self).whisper(segment)
-    }
     fn encode(&mut self, pixels: &[f32]) -> Result<Vec<f32>, LatentSyncError> {
         (**self).encode(pixels)
     }
@@ -106,74 +104,69 @@ impl Default for LatentSyncConfig {
     }
 }
 
-/// The Whisper embeddings of a clip, computed one 30 s segment at a time as chunks need them
-/// (the two most recent segments are kept: a chunk's windows span at most one boundary).
+/// A clip's Whisper embeddings (`[frames, 5, 384]`, stored as f16: 1920 bytes per 10 ms),
+/// computed segment by segment when the audio's features are finished; the per-frame
+/// `[50, 384]` windows the UNet takes are read from them.
 #[derive(Debug)]
-pub(crate) struct AudioEmbeddings {
-    mel: WhisperMel,
+pub(crate) struct WhisperEmbeddings {
+    emb: Vec<f16>,
+    len: usize,
     fps: f64,
-    segments: Vec<(usize, Vec<f32>)>,
-    segment_input: Vec<f32>,
 }
 
-impl AudioEmbeddings {
-    pub(crate) fn new(mel: WhisperMel, fps: f64) -> Result<Self, LatentSyncError> {
-        if mel.n_embeddings() == 0 {
+impl WhisperEmbeddings {
+    /// Runs `whisper` over every 30 s segment of `mel` (`whisper` maps a segment `[80, 3000]`
+    /// to `[5, 1500, 384]`).
+    pub(crate) fn compute(
+        mel: &WhisperMel,
+        fps: f64,
+        mut whisper: impl FnMut(&[f32]) -> Result<Vec<f32>, LatentSyncError>,
+    ) -> Result<Self, LatentSyncError> {
+        let len = mel.n_embeddings();
+        if len == 0 {
             return Err(LatentSyncError::Audio(format!(
                 "the audio gives no whisper frames ({} mel columns; at least 20 ms are needed)",
                 mel.n_columns()
             )));
         }
-        if !(fps.is_finite() && fps > 0.0) {
-            return Err(LatentSyncError::Audio(format!(
-                "video frame rate {fps} is not a positive number"
-            )));
-        }
-        Ok(Self {
-            mel,
-            fps,
-            segments: Vec::new(),
-            segment_input: vec![0.0; N_MELS * SEGMENT_COLUMNS],
-        })
-    }
-
-    /// Embedding frames of the clip (50 per second).
-    pub(crate) fn len(&self) -> usize {
-        self.mel.n_embeddings()
-    }
-
-    fn segment<G: Graphs>(&mut self, graphs: &mut G, k: usize) -> Result<usize, LatentSyncError> {
-        if let Some(i) = self.segments.iter().position(|(s, _)| *s == k) {
-            return Ok(i);
-        }
-        self.mel.segment(k, &mut self.segment_input);
-        let out = graphs.whisper(&self.segment_input)?;
-        if self.segments.len() == 2 {
-            self.segments.remove(0);
-        }
-        self.segments.push((k, out));
-        Ok(self.segments.len() - 1)
-    }
-
-    /// Writes video frame `frame`'s conditioning `[50, 384]` (rows: embedding frame, then
-    /// layer) into `out`.
-    pub(crate) fn window<G: Graphs>(
-        &mut self,
-        graphs: &mut G,
-        frame: usize,
-        out: &mut [f32],
-    ) -> Result<(), LatentSyncError> {
-        let idx = window_indices(frame, self.fps, self.len());
-        for (r, e) in idx.into_iter().enumerate() {
-            let (k, local) = (e / SEGMENT_EMBEDDINGS, e % SEGMENT_EMBEDDINGS);
-            let s = self.segment(graphs, k)?;
-            let emb = &self.segments[s].1;
-            for l in 0..EMBED_LAYERS {
-                let src = &emb[(l * SEGMENT_EMBEDDINGS + local) * EMBED_DIM..][..EMBED_DIM];
-                out[(r * EMBED_LAYERS + l) * EMBED_DIM..][..EMBED_DIM].copy_from_slice(src);
+        let row = EMBED_LAYERS * EMBED_DIM;
+        let mut emb = vec![f16::ZERO; len * row];
+        let mut input = vec![0.0f32; N_MELS * SEGMENT_COLUMNS];
+        let mut k = 0;
+        while k * SEGMENT_EMBEDDINGS < len {
+            mel.segment(k, &mut input);
+            let out = whisper(&input)?;
+            let n = (len - k * SEGMENT_EMBEDDINGS).min(SEGMENT_EMBEDDINGS);
+            // [5, 1500, 384] → frames [n, 5, 384].
+            for e in 0..n {
+                for l in 0..EMBED_LAYERS {
+                    let src = &out[(l * SEGMENT_EMBEDDINGS + e) * EMBED_DIM..][..EMBED_DIM];
+                    let dst = &mut emb
+                        [((k * SEGMENT_EMBEDDINGS + e) * EMBED_LAYERS + l) * EMBED_DIM..]
+                        [..EMBED_DIM];
+                    dst.convert_from_f32_slice(src);
+                }
             }
+            k += 1;
         }
-        Ok(())
+        Ok(Self { emb, len, fps })
+    }
+}
+
+impl FrameFeatures for WhisperEmbeddings {
+    fn window_len(&self) -> usize {
+        EHS_FRAME
+    }
+
+    /// Rows: the 10 embedding frames around the video frame, then the 5 layers.
+    fn window_into(&self, frame: usize, out: &mut [f32]) {
+        let row = EMBED_LAYERS * EMBED_DIM;
+        for (r, e) in window_indices(frame, self.fps, self.len)
+            .into_iter()
+            .enumerate()
+        {
+            self.emb[e * row..][..row].convert_to_f32_slice(&mut out[r * row..][..row]);
+        }
     }
 }
 
@@ -260,8 +253,14 @@ impl<G: Graphs> Engine<G> {
         &mut self,
         faces: &[Frame],
         first_frame: usize,
-        audio: &mut AudioEmbeddings,
+        audio: &dyn FrameFeatures,
     ) -> Result<ChunkState, LatentSyncError> {
+        if audio.window_len() != EHS_FRAME {
+            return Err(LatentSyncError::Input(format!(
+                "audio features of {} values per frame; latentsync takes its own ({EHS_FRAME})",
+                audio.window_len()
+            )));
+        }
         if faces.is_empty() || faces.len() > FRAMES {
             return Err(LatentSyncError::Input(format!(
                 "a chunk has {} faces; latentsync takes 1 to {FRAMES}",
@@ -340,7 +339,7 @@ impl<G: Graphs> Engine<G> {
         // Conditioning: [16·batch, 50, 384], the unconditional (zero) half first.
         let mut cond = vec![0.0f32; FRAMES * EHS_FRAME];
         for (f, out) in cond.chunks_exact_mut(EHS_FRAME).enumerate() {
-            audio.window(&mut self.graphs, first_frame + f, out)?;
+            audio.window_into(first_frame + f, out);
         }
         let mut hidden = Buffer::zeros(hidden_ty, batch * FRAMES * EHS_FRAME);
         hidden.write((batch - 1) * FRAMES * EHS_FRAME, &cond);

@@ -58,7 +58,7 @@ const S: i64 = SIZE as i64;
 const F: i64 = FRAMES as i64;
 
 /// One file of the export, loaded and checked.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Graph {
     file: &'static str,
     session: Arc<OnnxSession>,
@@ -383,16 +383,29 @@ impl OrtGraphs {
     }
 }
 
-impl Graphs for OrtGraphs {
-    fn whisper(&mut self, segment: &[f32]) -> Result<Vec<f32>, LatentSyncError> {
-        self.whisper.run_single(
+impl OrtGraphs {
+    /// The Whisper encoder, shared with the audio features' builder.
+    pub(crate) fn whisper(&self) -> WhisperGraph {
+        WhisperGraph(self.whisper.clone())
+    }
+}
+
+/// `whisper_tiny.onnx`: a segment `[1, 80, 3000]` → `[1, 5, 1500, 384]`.
+#[derive(Debug, Clone)]
+pub(crate) struct WhisperGraph(Graph);
+
+impl WhisperGraph {
+    pub(crate) fn run(&self, segment: &[f32]) -> Result<Vec<f32>, LatentSyncError> {
+        self.0.run_single(
             "segment",
             vec![1, N_MELS as i64, SEGMENT_COLUMNS as i64],
             segment,
             WHISPER_OUT,
         )
     }
+}
 
+impl Graphs for OrtGraphs {
     fn encode(&mut self, pixels: &[f32]) -> Result<Vec<f32>, LatentSyncError> {
         self.encoder
             .run_single("x", vec![F, 3, S, S], pixels, FRAMES * 8 * LATENT * LATENT)

@@ -4,11 +4,12 @@
 //! (`--model latentsync:DIR`).
 //!
 //! # What runs
-//! - Audio ([`WhisperAudio`]): any rate and channel count, pushed block by block → 16 kHz
+//! - Audio (the model's `feature_builder`): any rate and channel count, pushed block by block → 16 kHz
 //!   mono → Whisper's log-mel (n_fft 400, hop 160, Slaney mel basis, `log10`, floored at the
 //!   clip's maximum − 8, `(x + 4) / 4`) → 30 s segments of 3000 columns → `whisper_tiny`
-//!   (`[1, 5, 1500, 384]` per segment, run as chunks need it, two segments cached) → per video
-//!   frame `i` the 10 embedding frames `int(i·50/fps) − 4 … + 5` (clamped) → `[50, 384]`.
+//!   (`[1, 5, 1500, 384]` per segment, run when the audio ends; the embeddings are kept as
+//!   f16, 1920 bytes per 10 ms) → per video frame `i` the 10 embedding frames
+//!   `int(i·50/fps) − 4 … + 5` (clamped) → `[50, 384]`.
 //! - Per chunk of 16 aligned 256×256 faces (the last chunk padded with its last face, the
 //!   padding dropped): the VAE encodes the masked faces and the faces themselves (latents
 //!   sampled with the log-variance clipped to [−30, 20], × 0.18215); the UNet input is noisy
@@ -50,14 +51,14 @@ mod vae;
 use std::path::{Path, PathBuf};
 
 use frame::Frame;
-use infer::{ChunkInput, InferError, LipSyncModel, Mask, StepStats};
+use infer::{ChunkInput, FeatureBuilder, InferError, LipSyncModel, Mask, StepStats};
 
-pub use audio::{WhisperAudio, WhisperFeatures};
 pub use engine::LatentSyncConfig;
 pub use graphs::SessionSettings;
 
-use engine::{AudioEmbeddings, ChunkState, Engine, Graphs};
-use graphs::OrtGraphs;
+use audio::{WhisperAudio, WhisperBuilder};
+use engine::{ChunkState, Engine, Graphs};
+use graphs::{OrtGraphs, WhisperGraph};
 
 /// The face size the export takes (R of the aligned crops).
 pub const FACE_SIZE: u32 = mask::SIZE as u32;
@@ -120,7 +121,11 @@ pub enum LatentSyncError {
 
 impl From<LatentSyncError> for InferError {
     fn from(e: LatentSyncError) -> Self {
-        InferError::Model(Box::new(e))
+        match e {
+            LatentSyncError::Input(m) => InferError::Input(m),
+            LatentSyncError::Audio(m) => InferError::Audio(m),
+            other => InferError::Model(other.to_string()),
+        }
     }
 }
 
@@ -146,13 +151,14 @@ pub struct LatentSyncStats {
     pub overhead_secs: f64,
 }
 
-/// The LatentSync export as a [`LipSyncModel`]: open a folder, give it the clip's audio
-/// ([`LatentSync::set_audio`]), and run it under `infer`'s scheduler on 256×256 faces.
+/// The LatentSync export as a [`LipSyncModel`]: open a folder and run it under `infer`'s
+/// scheduler on 256×256 faces, with the audio features of its
+/// [`feature_builder`](LipSyncModel::feature_builder) (Whisper's).
 #[derive(Debug)]
 pub struct LatentSync {
     dir: PathBuf,
     engine: Engine<Box<dyn Graphs + Send>>,
-    audio: Option<AudioEmbeddings>,
+    whisper: WhisperGraph,
 }
 
 impl LatentSync {
@@ -176,9 +182,11 @@ impl LatentSync {
                 ),
             });
         }
+        let whisper = graphs.whisper();
         Ok(Self::with_graphs(
             dir,
             Box::new(graphs),
+            whisper,
             options.config.clone(),
         ))
     }
@@ -187,29 +195,19 @@ impl LatentSync {
     pub(crate) fn with_graphs(
         dir: &Path,
         graphs: Box<dyn Graphs + Send>,
+        whisper: WhisperGraph,
         config: LatentSyncConfig,
     ) -> Self {
         Self {
             dir: dir.to_path_buf(),
             engine: Engine::new(graphs, config),
-            audio: None,
+            whisper,
         }
     }
 
     /// The folder.
     pub fn dir(&self) -> &Path {
         &self.dir
-    }
-
-    /// A stream for the clip's audio (`channels` interleaved channels at `sample_rate` Hz).
-    pub fn audio_stream(channels: u16, sample_rate: u32) -> Result<WhisperAudio, LatentSyncError> {
-        WhisperAudio::new(channels, sample_rate)
-    }
-
-    /// Sets the clip's audio (the Whisper encoder runs on it as chunks need it).
-    pub fn set_audio(&mut self, features: WhisperFeatures) -> Result<(), LatentSyncError> {
-        self.audio = Some(AudioEmbeddings::new(features.mel, features.fps)?);
-        Ok(())
     }
 
     /// Counters of the run so far.
@@ -240,9 +238,23 @@ impl LipSyncModel for LatentSync {
         Mask::from_bytes(size, data).expect("size² bytes")
     }
 
+    fn feature_builder(
+        &self,
+        channels: u16,
+        sample_rate: u32,
+    ) -> Result<Option<Box<dyn FeatureBuilder>>, InferError> {
+        Ok(Some(Box::new(WhisperBuilder {
+            audio: WhisperAudio::new(channels, sample_rate)?,
+            whisper: self.whisper.clone(),
+        })))
+    }
+
     fn begin_chunk(&mut self, chunk: &ChunkInput<'_>) -> Result<Self::State, InferError> {
-        let audio = self.audio.as_mut().ok_or_else(|| {
-            LatentSyncError::Input("no audio: call LatentSync::set_audio before running".into())
+        let audio = chunk.features.ok_or_else(|| {
+            LatentSyncError::Input(
+                "no audio features: latentsync needs the Whisper features of its feature_builder"
+                    .into(),
+            )
         })?;
         Ok(LatentSyncChunk(self.engine.begin(
             chunk.faces,

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 
 use frame::Frame;
-use infer::{AudioFeatures, InferConfig, InferError, Inferencer};
+use infer::{AudioFeatures, FrameFeatures, InferConfig, InferError, Inferencer, LipSyncModel};
 use progress_core::{Control, Event, Outcome, Phase, Progress};
 
 use super::engine::Graphs;
@@ -46,17 +46,19 @@ fn model(dir: &std::path::Path, config: LatentSyncConfig) -> LatentSync {
         session: SessionSettings::default(),
         config,
     };
-    let mut m = LatentSync::open(dir, &options).unwrap_or_else(|e| panic!("{e}"));
-    set_audio(&mut m, 1.2);
-    m
+    LatentSync::open(dir, &options).unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn set_audio(m: &mut LatentSync, secs: f64) {
-    let mut stream = LatentSync::audio_stream(2, 44_100).unwrap();
+/// The model's own features of `secs` of 44.1 kHz stereo speech, streamed in blocks.
+fn features(m: &LatentSync, secs: f64, n_frames: usize) -> Box<dyn FrameFeatures> {
+    let mut b = m
+        .feature_builder(2, 44_100)
+        .unwrap()
+        .expect("latentsync has its own features");
     for block in speech(44_100, secs).chunks(2 * 1000) {
-        stream.push(block).unwrap();
+        b.push(block).unwrap();
     }
-    m.set_audio(stream.finish(FPS).unwrap()).unwrap();
+    b.finish(FPS, n_frames).unwrap()
 }
 
 /// The built-in features the scheduler's signature asks for (LatentSync reads its own).
@@ -64,7 +66,25 @@ fn builtin_audio(n: usize) -> AudioFeatures {
     AudioFeatures::from_samples(&[0.0; 16_000], 1, 16_000, FPS, n).unwrap()
 }
 
+/// What the pipeline does: a "Doing inference" phase, chunks of 16 with the model's features.
+fn run_all(
+    inf: &mut Inferencer<LatentSync>,
+    faces: &[Frame],
+    features: &dyn FrameFeatures,
+    parent: &Phase,
+) -> Result<Vec<Frame>, InferError> {
+    let phase = parent.child("Doing inference", Some(faces.len() as u64), "frames");
+    let builtin = builtin_audio(faces.len());
+    let mut out = Vec::new();
+    for (k, chunk) in faces.chunks(16).enumerate() {
+        out.extend(inf.run_chunk_with(chunk, 16 * k, &builtin, Some(features), &phase)?);
+    }
+    phase.finish();
+    Ok(out)
+}
+
 fn run(m: LatentSync, faces: &[Frame], steps: usize) -> (Vec<Frame>, LatentSyncStats) {
+    let f = features(&m, 1.2, faces.len());
     let mut inf = Inferencer::new(
         m,
         InferConfig {
@@ -73,9 +93,7 @@ fn run(m: LatentSync, faces: &[Frame], steps: usize) -> (Vec<Frame>, LatentSyncS
         },
     );
     let phase = Phase::detached("run", None, "");
-    let out = inf
-        .run(faces, &builtin_audio(faces.len()), &phase)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let out = run_all(&mut inf, faces, f.as_ref(), &phase).unwrap_or_else(|e| panic!("{e}"));
     (out, inf.model().stats())
 }
 
@@ -152,14 +170,16 @@ fn progress_counts_frames_and_unet_calls() {
         .start();
     let root = progress.phase("run", None, "");
     let faces: Vec<Frame> = (0..18).map(face).collect();
+    let m = model(dir.path(), LatentSyncConfig::default());
+    let f = features(&m, 1.0, 18);
     let mut inf = Inferencer::new(
-        model(dir.path(), LatentSyncConfig::default()),
+        m,
         InferConfig {
             steps: 4,
             ..InferConfig::default()
         },
     );
-    let out = inf.run(&faces, &builtin_audio(18), &root).unwrap();
+    let out = run_all(&mut inf, &faces, f.as_ref(), &root).unwrap();
     assert_eq!(out.len(), 18);
     root.finish();
     progress.shutdown();
@@ -212,9 +232,6 @@ struct CancelAfter {
 }
 
 impl Graphs for CancelAfter {
-    fn whisper(&mut self, s: &[f32]) -> Result<Vec<f32>, LatentSyncError> {
-        self.inner.whisper(s)
-    }
     fn encode(&mut self, p: &[f32]) -> Result<Vec<f32>, LatentSyncError> {
         self.inner.encode(p)
     }
@@ -247,18 +264,25 @@ fn a_cancel_stops_before_the_next_unet_call() {
     let dir = standins("ok");
     let phase = Phase::detached("Doing inference", Some(16), "frames");
     let calls = Arc::new(Mutex::new(0));
+    let inner = OrtGraphs::open(dir.path(), &SessionSettings::default()).unwrap();
+    let whisper = inner.whisper();
     let graphs = CancelAfter {
-        inner: OrtGraphs::open(dir.path(), &SessionSettings::default()).unwrap(),
+        inner,
         token: phase.cancel_token().clone(),
         after: 3,
         calls: Arc::clone(&calls),
     };
-    let mut m = LatentSync::with_graphs(dir.path(), Box::new(graphs), LatentSyncConfig::default());
-    set_audio(&mut m, 1.0);
+    let m = LatentSync::with_graphs(
+        dir.path(),
+        Box::new(graphs),
+        whisper,
+        LatentSyncConfig::default(),
+    );
+    let f = features(&m, 1.0, 16);
     let mut inf = Inferencer::new(m, InferConfig::default());
     let faces: Vec<Frame> = (0..16).map(face).collect();
     let err = inf
-        .run_chunk(&faces, 0, &builtin_audio(16), &phase)
+        .run_chunk_with(&faces, 0, &builtin_audio(16), Some(f.as_ref()), &phase)
         .unwrap_err();
     assert!(matches!(err, InferError::Cancelled(_)), "{err}");
     assert_eq!(*calls.lock().unwrap(), 3, "no UNet call after the cancel");
@@ -347,15 +371,16 @@ fn faces_of_another_size_and_missing_audio_are_errors() {
         .run_chunk(&[face(0)], 0, &builtin_audio(1), &phase)
         .unwrap_err()
         .to_string();
-    assert!(e.contains("no audio"), "{e}");
-    let mut m = LatentSync::open(dir.path(), &options).unwrap();
-    set_audio(&mut m, 0.5);
+    assert!(e.contains("no audio features"), "{e}");
+    let m = LatentSync::open(dir.path(), &options).unwrap();
+    let f = features(&m, 0.5, 1);
     let mut inf = Inferencer::new(m, InferConfig::default());
     let e = inf
-        .run_chunk(
+        .run_chunk_with(
             &[Frame::filled(128, 128, [0, 0, 0])],
             0,
             &builtin_audio(1),
+            Some(f.as_ref()),
             &phase,
         )
         .unwrap_err()

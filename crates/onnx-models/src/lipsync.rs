@@ -1,0 +1,514 @@
+//! Wav2Lip-96 and EDTalk-256 as [`infer::LipSyncModel`]s: one-shot models (one call per face,
+//! or one per chunk when the file has a dynamic batch axis), fed their own mel features
+//! ([`infer::LipMelStream`]).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use frame::Frame;
+use infer::{
+    ChunkInput, FeatureBuilder, InferError, LipMelStream, LipSyncModel, Mask, MouthGeometry,
+    Schedule, StepStats,
+};
+
+use crate::session::{OnnxSession, TensorSpec};
+use crate::{OnnxError, Provider};
+
+/// Which learned model a file is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum LipSyncKind {
+    /// Wav2Lip-96 (FaceFusion's `wav2lip_96.onnx`, `wav2lip_gan_96.onnx`).
+    Wav2Lip,
+    /// EDTalk-256 (FaceFusion's `edtalk_256.onnx`).
+    EdTalk,
+}
+
+impl LipSyncKind {
+    /// `"wav2lip"` / `"edtalk"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            LipSyncKind::Wav2Lip => "wav2lip",
+            LipSyncKind::EdTalk => "edtalk",
+        }
+    }
+
+    /// The model's square input size.
+    pub fn size(self) -> u32 {
+        match self {
+            LipSyncKind::Wav2Lip => 96,
+            LipSyncKind::EdTalk => 256,
+        }
+    }
+
+    fn contract(self) -> (&'static [TensorSpec], TensorSpec) {
+        const MEL: TensorSpec = TensorSpec {
+            name: "source",
+            dims: &[None, Some(1), Some(80), Some(16)],
+        };
+        match self {
+            LipSyncKind::Wav2Lip => (
+                &[
+                    MEL,
+                    TensorSpec {
+                        name: "target",
+                        dims: &[None, Some(6), Some(96), Some(96)],
+                    },
+                ],
+                TensorSpec {
+                    name: "output",
+                    dims: &[None, Some(3), Some(96), Some(96)],
+                },
+            ),
+            LipSyncKind::EdTalk => (
+                &[
+                    MEL,
+                    TensorSpec {
+                        name: "target",
+                        dims: &[None, Some(3), Some(256), Some(256)],
+                    },
+                    TensorSpec {
+                        name: "weight",
+                        dims: &[Some(1)],
+                    },
+                ],
+                TensorSpec {
+                    name: "output",
+                    dims: &[None, Some(3), Some(256), Some(256)],
+                },
+            ),
+        }
+    }
+}
+
+/// Where Wav2Lip's 96×96 face box lies in facesync's aligned R×R crop, in units of R:
+/// `[x0, y0, x1, y1]`. facesync's crop is LatentSync's 75×100 template frame (brows at
+/// y = 20 of 100, chin near the bottom edge, the cheeks at the side edges), scaled to R×R;
+/// FaceFusion's box is the bounding box of the 68 landmarks (brows to chin, jaw line to jaw
+/// line). In template units that box is x 0–75, y 16–100: the full width, from just above the
+/// brow line (y = 20) to the bottom edge.
+pub const WAV2LIP_BOX: [f32; 4] = [0.0, 0.16, 1.0, 1.0];
+
+/// The region of the box Wav2Lip regenerates (its lower half, rows 48..96 of 96) pasted back
+/// with a feathered mask: box-relative `[x0, y0, x1, y1]` and the feather width, also
+/// box-relative. The mask is 1 inside, falls to 0 over `feather` with a smoothstep, 0 outside.
+const LOWER_FACE: [f32; 4] = [0.12, 0.5, 0.88, 0.98];
+const FEATHER: f32 = 0.1;
+
+/// A learned lip-sync model loaded from an ONNX file.
+#[derive(Debug)]
+pub struct OnnxLipSync {
+    kind: LipSyncKind,
+    session: Arc<OnnxSession>,
+    weight: f32,
+    dynamic_batch: bool,
+}
+
+impl OnnxLipSync {
+    /// Wraps a loaded session after checking it against `kind`'s contract (names, ranks,
+    /// sizes; errors name the file and tensor). `weight`: EDTalk's lip strength (its
+    /// default is 0.5); unused by Wav2Lip.
+    pub fn new(
+        kind: LipSyncKind,
+        session: Arc<OnnxSession>,
+        weight: f32,
+    ) -> Result<Self, OnnxError> {
+        let (inputs, output) = kind.contract();
+        session.check_contract(inputs, &output)?;
+        let batch = |name: &str| session.input(name).map_or(1, |t| t.dims[0]);
+        let (b_source, b_target) = (batch("source"), batch("target"));
+        for (name, b) in [("source", b_source), ("target", b_target)] {
+            if b != 1 && b != -1 {
+                return Err(OnnxError::Contract {
+                    path: session.path().to_path_buf(),
+                    tensor: name.into(),
+                    message: format!("batch axis is {b} (expected 1 or dynamic)"),
+                });
+            }
+        }
+        if !(0.0..=10.0).contains(&weight) || !weight.is_finite() {
+            return Err(OnnxError::Contract {
+                path: session.path().to_path_buf(),
+                tensor: "weight".into(),
+                message: format!("lip strength {weight} is out of range (0 to 10)"),
+            });
+        }
+        Ok(Self {
+            kind,
+            dynamic_batch: b_source == -1 && b_target == -1,
+            session,
+            weight,
+        })
+    }
+
+    /// The model kind.
+    pub fn kind(&self) -> LipSyncKind {
+        self.kind
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        self.session.path()
+    }
+
+    /// The provider that runs it.
+    pub fn provider(&self) -> Provider {
+        self.session.provider()
+    }
+
+    /// Why the provider is the CPU although a GPU was allowed, if it is.
+    pub fn fallback_note(&self) -> Option<&str> {
+        self.session.fallback_note()
+    }
+
+    /// Whether the file has a dynamic batch axis (one call per chunk).
+    pub fn dynamic_batch(&self) -> bool {
+        self.dynamic_batch
+    }
+
+    fn error(&self, e: OnnxError) -> InferError {
+        InferError::Model(e.to_string())
+    }
+
+    /// The model's input image for one face and the box it came from (crop pixels).
+    fn prepare(&self, face: &Frame, out: &mut Vec<f32>) -> [f32; 4] {
+        let r = face.width() as f32;
+        let n = self.kind.size() as usize;
+        match self.kind {
+            LipSyncKind::Wav2Lip => {
+                let b = WAV2LIP_BOX.map(|v| v * r);
+                let rgb = sample_rect(face, b, n, n);
+                // Channels 0–2: the crop with its lower half zeroed; 3–5: the crop. BGR.
+                let start = out.len();
+                out.resize(start + 6 * n * n, 0.0);
+                let planes = &mut out[start..];
+                for y in 0..n {
+                    for x in 0..n {
+                        let p = rgb[y * n + x];
+                        for (c, v) in [p[2], p[1], p[0]].into_iter().enumerate() {
+                            let i = y * n + x;
+                            if y < n / 2 {
+                                planes[c * n * n + i] = v;
+                            }
+                            planes[(3 + c) * n * n + i] = v;
+                        }
+                    }
+                }
+                b
+            }
+            LipSyncKind::EdTalk => {
+                let b = [0.0, 0.0, r, r];
+                let rgb = sample_rect(face, b, n, n);
+                let start = out.len();
+                out.resize(start + 3 * n * n, 0.0);
+                let planes = &mut out[start..];
+                for (i, p) in rgb.iter().enumerate() {
+                    for c in 0..3 {
+                        planes[c * n * n + i] = p[c];
+                    }
+                }
+                b
+            }
+        }
+    }
+
+    /// Pastes model output `planes` (`[3][n][n]`, 0..1) into `face` over `rect`.
+    fn paste(&self, face: &mut Frame, rect: [f32; 4], planes: &[f32]) {
+        let n = self.kind.size() as usize;
+        let bgr = self.kind == LipSyncKind::Wav2Lip;
+        let [x0, y0, x1, y1] = rect;
+        let (w, h) = (x1 - x0, y1 - y0);
+        let (fw, fh) = (face.width(), face.height());
+        let ys = (y0.floor().max(0.0) as u32)..(y1.ceil().min(fh as f32) as u32);
+        let xs = (x0.floor().max(0.0) as u32)..(x1.ceil().min(fw as f32) as u32);
+        for y in ys {
+            for x in xs.clone() {
+                // Box-relative position of the pixel centre.
+                let u = (x as f32 + 0.5 - x0) / w;
+                let v = (y as f32 + 0.5 - y0) / h;
+                let a = match self.kind {
+                    LipSyncKind::Wav2Lip => ramp(u, v, LOWER_FACE, FEATHER),
+                    LipSyncKind::EdTalk => ramp(u, v, [0.02, 0.02, 0.98, 0.98], 0.04),
+                };
+                if a <= 0.0 {
+                    continue;
+                }
+                let g = bilinear_planes(planes, n, u * n as f32 - 0.5, v * n as f32 - 0.5);
+                let g = if bgr { [g[2], g[1], g[0]] } else { g };
+                let old = face.pixel(x, y);
+                let mut px = [0u8; 3];
+                for c in 0..3 {
+                    let new = g[c].clamp(0.0, 1.0) * 255.0;
+                    px[c] = (a * new + (1.0 - a) * f32::from(old[c])).round() as u8;
+                }
+                face.put_pixel(x, y, px);
+            }
+        }
+    }
+}
+
+/// A feathered rectangle: 1 inside `r` shrunk by `f`, 0 outside `r`, smoothstep between.
+fn ramp(u: f32, v: f32, r: [f32; 4], f: f32) -> f32 {
+    let edge = |d: f32| {
+        let t = (d / f).clamp(0.0, 1.0);
+        t * t * (3.0 - 2.0 * t)
+    };
+    edge(u - r[0]) * edge(r[2] - u) * edge(v - r[1]) * edge(r[3] - v)
+}
+
+/// Bilinear sample of `[3][n][n]` planes at (x, y) in plane pixels (centres at integers),
+/// clamped at the edges.
+fn bilinear_planes(planes: &[f32], n: usize, x: f32, y: f32) -> [f32; 3] {
+    let max = (n - 1) as f32;
+    let (x, y) = (x.clamp(0.0, max), y.clamp(0.0, max));
+    let (x0, y0) = (x.floor() as usize, y.floor() as usize);
+    let (x1, y1) = ((x0 + 1).min(n - 1), (y0 + 1).min(n - 1));
+    let (fx, fy) = (x - x0 as f32, y - y0 as f32);
+    let mut out = [0.0; 3];
+    for (c, o) in out.iter_mut().enumerate() {
+        let p = &planes[c * n * n..(c + 1) * n * n];
+        let top = p[y0 * n + x0] * (1.0 - fx) + p[y0 * n + x1] * fx;
+        let bottom = p[y1 * n + x0] * (1.0 - fx) + p[y1 * n + x1] * fx;
+        *o = top * (1.0 - fy) + bottom * fy;
+    }
+    out
+}
+
+/// Bilinear resample of the `rect` (pixel edges) of `face` to `w`×`h`, RGB in 0..1. Samples at
+/// the output pixel centres; a box narrower than the output is a plain bilinear zoom, a wider
+/// one averages 2×2 sub-samples per pixel (enough for the 256/512 → 96 reduction, whose
+/// factor is below 6, to stay free of visible aliasing at the model's resolution).
+fn sample_rect(face: &Frame, rect: [f32; 4], w: usize, h: usize) -> Vec<[f32; 3]> {
+    let [x0, y0, x1, y1] = rect;
+    let (sx, sy) = ((x1 - x0) / w as f32, (y1 - y0) / h as f32);
+    let sub = if sx > 1.5 || sy > 1.5 { 2 } else { 1 };
+    let (fw, fh) = (face.width() as f32, face.height() as f32);
+    let data = face.data();
+    let stride = face.width() as usize * 3;
+    let get = |x: f32, y: f32| -> [f32; 3] {
+        let (x, y) = (
+            (x - 0.5).clamp(0.0, fw - 1.0),
+            (y - 0.5).clamp(0.0, fh - 1.0),
+        );
+        let (xa, ya) = (x.floor() as usize, y.floor() as usize);
+        let (xb, yb) = (
+            (xa + 1).min(face.width() as usize - 1),
+            (ya + 1).min(face.height() as usize - 1),
+        );
+        let (fx, fy) = (x - xa as f32, y - ya as f32);
+        let mut out = [0.0; 3];
+        for (c, o) in out.iter_mut().enumerate() {
+            let p = |xx: usize, yy: usize| f32::from(data[yy * stride + xx * 3 + c]);
+            let top = p(xa, ya) * (1.0 - fx) + p(xb, ya) * fx;
+            let bottom = p(xa, yb) * (1.0 - fx) + p(xb, yb) * fx;
+            *o = (top * (1.0 - fy) + bottom * fy) / 255.0;
+        }
+        out
+    };
+    let mut out = Vec::with_capacity(w * h);
+    let k = 1.0 / (sub * sub) as f32;
+    for j in 0..h {
+        for i in 0..w {
+            let mut acc = [0.0; 3];
+            for a in 0..sub {
+                for b in 0..sub {
+                    let x = x0 + (i as f32 + (b as f32 + 0.5) / sub as f32) * sx;
+                    let y = y0 + (j as f32 + (a as f32 + 0.5) / sub as f32) * sy;
+                    let p = get(x, y);
+                    for c in 0..3 {
+                        acc[c] += p[c] * k;
+                    }
+                }
+            }
+            out.push(acc);
+        }
+    }
+    out
+}
+
+/// One chunk in flight.
+#[derive(Debug)]
+pub struct OnnxChunkState {
+    faces: Vec<Frame>,
+    rects: Vec<[f32; 4]>,
+    /// `[n][1][80][16]`.
+    mels: Vec<f32>,
+    /// `[n][C][S][S]`.
+    targets: Vec<f32>,
+    done: usize,
+}
+
+impl LipSyncModel for OnnxLipSync {
+    type State = OnnxChunkState;
+
+    fn mask(&self, size: u32) -> Mask {
+        // The scheduler's region of interest; the paste-back uses the model's own feathered
+        // lower-face mask.
+        MouthGeometry::default().mask(size)
+    }
+
+    fn schedule(&self, _configured_steps: usize, chunk_len: usize) -> Schedule {
+        Schedule::OneShot(if self.dynamic_batch { 1 } else { chunk_len })
+    }
+
+    fn feature_builder(
+        &self,
+        channels: u16,
+        sample_rate: u32,
+    ) -> Result<Option<Box<dyn FeatureBuilder>>, InferError> {
+        Ok(Some(Box::new(LipMelStream::new(channels, sample_rate)?)))
+    }
+
+    fn begin_chunk(&mut self, chunk: &ChunkInput<'_>) -> Result<OnnxChunkState, InferError> {
+        let features = chunk.features.ok_or_else(|| {
+            InferError::Input(format!(
+                "{} needs its mel features; none were given",
+                self.kind.name()
+            ))
+        })?;
+        if features.window_len() != 80 * 16 {
+            return Err(InferError::Input(format!(
+                "mel windows of {} values (expected 80x16)",
+                features.window_len()
+            )));
+        }
+        let n = chunk.faces.len();
+        let mut mels = vec![0.0; n * 80 * 16];
+        for (i, w) in mels.chunks_exact_mut(80 * 16).enumerate() {
+            features.window_into(chunk.first_frame + i, w);
+        }
+        let s = self.kind.size() as usize;
+        let planes = if self.kind == LipSyncKind::Wav2Lip {
+            6
+        } else {
+            3
+        };
+        let mut targets = Vec::with_capacity(n * planes * s * s);
+        let rects = chunk
+            .faces
+            .iter()
+            .map(|f| self.prepare(f, &mut targets))
+            .collect();
+        Ok(OnnxChunkState {
+            faces: chunk.faces.to_vec(),
+            rects,
+            mels,
+            targets,
+            done: 0,
+        })
+    }
+
+    fn step(
+        &mut self,
+        state: &mut OnnxChunkState,
+        _step: usize,
+        _n_steps: usize,
+    ) -> Result<StepStats, InferError> {
+        let n = state.faces.len();
+        let take = if self.dynamic_batch {
+            n - state.done
+        } else {
+            1.min(n - state.done)
+        };
+        if take == 0 {
+            return Ok(StepStats::default());
+        }
+        let s = self.kind.size() as i64;
+        let planes = if self.kind == LipSyncKind::Wav2Lip {
+            6
+        } else {
+            3
+        };
+        let per_target = (planes * s * s) as usize;
+        let range = state.done..state.done + take;
+        let mel = state.mels[range.start * 1280..range.end * 1280].to_vec();
+        let target = state.targets[range.start * per_target..range.end * per_target].to_vec();
+        let b = take as i64;
+        let mut inputs = vec![
+            ("source", vec![b, 1, 80, 16], mel),
+            ("target", vec![b, planes, s, s], target),
+        ];
+        if self.kind == LipSyncKind::EdTalk {
+            inputs.push(("weight", vec![1], vec![self.weight]));
+        }
+        let (shape, out) = self.session.run_f32(inputs).map_err(|e| self.error(e))?;
+        let per_out = (3 * s * s) as usize;
+        if shape != [b, 3, s, s] || out.len() != take * per_out {
+            return Err(self.error(OnnxError::Contract {
+                path: self.session.path().to_path_buf(),
+                tensor: "output".into(),
+                message: format!("the model returned shape {shape:?} (expected [{b},3,{s},{s}])"),
+            }));
+        }
+        for (k, i) in range.enumerate() {
+            let rect = state.rects[i];
+            self.paste(
+                &mut state.faces[i],
+                rect,
+                &out[k * per_out..(k + 1) * per_out],
+            );
+        }
+        state.done += take;
+        Ok(StepStats {
+            residual: None,
+            frames: take,
+        })
+    }
+
+    fn preview(&mut self, state: &OnnxChunkState, index: usize) -> Result<Frame, InferError> {
+        Ok(state.faces[index.min(state.faces.len() - 1)].clone())
+    }
+
+    fn finish_chunk(&mut self, state: OnnxChunkState) -> Result<Vec<Frame>, InferError> {
+        Ok(state.faces)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ramp_is_one_inside_zero_outside() {
+        let r = [0.2, 0.5, 0.8, 0.9];
+        assert_eq!(ramp(0.5, 0.7, r, 0.05), 1.0);
+        assert_eq!(ramp(0.1, 0.7, r, 0.05), 0.0);
+        assert_eq!(ramp(0.5, 0.45, r, 0.05), 0.0);
+        let mid = ramp(0.225, 0.7, r, 0.05);
+        assert!(mid > 0.0 && mid < 1.0, "{mid}");
+    }
+
+    #[test]
+    fn sample_rect_of_a_flat_frame_is_flat() {
+        let f = Frame::filled(256, 256, [255, 128, 0]);
+        let out = sample_rect(&f, [0.0, 41.0, 256.0, 256.0], 96, 96);
+        assert_eq!(out.len(), 96 * 96);
+        for p in out {
+            assert!(
+                (p[0] - 1.0).abs() < 1e-6 && (p[1] - 128.0 / 255.0).abs() < 1e-6 && p[2] == 0.0
+            );
+        }
+    }
+
+    #[test]
+    fn sample_rect_keeps_a_gradient_in_place() {
+        // A horizontal ramp x → x: the 96-wide resample of the full width reads the value at
+        // each output pixel's centre (averaged over its 2 sub-samples, still the centre).
+        let mut data = Vec::new();
+        for _y in 0..192 {
+            for x in 0..192u32 {
+                data.extend([x as u8, 0, 0]);
+            }
+        }
+        let f = Frame::new(192, 192, data).unwrap();
+        let out = sample_rect(&f, [0.0, 0.0, 192.0, 192.0], 96, 96);
+        for i in 1..95 {
+            let want = (2.0 * i as f32 + 0.5) / 255.0;
+            assert!(
+                (out[10 * 96 + i][0] - want).abs() < 1e-4,
+                "{i}: {}",
+                out[i][0] * 255.0
+            );
+        }
+    }
+}

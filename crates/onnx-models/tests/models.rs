@@ -1,0 +1,360 @@
+//! Wav2Lip-96 and EDTalk-256 through ONNX Runtime, on files generated at test time
+//! (`make_models.py`, random weights, the real contracts) and the mel features against an
+//! independent numpy reference (`mel_reference.py`).
+//!
+//! These tests need the ONNX Runtime library and a Python with `onnx` and `numpy`
+//! (`FACESYNC_TEST_PYTHON`, default `python3`). Under `cargo xtask test`
+//! (`FACESYNC_REQUIRE_ORT=1`) a missing one fails the test; in a bare `cargo test` the test
+//! prints why it is skipped and returns.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+
+use facesync_onnx_models as onnx_models;
+use frame::Frame;
+use infer::{AudioFeatures, FrameFeatures, InferConfig, InferError, Inferencer, LipMelStream};
+use onnx_models::{LipSyncKind, OnnxError, OnnxLipSync, ProviderRequest, SessionOptions, session};
+use progress_core::Phase;
+
+fn tempdir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("facesync-onnx-mel-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+struct Env {
+    python: PathBuf,
+    models: PathBuf,
+}
+
+fn skip(reason: &str) -> Option<&'static Env> {
+    if std::env::var_os("FACESYNC_REQUIRE_ORT").is_some_and(|v| v == "1") {
+        panic!("FACESYNC_REQUIRE_ORT=1 but {reason}");
+    }
+    eprintln!("skipped: {reason}");
+    None
+}
+
+fn env() -> Option<&'static Env> {
+    static ENV: OnceLock<Result<Env, String>> = OnceLock::new();
+    let env = ENV.get_or_init(|| {
+        onnx_models::runtime::find_library(None).map_err(|e| e.to_string())?;
+        let python: PathBuf = std::env::var_os("FACESYNC_TEST_PYTHON")
+            .map_or_else(|| "python3".into(), PathBuf::from);
+        // Generated once into the target folder and reused while the script is unchanged.
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/make_models.py");
+        let source = std::fs::read(&script).map_err(|e| format!("{}: {e}", script.display()))?;
+        let stamp = format!("{:016x}", fnv1a(&source));
+        let models = Path::new(env!("CARGO_TARGET_TMPDIR")).join("onnx-models");
+        if std::fs::read_to_string(models.join("stamp"))
+            .ok()
+            .as_deref()
+            == Some(stamp.as_str())
+        {
+            return Ok(Env { python, models });
+        }
+        let out = Command::new(&python)
+            .arg(&script)
+            .arg(&models)
+            .output()
+            .map_err(|e| format!("{}: {e}", python.display()))?;
+        if !out.status.success() {
+            return Err(format!(
+                "make_models.py failed (needs onnx and numpy): {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        std::fs::write(models.join("stamp"), stamp).map_err(|e| e.to_string())?;
+        Ok(Env { python, models })
+    });
+    match env {
+        Ok(e) => Some(e),
+        Err(reason) => skip(reason),
+    }
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn load(env: &Env, file: &str) -> Result<Arc<onnx_models::OnnxSession>, OnnxError> {
+    session::load(&SessionOptions {
+        model: env.models.join(file),
+        provider: ProviderRequest::Cpu,
+        threads: 2,
+        runtime: None,
+    })
+}
+
+/// A face-like crop: a smooth gradient with texture, 256×256.
+fn face(seed: u32) -> Frame {
+    let r = 256u32;
+    let mut data = Vec::with_capacity((r * r * 3) as usize);
+    for y in 0..r {
+        for x in 0..r {
+            let n = (x.wrapping_mul(7919) ^ y.wrapping_mul(104_729) ^ seed.wrapping_mul(31)) % 23;
+            data.extend([
+                (150 + (x / 4) as u8 / 2 + n as u8).min(255),
+                (100 + (y / 4) as u8 / 2) + n as u8,
+                80 + n as u8 * 2,
+            ]);
+        }
+    }
+    Frame::new(r, r, data).unwrap()
+}
+
+/// One second of "speech" at 16 kHz: an amplitude-modulated chord.
+fn speech() -> Vec<f32> {
+    (0..16_000)
+        .map(|i| {
+            let t = i as f32 / 16_000.0;
+            let env = (t * 2.0 * std::f32::consts::PI * 3.0).sin().abs();
+            env * (0.3 * (t * 2.0 * std::f32::consts::PI * 220.0).sin()
+                + 0.2 * (t * 2.0 * std::f32::consts::PI * 1250.0).sin())
+        })
+        .collect()
+}
+
+fn features(audio: &[f32], n: usize) -> (AudioFeatures, infer::LipMel) {
+    let builtin = AudioFeatures::from_samples(audio, 1, 16_000, 25.0, n).unwrap();
+    let mut s = LipMelStream::new(1, 16_000).unwrap();
+    for b in audio.chunks(3000) {
+        s.push(b).unwrap();
+    }
+    (builtin, s.finish(25.0, n).unwrap())
+}
+
+fn run(
+    model: OnnxLipSync,
+    faces: &[Frame],
+    phase: &Phase,
+) -> (Result<Vec<Frame>, InferError>, Phase) {
+    let (audio, mel) = features(&speech(), faces.len());
+    let mut inf = Inferencer::new(
+        model,
+        InferConfig {
+            chunk_size: faces.len(),
+            ..InferConfig::default()
+        },
+    );
+    let out = inf.run_chunk_with(faces, 0, &audio, Some(&mel as &dyn FrameFeatures), phase);
+    (out, phase.clone())
+}
+
+fn changed_rows(a: &Frame, b: &Frame) -> (usize, usize) {
+    let w = a.width() as usize * 3;
+    let rows: Vec<usize> = (0..a.height() as usize)
+        .filter(|&y| a.data()[y * w..(y + 1) * w] != b.data()[y * w..(y + 1) * w])
+        .collect();
+    (*rows.first().unwrap_or(&0), *rows.last().unwrap_or(&0))
+}
+
+#[test]
+fn wav2lip_changes_the_lower_face_only_and_counts_frames() {
+    let Some(env) = env() else { return };
+    let session = load(env, "wav2lip_96.onnx").unwrap();
+    let model = OnnxLipSync::new(LipSyncKind::Wav2Lip, session, 0.5).unwrap();
+    assert!(!model.dynamic_batch());
+    let faces: Vec<Frame> = (0..4).map(face).collect();
+    let phase = Phase::detached("Doing inference", Some(4), "frames");
+    let (out, phase) = run(model, &faces, &phase);
+    let out = out.unwrap();
+    assert_eq!(phase.pos(), 4, "one-shot: every frame counted");
+    for (a, b) in faces.iter().zip(&out) {
+        let (first, last) = changed_rows(a, b);
+        // The box is rows 41..256; the feathered lower-face mask starts at half the box.
+        assert!(first >= 140 && first < 160, "first changed row {first}");
+        assert!(last > 230, "last changed row {last}");
+    }
+}
+
+#[test]
+fn dynamic_batch_gives_the_fixed_batch_result() {
+    let Some(env) = env() else { return };
+    let faces: Vec<Frame> = (0..3).map(face).collect();
+    let fixed = OnnxLipSync::new(
+        LipSyncKind::Wav2Lip,
+        load(env, "wav2lip_96.onnx").unwrap(),
+        0.5,
+    )
+    .unwrap();
+    let dynamic = OnnxLipSync::new(
+        LipSyncKind::Wav2Lip,
+        load(env, "wav2lip_96_dyn.onnx").unwrap(),
+        0.5,
+    )
+    .unwrap();
+    assert!(dynamic.dynamic_batch());
+    let p = Phase::detached("Doing inference", Some(3), "frames");
+    let a = run(fixed, &faces, &p).0.unwrap();
+    let p = Phase::detached("Doing inference", Some(3), "frames");
+    let b = run(dynamic, &faces, &p).0.unwrap();
+    for (x, y) in a.iter().zip(&b) {
+        let worst = x
+            .data()
+            .iter()
+            .zip(y.data())
+            .map(|(p, q)| p.abs_diff(*q))
+            .max();
+        assert!(
+            worst <= Some(1),
+            "fixed and dynamic batch differ by {worst:?}"
+        );
+    }
+}
+
+#[test]
+fn edtalk_runs_with_its_weight() {
+    let Some(env) = env() else { return };
+    let faces: Vec<Frame> = (0..2).map(face).collect();
+    let out = |w| {
+        let m = OnnxLipSync::new(
+            LipSyncKind::EdTalk,
+            load(env, "edtalk_256.onnx").unwrap(),
+            w,
+        )
+        .unwrap();
+        let p = Phase::detached("Doing inference", Some(2), "frames");
+        run(m, &faces, &p).0.unwrap()
+    };
+    let (a, b) = (out(0.0), out(1.0));
+    assert_ne!(a[0], faces[0]);
+    assert_ne!(a[0], b[0], "the weight input reaches the model");
+}
+
+#[test]
+fn cancel_stops_between_model_calls() {
+    let Some(env) = env() else { return };
+    let faces: Vec<Frame> = (0..6).map(face).collect();
+    let model = OnnxLipSync::new(
+        LipSyncKind::Wav2Lip,
+        load(env, "wav2lip_96.onnx").unwrap(),
+        0.5,
+    )
+    .unwrap();
+    let phase = Phase::detached("Doing inference", Some(6), "frames");
+    // Cancel from another thread as soon as the second frame is counted.
+    let watcher = {
+        let phase = phase.clone();
+        std::thread::spawn(move || {
+            while phase.pos() < 2 {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            phase.cancel_token().cancel();
+        })
+    };
+    let (out, phase) = run(model, &faces, &phase);
+    watcher.join().unwrap();
+    assert!(matches!(out, Err(InferError::Cancelled(_))), "{out:?}");
+    assert!(
+        phase.pos() >= 2 && phase.pos() < 6,
+        "stopped mid-chunk at {}",
+        phase.pos()
+    );
+}
+
+#[test]
+fn bad_files_name_the_file_and_the_problem() {
+    let Some(env) = env() else { return };
+    let check = |file: &str, kind: LipSyncKind, expect: &[&str]| {
+        let e = load(env, file)
+            .and_then(|s| OnnxLipSync::new(kind, s, 0.5))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(file), "{e}");
+        for word in expect {
+            assert!(e.contains(word), "{file}: `{word}` not in: {e}");
+        }
+    };
+    check("missing.onnx", LipSyncKind::Wav2Lip, &["No such file"]);
+    check(
+        "not_onnx.onnx",
+        LipSyncKind::Wav2Lip,
+        &["not a loadable ONNX model"],
+    );
+    check(
+        "bad_name.onnx",
+        LipSyncKind::Wav2Lip,
+        &["`source`", "no such input", "audio"],
+    );
+    check(
+        "bad_size.onnx",
+        LipSyncKind::Wav2Lip,
+        &["`target`", "axis 2 is 128"],
+    );
+    check(
+        "wav2lip_96.onnx",
+        LipSyncKind::EdTalk,
+        &["`target`", "axis 1 is 6"],
+    );
+}
+
+#[test]
+fn a_model_loads_once_per_process() {
+    let Some(env) = env() else { return };
+    let a = load(env, "edtalk_256.onnx").unwrap();
+    let b = load(env, "edtalk_256.onnx").unwrap();
+    assert!(Arc::ptr_eq(&a, &b));
+}
+
+#[test]
+fn gpu_request_without_a_gpu_provider_is_an_error() {
+    let Some(env) = env() else { return };
+    let r = session::load(&SessionOptions {
+        model: env.models.join("edtalk_256.onnx"),
+        provider: ProviderRequest::Gpu,
+        threads: 1,
+        runtime: None,
+    });
+    match r {
+        // The CPU wheel: no CUDA provider at all; a GPU wheel on a machine without CUDA:
+        // registration fails. Either way the message names the provider.
+        Err(e @ OnnxError::ProviderUnavailable { .. }) => {
+            assert!(e.to_string().contains("CUDA"), "{e}")
+        }
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(s) => assert_eq!(s.provider(), onnx_models::Provider::Cuda),
+    }
+}
+
+#[test]
+fn mel_features_match_the_numpy_reference() {
+    let Some(env) = env() else { return };
+    // 1.3 s of speech-like audio with a silent gap, at 16 kHz (no resampling in the way).
+    let mut audio = speech();
+    audio.extend(std::iter::repeat_n(0.0, 2000));
+    audio.extend(speech().iter().take(3000).map(|v| v * 0.5));
+    let dir = tempdir();
+    let (wav, out) = (dir.join("mel_in.f32"), dir.join("mel_out.f32"));
+    let bytes: Vec<u8> = audio.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(&wav, bytes).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mel_reference.py");
+    let status = Command::new(&env.python)
+        .args([script.as_os_str(), wav.as_os_str(), out.as_os_str()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let reference: Vec<f32> = std::fs::read(&out)
+        .unwrap()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let (_, mel) = features(&audio, 30);
+    let ours: Vec<f32> = mel.columns().iter().flatten().copied().collect();
+    assert_eq!(ours.len(), reference.len(), "column count");
+    // Tolerance: 0.01 on the ±4 scale everywhere (f32 FFT against f64 numpy; the log10
+    // amplifies rounding only near the 1e-5 floor), and 99 % of values within 1e-3.
+    let diffs: Vec<f32> = ours
+        .iter()
+        .zip(&reference)
+        .map(|(a, b)| (a - b).abs())
+        .collect();
+    let worst = diffs.iter().copied().fold(0.0, f32::max);
+    let close = diffs.iter().filter(|d| **d <= 1e-3).count() as f64 / diffs.len() as f64;
+    assert!(worst <= 0.01, "worst difference {worst}");
+    assert!(close >= 0.99, "only {close} within 1e-3");
+}

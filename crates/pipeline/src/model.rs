@@ -1,0 +1,170 @@
+//! Which lip-sync model a run uses: the built-in mouth model or a learned one behind ONNX
+//! Runtime, parsed once from `builtin|wav2lip:PATH|edtalk:PATH` and built through the
+//! process-wide model cache.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use gpu::Compute;
+use infer::{ChunkRunner, InferConfig, Inferencer, MouthModel, MouthParams};
+use onnx_models::{LipSyncKind, OnnxLipSync, ProviderRequest, SessionOptions};
+use progress_core::{Level, Phase};
+
+use crate::{Backend, PipelineConfig, PipelineError};
+
+/// The lip-sync model of a run. Text form (`FromStr`/`Display`, the same in the CLI, Python,
+/// queue jobs and the ComfyUI node): `builtin`, `wav2lip:PATH`, `edtalk:PATH`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ModelSpec {
+    /// facesync's built-in mouth model (no runtime needed).
+    #[default]
+    Builtin,
+    /// Wav2Lip-96 from an ONNX file (FaceFusion's `wav2lip_96.onnx`, `wav2lip_gan_96.onnx`).
+    Wav2Lip(PathBuf),
+    /// EDTalk-256 from an ONNX file (FaceFusion's `edtalk_256.onnx`).
+    EdTalk(PathBuf),
+}
+
+/// A model spec that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown model `{0}`: expected builtin, wav2lip:PATH or edtalk:PATH")]
+pub struct ParseModelError(String);
+
+impl FromStr for ModelSpec {
+    type Err = ParseModelError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || ParseModelError(s.to_string());
+        if s == "builtin" {
+            return Ok(ModelSpec::Builtin);
+        }
+        let (kind, path) = s.split_once(':').ok_or_else(bad)?;
+        if path.is_empty() {
+            return Err(bad());
+        }
+        match kind {
+            "wav2lip" => Ok(ModelSpec::Wav2Lip(path.into())),
+            "edtalk" => Ok(ModelSpec::EdTalk(path.into())),
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl fmt::Display for ModelSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ModelSpec::Builtin => f.write_str("builtin"),
+            ModelSpec::Wav2Lip(p) => write!(f, "wav2lip:{}", p.display()),
+            ModelSpec::EdTalk(p) => write!(f, "edtalk:{}", p.display()),
+        }
+    }
+}
+
+impl ModelSpec {
+    /// The model file, for the learned models.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            ModelSpec::Builtin => None,
+            ModelSpec::Wav2Lip(p) | ModelSpec::EdTalk(p) => Some(p),
+        }
+    }
+}
+
+/// `FACESYNC_ORT_PROVIDER=tensorrt` asks for TensorRT when the backend allows a GPU.
+pub const PROVIDER_ENV: &str = "FACESYNC_ORT_PROVIDER";
+
+fn provider_request(backend: Backend) -> ProviderRequest {
+    let tensorrt = std::env::var(PROVIDER_ENV).is_ok_and(|v| v.eq_ignore_ascii_case("tensorrt"));
+    match backend {
+        Backend::Cpu => ProviderRequest::Cpu,
+        _ if tensorrt => ProviderRequest::TensorRt,
+        Backend::Gpu => ProviderRequest::Gpu,
+        Backend::Auto => ProviderRequest::Auto,
+    }
+}
+
+/// Builds the run's model from `config.model`: the built-in one on `compute`, or a learned one
+/// loaded once per process (the same file, provider and thread count are shared by every run)
+/// and checked against its contract. Posts a message naming the provider under `parent`.
+pub fn build_model(
+    config: &PipelineConfig,
+    compute: &Compute,
+    parent: &Phase,
+) -> Result<Box<dyn ChunkRunner>, PipelineError> {
+    let infer_config = InferConfig {
+        chunk_size: config.chunk,
+        steps: config.steps as usize,
+        preview_interval: Duration::from_millis(500),
+    };
+    let (kind, path) = match &config.model {
+        ModelSpec::Builtin => {
+            let model = MouthModel::new(compute.clone(), MouthParams::default());
+            return Ok(Box::new(Inferencer::new(model, infer_config)));
+        }
+        ModelSpec::Wav2Lip(p) => (LipSyncKind::Wav2Lip, p),
+        ModelSpec::EdTalk(p) => (LipSyncKind::EdTalk, p),
+    };
+    let model_err = |e: onnx_models::OnnxError| PipelineError::Model(e.to_string());
+    let session = onnx_models::session::load(&SessionOptions {
+        model: path.clone(),
+        provider: provider_request(config.backend),
+        threads: 0,
+        runtime: config.onnx_runtime.clone(),
+    })
+    .map_err(model_err)?;
+    let model = OnnxLipSync::new(kind, session, config.model_weight).map_err(model_err)?;
+    let runtime =
+        onnx_models::runtime::runtime(config.onnx_runtime.as_deref()).map_err(model_err)?;
+    let mut text = format!(
+        "lip-sync model {} ({}) runs on {} (ONNX Runtime {} from {})",
+        path.display(),
+        kind.name(),
+        model.provider(),
+        runtime.version.as_deref().unwrap_or("?"),
+        runtime.library.display()
+    );
+    if let Some(note) = model.fallback_note() {
+        text.push_str(&format!("; no GPU provider: {note}"));
+    }
+    parent.message(Level::Info, text);
+    Ok(Box::new(Inferencer::new(model, infer_config)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn parses_each_form() {
+        let check = |s: &str, want: Option<ModelSpec>| assert_eq!(s.parse().ok(), want, "{s}");
+        check("builtin", Some(ModelSpec::Builtin));
+        check(
+            "wav2lip:/m/wav2lip_96.onnx",
+            Some(ModelSpec::Wav2Lip("/m/wav2lip_96.onnx".into())),
+        );
+        check(
+            "edtalk:C:/m/e.onnx",
+            Some(ModelSpec::EdTalk("C:/m/e.onnx".into())),
+        );
+        check("wav2lip:", None);
+        check("wav2lip", None);
+        check("Builtin", None);
+        check("sadtalker:x.onnx", None);
+    }
+
+    proptest! {
+        #[test]
+        fn display_round_trips(path in "[a-zA-Z0-9_./: -]{1,40}", kind in 0..3u8) {
+            let spec = match kind {
+                0 => ModelSpec::Builtin,
+                1 => ModelSpec::Wav2Lip(path.into()),
+                _ => ModelSpec::EdTalk(path.into()),
+            };
+            prop_assert_eq!(spec.to_string().parse::<ModelSpec>().unwrap(), spec);
+        }
+    }
+}
