@@ -500,3 +500,71 @@ impl<G: Graphs> Engine<G> {
         Ok(faces)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A whisper stand-in whose output value at (segment, layer, frame, d) encodes where it is.
+    fn code(segment: usize, layer: usize, frame: usize, d: usize) -> f32 {
+        // Exact in f16: below 256 the spacing is 1/8.
+        let _ = d;
+        ((segment * 1500 + frame) % 200) as f32 + [0.0, 0.25, 0.5, 0.75, 0.125][layer]
+    }
+
+    #[test]
+    fn windows_read_frames_then_layers_across_segments_and_clamp_at_both_ends() {
+        // 3000 + 200 columns: 1500 + 100 embedding frames, two segments.
+        let mel = WhisperMel::constant(3200, 0.0);
+        let mut calls = 0;
+        let emb = WhisperEmbeddings::compute(&mel, 25.0, |_| {
+            let k = calls;
+            calls += 1;
+            let mut out = vec![0.0f32; WHISPER_OUT];
+            for l in 0..EMBED_LAYERS {
+                for e in 0..SEGMENT_EMBEDDINGS {
+                    for d in 0..EMBED_DIM {
+                        out[(l * SEGMENT_EMBEDDINGS + e) * EMBED_DIM + d] = code(k, l, e, d);
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .unwrap();
+        assert_eq!(calls, 2);
+        assert_eq!(emb.len, 1600);
+        let mut w = vec![0.0f32; EHS_FRAME];
+        let rows = |emb: &WhisperEmbeddings, frame: usize, w: &mut Vec<f32>| {
+            emb.window_into(frame, w);
+            (0..WINDOW_ROWS)
+                .map(|r| w[r * EMBED_DIM])
+                .collect::<Vec<f32>>()
+        };
+        let expect = |idx: [usize; 10]| {
+            idx.iter()
+                .flat_map(|&e| (0..EMBED_LAYERS).map(move |l| code(e / 1500, l, e % 1500, 0)))
+                .collect::<Vec<f32>>()
+        };
+        // Frame 0: centre 0, rows −4..−1 clamp to 0.
+        assert_eq!(
+            rows(&emb, 0, &mut w),
+            expect([0, 0, 0, 0, 0, 1, 2, 3, 4, 5])
+        );
+        // Frame 749: centre 1498, the window crosses into the second segment.
+        assert_eq!(
+            rows(&emb, 749, &mut w),
+            expect([1494, 1495, 1496, 1497, 1498, 1499, 1500, 1501, 1502, 1503])
+        );
+        // Past the audio: every row is the last embedding frame.
+        assert_eq!(rows(&emb, 900, &mut w), expect([1599; 10]));
+    }
+
+    #[test]
+    fn too_little_audio_is_an_error() {
+        let e = WhisperEmbeddings::compute(&WhisperMel::constant(1, 0.0), 25.0, |_| {
+            Ok(vec![0.0; WHISPER_OUT])
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("no whisper frames"), "{e}");
+    }
+}

@@ -258,6 +258,15 @@ pub(crate) struct WhisperMel {
 }
 
 impl WhisperMel {
+    /// `n` columns of `value` (tests of what reads the mel).
+    #[cfg(test)]
+    pub(crate) fn constant(n: usize, value: f32) -> Self {
+        Self {
+            columns: vec![[value; N_MELS]; n],
+            max: value,
+        }
+    }
+
     /// Columns (100 per second).
     pub(crate) fn n_columns(&self) -> usize {
         self.columns.len()
