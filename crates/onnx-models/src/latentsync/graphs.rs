@@ -384,6 +384,11 @@ impl OrtGraphs {
 }
 
 impl OrtGraphs {
+    /// The provider running the UNet.
+    pub(crate) fn provider(&self) -> crate::Provider {
+        self.unet.session.provider()
+    }
+
     /// The Whisper encoder, shared with the audio features' builder.
     pub(crate) fn whisper(&self) -> WhisperGraph {
         WhisperGraph(self.whisper.clone())

@@ -157,6 +157,7 @@ pub struct LatentSyncStats {
 #[derive(Debug)]
 pub struct LatentSync {
     dir: PathBuf,
+    provider: crate::Provider,
     engine: Engine<Box<dyn Graphs + Send>>,
     whisper: WhisperGraph,
 }
@@ -183,12 +184,10 @@ impl LatentSync {
             });
         }
         let whisper = graphs.whisper();
-        Ok(Self::with_graphs(
-            dir,
-            Box::new(graphs),
-            whisper,
-            options.config.clone(),
-        ))
+        let provider = graphs.provider();
+        let mut model = Self::with_graphs(dir, Box::new(graphs), whisper, options.config.clone());
+        model.provider = provider;
+        Ok(model)
     }
 
     /// The model over any runtime (tests wrap the sessions).
@@ -200,6 +199,7 @@ impl LatentSync {
     ) -> Self {
         Self {
             dir: dir.to_path_buf(),
+            provider: crate::Provider::Cpu,
             engine: Engine::new(graphs, config),
             whisper,
         }
@@ -208,6 +208,11 @@ impl LatentSync {
     /// The folder.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The execution provider that runs the UNet.
+    pub fn provider(&self) -> crate::Provider {
+        self.provider
     }
 
     /// Counters of the run so far.
