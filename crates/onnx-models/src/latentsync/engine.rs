@@ -559,6 +559,63 @@ mod tests {
         assert_eq!(rows(&emb, 900, &mut w), expect([1599; 10]));
     }
 
+    /// Graphs of the right sizes that compute nothing (for the engine's bookkeeping).
+    #[derive(Debug)]
+    struct Zeros;
+
+    impl Graphs for Zeros {
+        fn encode(&mut self, _: &[f32]) -> Result<Vec<f32>, LatentSyncError> {
+            Ok(vec![0.0; FRAMES * 8 * HW])
+        }
+        fn decode(&mut self, _: &[f32]) -> Result<Vec<f32>, LatentSyncError> {
+            Ok(vec![0.0; PIXELS_LEN])
+        }
+        fn unet_types(&self) -> (Float, Float) {
+            (Float::F16, Float::F32)
+        }
+        fn unet(
+            &mut self,
+            sample: &Buffer,
+            batch: usize,
+            _: i64,
+            hidden: &Buffer,
+            out: &mut [f32],
+        ) -> Result<(), LatentSyncError> {
+            assert!(matches!(sample, Buffer::F16(v) if v.len() == batch * SAMPLE_LEN));
+            assert!(matches!(hidden, Buffer::F32(v) if v.len() == batch * FRAMES * EHS_FRAME));
+            out.fill(0.0);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn previews_wait_until_a_decode_fits_the_budget() {
+        let mel = WhisperMel::constant(400, 0.0);
+        let audio = WhisperEmbeddings::compute(&mel, 25.0, |_| Ok(vec![0.0; WHISPER_OUT])).unwrap();
+        let mut engine = Engine::new(Zeros, LatentSyncConfig::default());
+        let faces = vec![Frame::filled(256, 256, [9, 9, 9]); 5];
+        let mut state = engine.begin(&faces, 0, &audio).unwrap();
+        assert!(!engine.preview_due(&state), "no step yet");
+        engine.step(&mut state, 0, 20).unwrap();
+        assert!(!engine.preview_due(&state), "no decode measured yet");
+        engine.timing.last_decode = Some(Duration::from_millis(10));
+        engine.since_preview = Duration::from_millis(50);
+        assert!(
+            !engine.preview_due(&state),
+            "10 ms is more than 10 % of 50 ms"
+        );
+        engine.since_preview = Duration::from_millis(200);
+        assert!(engine.preview_due(&state));
+        let face = engine.preview(&state, 0).unwrap();
+        assert_eq!((face.width(), face.height()), (256, 256));
+        assert!(
+            !engine.preview_due(&state),
+            "the budget restarts after a preview"
+        );
+        let out = engine.finish(state).unwrap();
+        assert_eq!(out.len(), 5, "the padding is dropped");
+    }
+
     #[test]
     fn too_little_audio_is_an_error() {
         let e = WhisperEmbeddings::compute(&WhisperMel::constant(1, 0.0), 25.0, |_| {
