@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use pipeline::{
-    Backend, Inputs, LengthPolicy, NoFacePolicy, PipelineConfig, PipelineError, Summary,
+    Backend, Inputs, LengthPolicy, ModelSpec, NoFacePolicy, PipelineConfig, PipelineError, Summary,
 };
 use progress_core::{Control, Event, ImageFormat, Level, Progress};
 
@@ -29,6 +29,13 @@ options:
   --backend auto|gpu|cpu             compute device (default auto: a hardware GPU when there
                                      is one, else the CPU; gpu: any adapter, software included;
                                      FACESYNC_BACKEND=auto|gpu|cpu sets the default)
+  --model builtin|wav2lip:PATH|edtalk:PATH
+                        lip-sync model (default builtin): FaceFusion's wav2lip_96.onnx /
+                        wav2lip_gan_96.onnx or edtalk_256.onnx, run by ONNX Runtime on CUDA
+                        when the backend allows a GPU and the library has it, else the CPU
+  --model-weight W      EDTalk's lip strength (default 0.5)
+  --onnx-runtime LIB    the ONNX Runtime library (default: ORT_DYLIB_PATH, else the one of an
+                        installed onnxruntime / onnxruntime-gpu Python package)
   --progress console|log|json|none   progress sinks, repeatable or comma-separated (default console)
   --progress-file F     write the json events to F instead of stdout (implies --progress json)
   --preview-dir DIR     save the preview images (PPM) there
@@ -100,6 +107,18 @@ fn parse(args: &[String], caller_dir: &Path) -> Result<Args> {
                     other => bail!("--length {other}: expected loop or trim"),
                 }
             }
+            "--model" => {
+                let spec: ModelSpec = value()?.parse()?;
+                a.config.model = match spec {
+                    ModelSpec::Wav2Lip(p) => ModelSpec::Wav2Lip(path(p.display().to_string())),
+                    ModelSpec::EdTalk(p) => ModelSpec::EdTalk(path(p.display().to_string())),
+                    other => other,
+                };
+            }
+            "--model-weight" => {
+                a.config.model_weight = value()?.parse().context("--model-weight")?
+            }
+            "--onnx-runtime" => a.config.onnx_runtime = Some(path(value()?)),
             "--progress" => {
                 for s in value()?.split(',') {
                     if !["console", "log", "json", "none"].contains(&s) {

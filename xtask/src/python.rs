@@ -21,10 +21,15 @@ const REQUIREMENTS: &[&str] = &[
     "pytest>=8,<10",
     "tqdm>=4,<5",
     "numpy>=1.26,<3",
+    // The learned-model tests (crates/onnx-models): ONNX Runtime's library for the Rust tests
+    // (ORT_DYLIB_PATH), and `onnx` to generate the test models.
+    "onnxruntime>=1.17,<2",
+    "onnx>=1.16,<2",
 ];
 const CRATE: &str = "crates/python";
 
-pub(crate) fn test() -> Result<()> {
+/// The test environment's Python, made and filled with [`REQUIREMENTS`] when needed.
+pub(crate) fn environment() -> Result<PathBuf> {
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
     let target = std::path::absolute(&target).context("cannot resolve the target directory")?;
@@ -54,7 +59,49 @@ pub(crate) fn test() -> Result<()> {
             .args(REQUIREMENTS),
         "pip install",
     )?;
+    Ok(python)
+}
 
+/// The ONNX Runtime library of the environment's `onnxruntime` package.
+pub(crate) fn onnx_runtime(python: &Path) -> Result<PathBuf> {
+    let out = Command::new(python)
+        .args([
+            "-c",
+            "import onnxruntime, os; print(os.path.dirname(onnxruntime.__file__))",
+        ])
+        .output()
+        .context("cannot run the environment's python")?;
+    if !out.status.success() {
+        bail!(
+            "onnxruntime is not importable in the test environment: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let capi = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("capi");
+    let mut libs: Vec<PathBuf> = std::fs::read_dir(&capi)
+        .with_context(|| format!("cannot read {}", capi.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                n.starts_with("libonnxruntime.so") || n.starts_with("libonnxruntime.")
+            })
+        })
+        .collect();
+    libs.sort();
+    libs.pop()
+        .with_context(|| format!("no libonnxruntime in {}", capi.display()))
+}
+
+/// Builds the wheel into the environment of `python` and runs the Python tests.
+pub(crate) fn test(python: &Path) -> Result<()> {
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
+    let target = std::path::absolute(&target).context("cannot resolve the target directory")?;
+    let venv = python
+        .parent()
+        .and_then(Path::parent)
+        .context("the environment's python is not in <venv>/bin")?;
     let wheels = target.join("py-wheels");
     std::fs::create_dir_all(&wheels).context("cannot create the wheel directory")?;
     for old in wheel_files(&wheels)? {
@@ -73,7 +120,7 @@ pub(crate) fn test() -> Result<()> {
             .arg("--manifest-path")
             .arg(Path::new(CRATE).join("Cargo.toml"))
             .arg("--interpreter")
-            .arg(&python)
+            .arg(python)
             .arg("--out")
             .arg(&wheels),
         "maturin build",
@@ -87,7 +134,7 @@ pub(crate) fn test() -> Result<()> {
         ),
     };
     run(
-        Command::new(&python)
+        Command::new(python)
             .args([
                 "-m",
                 "pip",
@@ -101,7 +148,7 @@ pub(crate) fn test() -> Result<()> {
         "pip install the wheel",
     )?;
     run(
-        Command::new(&python)
+        Command::new(python)
             .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
             .arg(Path::new(CRATE).join("tests")),
         "the Python tests (pytest)",

@@ -5,7 +5,9 @@
 //! - Mesa's software Vulkan driver (`mesa-vulkan-drivers`, `libvulkan1`), so that wgpu finds an
 //!   adapter (llvmpipe) on a machine without a GPU and the WGSL shaders run against the CPU path;
 //! - `ffmpeg`, for the media I/O tests of containers other than Y4M and PNG;
-//! - `nats-server` (with JetStream), which the work-queue tests start on loopback ports.
+//! - `nats-server` (with JetStream), which the work-queue tests start on loopback ports;
+//! - the test Python environment (see `python.rs`): `onnxruntime` (its library runs the
+//!   learned-model tests, through `ORT_DYLIB_PATH`) and `onnx` (generates their models).
 
 use std::path::Path;
 use std::process::Command;
@@ -16,7 +18,15 @@ const PACKAGES: &[&str] = &["mesa-vulkan-drivers", "libvulkan1", "ffmpeg", "nats
 
 pub(crate) fn run(args: &[String]) -> Result<()> {
     ensure_system_packages()?;
+    // The Python environment first: the learned-model tests load its ONNX Runtime library and
+    // generate their models with its `onnx`; FACESYNC_REQUIRE_ORT makes them fail, not skip,
+    // when either is missing.
+    let python = crate::python::environment()?;
+    let ort = crate::python::onnx_runtime(&python)?;
     let mut cmd = Command::new(cargo());
+    cmd.env("ORT_DYLIB_PATH", &ort)
+        .env("FACESYNC_REQUIRE_ORT", "1")
+        .env("FACESYNC_TEST_PYTHON", &python);
     // `--release`: the profile the `cargo xtask` alias builds, so the tests reuse its compiled
     // dependencies instead of building them a second time (and the pixel loops run optimised).
     cmd.args(["test", "--workspace", "--release"]).args(args);
@@ -24,7 +34,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     if !status.success() {
         bail!("cargo test failed ({status})");
     }
-    crate::python::test()
+    crate::python::test(&python)
 }
 
 fn cargo() -> String {

@@ -183,3 +183,98 @@ fn ctrl_c_cancels_with_exit_code_130_and_leaves_no_output() {
     assert_eq!(last["type"], "run_finished", "{last}");
     assert_eq!(files_in(dir.path()), ["sample"], "no output file is left");
 }
+
+/// The generated learned models, or `None` (skipped, with the reason printed) when the ONNX
+/// Runtime library or the Python `onnx` package is missing outside `cargo xtask test`.
+fn learned_models() -> Option<std::path::PathBuf> {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("onnx-models");
+    match onnx_models::test_models::generate(&dir) {
+        Ok(m) => Some(m.dir),
+        Err(reason) if onnx_models::test_models::required() => {
+            panic!("FACESYNC_REQUIRE_ORT=1 but {reason}")
+        }
+        Err(reason) => {
+            eprintln!("skipped: {reason}");
+            None
+        }
+    }
+}
+
+#[test]
+fn learned_models_run_from_the_command_line_and_bad_ones_exit_1() {
+    let Some(models) = learned_models() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let sample = [
+        "--sample-seconds",
+        "0.4",
+        "--sample-size",
+        "96",
+        "--backend",
+        "cpu",
+    ];
+    for (model, out) in [
+        (
+            format!("wav2lip:{}", models.join("wav2lip_96.onnx").display()),
+            "w.y4m",
+        ),
+        (
+            format!("edtalk:{}", models.join("edtalk_256.onnx").display()),
+            "e.y4m",
+        ),
+    ] {
+        let sample_dir = d.join(out.trim_end_matches(".y4m"));
+        let status = xtask()
+            .args(["pipeline", "--progress", "none", "--model", &model])
+            .args(["--model-weight", "0.7"])
+            .args(sample)
+            .arg("--sample-dir")
+            .arg(&sample_dir)
+            .status()
+            .unwrap();
+        assert!(status.success(), "{model}");
+        assert!(
+            files_in(&sample_dir)
+                .iter()
+                .any(|f| f.starts_with("lipsync.")),
+            "{model}"
+        );
+    }
+    for (model, expected) in [
+        (
+            "wav2lip:missing.onnx".to_string(),
+            "missing.onnx: No such file",
+        ),
+        (
+            format!("wav2lip:{}", models.join("not_onnx.onnx").display()),
+            "not_onnx.onnx is not a loadable ONNX model",
+        ),
+        (
+            format!("edtalk:{}", models.join("wav2lip_96.onnx").display()),
+            "tensor `target`: axis 1 is 6",
+        ),
+        (
+            "sadtalker:x.onnx".to_string(),
+            "unknown model `sadtalker:x.onnx`",
+        ),
+    ] {
+        let sample_dir = d.join("bad");
+        let args = [
+            "--model",
+            &model,
+            "--sample-dir",
+            sample_dir.to_str().unwrap(),
+        ];
+        check_failure(d, &[&sample[..], &args[..]].concat(), expected);
+        if sample_dir.exists() {
+            assert!(
+                !files_in(&sample_dir)
+                    .iter()
+                    .any(|f| f.starts_with("lipsync")),
+                "{model}: no output"
+            );
+        }
+    }
+}

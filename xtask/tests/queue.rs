@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use pipeline::ModelSpec;
 use pipeline::media_io::{ReaderOptions, VideoReader};
 use pipeline::sample::{SampleSpec, write_sample};
 use progress_core::{Control, Event};
@@ -341,4 +342,55 @@ fn a_job_cancelled_from_another_process_ends_cancelled_with_no_output() {
         !log.contains(&format!("running job {}", waiting.id)),
         "{log}"
     );
+}
+
+#[test]
+fn a_worker_runs_learned_model_jobs_and_dead_letters_a_bad_model() {
+    let models = Path::new(env!("CARGO_TARGET_TMPDIR")).join("onnx-models");
+    let models = match onnx_models::test_models::generate(&models) {
+        Ok(m) => m.dir,
+        Err(reason) if onnx_models::test_models::required() => {
+            panic!("FACESYNC_REQUIRE_ORT=1 but {reason}")
+        }
+        Err(reason) => {
+            eprintln!("skipped: {reason}");
+            return;
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let nats = server(d);
+    let (video, audio) = sample(&d.join("in"), 96, 8);
+    let out = d.join("out");
+    std::fs::create_dir(&out).unwrap();
+    let queue = Queue::connect(&nats.url()).unwrap();
+    let worker = Worker::start(&nats.url(), "w", d);
+    let with = |model: ModelSpec| JobOptions { model, ..options() };
+    let good = Job::new(
+        &video,
+        &audio,
+        out.join("wav2lip.y4m"),
+        with(ModelSpec::Wav2Lip(models.join("wav2lip_96.onnx"))),
+    );
+    let bad = Job::new(
+        &video,
+        &audio,
+        out.join("bad.y4m"),
+        with(ModelSpec::EdTalk(models.join("wav2lip_96.onnx"))),
+    );
+    for job in [&good, &bad] {
+        queue.submit(job).unwrap();
+    }
+    let result = queue.wait_result(&good.id, JOB_TIMEOUT).unwrap();
+    assert_eq!(result.outcome, JobOutcome::Completed, "{result:?}");
+    assert_eq!(frames_in(&good.output), 8);
+    let dead = queue.wait_result(&bad.id, JOB_TIMEOUT).unwrap();
+    assert_eq!(dead.outcome, JobOutcome::Dead, "{dead:?}");
+    let error = dead.error.unwrap();
+    assert!(
+        error.contains("wav2lip_96.onnx: tensor `target`: axis 1 is 6"),
+        "the error names the file and the tensor: {error}"
+    );
+    worker.stop();
+    assert_eq!(visible_files(&out), ["wav2lip.y4m"]);
 }

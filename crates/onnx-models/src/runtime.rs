@@ -156,7 +156,7 @@ pub fn runtime(explicit: Option<&Path>) -> Result<RuntimeInfo, OnnxError> {
     let (library, source) = find_library(explicit)?;
     let builder = ort::init_from(&library).map_err(|e| load_error(&library, e))?;
     builder.with_name("facesync").commit();
-    let version = build_version(ort::info());
+    let version = build_version(ort::info()).or_else(|| file_version(&library));
     let info = RuntimeInfo {
         library,
         source,
@@ -193,6 +193,17 @@ fn build_version(info: &str) -> Option<String> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(rest.len());
     (end > 0).then(|| rest[..end].to_string())
+}
+
+/// `"1.22.0"` from a versioned file name (`libonnxruntime.so.1.22.0`,
+/// `libonnxruntime.1.22.0.dylib`).
+fn file_version(library: &Path) -> Option<String> {
+    let name = library.file_name()?.to_str()?;
+    let digits: Vec<&str> = name
+        .split('.')
+        .filter(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+        .collect();
+    (digits.len() >= 2).then(|| digits.join("."))
 }
 
 /// Which execution provider the caller asks for.
@@ -266,6 +277,30 @@ mod tests {
             Some("1.22.0"),
         );
         check("ORT Build Info: git-branch=main", None);
+    }
+
+    #[test]
+    fn version_from_file_name() {
+        let check =
+            |s: &str, v: Option<&str>| assert_eq!(file_version(Path::new(s)).as_deref(), v, "{s}");
+        check("/x/libonnxruntime.so.1.22.0", Some("1.22.0"));
+        check("/x/libonnxruntime.1.19.2.dylib", Some("1.19.2"));
+        check("/x/libonnxruntime.so", None);
+    }
+
+    #[test]
+    fn a_too_old_library_is_named_with_both_versions() {
+        let e = load_error(
+            Path::new("/x/libonnxruntime.so.1.10.0"),
+            ort::LoadDynamicError::BadVersion {
+                version_str: "1.10.0".into(),
+                path: "/x/libonnxruntime.so.1.10.0".into(),
+            },
+        )
+        .to_string();
+        assert!(e.contains("/x/libonnxruntime.so.1.10.0"), "{e}");
+        assert!(e.contains("version 1.10.0, too old"), "{e}");
+        assert!(e.contains(&format!("1.{}", ort::MINOR_VERSION)), "{e}");
     }
 
     #[test]

@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use facesync_onnx_models as onnx_models;
 use frame::Frame;
@@ -23,66 +23,25 @@ fn tempdir() -> PathBuf {
     d
 }
 
-struct Env {
-    python: PathBuf,
-    models: PathBuf,
-}
+type Env = onnx_models::test_models::TestModels;
 
-fn skip(reason: &str) -> Option<&'static Env> {
-    if std::env::var_os("FACESYNC_REQUIRE_ORT").is_some_and(|v| v == "1") {
-        panic!("FACESYNC_REQUIRE_ORT=1 but {reason}");
-    }
-    eprintln!("skipped: {reason}");
-    None
-}
-
-fn env() -> Option<&'static Env> {
-    static ENV: OnceLock<Result<Env, String>> = OnceLock::new();
-    let env = ENV.get_or_init(|| {
-        onnx_models::runtime::find_library(None).map_err(|e| e.to_string())?;
-        let python: PathBuf = std::env::var_os("FACESYNC_TEST_PYTHON")
-            .map_or_else(|| "python3".into(), PathBuf::from);
-        // Generated once into the target folder and reused while the script is unchanged.
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/make_models.py");
-        let source = std::fs::read(&script).map_err(|e| format!("{}: {e}", script.display()))?;
-        let stamp = format!("{:016x}", fnv1a(&source));
-        let models = Path::new(env!("CARGO_TARGET_TMPDIR")).join("onnx-models");
-        if std::fs::read_to_string(models.join("stamp"))
-            .ok()
-            .as_deref()
-            == Some(stamp.as_str())
-        {
-            return Ok(Env { python, models });
-        }
-        let out = Command::new(&python)
-            .arg(&script)
-            .arg(&models)
-            .output()
-            .map_err(|e| format!("{}: {e}", python.display()))?;
-        if !out.status.success() {
-            return Err(format!(
-                "make_models.py failed (needs onnx and numpy): {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        std::fs::write(models.join("stamp"), stamp).map_err(|e| e.to_string())?;
-        Ok(Env { python, models })
-    });
-    match env {
+fn env() -> Option<Env> {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("onnx-models");
+    match onnx_models::test_models::generate(&dir) {
         Ok(e) => Some(e),
-        Err(reason) => skip(reason),
+        Err(reason) if onnx_models::test_models::required() => {
+            panic!("FACESYNC_REQUIRE_ORT=1 but {reason}")
+        }
+        Err(reason) => {
+            eprintln!("skipped: {reason}");
+            None
+        }
     }
-}
-
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 fn load(env: &Env, file: &str) -> Result<Arc<onnx_models::OnnxSession>, OnnxError> {
     session::load(&SessionOptions {
-        model: env.models.join(file),
+        model: env.dir.join(file),
         provider: ProviderRequest::Cpu,
         threads: 2,
         runtime: None,
@@ -155,6 +114,7 @@ fn changed_rows(a: &Frame, b: &Frame) -> (usize, usize) {
 #[test]
 fn wav2lip_changes_the_lower_face_only_and_counts_frames() {
     let Some(env) = env() else { return };
+    let env = &env;
     let session = load(env, "wav2lip_96.onnx").unwrap();
     let model = OnnxLipSync::new(LipSyncKind::Wav2Lip, session, 0.5).unwrap();
     assert!(!model.dynamic_batch());
@@ -174,6 +134,7 @@ fn wav2lip_changes_the_lower_face_only_and_counts_frames() {
 #[test]
 fn dynamic_batch_gives_the_fixed_batch_result() {
     let Some(env) = env() else { return };
+    let env = &env;
     let faces: Vec<Frame> = (0..3).map(face).collect();
     let fixed = OnnxLipSync::new(
         LipSyncKind::Wav2Lip,
@@ -209,6 +170,7 @@ fn dynamic_batch_gives_the_fixed_batch_result() {
 #[test]
 fn edtalk_runs_with_its_weight() {
     let Some(env) = env() else { return };
+    let env = &env;
     let faces: Vec<Frame> = (0..2).map(face).collect();
     let out = |w| {
         let m = OnnxLipSync::new(
@@ -228,6 +190,7 @@ fn edtalk_runs_with_its_weight() {
 #[test]
 fn cancel_stops_between_model_calls() {
     let Some(env) = env() else { return };
+    let env = &env;
     let faces: Vec<Frame> = (0..6).map(face).collect();
     let model = OnnxLipSync::new(
         LipSyncKind::Wav2Lip,
@@ -259,6 +222,7 @@ fn cancel_stops_between_model_calls() {
 #[test]
 fn bad_files_name_the_file_and_the_problem() {
     let Some(env) = env() else { return };
+    let env = &env;
     let check = |file: &str, kind: LipSyncKind, expect: &[&str]| {
         let e = load(env, file)
             .and_then(|s| OnnxLipSync::new(kind, s, 0.5))
@@ -295,6 +259,7 @@ fn bad_files_name_the_file_and_the_problem() {
 #[test]
 fn a_model_loads_once_per_process() {
     let Some(env) = env() else { return };
+    let env = &env;
     let a = load(env, "edtalk_256.onnx").unwrap();
     let b = load(env, "edtalk_256.onnx").unwrap();
     assert!(Arc::ptr_eq(&a, &b));
@@ -303,8 +268,9 @@ fn a_model_loads_once_per_process() {
 #[test]
 fn gpu_request_without_a_gpu_provider_is_an_error() {
     let Some(env) = env() else { return };
+    let env = &env;
     let r = session::load(&SessionOptions {
-        model: env.models.join("edtalk_256.onnx"),
+        model: env.dir.join("edtalk_256.onnx"),
         provider: ProviderRequest::Gpu,
         threads: 1,
         runtime: None,
@@ -323,6 +289,7 @@ fn gpu_request_without_a_gpu_provider_is_an_error() {
 #[test]
 fn mel_features_match_the_numpy_reference() {
     let Some(env) = env() else { return };
+    let env = &env;
     // 1.3 s of speech-like audio with a silent gap, at 16 kHz (no resampling in the way).
     let mut audio = speech();
     audio.extend(std::iter::repeat_n(0.0, 2000));
