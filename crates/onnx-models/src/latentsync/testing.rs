@@ -55,7 +55,8 @@ pub(crate) fn run_script(name: &str, args: &[&std::ffi::OsStr]) -> String {
 fn missing(modules: &'static str, ort: bool) -> Option<String> {
     use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock};
-    static CACHE: OnceLock<Mutex<HashMap<(&'static str, bool), Option<String>>>> = OnceLock::new();
+    type Reasons = HashMap<(&'static str, bool), Option<String>>;
+    static CACHE: OnceLock<Mutex<Reasons>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
     cache
@@ -90,6 +91,7 @@ fn missing(modules: &'static str, ort: bool) -> Option<String> {
 
 /// `true` when the test may run; otherwise prints why it is skipped (or panics when
 /// `FACESYNC_REQUIRE_ORT=1`).
+#[allow(clippy::print_stderr)] // A test says why it is skipped (libtest shows it).
 pub(crate) fn have(modules: &'static str, ort: bool) -> bool {
     let Some(reason) = missing(modules, ort) else {
         return true;
