@@ -86,12 +86,8 @@ fn measure(dir: &std::path::Path) -> Result<()> {
     };
     let mut inf = Inferencer::new(model, config);
     // Warm-up (session allocations, first runs), not counted.
-    inf.run_chunk(
-        &faces[..16],
-        0,
-        &builtin,
-        &Phase::detached("warm-up", None, "frames"),
-    )?;
+    let warm_up = Phase::detached("warm-up", None, "frames");
+    inf.run_chunk_with(&faces[..16], 0, &builtin, Some(features.as_ref()), &warm_up)?;
     let before = inf.model().stats();
     let phase = Phase::detached("Doing inference", Some(FRAMES as u64), "frames");
     let t0 = Instant::now();
