@@ -1,6 +1,7 @@
 //! End-to-end with learned models (Wav2Lip-96, EDTalk-256 through ONNX Runtime), on models
 //! generated at test time (`onnx_models::test_models`). Under `cargo xtask test` a missing
 //! runtime fails; in a bare `cargo test` these tests print why they skip.
+#![allow(clippy::print_stderr)] // a test without the runtime says why it skips
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -186,6 +186,7 @@ fn ctrl_c_cancels_with_exit_code_130_and_leaves_no_output() {
 
 /// The generated learned models, or `None` (skipped, with the reason printed) when the ONNX
 /// Runtime library or the Python `onnx` package is missing outside `cargo xtask test`.
+#[allow(clippy::print_stderr)] // a test without the runtime says why it skips
 fn learned_models() -> Option<std::path::PathBuf> {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("onnx-models");
     match onnx_models::test_models::generate(&dir) {

@@ -345,6 +345,7 @@ fn a_job_cancelled_from_another_process_ends_cancelled_with_no_output() {
 }
 
 #[test]
+#[allow(clippy::print_stderr)] // a test without the runtime says why it skips
 fn a_worker_runs_learned_model_jobs_and_dead_letters_a_bad_model() {
     let models = Path::new(env!("CARGO_TARGET_TMPDIR")).join("onnx-models");
     let models = match onnx_models::test_models::generate(&models) {

@@ -44,14 +44,17 @@ pub struct OnnxSession {
     inputs: Vec<TensorInfo>,
     outputs: Vec<TensorInfo>,
     session: Mutex<Session>,
+    /// Model calls and the nanoseconds spent in them (benchmarks: the model's share).
+    calls: std::sync::atomic::AtomicU64,
+    nanos: std::sync::atomic::AtomicU64,
 }
 
 /// The process-wide cache: a model loads once and serves every run (worker jobs, Python calls,
 /// ComfyUI runs).
-fn cache() -> &'static Mutex<HashMap<(PathBuf, ProviderRequest, usize), Arc<OnnxSession>>> {
-    static CACHE: std::sync::OnceLock<
-        Mutex<HashMap<(PathBuf, ProviderRequest, usize), Arc<OnnxSession>>>,
-    > = std::sync::OnceLock::new();
+type Cache = Mutex<HashMap<(PathBuf, ProviderRequest, usize), Arc<OnnxSession>>>;
+
+fn cache() -> &'static Cache {
+    static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
     CACHE.get_or_init(Default::default)
 }
 
@@ -185,6 +188,8 @@ fn build(path: &Path, request: ProviderRequest, threads: usize) -> Result<OnnxSe
         inputs: session.inputs().iter().map(info).collect(),
         outputs: session.outputs().iter().map(info).collect(),
         session: Mutex::new(session),
+        calls: Default::default(),
+        nanos: Default::default(),
     })
 }
 
@@ -267,6 +272,23 @@ impl OnnxSession {
         check_tensor(out, output).map_err(|m| err(&out.name, m))
     }
 
+    /// Records one model call of `elapsed` (for [`OnnxSession::call_stats`]); callers that
+    /// run the session themselves through [`OnnxSession::lock`] may call it.
+    pub fn record(&self, elapsed: std::time::Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.calls.fetch_add(1, Relaxed);
+        self.nanos.fetch_add(elapsed.as_nanos() as u64, Relaxed);
+    }
+
+    /// Model calls so far in this process and the time spent in them.
+    pub fn call_stats(&self) -> (u64, std::time::Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.calls.load(Relaxed),
+            std::time::Duration::from_nanos(self.nanos.load(Relaxed)),
+        )
+    }
+
     /// The session, for callers that build their own tensors (`f16`, `i64`).
     pub fn lock(&self) -> MutexGuard<'_, Session> {
         self.session.lock().unwrap_or_else(|e| e.into_inner())
@@ -289,7 +311,9 @@ impl OnnxSession {
             values.push((name.to_string(), t.into_dyn()));
         }
         let mut session = self.lock();
+        let started = std::time::Instant::now();
         let outputs = session.run(values).map_err(|e| err(e.to_string()))?;
+        self.record(started.elapsed());
         let (shape, data) = outputs[0]
             .try_extract_tensor::<f32>()
             .map_err(|e| err(format!("output 0: {e}")))?;

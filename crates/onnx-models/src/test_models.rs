@@ -42,6 +42,15 @@ pub fn generate(dir: &Path) -> Result<TestModels, String> {
         crate::runtime::find_library(None).map_err(|e| e.to_string())?;
         let python: PathBuf = std::env::var_os("FACESYNC_TEST_PYTHON")
             .map_or_else(|| "python3".into(), PathBuf::from);
+        generate_with(&python, dir)
+    })
+    .clone()
+}
+
+/// [`generate`] with an explicit Python and no runtime check (benchmarks).
+pub fn generate_with(python: &Path, dir: &Path) -> Result<TestModels, String> {
+    {
+        let python = python.to_path_buf();
         let script = script();
         let source = std::fs::read(&script).map_err(|e| format!("{}: {e}", script.display()))?;
         let stamp = format!("{:016x}", fnv1a(&source));
@@ -66,6 +75,5 @@ pub fn generate(dir: &Path) -> Result<TestModels, String> {
         }
         std::fs::write(dir.join("stamp"), stamp).map_err(|e| e.to_string())?;
         Ok(models)
-    })
-    .clone()
+    }
 }

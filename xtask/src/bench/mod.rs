@@ -6,6 +6,7 @@ use anyhow::{Context, Result, bail};
 mod face;
 mod infer;
 mod latentsync;
+mod model;
 mod pipeline;
 mod progress;
 mod queue;
@@ -36,19 +37,22 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         return Ok(());
     }
     let Some((what, rest)) = args.split_first() else {
-        bail!("usage: cargo xtask bench <progress|face|restore|infer|latentsync|pipeline|queue>");
+        bail!(
+            "usage: cargo xtask bench <progress|face|restore|infer|model|latentsync|pipeline|queue>"
+        );
     };
     match what.as_str() {
         "progress" => progress::run(rest),
         "face" => face::run(rest),
         "restore" => restore::run(rest),
         "infer" => infer::run(rest),
+        "model" => model::run(rest),
         "latentsync" => latentsync::run(rest),
         "pipeline" => pipeline::run(rest),
         "queue" => queue::run(rest),
         other => {
             bail!(
-                "unknown benchmark `{other}`; known: progress face restore infer latentsync pipeline queue"
+                "unknown benchmark `{other}`; known: progress face restore infer model latentsync pipeline queue"
             )
         }
     }

@@ -1,0 +1,150 @@
+//! `cargo xtask bench model`: facesync's whole pipeline with a learned model (the generated
+//! Wav2Lip-96, batch 1, random weights, the published layer structure) against a per-frame
+//! Python loop doing what FaceFusion's lip syncer does per frame (`model_loop.py`:
+//! onnxruntime, numpy), on the same file, the same clip (the built-in sample, 256×256, 4 s at
+//! 25 fps) and ONNX Runtime's default thread count in both, alternated in one run (3 rounds
+//! each after a warm-up), medians.
+//!
+//! - `facesync_fps`: output frames over the wall-clock time of `pipeline::run` (decode, face
+//!   detection and alignment, Wav2Lip, restore, Y4M encode), no sinks.
+//! - `loop_fps`: frames over the loop's time (decoded frames in memory, mel spectrogram,
+//!   per-frame crop, model call, paste); it is given the face box, not detecting faces.
+//! - `model_share`: the share of facesync's wall time spent inside model calls.
+//! - `provider`: the execution provider facesync's session runs on.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use pipeline::media_io::{ReaderOptions, VideoReader};
+use pipeline::sample::{SampleSpec, write_sample};
+use pipeline::{Inputs, ModelSpec, PipelineConfig};
+use progress_core::Progress;
+
+const SIZE: u32 = 256;
+const ROUNDS: usize = 3;
+
+pub(crate) fn run(_args: &[String]) -> Result<()> {
+    let python = crate::python::environment()?;
+    let library = crate::python::onnx_runtime(&python)?;
+    let dir = std::path::absolute("target/facesync-bench/model")?;
+    let models = onnx_models::test_models::generate_with(&python, &dir.join("models"))
+        .map_err(anyhow::Error::msg)?;
+    let model = models.dir.join("wav2lip_96.onnx");
+    let spec = SampleSpec {
+        width: SIZE,
+        height: SIZE,
+        seconds: 4.0,
+        ..SampleSpec::default()
+    };
+    let files = write_sample(&dir.join("clip"), &spec).context("cannot write the sample")?;
+    let inputs = Inputs {
+        video: files.video,
+        audio: files.audio,
+    };
+    // The loop reads the decoded frames (its decode is not timed, facesync's is).
+    let frames_path = dir.join("frames.rgb");
+    let mut reader = VideoReader::open(&inputs.video, &ReaderOptions::default())?;
+    let mut raw = Vec::new();
+    let mut n = 0u32;
+    while let Some(f) = reader.next_frame()? {
+        raw.extend_from_slice(f.data());
+        n += 1;
+    }
+    std::fs::write(&frames_path, raw)?;
+    let config = PipelineConfig {
+        model: ModelSpec::Wav2Lip(model.clone()),
+        onnx_runtime: Some(library),
+        ..PipelineConfig::default()
+    };
+    let out = dir.join("out.y4m");
+    facesync_round(&config, &inputs, &out)?; // warm-up: loads the model once
+
+    // The loop's face box: facesync's Wav2Lip box on the sample's first frame would need
+    // the detector; the sample's face is centred, so the loop gets a fixed box around it.
+    let b = [0.36, 0.13, 0.64, 0.38].map(|v: f32| v * SIZE as f32);
+    let script = dir.join("model_loop.py");
+    std::fs::write(&script, include_str!("model_loop.py"))?;
+    let mut facesync = Vec::new();
+    let mut looped = Vec::new();
+    let mut shares = Vec::new();
+    let mut provider = String::new();
+    for _ in 0..ROUNDS {
+        let (fps, share, p) = facesync_round(&config, &inputs, &out)?;
+        println!("facesync: {fps:.2} fps, model share {share:.3}");
+        facesync.push(fps);
+        shares.push(share);
+        provider = p;
+        let out = Command::new(&python)
+            .arg(&script)
+            .arg(&model)
+            .arg(&frames_path)
+            .args([SIZE.to_string(), SIZE.to_string(), n.to_string()])
+            .arg(&inputs.audio)
+            .arg("25")
+            .args(b.map(|v| v.to_string()))
+            .arg("1")
+            .output()
+            .context("cannot run the Python loop")?;
+        if !out.status.success() {
+            bail!(
+                "the Python loop failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let secs: f64 = text
+            .lines()
+            .find_map(|l| l.split("secs=").nth(1))
+            .and_then(|v| v.trim().parse().ok())
+            .with_context(|| format!("unexpected loop output {text:?}"))?;
+        println!("loop: {:.2} fps", f64::from(n) / secs);
+        looped.push(f64::from(n) / secs);
+    }
+    let (a, b) = (median(&mut facesync), median(&mut looped));
+    println!(
+        "model-bench: facesync_fps={a:.2} loop_fps={b:.2} ratio={:.2} provider={provider} model_share={:.2}",
+        a / b,
+        median(&mut shares)
+    );
+    Ok(())
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// One timed run: frames per second, the share of time in model calls, the provider.
+fn facesync_round(
+    config: &PipelineConfig,
+    inputs: &Inputs,
+    out: &Path,
+) -> Result<(f64, f64, String)> {
+    let session = onnx_models::session::load(&onnx_models::SessionOptions {
+        model: config
+            .model
+            .path()
+            .context("a learned model")?
+            .to_path_buf(),
+        provider: onnx_models::ProviderRequest::Auto,
+        threads: 0,
+        runtime: config.onnx_runtime.clone(),
+    })?;
+    let (_, before) = session.call_stats();
+    let progress = Progress::builder().start();
+    let job = progress.phase("Lip sync", None, "frames");
+    let start = Instant::now();
+    let summary = pipeline::run(config, inputs, out, &job)?;
+    let secs = start.elapsed().as_secs_f64();
+    job.finish();
+    drop(job);
+    progress.shutdown();
+    let (_, after) = session.call_stats();
+    Ok((
+        summary.frames as f64 / secs,
+        (after - before).as_secs_f64() / secs,
+        session.provider().to_string(),
+    ))
+}
