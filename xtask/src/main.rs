@@ -2,7 +2,7 @@
 //!
 //! Commands: `pipeline` (run the lip-sync pipeline, on the built-in sample by default),
 //! `test` (check the system packages the tests need, then run the whole test suite),
-//! `bench <progress|face|restore|infer|pipeline|queue>` (measure side by side and print one summary line),
+//! `bench <progress|face|restore|infer|model|latentsync|pipeline|queue>` (measure side by side and print one summary line),
 //! `worker | submit | watch | cancel` (the NATS JetStream work queue, see `queue.rs`).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -46,7 +46,7 @@ const HELP: &str = "usage: cargo xtask <command>
 commands:
   pipeline [options]   run the lip-sync pipeline (on the built-in sample without --video)
   test                 check/install the system packages the tests need, then run all tests
-  bench <what>         measure and print one summary line; what: progress face restore infer model pipeline queue
+  bench <what>         measure and print one summary line; what: progress face restore infer model latentsync pipeline queue
   worker | submit | watch | cancel   the NATS JetStream work queue (`cargo xtask worker --help`)";
 
 pub(crate) fn project_root() -> PathBuf {

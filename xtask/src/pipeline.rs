@@ -29,10 +29,13 @@ options:
   --backend auto|gpu|cpu             compute device (default auto: a hardware GPU when there
                                      is one, else the CPU; gpu: any adapter, software included;
                                      FACESYNC_BACKEND=auto|gpu|cpu sets the default)
-  --model builtin|wav2lip:PATH|edtalk:PATH
+  --model builtin|wav2lip:PATH|edtalk:PATH|latentsync:DIR
                         lip-sync model (default builtin): FaceFusion's wav2lip_96.onnx /
-                        wav2lip_gan_96.onnx or edtalk_256.onnx, run by ONNX Runtime on CUDA
-                        when the backend allows a GPU and the library has it, else the CPU
+                        wav2lip_gan_96.onnx or edtalk_256.onnx, or a folder with LatentSync's
+                        ONNX export (whisper_tiny, vae_encoder, vae_decoder, unet + weights;
+                        --resolution 256, --chunk 16 or less, --steps DDIM steps), run by
+                        ONNX Runtime on CUDA when the backend allows a GPU and the library
+                        has it, else the CPU
   --model-weight W      EDTalk's lip strength (default 0.5)
   --onnx-runtime LIB    the ONNX Runtime library (default: ORT_DYLIB_PATH, else the one of an
                         installed onnxruntime / onnxruntime-gpu Python package)
@@ -112,6 +115,9 @@ fn parse(args: &[String], caller_dir: &Path) -> Result<Args> {
                 a.config.model = match spec {
                     ModelSpec::Wav2Lip(p) => ModelSpec::Wav2Lip(path(p.display().to_string())),
                     ModelSpec::EdTalk(p) => ModelSpec::EdTalk(path(p.display().to_string())),
+                    ModelSpec::LatentSync(p) => {
+                        ModelSpec::LatentSync(path(p.display().to_string()))
+                    }
                     other => other,
                 };
             }

@@ -25,6 +25,8 @@ const REQUIREMENTS: &[&str] = &[
     // (ORT_DYLIB_PATH), and `onnx` to generate the test models.
     "onnxruntime>=1.17,<2",
     "onnx>=1.16,<2",
+    // LatentSync's Whisper log-mel is checked against librosa, which its ONNX port uses.
+    "librosa>=0.10,<1",
 ];
 const CRATE: &str = "crates/python";
 

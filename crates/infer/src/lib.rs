@@ -191,6 +191,14 @@ pub trait LipSyncModel {
         n_steps: usize,
     ) -> Result<StepStats, InferError>;
 
+    /// Whether an intermediate preview is worth its cost now (default: always). A model whose
+    /// preview costs a decode of the whole chunk says no while that would take more than a
+    /// small share of the compute time; the chunk's final preview is always sent.
+    fn preview_ready(&self, state: &Self::State) -> bool {
+        let _ = state;
+        true
+    }
+
     /// The current estimate of face `index` of the chunk (for previews).
     fn preview(&mut self, state: &Self::State, index: usize) -> Result<Frame, InferError>;
 

@@ -67,6 +67,15 @@ pub struct Mask {
 }
 
 impl Mask {
+    /// A `size`×`size` mask from one byte per pixel, row-major (non-zero: regenerated);
+    /// `None` when `data` is not `size²` bytes.
+    pub fn from_bytes(size: u32, data: Vec<u8>) -> Option<Self> {
+        (data.len() == size as usize * size as usize).then(|| Self {
+            size,
+            data: data.into_iter().map(|v| u8::from(v != 0)).collect(),
+        })
+    }
+
     /// R.
     pub fn size(&self) -> u32 {
         self.size

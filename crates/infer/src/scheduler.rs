@@ -170,7 +170,7 @@ impl<M: LipSyncModel> Inferencer<M> {
             let due = self
                 .last_preview
                 .is_none_or(|t| t.elapsed() >= self.config.preview_interval);
-            if due && k + 1 < n_steps {
+            if due && k + 1 < n_steps && self.model.preview_ready(&state) {
                 let img = self.model.preview(&state, 0)?;
                 phase.preview(first_frame as u64, preview_image(&img));
                 self.last_preview = Some(Instant::now());

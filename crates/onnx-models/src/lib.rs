@@ -16,9 +16,13 @@
 //!   and serves every run. Providers: CUDA (TensorRT on request) when allowed and present,
 //!   registered so that a failure is loud; the CPU otherwise. Input and output names, ranks and
 //!   sizes are checked against the model's contract when it loads.
+//! - [`latentsync`]: LatentSync's ONNX export (a folder: Whisper-tiny, VAE encoder and decoder,
+//!   3-D UNet) as a step-wise model: 20 DDIM steps with classifier-free guidance, one UNet call
+//!   per step of the scheduler's "steps" phase, its own Whisper audio features.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod latentsync;
 mod lipsync;
 pub mod runtime;
 pub mod session;

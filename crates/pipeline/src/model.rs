@@ -1,5 +1,5 @@
 //! Which lip-sync model a run uses: the built-in mouth model or a learned one behind ONNX
-//! Runtime, parsed once from `builtin|wav2lip:PATH|edtalk:PATH` and built through the
+//! Runtime, parsed once from `builtin|wav2lip:PATH|edtalk:PATH|latentsync:DIR` and built through the
 //! process-wide model cache.
 
 use std::fmt;
@@ -15,7 +15,8 @@ use progress_core::{Level, Phase};
 use crate::{Backend, PipelineConfig, PipelineError};
 
 /// The lip-sync model of a run. Text form (`FromStr`/`Display`, the same in the CLI, Python,
-/// queue jobs and the ComfyUI node): `builtin`, `wav2lip:PATH`, `edtalk:PATH`.
+/// queue jobs and the ComfyUI node): `builtin`, `wav2lip:PATH`, `edtalk:PATH`,
+/// `latentsync:DIR`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum ModelSpec {
@@ -26,11 +27,15 @@ pub enum ModelSpec {
     Wav2Lip(PathBuf),
     /// EDTalk-256 from an ONNX file (FaceFusion's `edtalk_256.onnx`).
     EdTalk(PathBuf),
+    /// LatentSync's ONNX export in a folder (`whisper_tiny.onnx`, `vae_encoder.onnx`,
+    /// `vae_decoder.onnx`, `unet.onnx` + `unet_weights.pb`): 256×256 faces, chunks of at most
+    /// 16 frames, LatentSync's three-point alignment ([`ModelSpec::wants_latentsync_alignment`]).
+    LatentSync(PathBuf),
 }
 
 /// A model spec that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown model `{0}`: expected builtin, wav2lip:PATH or edtalk:PATH")]
+#[error("unknown model `{0}`: expected builtin, wav2lip:PATH, edtalk:PATH or latentsync:DIR")]
 pub struct ParseModelError(String);
 
 impl FromStr for ModelSpec {
@@ -48,6 +53,7 @@ impl FromStr for ModelSpec {
         match kind {
             "wav2lip" => Ok(ModelSpec::Wav2Lip(path.into())),
             "edtalk" => Ok(ModelSpec::EdTalk(path.into())),
+            "latentsync" => Ok(ModelSpec::LatentSync(path.into())),
             _ => Err(bad()),
         }
     }
@@ -59,17 +65,24 @@ impl fmt::Display for ModelSpec {
             ModelSpec::Builtin => f.write_str("builtin"),
             ModelSpec::Wav2Lip(p) => write!(f, "wav2lip:{}", p.display()),
             ModelSpec::EdTalk(p) => write!(f, "edtalk:{}", p.display()),
+            ModelSpec::LatentSync(p) => write!(f, "latentsync:{}", p.display()),
         }
     }
 }
 
 impl ModelSpec {
-    /// The model file, for the learned models.
+    /// The model file (the folder, for LatentSync), for the learned models.
     pub fn path(&self) -> Option<&Path> {
         match self {
             ModelSpec::Builtin => None,
-            ModelSpec::Wav2Lip(p) | ModelSpec::EdTalk(p) => Some(p),
+            ModelSpec::Wav2Lip(p) | ModelSpec::EdTalk(p) | ModelSpec::LatentSync(p) => Some(p),
         }
+    }
+
+    /// Whether the model was trained on LatentSync's alignment (three mesh points: brows and
+    /// nose), which face processing must then use instead of its default template.
+    pub fn wants_latentsync_alignment(&self) -> bool {
+        matches!(self, ModelSpec::LatentSync(_))
     }
 }
 
@@ -106,6 +119,7 @@ pub fn build_model(
         }
         ModelSpec::Wav2Lip(p) => (LipSyncKind::Wav2Lip, p),
         ModelSpec::EdTalk(p) => (LipSyncKind::EdTalk, p),
+        ModelSpec::LatentSync(dir) => return build_latentsync(config, dir, infer_config, parent),
     };
     let model_err = |e: onnx_models::OnnxError| PipelineError::Model(e.to_string());
     let session = onnx_models::session::load(&SessionOptions {
@@ -133,6 +147,51 @@ pub fn build_model(
     Ok(Box::new(Inferencer::new(model, infer_config)))
 }
 
+/// LatentSync's folder: 256×256 faces and chunks of at most 16 (the UNet's frame axis);
+/// guidance 1.5 and seed 1247 (LatentSync's defaults), `config.steps` DDIM steps.
+fn build_latentsync(
+    config: &PipelineConfig,
+    dir: &Path,
+    infer_config: InferConfig,
+    parent: &Phase,
+) -> Result<Box<dyn ChunkRunner>, PipelineError> {
+    let spec = format!("latentsync:{}", dir.display());
+    if config.resolution != onnx_models::latentsync::FACE_SIZE {
+        return Err(PipelineError::Model(format!(
+            "{spec}: the export takes {s}×{s} faces, the run's resolution is {r} (use {s})",
+            s = onnx_models::latentsync::FACE_SIZE,
+            r = config.resolution
+        )));
+    }
+    if config.chunk > 16 {
+        return Err(PipelineError::Model(format!(
+            "{spec}: the UNet takes chunks of at most 16 frames, the run's chunk is {} (use 16)",
+            config.chunk
+        )));
+    }
+    let options = onnx_models::latentsync::LatentSyncOptions {
+        session: onnx_models::latentsync::SessionSettings {
+            provider: provider_request(config.backend),
+            threads: 0,
+            runtime: config.onnx_runtime.clone(),
+        },
+        ..Default::default()
+    };
+    let model = onnx_models::latentsync::LatentSync::open(dir, &options)
+        .map_err(|e| PipelineError::Model(e.to_string()))?;
+    parent.message(
+        Level::Info,
+        format!(
+            "lip-sync model {} (latentsync, {} DDIM steps, guidance {}) runs on {}",
+            dir.display(),
+            infer_config.steps,
+            options.config.guidance,
+            model.provider()
+        ),
+    );
+    Ok(Box::new(Inferencer::new(model, infer_config)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,19 +209,58 @@ mod tests {
             "edtalk:C:/m/e.onnx",
             Some(ModelSpec::EdTalk("C:/m/e.onnx".into())),
         );
+        check(
+            "latentsync:/models/latentsync",
+            Some(ModelSpec::LatentSync("/models/latentsync".into())),
+        );
+        check("latentsync:", None);
         check("wav2lip:", None);
         check("wav2lip", None);
         check("Builtin", None);
         check("sadtalker:x.onnx", None);
     }
 
+    #[test]
+    fn latentsync_asks_for_its_alignment_and_refuses_other_sizes_and_long_chunks() {
+        let spec: ModelSpec = "latentsync:/nowhere".parse().unwrap();
+        assert!(spec.wants_latentsync_alignment());
+        assert!(!ModelSpec::Builtin.wants_latentsync_alignment());
+        let phase = Phase::detached("run", None, "");
+        for (resolution, chunk, wanted) in [(512, 16, "256×256 faces"), (256, 32, "at most 16")] {
+            let config = PipelineConfig {
+                model: spec.clone(),
+                resolution,
+                chunk,
+                ..PipelineConfig::default()
+            };
+            let e = build_model(&config, &Compute::Cpu, &phase)
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(
+                e.contains("latentsync:/nowhere") && e.contains(wanted),
+                "{e}"
+            );
+        }
+        let config = PipelineConfig {
+            model: spec,
+            ..PipelineConfig::default()
+        };
+        let e = build_model(&config, &Compute::Cpu, &phase)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("/nowhere") && e.contains("not a folder"), "{e}");
+    }
+
     proptest! {
         #[test]
-        fn display_round_trips(path in "[a-zA-Z0-9_./: -]{1,40}", kind in 0..3u8) {
+        fn display_round_trips(path in "[a-zA-Z0-9_./: -]{1,40}", kind in 0..4u8) {
             let spec = match kind {
                 0 => ModelSpec::Builtin,
                 1 => ModelSpec::Wav2Lip(path.into()),
-                _ => ModelSpec::EdTalk(path.into()),
+                2 => ModelSpec::EdTalk(path.into()),
+                _ => ModelSpec::LatentSync(path.into()),
             };
             prop_assert_eq!(spec.to_string().parse::<ModelSpec>().unwrap(), spec);
         }

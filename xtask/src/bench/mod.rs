@@ -5,6 +5,7 @@ use anyhow::{Context, Result, bail};
 
 mod face;
 mod infer;
+mod latentsync;
 mod model;
 mod pipeline;
 mod progress;
@@ -36,7 +37,9 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         return Ok(());
     }
     let Some((what, rest)) = args.split_first() else {
-        bail!("usage: cargo xtask bench <progress|face|restore|infer|model|pipeline|queue>");
+        bail!(
+            "usage: cargo xtask bench <progress|face|restore|infer|model|latentsync|pipeline|queue>"
+        );
     };
     match what.as_str() {
         "progress" => progress::run(rest),
@@ -44,11 +47,12 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         "restore" => restore::run(rest),
         "infer" => infer::run(rest),
         "model" => model::run(rest),
+        "latentsync" => latentsync::run(rest),
         "pipeline" => pipeline::run(rest),
         "queue" => queue::run(rest),
         other => {
             bail!(
-                "unknown benchmark `{other}`; known: progress face restore infer model pipeline queue"
+                "unknown benchmark `{other}`; known: progress face restore infer model latentsync pipeline queue"
             )
         }
     }
