@@ -28,7 +28,8 @@ options:
                                      for gaps up to 12 frames)
   --backend auto|gpu|cpu             compute device (default auto: a hardware GPU when there
                                      is one, else the CPU; gpu: any adapter, software included;
-                                     FACESYNC_BACKEND=auto|gpu|cpu sets the default)
+                                     without --backend gpu|cpu, FACESYNC_BACKEND=auto|gpu|cpu
+                                     decides)
   --progress console|log|json|none   progress sinks, repeatable or comma-separated (default console)
   --progress-file F     write the json events to F instead of stdout (implies --progress json)
   --preview-dir DIR     save the preview images (PPM) there
@@ -65,7 +66,6 @@ struct Args {
 
 fn parse(args: &[String], caller_dir: &Path) -> Result<Args> {
     let mut a = Args::default();
-    let mut backend_given = false;
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         let mut value = || {
@@ -81,25 +81,9 @@ fn parse(args: &[String], caller_dir: &Path) -> Result<Args> {
             "--resolution" => a.config.resolution = value()?.parse().context("--resolution")?,
             "--steps" => a.config.steps = value()?.parse().context("--steps")?,
             "--chunk" => a.config.chunk = value()?.parse().context("--chunk")?,
-            "--no-face" => {
-                a.config.no_face = match value()?.as_str() {
-                    "pass" => NoFacePolicy::Pass,
-                    "error" => NoFacePolicy::Error,
-                    "interpolate" => NoFacePolicy::Interpolate,
-                    other => bail!("--no-face {other}: expected pass, error or interpolate"),
-                }
-            }
-            "--backend" => {
-                a.config.backend = backend("--backend", &value()?)?;
-                backend_given = true;
-            }
-            "--length" => {
-                a.config.length = match value()?.as_str() {
-                    "loop" => LengthPolicy::Loop,
-                    "trim" => LengthPolicy::Trim,
-                    other => bail!("--length {other}: expected loop or trim"),
-                }
-            }
+            "--no-face" => a.config.no_face = value()?.parse().context("--no-face")?,
+            "--backend" => a.config.backend = value()?.parse().context("--backend")?,
+            "--length" => a.config.length = value()?.parse().context("--length")?,
             "--progress" => {
                 for s in value()?.split(',') {
                     if !["console", "log", "json", "none"].contains(&s) {
@@ -148,24 +132,8 @@ fn parse(args: &[String], caller_dir: &Path) -> Result<Args> {
     if a.progress_file.is_some() && !a.sinks.iter().any(|s| s == "json") {
         a.sinks.push("json".into());
     }
-    if !backend_given && let Ok(value) = std::env::var("FACESYNC_BACKEND") {
-        a.config.backend = backend("FACESYNC_BACKEND", &value)?;
-    }
     a.config.validate()?;
     Ok(a)
-}
-
-/// `value` of `source` (the option or the environment variable) as a backend.
-fn backend(source: &str, value: &str) -> Result<Backend> {
-    Ok(match value.trim().to_ascii_lowercase().as_str() {
-        "auto" | "" => Backend::Auto,
-        "gpu" => Backend::Gpu,
-        "cpu" => Backend::Cpu,
-        other if source.starts_with("--") => {
-            bail!("{source} {other}: expected auto, gpu or cpu")
-        }
-        other => bail!("{source}={other}: expected auto, gpu or cpu"),
-    })
 }
 
 fn has_ffmpeg() -> bool {
@@ -416,13 +384,23 @@ mod tests {
     #[test]
     fn rejects_bad_options() {
         for (input, expected) in [
-            ("--no-face skip", "expected pass, error or interpolate"),
+            (
+                "--no-face skip",
+                "--no-face: unknown no-face policy \"skip\": expected one of pass, error, interpolate",
+            ),
             ("--progress bars", "expected console, log, json or none"),
             ("--video v.y4m", "give both --video and --audio"),
             ("--video v.y4m --audio a.wav", "--out is required"),
             ("--steps", "--steps needs a value"),
             ("--frobnicate", "unknown option `--frobnicate`"),
-            ("--backend tpu", "--backend tpu: expected auto, gpu or cpu"),
+            (
+                "--backend tpu",
+                "--backend: unknown backend \"tpu\": expected one of auto, gpu, cpu",
+            ),
+            (
+                "--length pingpong",
+                "--length: unknown length policy \"pingpong\": expected one of loop, trim",
+            ),
             (
                 "--resolution 300",
                 "resolution 300 is not supported (256 or 512)",
@@ -435,7 +413,7 @@ mod tests {
                 "apply to the built-in sample only",
             ),
         ] {
-            let err = parse(&args(input), Path::new("/")).unwrap_err().to_string();
+            let err = format!("{:#}", parse(&args(input), Path::new("/")).unwrap_err());
             assert!(err.contains(expected), "{input}: {err}");
         }
     }

@@ -87,19 +87,9 @@ impl Args {
                 "--resolution" => o.resolution = value.parse().context("--resolution")?,
                 "--steps" => o.steps = value.parse().context("--steps")?,
                 "--chunk" => o.chunk = value.parse().context("--chunk")?,
-                "--no-face" => {
-                    o.no_face = value
-                        .parse()
-                        .map_err(|e| anyhow::anyhow!("--no-face {e}"))?
-                }
-                "--backend" => {
-                    o.backend = value
-                        .parse()
-                        .map_err(|e| anyhow::anyhow!("--backend {e}"))?
-                }
-                "--length" => {
-                    o.length = value.parse().map_err(|e| anyhow::anyhow!("--length {e}"))?
-                }
+                "--no-face" => o.no_face = value.parse().context("--no-face")?,
+                "--backend" => o.backend = value.parse().context("--backend")?,
+                "--length" => o.length = value.parse().context("--length")?,
                 "--name" => a.worker.name = value,
                 "--ack-wait" => a.worker.ack_wait = secs(&value)?,
                 "--max-attempts" => {
