@@ -200,9 +200,7 @@ fn start_progress(args: &Args) -> Result<Progress> {
         builder = match sink.as_str() {
             "console" => builder.sink(sinks::ConsoleSink::stderr()),
             "log" => {
-                let _ = tracing_subscriber::fmt()
-                    .with_writer(std::io::stderr)
-                    .try_init();
+                sinks::init_stderr_log("info");
                 builder.sink(sinks::LogSink::new())
             }
             "json" => match &args.progress_file {

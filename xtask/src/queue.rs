@@ -117,13 +117,8 @@ fn connect(url: &str) -> Result<Queue> {
 }
 
 fn worker(url: &str, a: Args) -> Result<()> {
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,async_nats=warn".into()),
-        )
-        .try_init();
+    // Plain text unless stderr is a terminal (a worker's stderr is usually a log file).
+    sinks::init_stderr_log("info,async_nats=warn");
     let queue = connect(url)?;
     let stop = CancelToken::new();
     let on_signal = stop.clone();

@@ -6,13 +6,17 @@
 //! exists and an equivalent CPU path when none does. Doing adapter selection, environment
 //! overrides, buffer reuse and the 65,535-workgroups-per-dimension limit once here keeps the
 //! stages small and makes them behave the same: no stage ever panics because a machine has no
-//! GPU, and the "running on CPU" warning is emitted once, by [`acquire`].
+//! GPU, and the "running on CPU" warning is produced once, by [`acquire`], which returns it
+//! ([`Acquired::notice`]) for the caller to show (the pipeline posts it as a progress message).
 //!
 //! Stages receive a [`Compute`]: either `Compute::Gpu(Arc<GpuContext>)` or `Compute::Cpu`.
 //! Nothing is cached globally: call [`acquire`] once per run and clone the `Compute`.
 //!
 //! # Environment overrides
-//! [`GpuOptions::from_env`] reads:
+//! [`GpuOptions::resolve`] (what the pipeline calls, so every front end gets the same rule) and
+//! [`GpuOptions::from_env`] read the variables below. Precedence for the backend: an explicit
+//! non-default choice (`gpu`, `cpu`) > `FACESYNC_BACKEND` > `auto`; `resolve` refuses an unknown
+//! `FACESYNC_BACKEND` with an error naming it.
 //! - `FACESYNC_BACKEND=auto|gpu|cpu`: `auto` (default) uses a hardware adapter when one exists
 //!   and the CPU otherwise (a software adapter such as lavapipe runs the shaders on the same
 //!   cores, slower than the CPU paths: `auto` skips it); `gpu` uses any adapter, software
@@ -51,7 +55,7 @@
 //! ```no_run
 //! use gpu::{Compute, GpuOptions, GrowBuffer, Readback};
 //! # fn main() -> Result<(), gpu::GpuError> {
-//! let compute = gpu::acquire(&GpuOptions::from_env(), None)?;
+//! let compute = gpu::acquire(&GpuOptions::resolve(gpu::BackendChoice::Auto)?)?.compute;
 //! let Compute::Gpu(ctx) = compute else {
 //!     return Ok(()); // run the CPU path instead
 //! };
@@ -194,20 +198,53 @@ impl GpuOptions {
 
     /// Options from `FACESYNC_BACKEND`, `WGPU_ADAPTER_NAME` and `WGPU_BACKEND` (see the crate
     /// docs); unset or unrecognised values keep the defaults (an unrecognised
-    /// `FACESYNC_BACKEND` is logged with `tracing::warn!`).
+    /// `FACESYNC_BACKEND` is logged with `tracing::warn!`). Runs should use
+    /// [`GpuOptions::resolve`], which refuses an unrecognised value instead.
     pub fn from_env() -> Self {
         Self::from_vars(|name| std::env::var(name).ok())
     }
 
+    /// The options for a run whose caller asked for `backend`: the one place where
+    /// `FACESYNC_BACKEND` meets an explicit choice, so every front end (CLI, Python, queue
+    /// workers, xtask) behaves the same.
+    ///
+    /// Precedence: an explicit non-default `backend` (`Gpu`, `Cpu`) wins; with `Auto` (the
+    /// default) `FACESYNC_BACKEND` decides when it is set; otherwise `Auto`. An unrecognised
+    /// `FACESYNC_BACKEND` is an error naming the variable and its value
+    /// ([`GpuError::Env`]), whatever `backend` is. `WGPU_ADAPTER_NAME` and `WGPU_BACKEND` are read
+    /// as in [`GpuOptions::from_env`].
+    pub fn resolve(backend: BackendChoice) -> Result<Self, GpuError> {
+        Self::resolve_from(backend, |name| std::env::var(name).ok())
+    }
+
+    fn resolve_from(
+        backend: BackendChoice,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, GpuError> {
+        let mut opts = Self::wgpu_from_vars(&var);
+        let from_env = env_backend(&var)?;
+        opts.backend = match backend {
+            BackendChoice::Auto => from_env.unwrap_or(BackendChoice::Auto),
+            explicit => explicit,
+        };
+        Ok(opts)
+    }
+
     fn from_vars(var: impl Fn(&str) -> Option<String>) -> Self {
-        let mut opts = Self::default();
-        if let Some(value) = var("FACESYNC_BACKEND").filter(|v| !v.trim().is_empty()) {
-            match value.parse::<BackendChoice>() {
-                Ok(backend) => opts.backend = backend,
-                Err(err) => tracing::warn!("FACESYNC_BACKEND: {err}; using auto"),
-            }
+        let mut opts = Self::wgpu_from_vars(&var);
+        match env_backend(&var) {
+            Ok(backend) => opts.backend = backend.unwrap_or_default(),
+            Err(err) => tracing::warn!("{err}; using auto"),
         }
-        opts.adapter_name = var("WGPU_ADAPTER_NAME").filter(|s| !s.trim().is_empty());
+        opts
+    }
+
+    /// Defaults plus `WGPU_ADAPTER_NAME` and `WGPU_BACKEND`.
+    fn wgpu_from_vars(var: &impl Fn(&str) -> Option<String>) -> Self {
+        let mut opts = Self {
+            adapter_name: var("WGPU_ADAPTER_NAME").filter(|s| !s.trim().is_empty()),
+            ..Self::default()
+        };
         if let Some(list) = var("WGPU_BACKEND").filter(|s| !s.trim().is_empty()) {
             let backends = wgpu::Backends::from_comma_list(&list);
             if !backends.is_empty() {
@@ -216,6 +253,47 @@ impl GpuOptions {
         }
         opts
     }
+}
+
+/// The environment variable that chooses the backend when the caller leaves it at `Auto`.
+pub const BACKEND_ENV: &str = "FACESYNC_BACKEND";
+
+/// `FACESYNC_BACKEND`, if set and not blank.
+fn env_backend(var: &impl Fn(&str) -> Option<String>) -> Result<Option<BackendChoice>, GpuError> {
+    match var(BACKEND_ENV).filter(|v| !v.trim().is_empty()) {
+        None => Ok(None),
+        Some(value) => value.parse().map(Some).map_err(|source| GpuError::Env {
+            variable: BACKEND_ENV,
+            source,
+        }),
+    }
+}
+
+/// What [`acquire`] chose, for the caller to report (gpu itself only logs through `tracing`).
+#[derive(Debug, Clone)]
+pub struct Acquired {
+    /// The compute to hand to the stages.
+    pub compute: Compute,
+    /// Something the user should hear about the choice (a fallback to the CPU, a skipped
+    /// software adapter), if any.
+    pub notice: Option<Notice>,
+}
+
+impl Acquired {
+    /// Just the compute.
+    pub fn into_compute(self) -> Compute {
+        self.compute
+    }
+}
+
+/// A remark about the compute choice, for a progress message or a log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// `true` for a warning (the run asked for `auto` and got the CPU because no adapter
+    /// worked), `false` for information.
+    pub warning: bool,
+    /// The text, naming the adapter and how to choose another backend.
+    pub text: String,
 }
 
 /// The compute every stage receives: a GPU context or the CPU path.
@@ -307,6 +385,15 @@ pub enum GpuError {
         /// Staging capacity.
         capacity: u64,
     },
+    /// An environment variable holds a value that is not one of its choices.
+    #[error("environment variable {variable}: {source}")]
+    Env {
+        /// The variable (`FACESYNC_BACKEND`).
+        variable: &'static str,
+        /// The rejected value and the accepted ones.
+        #[source]
+        source: ParseBackendError,
+    },
     /// The device reported an error (validation, out of memory, device lost).
     #[error("gpu device error: {0}")]
     Device(String),
@@ -360,6 +447,34 @@ mod tests {
             opts_from(&[("FACESYNC_BACKEND", "quantum")]).backend,
             BackendChoice::Auto
         );
+        for (explicit, env, expected) in [
+            (BackendChoice::Auto, None, Ok(BackendChoice::Auto)),
+            (BackendChoice::Auto, Some("cpu"), Ok(BackendChoice::Cpu)),
+            (BackendChoice::Auto, Some(" GPU "), Ok(BackendChoice::Gpu)),
+            (BackendChoice::Auto, Some(""), Ok(BackendChoice::Auto)),
+            (BackendChoice::Gpu, Some("cpu"), Ok(BackendChoice::Gpu)),
+            (BackendChoice::Cpu, None, Ok(BackendChoice::Cpu)),
+            (BackendChoice::Cpu, Some("gpu"), Ok(BackendChoice::Cpu)),
+            (BackendChoice::Cpu, Some("tpu"), Err("tpu")),
+            (BackendChoice::Auto, Some("tpu"), Err("tpu")),
+        ] {
+            let got = GpuOptions::resolve_from(explicit, |name| {
+                (name == BACKEND_ENV)
+                    .then(|| env.map(String::from))
+                    .flatten()
+            });
+            match (got, expected) {
+                (Ok(opts), Ok(b)) => assert_eq!(opts.backend, b, "{explicit} {env:?}"),
+                (Err(err), Err(value)) => assert_eq!(
+                    err.to_string(),
+                    format!(
+                        "environment variable FACESYNC_BACKEND: unknown backend {value:?}: \
+                         expected one of auto, gpu, cpu"
+                    )
+                ),
+                (got, expected) => panic!("{explicit} {env:?}: {got:?}, expected {expected:?}"),
+            }
+        }
         assert_eq!(
             opts_from(&[("WGPU_ADAPTER_NAME", "llvm")]).adapter_name,
             Some("llvm".into())

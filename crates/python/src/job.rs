@@ -5,9 +5,7 @@ use std::time::Duration;
 
 use frame::Frame;
 use pipeline::media_io::{self, MediaError, Rational, ReaderOptions, VideoInfo, VideoReader};
-use pipeline::{
-    Backend, Inputs, LengthPolicy, NoFacePolicy, PipelineConfig, PipelineError, Summary,
-};
+use pipeline::{Inputs, PipelineConfig, PipelineError, Summary};
 use progress_core::{CancelToken, Phase};
 use pyo3::exceptions::{PyFileNotFoundError, PyValueError};
 use pyo3::prelude::*;
