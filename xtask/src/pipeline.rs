@@ -4,9 +4,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use pipeline::{
-    Backend, Inputs, LengthPolicy, NoFacePolicy, PipelineConfig, PipelineError, Summary,
-};
+use pipeline::{Inputs, PipelineConfig, PipelineError, Summary};
 use progress_core::{Control, Event, ImageFormat, Level, Progress};
 
 pub(crate) const HELP: &str = "usage: cargo xtask pipeline [options]
@@ -357,6 +355,7 @@ pub(crate) fn peak_rss_kib() -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pipeline::{Backend, LengthPolicy, NoFacePolicy};
 
     fn args(s: &str) -> Vec<String> {
         s.split_whitespace().map(String::from).collect()
