@@ -399,6 +399,23 @@ pub enum GpuError {
     Device(String),
 }
 
+/// Parses and validates a WGSL source with naga, no adapter involved: what each stage crate's
+/// plain `cargo test` runs on the shaders it embeds (one source of truth per shader, inside the
+/// crate that uses it). Capabilities are `naga::valid::Capabilities::default()`, the set wgpu
+/// grants a device created without optional features (as [`acquire`] creates them), so a
+/// shader that passes here compiles on any adapter wgpu accepts. The error is naga's report,
+/// with the failing line.
+pub fn validate_wgsl(source: &str) -> Result<(), String> {
+    let module = naga::front::wgsl::parse_str(source).map_err(|e| e.emit_to_string(source))?;
+    naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::default(),
+    )
+    .validate(&module)
+    .map_err(|e| e.emit_to_string(source))?;
+    Ok(())
+}
+
 /// Workgroups needed for `elements` items at `wg_size` items per workgroup (saturating at
 /// `u32::MAX`).
 pub fn workgroups_for(elements: u64, wg_size: u32) -> u32 {
