@@ -4,9 +4,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use pipeline::{
-    Backend, Inputs, LengthPolicy, ModelSpec, NoFacePolicy, PipelineConfig, PipelineError, Summary,
-};
+use pipeline::{Inputs, ModelSpec, PipelineConfig, PipelineError, Summary};
 use progress_core::{Control, Event, ImageFormat, Level, Progress};
 
 pub(crate) const HELP: &str = "usage: cargo xtask pipeline [options]
@@ -28,7 +26,8 @@ options:
                                      for gaps up to 12 frames)
   --backend auto|gpu|cpu             compute device (default auto: a hardware GPU when there
                                      is one, else the CPU; gpu: any adapter, software included;
-                                     FACESYNC_BACKEND=auto|gpu|cpu sets the default)
+                                     without --backend gpu|cpu, FACESYNC_BACKEND=auto|gpu|cpu
+                                     decides)
   --model builtin|wav2lip:PATH|edtalk:PATH|latentsync:DIR
                         lip-sync model (default builtin): FaceFusion's wav2lip_96.onnx /
                         wav2lip_gan_96.onnx or edtalk_256.onnx, or a folder with LatentSync's
@@ -75,7 +74,6 @@ struct Args {
 
 fn parse(args: &[String], caller_dir: &Path) -> Result<Args> {
     let mut a = Args::default();
-    let mut backend_given = false;
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         let mut value = || {
@@ -91,25 +89,9 @@ fn parse(args: &[String], caller_dir: &Path) -> Result<Args> {
             "--resolution" => a.config.resolution = value()?.parse().context("--resolution")?,
             "--steps" => a.config.steps = value()?.parse().context("--steps")?,
             "--chunk" => a.config.chunk = value()?.parse().context("--chunk")?,
-            "--no-face" => {
-                a.config.no_face = match value()?.as_str() {
-                    "pass" => NoFacePolicy::Pass,
-                    "error" => NoFacePolicy::Error,
-                    "interpolate" => NoFacePolicy::Interpolate,
-                    other => bail!("--no-face {other}: expected pass, error or interpolate"),
-                }
-            }
-            "--backend" => {
-                a.config.backend = backend("--backend", &value()?)?;
-                backend_given = true;
-            }
-            "--length" => {
-                a.config.length = match value()?.as_str() {
-                    "loop" => LengthPolicy::Loop,
-                    "trim" => LengthPolicy::Trim,
-                    other => bail!("--length {other}: expected loop or trim"),
-                }
-            }
+            "--no-face" => a.config.no_face = value()?.parse().context("--no-face")?,
+            "--backend" => a.config.backend = value()?.parse().context("--backend")?,
+            "--length" => a.config.length = value()?.parse().context("--length")?,
             "--model" => {
                 let spec: ModelSpec = value()?.parse()?;
                 a.config.model = match spec {
@@ -173,24 +155,8 @@ fn parse(args: &[String], caller_dir: &Path) -> Result<Args> {
     if a.progress_file.is_some() && !a.sinks.iter().any(|s| s == "json") {
         a.sinks.push("json".into());
     }
-    if !backend_given && let Ok(value) = std::env::var("FACESYNC_BACKEND") {
-        a.config.backend = backend("FACESYNC_BACKEND", &value)?;
-    }
     a.config.validate()?;
     Ok(a)
-}
-
-/// `value` of `source` (the option or the environment variable) as a backend.
-fn backend(source: &str, value: &str) -> Result<Backend> {
-    Ok(match value.trim().to_ascii_lowercase().as_str() {
-        "auto" | "" => Backend::Auto,
-        "gpu" => Backend::Gpu,
-        "cpu" => Backend::Cpu,
-        other if source.starts_with("--") => {
-            bail!("{source} {other}: expected auto, gpu or cpu")
-        }
-        other => bail!("{source}={other}: expected auto, gpu or cpu"),
-    })
 }
 
 fn has_ffmpeg() -> bool {
@@ -257,9 +223,7 @@ fn start_progress(args: &Args) -> Result<Progress> {
         builder = match sink.as_str() {
             "console" => builder.sink(sinks::ConsoleSink::stderr()),
             "log" => {
-                let _ = tracing_subscriber::fmt()
-                    .with_writer(std::io::stderr)
-                    .try_init();
+                sinks::init_stderr_log("info");
                 builder.sink(sinks::LogSink::new())
             }
             "json" => match &args.progress_file {
@@ -416,6 +380,7 @@ pub(crate) fn peak_rss_kib() -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pipeline::{Backend, LengthPolicy, NoFacePolicy};
 
     fn args(s: &str) -> Vec<String> {
         s.split_whitespace().map(String::from).collect()
@@ -441,13 +406,23 @@ mod tests {
     #[test]
     fn rejects_bad_options() {
         for (input, expected) in [
-            ("--no-face skip", "expected pass, error or interpolate"),
+            (
+                "--no-face skip",
+                "--no-face: unknown no-face policy \"skip\": expected one of pass, error, interpolate",
+            ),
             ("--progress bars", "expected console, log, json or none"),
             ("--video v.y4m", "give both --video and --audio"),
             ("--video v.y4m --audio a.wav", "--out is required"),
             ("--steps", "--steps needs a value"),
             ("--frobnicate", "unknown option `--frobnicate`"),
-            ("--backend tpu", "--backend tpu: expected auto, gpu or cpu"),
+            (
+                "--backend tpu",
+                "--backend: unknown backend \"tpu\": expected one of auto, gpu, cpu",
+            ),
+            (
+                "--length pingpong",
+                "--length: unknown length policy \"pingpong\": expected one of loop, trim",
+            ),
             (
                 "--resolution 300",
                 "resolution 300 is not supported (256 or 512)",
@@ -460,7 +435,7 @@ mod tests {
                 "apply to the built-in sample only",
             ),
         ] {
-            let err = parse(&args(input), Path::new("/")).unwrap_err().to_string();
+            let err = format!("{:#}", parse(&args(input), Path::new("/")).unwrap_err());
             assert!(err.contains(expected), "{input}: {err}");
         }
     }

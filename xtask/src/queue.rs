@@ -87,19 +87,9 @@ impl Args {
                 "--resolution" => o.resolution = value.parse().context("--resolution")?,
                 "--steps" => o.steps = value.parse().context("--steps")?,
                 "--chunk" => o.chunk = value.parse().context("--chunk")?,
-                "--no-face" => {
-                    o.no_face = value
-                        .parse()
-                        .map_err(|e| anyhow::anyhow!("--no-face {e}"))?
-                }
-                "--backend" => {
-                    o.backend = value
-                        .parse()
-                        .map_err(|e| anyhow::anyhow!("--backend {e}"))?
-                }
-                "--length" => {
-                    o.length = value.parse().map_err(|e| anyhow::anyhow!("--length {e}"))?
-                }
+                "--no-face" => o.no_face = value.parse().context("--no-face")?,
+                "--backend" => o.backend = value.parse().context("--backend")?,
+                "--length" => o.length = value.parse().context("--length")?,
                 "--name" => a.worker.name = value,
                 "--ack-wait" => a.worker.ack_wait = secs(&value)?,
                 "--max-attempts" => {
@@ -127,13 +117,8 @@ fn connect(url: &str) -> Result<Queue> {
 }
 
 fn worker(url: &str, a: Args) -> Result<()> {
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,async_nats=warn".into()),
-        )
-        .try_init();
+    // Plain text unless stderr is a terminal (a worker's stderr is usually a log file).
+    sinks::init_stderr_log("info,async_nats=warn");
     let queue = connect(url)?;
     let stop = CancelToken::new();
     let on_signal = stop.clone();

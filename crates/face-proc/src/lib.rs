@@ -29,7 +29,7 @@
 //!   goes from the source frame to the crop. Landmarks are smoothed with a One-Euro filter
 //!   (or the reference's translation EMA).
 //! - **Warp**: on the CPU (2 threads) or as a batched WGSL compute shader
-//!   (`shaders/face_warp.wgsl`, one dispatch per batch, reused buffers) when `compute` is a GPU;
+//!   (`crates/face-proc/shaders/face_warp.wgsl`, one dispatch per batch, reused buffers) when `compute` is a GPU;
 //!   both give the same bytes within 1 LSB.
 //! - **No face**: by default the frame passes through untouched with a face-status event;
 //!   [`NoFacePolicy::Error`] and [`NoFacePolicy::Interpolate`] are options.

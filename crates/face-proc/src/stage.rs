@@ -925,13 +925,11 @@ mod tests {
 
     #[test]
     fn gpu_detection_agrees_with_cpu() {
-        let compute = gpu::acquire(
-            &gpu::GpuOptions {
-                backend: gpu::BackendChoice::Gpu,
-                ..gpu::GpuOptions::from_env()
-            },
-            None,
-        )
+        let compute = gpu::acquire(&gpu::GpuOptions {
+            backend: gpu::BackendChoice::Gpu,
+            ..gpu::GpuOptions::from_env()
+        })
+        .map(gpu::Acquired::into_compute)
         .expect("this test needs a wgpu adapter (lavapipe: mesa-vulkan-drivers); none was found");
         let Compute::Gpu(ctx) = &compute else {
             unreachable!("BackendChoice::Gpu returns a GPU or an error")
@@ -978,13 +976,11 @@ mod tests {
 
     #[test]
     fn gpu_warp_matches_cpu_within_one_lsb() {
-        let compute = gpu::acquire(
-            &gpu::GpuOptions {
-                backend: gpu::BackendChoice::Gpu,
-                ..gpu::GpuOptions::from_env()
-            },
-            None,
-        )
+        let compute = gpu::acquire(&gpu::GpuOptions {
+            backend: gpu::BackendChoice::Gpu,
+            ..gpu::GpuOptions::from_env()
+        })
+        .map(gpu::Acquired::into_compute)
         .expect("this test needs a wgpu adapter (lavapipe: mesa-vulkan-drivers); none was found");
         let Compute::Gpu(ctx) = compute else {
             unreachable!("BackendChoice::Gpu returns a GPU or an error")

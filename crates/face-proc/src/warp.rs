@@ -1,5 +1,5 @@
 //! The face warp: source frame → R×R crop in one bilinear pass, border 127, on the CPU and as
-//! the batched WGSL shader `shaders/face_warp.wgsl` (same arithmetic order).
+//! the batched WGSL shader `crates/face-proc/shaders/face_warp.wgsl` (same arithmetic order).
 
 use std::sync::Arc;
 
@@ -9,7 +9,7 @@ use gpu::{GpuContext, GrowBuffer, Readback, wgpu};
 use crate::FaceError;
 use crate::model::floor_i64;
 
-const SHADER: &str = include_str!("../../../shaders/face_warp.wgsl");
+const SHADER: &str = include_str!("../shaders/face_warp.wgsl");
 const WORKGROUP: u32 = 64;
 const BORDER: f32 = 127.0;
 
@@ -256,5 +256,15 @@ impl GpuWarp {
                 Frame::new(r, r, data).expect("crop buffer has r*r*3 bytes")
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod shader_tests {
+    #[test]
+    fn the_embedded_shader_validates_with_naga() {
+        if let Err(e) = gpu::validate_wgsl(super::SHADER) {
+            panic!("{e}");
+        }
     }
 }

@@ -2,9 +2,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use progress_core::{Level, Phase};
-
-use crate::{BackendChoice, Compute, GpuError, GpuOptions};
+use crate::{Acquired, BackendChoice, Compute, GpuError, GpuOptions, Notice};
 
 /// A device and queue on one adapter, with the helpers the stages share. Cheap to share
 /// behind the `Arc` in [`Compute::Gpu`].
@@ -27,22 +25,27 @@ impl std::fmt::Debug for GpuContext {
     }
 }
 
-/// Chooses the compute for a run (see the crate docs for the rules and environment overrides).
+/// Chooses the compute for a run (see the crate docs for the rules and environment overrides)
+/// and says what it chose: [`Acquired::compute`], plus a [`Notice`] the caller should show when
+/// the choice deserves one (gpu never prints; it also logs through `tracing`).
 ///
-/// - [`BackendChoice::Cpu`]: `Ok(Compute::Cpu)`, wgpu untouched.
-/// - [`BackendChoice::Auto`] without a usable adapter: `Ok(Compute::Cpu)`, and one warning
-///   through `tracing` and, when `phase` is given, `phase.message(Level::Warn, ..)`.
+/// - [`BackendChoice::Cpu`]: `Compute::Cpu`, wgpu untouched, no notice.
+/// - [`BackendChoice::Auto`] without a usable adapter: `Compute::Cpu` and a warning notice.
 /// - [`BackendChoice::Auto`] when the best adapter is a software rasterizer (device type
-///   `Cpu`, e.g. Mesa's lavapipe): `Ok(Compute::Cpu)` with an info message, because every
+///   `Cpu`, e.g. Mesa's lavapipe): `Compute::Cpu` with an information notice, because every
 ///   stage's CPU path is faster than its shaders emulated on the same cores
 ///   (`cargo xtask bench face|restore|infer` measure both side by side).
 /// - [`BackendChoice::Gpu`] without a usable adapter: an error naming what was searched.
 ///
 /// Never panics for a missing adapter or device.
-pub fn acquire(opts: &GpuOptions, phase: Option<&Phase>) -> Result<Compute, GpuError> {
+pub fn acquire(opts: &GpuOptions) -> Result<Acquired, GpuError> {
+    let cpu = |notice: Option<Notice>| Acquired {
+        compute: Compute::Cpu,
+        notice,
+    };
     if opts.backend == BackendChoice::Cpu {
         tracing::info!("compute: CPU path chosen by options");
-        return Ok(Compute::Cpu);
+        return Ok(cpu(None));
     }
     match GpuContext::new(opts) {
         Ok(ctx)
@@ -55,10 +58,10 @@ pub fn acquire(opts: &GpuOptions, phase: Option<&Phase>) -> Result<Compute, GpuE
                 ctx.info.name
             );
             tracing::info!("{text}");
-            if let Some(phase) = phase {
-                phase.message(Level::Info, text);
-            }
-            Ok(Compute::Cpu)
+            Ok(cpu(Some(Notice {
+                warning: false,
+                text,
+            })))
         }
         Ok(ctx) => {
             tracing::info!(
@@ -66,15 +69,18 @@ pub fn acquire(opts: &GpuOptions, phase: Option<&Phase>) -> Result<Compute, GpuE
                 backend = %ctx.info.backend,
                 "compute: using GPU adapter"
             );
-            Ok(Compute::Gpu(Arc::new(ctx)))
+            Ok(Acquired {
+                compute: Compute::Gpu(Arc::new(ctx)),
+                notice: None,
+            })
         }
         Err(err) if opts.backend == BackendChoice::Auto => {
             let text = format!("no usable GPU adapter ({err}); running on the CPU");
             tracing::warn!("{text}");
-            if let Some(phase) = phase {
-                phase.message(Level::Warn, text);
-            }
-            Ok(Compute::Cpu)
+            Ok(cpu(Some(Notice {
+                warning: true,
+                text,
+            })))
         }
         Err(err) => Err(err),
     }

@@ -6,13 +6,17 @@
 //! exists and an equivalent CPU path when none does. Doing adapter selection, environment
 //! overrides, buffer reuse and the 65,535-workgroups-per-dimension limit once here keeps the
 //! stages small and makes them behave the same: no stage ever panics because a machine has no
-//! GPU, and the "running on CPU" warning is emitted once, by [`acquire`].
+//! GPU, and the "running on CPU" warning is produced once, by [`acquire`], which returns it
+//! ([`Acquired::notice`]) for the caller to show (the pipeline posts it as a progress message).
 //!
 //! Stages receive a [`Compute`]: either `Compute::Gpu(Arc<GpuContext>)` or `Compute::Cpu`.
 //! Nothing is cached globally: call [`acquire`] once per run and clone the `Compute`.
 //!
 //! # Environment overrides
-//! [`GpuOptions::from_env`] reads:
+//! [`GpuOptions::resolve`] (what the pipeline calls, so every front end gets the same rule) and
+//! [`GpuOptions::from_env`] read the variables below. Precedence for the backend: an explicit
+//! non-default choice (`gpu`, `cpu`) > `FACESYNC_BACKEND` > `auto`; `resolve` refuses an unknown
+//! `FACESYNC_BACKEND` with an error naming it.
 //! - `FACESYNC_BACKEND=auto|gpu|cpu`: `auto` (default) uses a hardware adapter when one exists
 //!   and the CPU otherwise (a software adapter such as lavapipe runs the shaders on the same
 //!   cores, slower than the CPU paths: `auto` skips it); `gpu` uses any adapter, software
@@ -51,7 +55,7 @@
 //! ```no_run
 //! use gpu::{Compute, GpuOptions, GrowBuffer, Readback};
 //! # fn main() -> Result<(), gpu::GpuError> {
-//! let compute = gpu::acquire(&GpuOptions::from_env(), None)?;
+//! let compute = gpu::acquire(&GpuOptions::resolve(gpu::BackendChoice::Auto)?)?.compute;
 //! let Compute::Gpu(ctx) = compute else {
 //!     return Ok(()); // run the CPU path instead
 //! };
@@ -115,6 +119,53 @@ pub enum BackendChoice {
     Cpu,
 }
 
+impl BackendChoice {
+    /// Every choice, in the order of [`BackendChoice::NAMES`].
+    pub const ALL: [BackendChoice; 3] =
+        [BackendChoice::Auto, BackendChoice::Gpu, BackendChoice::Cpu];
+    /// The accepted spellings (`auto`, `gpu`, `cpu`): what [`Display`](std::fmt::Display) prints
+    /// and [`FromStr`](std::str::FromStr) reads (case-insensitive, surrounding blanks ignored).
+    pub const NAMES: [&'static str; 3] = ["auto", "gpu", "cpu"];
+
+    /// The name `Display` prints and `FromStr` reads back.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendChoice::Auto => "auto",
+            BackendChoice::Gpu => "gpu",
+            BackendChoice::Cpu => "cpu",
+        }
+    }
+}
+
+impl std::fmt::Display for BackendChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for BackendChoice {
+    type Err = ParseBackendError;
+
+    /// `auto`, `gpu` or `cpu`, case-insensitive, surrounding blanks ignored.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let wanted = s.trim();
+        Self::ALL
+            .into_iter()
+            .find(|b| b.as_str().eq_ignore_ascii_case(wanted))
+            .ok_or_else(|| ParseBackendError {
+                value: s.to_owned(),
+            })
+    }
+}
+
+/// A string that is not a [`BackendChoice`]; names the value and the accepted ones.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown backend {value:?}: expected one of auto, gpu, cpu")]
+pub struct ParseBackendError {
+    /// The rejected text, as given.
+    pub value: String,
+}
+
 /// How [`acquire`] chooses its compute.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GpuOptions {
@@ -147,24 +198,53 @@ impl GpuOptions {
 
     /// Options from `FACESYNC_BACKEND`, `WGPU_ADAPTER_NAME` and `WGPU_BACKEND` (see the crate
     /// docs); unset or unrecognised values keep the defaults (an unrecognised
-    /// `FACESYNC_BACKEND` is logged with `tracing::warn!`).
+    /// `FACESYNC_BACKEND` is logged with `tracing::warn!`). Runs should use
+    /// [`GpuOptions::resolve`], which refuses an unrecognised value instead.
     pub fn from_env() -> Self {
         Self::from_vars(|name| std::env::var(name).ok())
     }
 
+    /// The options for a run whose caller asked for `backend`: the one place where
+    /// `FACESYNC_BACKEND` meets an explicit choice, so every front end (CLI, Python, queue
+    /// workers, xtask) behaves the same.
+    ///
+    /// Precedence: an explicit non-default `backend` (`Gpu`, `Cpu`) wins; with `Auto` (the
+    /// default) `FACESYNC_BACKEND` decides when it is set; otherwise `Auto`. An unrecognised
+    /// `FACESYNC_BACKEND` is an error naming the variable and its value
+    /// ([`GpuError::Env`]), whatever `backend` is. `WGPU_ADAPTER_NAME` and `WGPU_BACKEND` are read
+    /// as in [`GpuOptions::from_env`].
+    pub fn resolve(backend: BackendChoice) -> Result<Self, GpuError> {
+        Self::resolve_from(backend, |name| std::env::var(name).ok())
+    }
+
+    fn resolve_from(
+        backend: BackendChoice,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, GpuError> {
+        let mut opts = Self::wgpu_from_vars(&var);
+        let from_env = env_backend(&var)?;
+        opts.backend = match backend {
+            BackendChoice::Auto => from_env.unwrap_or(BackendChoice::Auto),
+            explicit => explicit,
+        };
+        Ok(opts)
+    }
+
     fn from_vars(var: impl Fn(&str) -> Option<String>) -> Self {
-        let mut opts = Self::default();
-        if let Some(value) = var("FACESYNC_BACKEND") {
-            match value.trim().to_ascii_lowercase().as_str() {
-                "" | "auto" => {}
-                "gpu" => opts.backend = BackendChoice::Gpu,
-                "cpu" => opts.backend = BackendChoice::Cpu,
-                other => tracing::warn!(
-                    "FACESYNC_BACKEND={other:?} is not one of auto, gpu, cpu; using auto"
-                ),
-            }
+        let mut opts = Self::wgpu_from_vars(&var);
+        match env_backend(&var) {
+            Ok(backend) => opts.backend = backend.unwrap_or_default(),
+            Err(err) => tracing::warn!("{err}; using auto"),
         }
-        opts.adapter_name = var("WGPU_ADAPTER_NAME").filter(|s| !s.trim().is_empty());
+        opts
+    }
+
+    /// Defaults plus `WGPU_ADAPTER_NAME` and `WGPU_BACKEND`.
+    fn wgpu_from_vars(var: &impl Fn(&str) -> Option<String>) -> Self {
+        let mut opts = Self {
+            adapter_name: var("WGPU_ADAPTER_NAME").filter(|s| !s.trim().is_empty()),
+            ..Self::default()
+        };
         if let Some(list) = var("WGPU_BACKEND").filter(|s| !s.trim().is_empty()) {
             let backends = wgpu::Backends::from_comma_list(&list);
             if !backends.is_empty() {
@@ -173,6 +253,47 @@ impl GpuOptions {
         }
         opts
     }
+}
+
+/// The environment variable that chooses the backend when the caller leaves it at `Auto`.
+pub const BACKEND_ENV: &str = "FACESYNC_BACKEND";
+
+/// `FACESYNC_BACKEND`, if set and not blank.
+fn env_backend(var: &impl Fn(&str) -> Option<String>) -> Result<Option<BackendChoice>, GpuError> {
+    match var(BACKEND_ENV).filter(|v| !v.trim().is_empty()) {
+        None => Ok(None),
+        Some(value) => value.parse().map(Some).map_err(|source| GpuError::Env {
+            variable: BACKEND_ENV,
+            source,
+        }),
+    }
+}
+
+/// What [`acquire`] chose, for the caller to report (gpu itself only logs through `tracing`).
+#[derive(Debug, Clone)]
+pub struct Acquired {
+    /// The compute to hand to the stages.
+    pub compute: Compute,
+    /// Something the user should hear about the choice (a fallback to the CPU, a skipped
+    /// software adapter), if any.
+    pub notice: Option<Notice>,
+}
+
+impl Acquired {
+    /// Just the compute.
+    pub fn into_compute(self) -> Compute {
+        self.compute
+    }
+}
+
+/// A remark about the compute choice, for a progress message or a log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// `true` for a warning (the run asked for `auto` and got the CPU because no adapter
+    /// worked), `false` for information.
+    pub warning: bool,
+    /// The text, naming the adapter and how to choose another backend.
+    pub text: String,
 }
 
 /// The compute every stage receives: a GPU context or the CPU path.
@@ -264,9 +385,35 @@ pub enum GpuError {
         /// Staging capacity.
         capacity: u64,
     },
+    /// An environment variable holds a value that is not one of its choices.
+    #[error("environment variable {variable}: {source}")]
+    Env {
+        /// The variable (`FACESYNC_BACKEND`).
+        variable: &'static str,
+        /// The rejected value and the accepted ones.
+        #[source]
+        source: ParseBackendError,
+    },
     /// The device reported an error (validation, out of memory, device lost).
     #[error("gpu device error: {0}")]
     Device(String),
+}
+
+/// Parses and validates a WGSL source with naga, no adapter involved: what each stage crate's
+/// plain `cargo test` runs on the shaders it embeds (one source of truth per shader, inside the
+/// crate that uses it). Capabilities are `naga::valid::Capabilities::default()`, the set wgpu
+/// grants a device created without optional features (as [`acquire`] creates them), so a
+/// shader that passes here compiles on any adapter wgpu accepts. The error is naga's report,
+/// with the failing line.
+pub fn validate_wgsl(source: &str) -> Result<(), String> {
+    let module = naga::front::wgsl::parse_str(source).map_err(|e| e.emit_to_string(source))?;
+    naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::default(),
+    )
+    .validate(&module)
+    .map_err(|e| e.emit_to_string(source))?;
+    Ok(())
 }
 
 /// Workgroups needed for `elements` items at `wg_size` items per workgroup (saturating at
@@ -317,6 +464,34 @@ mod tests {
             opts_from(&[("FACESYNC_BACKEND", "quantum")]).backend,
             BackendChoice::Auto
         );
+        for (explicit, env, expected) in [
+            (BackendChoice::Auto, None, Ok(BackendChoice::Auto)),
+            (BackendChoice::Auto, Some("cpu"), Ok(BackendChoice::Cpu)),
+            (BackendChoice::Auto, Some(" GPU "), Ok(BackendChoice::Gpu)),
+            (BackendChoice::Auto, Some(""), Ok(BackendChoice::Auto)),
+            (BackendChoice::Gpu, Some("cpu"), Ok(BackendChoice::Gpu)),
+            (BackendChoice::Cpu, None, Ok(BackendChoice::Cpu)),
+            (BackendChoice::Cpu, Some("gpu"), Ok(BackendChoice::Cpu)),
+            (BackendChoice::Cpu, Some("tpu"), Err("tpu")),
+            (BackendChoice::Auto, Some("tpu"), Err("tpu")),
+        ] {
+            let got = GpuOptions::resolve_from(explicit, |name| {
+                (name == BACKEND_ENV)
+                    .then(|| env.map(String::from))
+                    .flatten()
+            });
+            match (got, expected) {
+                (Ok(opts), Ok(b)) => assert_eq!(opts.backend, b, "{explicit} {env:?}"),
+                (Err(err), Err(value)) => assert_eq!(
+                    err.to_string(),
+                    format!(
+                        "environment variable FACESYNC_BACKEND: unknown backend {value:?}: \
+                         expected one of auto, gpu, cpu"
+                    )
+                ),
+                (got, expected) => panic!("{explicit} {env:?}: {got:?}, expected {expected:?}"),
+            }
+        }
         assert_eq!(
             opts_from(&[("WGPU_ADAPTER_NAME", "llvm")]).adapter_name,
             Some("llvm".into())
@@ -329,6 +504,30 @@ mod tests {
             opts_from(&[("WGPU_BACKEND", "nonsense")]).wgpu_backends,
             wgpu::Backends::all()
         );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn backend_names_round_trip(i in 0usize..3, upper in proptest::bool::ANY, pad in " {0,2}") {
+            let b = BackendChoice::ALL[i];
+            proptest::prop_assert_eq!(b.to_string(), BackendChoice::NAMES[i]);
+            let text = if upper { b.to_string().to_uppercase() } else { b.to_string() };
+            proptest::prop_assert_eq!(format!("{pad}{text}{pad}").parse::<BackendChoice>(), Ok(b));
+        }
+
+        #[test]
+        fn other_backend_strings_are_rejected_by_name(s in "\\PC{0,12}") {
+            let known = BackendChoice::NAMES.iter().any(|n| n.eq_ignore_ascii_case(s.trim()));
+            match s.parse::<BackendChoice>() {
+                Ok(b) => proptest::prop_assert!(known && b.as_str().eq_ignore_ascii_case(s.trim())),
+                Err(err) => {
+                    proptest::prop_assert!(!known);
+                    let text = err.to_string();
+                    proptest::prop_assert!(text.contains(&format!("{s:?}")), "{}", text);
+                    proptest::prop_assert!(text.contains("auto, gpu, cpu"), "{}", text);
+                }
+            }
+        }
     }
 
     fn check_grid(workgroups: u32, max: u32) {

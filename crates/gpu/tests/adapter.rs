@@ -19,7 +19,7 @@ fn gpu_context() -> std::sync::Arc<gpu::GpuContext> {
         backend: BackendChoice::Gpu,
         ..GpuOptions::from_env()
     };
-    match gpu::acquire(&opts, None) {
+    match gpu::acquire(&opts).map(gpu::Acquired::into_compute) {
         Ok(Compute::Gpu(ctx)) => ctx,
         other => panic!(
             "NO GPU ADAPTER: these tests need one (install mesa-vulkan-drivers for lavapipe): {other:?}"
@@ -174,8 +174,9 @@ fn oversized_buffers_are_refused_before_allocation() {
 
 #[test]
 fn cpu_choice_never_touches_wgpu() {
-    let phase = progress_core::Phase::detached("test", None, "items");
-    let compute = gpu::acquire(&GpuOptions::cpu(), Some(&phase)).unwrap();
+    let acquired = gpu::acquire(&GpuOptions::cpu()).unwrap();
+    assert_eq!(acquired.notice, None);
+    let compute = acquired.compute;
     assert!(matches!(compute, Compute::Cpu));
     assert_eq!(compute.name(), "cpu");
 }
@@ -186,12 +187,19 @@ fn auto_without_matching_adapter_falls_back_to_cpu_and_gpu_errors() {
         adapter_name: Some("no adapter is called this".into()),
         ..GpuOptions::default()
     };
-    assert!(matches!(gpu::acquire(&opts, None), Ok(Compute::Cpu)));
+    let auto = gpu::acquire(&opts).unwrap();
+    assert!(matches!(auto.compute, Compute::Cpu));
+    let notice = auto.notice.expect("a fallback to the CPU is reported");
+    assert!(notice.warning);
+    assert!(
+        notice.text.contains("no adapter is called this") && notice.text.contains("CPU"),
+        "{notice:?}"
+    );
     let strict = GpuOptions {
         backend: BackendChoice::Gpu,
         ..opts
     };
-    let err = gpu::acquire(&strict, None).unwrap_err();
+    let err = gpu::acquire(&strict).unwrap_err();
     assert!(matches!(err, gpu::GpuError::NoAdapter { .. }), "{err}");
     assert!(
         err.to_string().contains("no adapter is called this"),
@@ -202,12 +210,22 @@ fn auto_without_matching_adapter_falls_back_to_cpu_and_gpu_errors() {
 #[test]
 fn auto_skips_a_software_adapter() {
     let ctx = gpu_context();
-    let phase = progress_core::Phase::detached("test", None, "items");
     let opts = GpuOptions {
         backend: BackendChoice::Auto,
         ..GpuOptions::from_env()
     };
-    let auto = gpu::acquire(&opts, Some(&phase)).unwrap();
+    let acquired = gpu::acquire(&opts).unwrap();
+    let software = ctx.adapter_info().device_type == gpu::wgpu::DeviceType::Cpu;
+    assert_eq!(
+        acquired
+            .notice
+            .as_ref()
+            .map(|n| n.text.contains("software rasterizer")),
+        software.then_some(true),
+        "{:?}",
+        acquired.notice
+    );
+    let auto = acquired.compute;
     if ctx.adapter_info().device_type == gpu::wgpu::DeviceType::Cpu {
         assert!(
             matches!(auto, Compute::Cpu),

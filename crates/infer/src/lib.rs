@@ -24,7 +24,7 @@
 //! lip and chin down, and a darkened inner-mouth gap), then blends the edit into the crop by
 //! Poisson (gradient-domain) blending. The refinement steps are the solver's iterations
 //! (red-black SOR, [`MouthParams::inner_iterations`] sweeps per step), in the WGSL shader
-//! `shaders/infer_poisson.wgsl` batched over the chunk, or on the CPU with the same f32
+//! `crates/infer/shaders/infer_poisson.wgsl` batched over the chunk, or on the CPU with the same f32
 //! arithmetic in the same order (there each row is stored as its even columns then its odd
 //! ones, so that one colour's updates are a contiguous, vectorised loop; the GPU compiler may fuse multiply-adds, so the two agree
 //! within 1 LSB per channel on at most 0.1 % of the bytes, and per-step residuals within

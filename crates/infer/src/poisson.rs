@@ -8,7 +8,7 @@
 //! One sweep of colour `parity` updates the pixels with `(x + y) % 2 == parity`:
 //! `s = ((f_up + f_down) + (f_left + f_right)) + b; f += ω (s · 0.25 − f)`. Each update reads
 //! only pixels of the other colour, so the order within a sweep does not matter and the WGSL
-//! shader (`shaders/infer_poisson.wgsl`) computes the same f32 expression in the same order.
+//! shader (`crates/infer/shaders/infer_poisson.wgsl`) computes the same f32 expression in the same order.
 //! The CPU solver keeps its planes in a split row layout (even columns, then odd ones) for
 //! that reason: a colour's pixels along a span, and the neighbours they read, are then
 //! contiguous.

@@ -1,4 +1,4 @@
-//! The Poisson solver on the GPU (`shaders/infer_poisson.wgsl`), batched over a chunk.
+//! The Poisson solver on the GPU (`crates/infer/shaders/infer_poisson.wgsl`), batched over a chunk.
 
 use std::sync::Arc;
 
@@ -8,7 +8,7 @@ use gpu::{GpuContext, GpuError, GrowBuffer, Readback};
 
 use crate::poisson::{Domain, FrameData, to_frame};
 
-const SHADER: &str = include_str!("../../../shaders/infer_poisson.wgsl");
+const SHADER: &str = include_str!("../shaders/infer_poisson.wgsl");
 const WG: u32 = 256;
 
 #[repr(C)]
@@ -260,5 +260,15 @@ impl GpuSolver {
                 .map(|planes| to_frame(planes, dom.size))
                 .collect()
         })
+    }
+}
+
+#[cfg(test)]
+mod shader_tests {
+    #[test]
+    fn the_embedded_shader_validates_with_naga() {
+        if let Err(e) = gpu::validate_wgsl(super::SHADER) {
+            panic!("{e}");
+        }
     }
 }

@@ -176,12 +176,14 @@ fn gpu_matches_cpu() {
         backend: gpu::BackendChoice::Gpu,
         ..gpu::GpuOptions::from_env()
     };
-    let compute = gpu::acquire(&opts, None).unwrap_or_else(|e| {
-        panic!(
-            "NO GPU ADAPTER, the GPU-vs-CPU test cannot run ({e}). Install Mesa's lavapipe \
+    let compute = gpu::acquire(&opts)
+        .map(gpu::Acquired::into_compute)
+        .unwrap_or_else(|e| {
+            panic!(
+                "NO GPU ADAPTER, the GPU-vs-CPU test cannot run ({e}). Install Mesa's lavapipe \
              (apt-get install mesa-vulkan-drivers libvulkan1) or select an adapter with WGPU_*"
-        )
-    });
+            )
+        });
     let (faces, audio) = open_chunk(256, 3);
     let (res_cpu, out_cpu) = solve(gpu::Compute::Cpu, 6, &faces, &audio);
     let (res_gpu, out_gpu) = solve(compute, 6, &faces, &audio);

@@ -8,7 +8,7 @@
 use face_proc::{FaceConfig, FaceProcessor, FaceRecord};
 use gpu::Compute;
 use infer::{AudioFeatures, ChunkRunner, FeatureBuilder, FeatureStream, FrameFeatures};
-use progress_core::{Cancelled, Phase};
+use progress_core::{Cancelled, Level, Phase};
 use restore::{FacePaste, RestoreConfig, Restorer};
 
 use crate::{Chunk, NoFacePolicy, PipelineConfig, PipelineError};
@@ -29,18 +29,38 @@ fn stage_error(stage: &str, e: impl std::fmt::Display) -> PipelineError {
     }
 }
 
-/// Picks the compute device for every stage.
+/// Picks the compute device for every stage: the backend from `config` and the environment
+/// ([`gpu::GpuOptions::resolve`]: an explicit `gpu`/`cpu` > `FACESYNC_BACKEND` > `auto`), then
+/// the adapter. Posts on `parent` one info message naming the compute and where the backend
+/// choice came from, and gpu's notice (a CPU fallback is a warning) when it has one.
 pub(crate) fn compute(config: &PipelineConfig, parent: &Phase) -> Result<Compute, PipelineError> {
-    let backend = match config.backend {
-        crate::Backend::Auto => gpu::BackendChoice::Auto,
-        crate::Backend::Gpu => gpu::BackendChoice::Gpu,
-        crate::Backend::Cpu => gpu::BackendChoice::Cpu,
+    let options = gpu::GpuOptions::resolve(config.backend)
+        .map_err(|e| PipelineError::Config(e.to_string()))?;
+    let source = if config.backend != crate::Backend::Auto {
+        "the run's options"
+    } else if options.backend != crate::Backend::Auto {
+        gpu::BACKEND_ENV
+    } else {
+        "the default"
     };
-    let options = gpu::GpuOptions {
-        backend,
-        ..gpu::GpuOptions::from_env()
-    };
-    gpu::acquire(&options, Some(parent)).map_err(|e| stage_error("gpu", e))
+    let acquired = gpu::acquire(&options).map_err(|e| stage_error("gpu", e))?;
+    if let Some(notice) = &acquired.notice {
+        let level = if notice.warning {
+            Level::Warn
+        } else {
+            Level::Info
+        };
+        parent.message(level, notice.text.clone());
+    }
+    parent.message(
+        Level::Info,
+        format!(
+            "compute: {} (backend {} from {source})",
+            acquired.compute.name(),
+            options.backend
+        ),
+    );
+    Ok(acquired.compute)
 }
 
 /// "Processing faces".

@@ -77,8 +77,9 @@ def test_a_corrupt_input_raises_facesync_error_naming_it(sample, tmp_path):
 @pytest.mark.parametrize(
     "option, message",
     [
-        ({"no_face": "skip"}, "no_face='skip'"),
-        ({"backend": "tpu"}, "backend='tpu'"),
+        ({"no_face": "skip"}, 'no_face: unknown no-face policy "skip": expected one of pass, error'),
+        ({"backend": "tpu"}, 'backend: unknown backend "tpu": expected one of auto, gpu, cpu'),
+        ({"length": "pingpong"}, 'length: unknown length policy "pingpong"'),
         ({"resolution": 300}, "resolution 300"),
         ({"chunk": 0}, "chunk"),
         ({"comfy": {"send": print, "colour": 1}}, "unknown key 'colour'"),
@@ -136,3 +137,32 @@ def test_ctrl_c_cancels_the_run_and_raises_keyboard_interrupt(long_sample, tmp_p
     finished = [e for e in events if e["type"] == "run_finished"]
     assert finished and finished[0]["summary"]["cancelled"]
     assert any(e["type"] == "phase_finished" and e["outcome"] == "cancelled" for e in events)
+
+
+@pytest.mark.parametrize("value", ["cpu", " CPU "])
+def test_facesync_backend_in_the_environment_chooses_the_backend(sample, tmp_path, monkeypatch, value):
+    # backend="auto" (the default) leaves the choice to FACESYNC_BACKEND, resolved inside the
+    # library (the same function the queue worker and the CLI go through).
+    monkeypatch.setenv("FACESYNC_BACKEND", value)
+    video, audio = sample
+    events = []
+    facesync.run(video, audio, str(tmp_path / "out.y4m"), on_event=events.append)
+    texts = [e["text"] for e in events if e["type"] == "message"]
+    assert "compute: cpu (backend cpu from FACESYNC_BACKEND)" in texts, texts
+
+
+def test_an_explicit_backend_wins_over_the_environment(sample, tmp_path, monkeypatch):
+    monkeypatch.setenv("FACESYNC_BACKEND", "gpu")
+    video, audio = sample
+    events = []
+    facesync.run(video, audio, str(tmp_path / "out.y4m"), backend="cpu", on_event=events.append)
+    texts = [e["text"] for e in events if e["type"] == "message"]
+    assert "compute: cpu (backend cpu from the run's options)" in texts, texts
+
+
+def test_an_unknown_facesync_backend_is_an_error_naming_the_variable(sample, tmp_path, monkeypatch):
+    monkeypatch.setenv("FACESYNC_BACKEND", "tpu")
+    video, audio = sample
+    with pytest.raises(facesync.FacesyncError, match='FACESYNC_BACKEND: unknown backend "tpu"'):
+        facesync.run(video, audio, str(tmp_path / "out.y4m"))
+    assert not (tmp_path / "out.y4m").exists()

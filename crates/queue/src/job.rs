@@ -1,7 +1,6 @@
 //! What travels on the subjects: jobs, results and dead letters (JSON).
 
 use std::path::PathBuf;
-use std::str::FromStr;
 
 use pipeline::{Backend, LengthPolicy, ModelSpec, NoFacePolicy, PipelineConfig};
 use serde::{Deserialize, Serialize};
@@ -67,32 +66,44 @@ pub struct JobOptions {
     pub steps: u32,
     /// Frames per chunk.
     pub chunk: usize,
-    /// Frames without a face.
-    pub no_face: NoFace,
-    /// Compute device.
-    pub backend: Device,
-    /// Video/audio length policy.
-    pub length: Length,
-    /// The lip-sync model, as its spec string (`builtin`, `wav2lip:PATH`, `edtalk:PATH`; the
-    /// path as every worker sees it).
-    #[serde(with = "spec_string")]
+    /// Frames without a face (`"pass"`, `"error"`, `"interpolate"` in JSON).
+    #[serde(with = "as_text")]
+    pub no_face: NoFacePolicy,
+    /// Compute device (`"auto"`, `"gpu"`, `"cpu"`). With `auto`, the worker's
+    /// `FACESYNC_BACKEND` decides (see `pipeline`'s precedence rule).
+    #[serde(with = "as_text")]
+    pub backend: Backend,
+    /// Video/audio length policy (`"loop"`, `"trim"`).
+    #[serde(with = "as_text")]
+    pub length: LengthPolicy,
+    /// The lip-sync model, as its spec string (`builtin`, `wav2lip:PATH`, `edtalk:PATH`,
+    /// `latentsync:DIR`; the path as every worker sees it).
+    #[serde(with = "as_text")]
     pub model: ModelSpec,
     /// EDTalk's lip strength (default 0.5).
     pub model_weight: f32,
 }
 
-/// [`ModelSpec`] on the wire: its `Display`/`FromStr` text.
-mod spec_string {
-    use pipeline::ModelSpec;
-    use serde::{Deserialize, Deserializer, Serializer};
+/// Serde through the options' own `Display`/`FromStr` (pipeline owns the spellings), so a job's
+/// JSON reads the same names as the command line and Python.
+mod as_text {
+    use std::fmt::Display;
+    use std::str::FromStr;
 
-    pub(super) fn serialize<S: Serializer>(spec: &ModelSpec, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(spec)
+    use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
+
+    pub(super) fn serialize<T: Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(v)
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ModelSpec, D::Error> {
-        let text = String::deserialize(d)?;
-        text.parse().map_err(serde::de::Error::custom)
+    pub(super) fn deserialize<'de, T, D>(d: D) -> Result<T, D::Error>
+    where
+        T: FromStr,
+        T::Err: Display,
+        D: Deserializer<'de>,
+    {
+        let text = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        text.parse().map_err(D::Error::custom)
     }
 }
 
@@ -103,9 +114,9 @@ impl Default for JobOptions {
             resolution: c.resolution,
             steps: c.steps,
             chunk: c.chunk,
-            no_face: NoFace::Pass,
-            backend: Device::Auto,
-            length: Length::Loop,
+            no_face: c.no_face,
+            backend: c.backend,
+            length: c.length,
             model: c.model,
             model_weight: c.model_weight,
         }
@@ -119,88 +130,15 @@ impl JobOptions {
             resolution: self.resolution,
             steps: self.steps,
             chunk: self.chunk,
-            no_face: match self.no_face {
-                NoFace::Pass => NoFacePolicy::Pass,
-                NoFace::Error => NoFacePolicy::Error,
-                NoFace::Interpolate => NoFacePolicy::Interpolate,
-            },
-            backend: match self.backend {
-                Device::Auto => Backend::Auto,
-                Device::Gpu => Backend::Gpu,
-                Device::Cpu => Backend::Cpu,
-            },
-            length: match self.length {
-                Length::Loop => LengthPolicy::Loop,
-                Length::Trim => LengthPolicy::Trim,
-            },
+            no_face: self.no_face,
+            backend: self.backend,
+            length: self.length,
             model: self.model.clone(),
             model_weight: self.model_weight,
             ..PipelineConfig::default()
         }
     }
 }
-
-macro_rules! option_enum {
-    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $text:literal),+ }) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name {
-            $($(#[$vm])* $variant),+
-        }
-
-        impl FromStr for $name {
-            type Err = String;
-
-            fn from_str(s: &str) -> Result<Self, String> {
-                match s {
-                    $($text => Ok(Self::$variant),)+
-                    other => Err(format!(
-                        "{other}: expected {}",
-                        [$($text),+].join(", ")
-                    )),
-                }
-            }
-        }
-    };
-}
-
-option_enum!(
-    /// [`NoFacePolicy`] in a job.
-    NoFace {
-        /// Frames without a face are copied through.
-        #[default]
-        Pass = "pass",
-        /// A frame without a face fails the job.
-        Error = "error",
-        /// The transform of the faces either side.
-        Interpolate = "interpolate"
-    }
-);
-
-option_enum!(
-    /// [`Backend`] in a job.
-    Device {
-        /// A hardware GPU, else the CPU.
-        #[default]
-        Auto = "auto",
-        /// Any GPU adapter, software included.
-        Gpu = "gpu",
-        /// The CPU paths.
-        Cpu = "cpu"
-    }
-);
-
-option_enum!(
-    /// [`LengthPolicy`] in a job.
-    Length {
-        /// As long as the audio (ping-pong video).
-        #[default]
-        Loop = "loop",
-        /// The shorter of video and audio.
-        Trim = "trim"
-    }
-);
 
 /// How a job ended, for good.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -265,8 +203,8 @@ mod tests {
             "/out/o.mp4",
             JobOptions {
                 steps: 3,
-                backend: Device::Cpu,
-                length: Length::Trim,
+                backend: Backend::Cpu,
+                length: LengthPolicy::Trim,
                 ..JobOptions::default()
             },
         );
@@ -278,7 +216,7 @@ mod tests {
         .unwrap();
         assert_eq!(minimal.options.steps, 2);
         assert_eq!(minimal.options.resolution, 256);
-        assert_eq!(minimal.options.no_face, NoFace::Pass);
+        assert_eq!(minimal.options.no_face, NoFacePolicy::Pass);
         assert_eq!(minimal.options.model, ModelSpec::Builtin);
     }
 
@@ -304,9 +242,9 @@ mod tests {
             resolution: 512,
             steps: 4,
             chunk: 8,
-            no_face: NoFace::Interpolate,
-            backend: Device::Gpu,
-            length: Length::Trim,
+            no_face: NoFacePolicy::Interpolate,
+            backend: Backend::Gpu,
+            length: LengthPolicy::Trim,
             model: ModelSpec::EdTalk("/models/edtalk_256.onnx".into()),
             model_weight: 0.7,
         };
@@ -333,12 +271,30 @@ mod tests {
     }
 
     #[test]
-    fn option_names_parse_and_bad_ones_list_the_choices() {
-        assert_eq!("interpolate".parse::<NoFace>(), Ok(NoFace::Interpolate));
-        assert_eq!("cpu".parse::<Device>(), Ok(Device::Cpu));
+    fn options_travel_as_their_names_and_bad_names_are_refused() {
+        let options = JobOptions {
+            no_face: NoFacePolicy::Interpolate,
+            backend: Backend::Cpu,
+            length: LengthPolicy::Trim,
+            ..JobOptions::default()
+        };
+        let json = serde_json::to_value(&options).unwrap();
+        assert_eq!(json["no_face"], "interpolate");
+        assert_eq!(json["backend"], "cpu");
+        assert_eq!(json["length"], "trim");
+        // The names older submitters wrote still read back.
+        let old: JobOptions =
+            serde_json::from_str(r#"{"no_face":"error","backend":"gpu","length":"loop"}"#).unwrap();
         assert_eq!(
-            "tpu".parse::<Device>(),
-            Err("tpu: expected auto, gpu, cpu".into())
+            (old.no_face, old.backend, old.length),
+            (NoFacePolicy::Error, Backend::Gpu, LengthPolicy::Loop)
+        );
+        let err = serde_json::from_str::<JobOptions>(r#"{"backend":"tpu"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown backend \"tpu\": expected one of auto, gpu, cpu"),
+            "{err}"
         );
     }
 }

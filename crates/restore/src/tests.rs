@@ -332,13 +332,15 @@ fn gpu_compute() -> gpu::Compute {
         backend: gpu::BackendChoice::Gpu,
         ..gpu::GpuOptions::from_env()
     };
-    gpu::acquire(&opts, None).unwrap_or_else(|e| {
-        panic!(
-            "NO GPU ADAPTER, the GPU-vs-CPU restore test cannot run ({e}). Install Mesa's \
+    gpu::acquire(&opts)
+        .map(gpu::Acquired::into_compute)
+        .unwrap_or_else(|e| {
+            panic!(
+                "NO GPU ADAPTER, the GPU-vs-CPU restore test cannot run ({e}). Install Mesa's \
              lavapipe (apt-get install mesa-vulkan-drivers libvulkan1) or select an adapter \
              with WGPU_*"
-        )
-    })
+            )
+        })
 }
 
 /// A face with texture everywhere (so bilinear sampling differences would show).

@@ -3,7 +3,7 @@
 //! Per batch the host computes each face's `w_edge` (same code as the CPU path, so both agree
 //! on the kernel sizes), lays the faces' regions (bounding box padded by the blur radius) end
 //! to end, uploads the faces and the regions' frame pixels, and records eight dispatches in
-//! one compute pass: warp (`shaders/restore_warp.wgsl`), 2×2 erosion rows/cols and centre
+//! one compute pass: warp (`crates/restore/shaders/restore_warp.wgsl`), 2×2 erosion rows/cols and centre
 //! erosion rows/cols (`restore_erode.wgsl`), blur rows/cols (`restore_blur.wgsl`) and blend
 //! (`restore_blend.wgsl`). The first seven run on a 3-D grid of 8×8 tiles with one layer per
 //! face (no per-pixel face lookup or division); the blend uses the linear index. Only the
@@ -19,10 +19,10 @@ use gpu::{GpuContext, GpuError, GrowBuffer, Readback};
 
 use crate::mask::{self, Plan, Rect};
 
-const WARP: &str = include_str!("../../../shaders/restore_warp.wgsl");
-const ERODE: &str = include_str!("../../../shaders/restore_erode.wgsl");
-const BLUR: &str = include_str!("../../../shaders/restore_blur.wgsl");
-const BLEND: &str = include_str!("../../../shaders/restore_blend.wgsl");
+const WARP: &str = include_str!("../shaders/restore_warp.wgsl");
+const ERODE: &str = include_str!("../shaders/restore_erode.wgsl");
+const BLUR: &str = include_str!("../shaders/restore_blur.wgsl");
+const BLEND: &str = include_str!("../shaders/restore_blend.wgsl");
 /// Workgroup size of the blend (linear index).
 const WG: u32 = 64;
 /// Tile side of the per-face passes (8×8 workgroups, one grid layer per face).
@@ -472,5 +472,22 @@ impl GpuRestore {
         .iter()
         .map(|b| b.generation())
         .collect()
+    }
+}
+
+#[cfg(test)]
+mod shader_tests {
+    #[test]
+    fn the_embedded_shaders_validate_with_naga() {
+        for (name, source) in [
+            ("restore_warp.wgsl", super::WARP),
+            ("restore_erode.wgsl", super::ERODE),
+            ("restore_blur.wgsl", super::BLUR),
+            ("restore_blend.wgsl", super::BLEND),
+        ] {
+            if let Err(e) = gpu::validate_wgsl(source) {
+                panic!("{name}:\n{e}");
+            }
+        }
     }
 }

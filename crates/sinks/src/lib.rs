@@ -43,6 +43,7 @@ pub mod comfy;
 mod console;
 mod json_lines;
 mod log;
+mod logging;
 mod text;
 
 pub use callback::CallbackSink;
@@ -50,3 +51,4 @@ pub use channel::ChannelSink;
 pub use console::{ConsoleSink, PROGRESS_ENV};
 pub use json_lines::JsonLinesSink;
 pub use log::LogSink;
+pub use logging::{init_stderr_log, log_subscriber, stderr_wants_colour};

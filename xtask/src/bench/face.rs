@@ -163,13 +163,11 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     let o = options(args)?;
     let rounds = o.rounds;
     let frames = clip()?;
-    let gpu = gpu::acquire(
-        &gpu::GpuOptions {
-            backend: gpu::BackendChoice::Gpu,
-            ..gpu::GpuOptions::from_env()
-        },
-        None,
-    )
+    let gpu = gpu::acquire(&gpu::GpuOptions {
+        backend: gpu::BackendChoice::Gpu,
+        ..gpu::GpuOptions::from_env()
+    })
+    .map(gpu::Acquired::into_compute)
     .context("face bench needs a wgpu adapter for the GPU column")?;
     let config = FaceConfig {
         resolution: R,

@@ -118,7 +118,9 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         backend: BackendChoice::Gpu,
         ..GpuOptions::from_env()
     };
-    let compute = gpu::acquire(&opts, None).context("no GPU adapter for the GPU side")?;
+    let compute = gpu::acquire(&opts)
+        .map(gpu::Acquired::into_compute)
+        .context("no GPU adapter for the GPU side")?;
     let adapter = compute.name().replace(' ', "_");
     let gpu_fps = measure(compute, &faces, &audio)?;
     println!("infer gpu: {gpu_fps:.1} frames/s on {adapter}");

@@ -8,8 +8,11 @@
 //!   (wall time of the two threads ÷ updates in all); indicatif's `inc` on one bar shared by
 //!   two threads is printed beside them (`two_threads_indicatif_vs_local`);
 //! - `blocked_sink_slowdown` = time of a producer loop (real arithmetic, an `inc` per item, a
-//!   face-status event every 10,000 items, about every 25 µs) with a sink that sleeps 1 s per event ÷ the same loop
-//!   with no sink.
+//!   face-status event every 10,000 items, about every 25 µs) with a sink that sleeps 1 s per
+//!   event ÷ the same loop with no sink. The loop is sized so that it lasts at least 2 s
+//!   without a sink (a 50 ms loop cannot tell a 2 % slowdown from noise); the two runs
+//!   alternate (no sink, blocked, no sink, blocked, …) and the median of the per-pair ratios
+//!   over [`PAIRS`] pairs is printed, with the smallest and largest pair beside it.
 //!
 //! Each contender runs in rounds that alternate, and the median round counts, so that a noisy
 //! neighbour on the machine hits all of them alike.
@@ -23,8 +26,12 @@ use progress_core::{Control, Event, FaceAction, Progress};
 
 const ROUNDS: usize = 9;
 const INCS: u64 = 20_000_000;
-/// Items in the producer loop.
+/// Items in the calibration run of the producer loop (scaled up to [`MIN_LOOP`]).
 const WORK: u64 = 20_000_000;
+/// The shortest producer loop timed for `blocked_sink_slowdown`.
+const MIN_LOOP: Duration = Duration::from_secs(2);
+/// Alternating (no sink, blocked sink) pairs for `blocked_sink_slowdown`.
+const PAIRS: usize = 5;
 /// Items per simulated frame: one face-status event each (about 25 µs of work here).
 const FRAME: u64 = 10_000;
 
@@ -82,20 +89,28 @@ pub(crate) fn run(_args: &[String]) -> Result<()> {
          indicatif {theirs2:.2} ns (per update, wall time)"
     );
 
+    // Size the loop so that the run without a sink lasts at least MIN_LOOP.
+    let calibration = producer(None, WORK);
+    let scale = (MIN_LOOP.as_secs_f64() * 1e3 * 1.1 / calibration)
+        .ceil()
+        .max(1.0);
+    let work = (WORK as f64 * scale) as u64;
+    let mut pairs = Vec::new();
     let mut free = Vec::new();
-    let mut blocked = Vec::new();
-    for round in 0..7 {
-        // Alternate which goes first, so that neither always runs on a warmer machine.
-        if round % 2 == 0 {
-            free.push(producer(None));
-            blocked.push(producer(Some(Duration::from_secs(1))));
-        } else {
-            blocked.push(producer(Some(Duration::from_secs(1))));
-            free.push(producer(None));
-        }
+    for _ in 0..PAIRS {
+        let a = producer(None, work);
+        let b = producer(Some(Duration::from_secs(1)), work);
+        free.push(a);
+        pairs.push(b / a);
     }
-    let (free, blocked) = (median(free), median(blocked));
-    println!("producer loop: no sink {free:.1} ms, sink blocking 1 s/event {blocked:.1} ms");
+    let (free_ms, slowdown) = (median(free), median(pairs.clone()));
+    let (lo, hi) = pairs.iter().fold((f64::INFINITY, 0f64), |(lo, hi), r| {
+        (lo.min(*r), hi.max(*r))
+    });
+    println!(
+        "producer loop of {work} items: no sink {free_ms:.0} ms (median); sink blocking 1 s/event \
+         slows it {slowdown:.3}x (median of {PAIRS} alternating pairs, range {lo:.3}..{hi:.3})"
+    );
     drop(phase);
     progress.shutdown();
 
@@ -107,7 +122,7 @@ pub(crate) fn run(_args: &[String]) -> Result<()> {
         theirs / ours,
         shared / local,
         theirs2 / local,
-        blocked / free
+        slowdown
     );
     Ok(())
 }
@@ -131,9 +146,9 @@ fn two_threads<F: FnOnce() + Send>(n: u64, make: impl Fn(u64) -> F) -> f64 {
     start.elapsed().as_nanos() as f64 / n as f64
 }
 
-/// The producer's time in ms for a fixed amount of work. The run (and its sink threads) is
-/// started before and shut down after the timed part: only the work is timed.
-fn producer(sink_delay: Option<Duration>) -> f64 {
+/// The producer's time in ms for `work` items. The run (and its sink threads) is started
+/// before and shut down after the timed part: only the work is timed.
+fn producer(sink_delay: Option<Duration>, work: u64) -> f64 {
     let mut builder = Progress::builder();
     if let Some(delay) = sink_delay {
         builder = builder.sink(move |_: &Event| {
@@ -142,10 +157,10 @@ fn producer(sink_delay: Option<Duration>) -> f64 {
         });
     }
     let progress = builder.start();
-    let phase = progress.phase("work", Some(WORK), "items");
+    let phase = progress.phase("work", Some(work), "items");
     let start = Instant::now();
     let mut acc = 0u64;
-    for i in 0..WORK {
+    for i in 0..work {
         acc = acc
             .wrapping_mul(6364136223846793005)
             .wrapping_add(black_box(i));

@@ -120,7 +120,9 @@ pub(crate) fn run(_args: &[String]) -> Result<()> {
         backend: gpu::BackendChoice::Gpu,
         ..gpu::GpuOptions::from_env()
     };
-    let compute = gpu::acquire(&opts, None).context("no GPU adapter for the GPU side")?;
+    let compute = gpu::acquire(&opts)
+        .map(gpu::Acquired::into_compute)
+        .context("no GPU adapter for the GPU side")?;
     let adapter = compute.name().replace(' ', "_");
     let mut gpu_restorer = Restorer::new(compute, cfg)?;
     let gpu_fps = if gpu_restorer.uses_gpu() {

@@ -35,7 +35,8 @@ fn net() -> GpuBlazeFace {
         backend: BackendChoice::Gpu,
         ..GpuOptions::from_env()
     };
-    let compute = gpu::acquire(&opts, None)
+    let compute = gpu::acquire(&opts)
+        .map(gpu::Acquired::into_compute)
         .expect("no wgpu adapter: install mesa-vulkan-drivers (lavapipe) to run the gpu tests");
     let ctx = compute
         .gpu()

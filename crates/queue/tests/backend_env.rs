@@ -1,0 +1,77 @@
+//! A queue job left at `backend: auto` runs on the backend the worker's `FACESYNC_BACKEND`
+//! names: the override is resolved inside the pipeline, the same way for every caller. Needs
+//! `nats-server` (`cargo xtask test` installs it). One test in this binary, because it sets a
+//! process-wide environment variable.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pipeline::sample::{SampleSpec, write_sample};
+use progress_core::{CancelToken, Control, Event};
+use queue::local_server::LocalServer;
+use queue::{Backend, Job, JobOptions, JobOutcome, Queue, WatchEnd, WorkerConfig};
+
+#[test]
+fn a_job_left_at_auto_runs_on_the_backend_facesync_backend_names() {
+    // SAFETY: set before this test starts any thread of its own (server, runtime, worker), and
+    // this binary runs no other test that could read the environment concurrently.
+    unsafe { std::env::set_var("FACESYNC_BACKEND", "cpu") };
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = match LocalServer::start(&dir.path().join("nats")) {
+        Ok(server) => server,
+        Err(queue::QueueError::ServerMissing) => panic!(
+            "nats-server is not installed; run `cargo xtask test`, which installs it with apt"
+        ),
+        Err(e) => panic!("{e}"),
+    };
+    let spec = SampleSpec {
+        width: 128,
+        height: 128,
+        seconds: 0.16,
+        ..SampleSpec::default()
+    };
+    let files = write_sample(dir.path(), &spec).unwrap();
+    let options = JobOptions {
+        steps: 1,
+        chunk: 4,
+        ..JobOptions::default()
+    };
+    assert_eq!(options.backend, Backend::Auto);
+    let job = Job::new(
+        files.video,
+        files.audio,
+        dir.path().join("out.y4m"),
+        options,
+    );
+    let queue = Queue::connect(&server.url()).unwrap();
+    queue.submit(&job).unwrap();
+    let worker = WorkerConfig {
+        max_jobs: Some(1),
+        ..WorkerConfig::default()
+    };
+    queue.run_worker(&worker, &CancelToken::new()).unwrap();
+
+    let texts = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&texts);
+    let mut sink = move |event: &Event| {
+        if let Event::Message { text, .. } = event {
+            seen.lock().unwrap().push(text.clone());
+        }
+        Control::Continue
+    };
+    let end = queue
+        .watch(&job.id, &mut sink, Some(Duration::from_secs(30)))
+        .unwrap();
+    let WatchEnd::Finished(result) = end else {
+        panic!("job {} did not finish: {end:?}", job.id);
+    };
+    assert_eq!(result.outcome, JobOutcome::Completed, "{result:?}");
+    let texts = texts.lock().unwrap();
+    assert!(
+        texts
+            .iter()
+            .any(|t| t == "compute: cpu (backend cpu from FACESYNC_BACKEND)"),
+        "{texts:?}"
+    );
+    server.stop();
+}
