@@ -151,7 +151,7 @@ fn bad_inputs_exit_non_zero_naming_the_file_and_the_problem() {
                 "--sample-seconds",
                 "2",
             ],
-            "'--sample-seconds <S>' cannot be used with '--video <IN>'",
+            "'--video <IN>' cannot be used with '--sample-seconds <S>'",
         ),
     ] {
         check_failure(d, args, 2, expected);
