@@ -204,19 +204,23 @@ impl RestoreStage {
         Ok(Self { inner })
     }
 
-    /// Pastes the generated faces (frames without one stay untouched); advances `phase`.
+    /// Pastes the generated faces (frames without one, or whose face the model did not
+    /// change, stay untouched); advances `phase`.
     pub(crate) fn process(
         &mut self,
         chunk: &mut Chunk,
         phase: &Phase,
     ) -> Result<(), PipelineError> {
+        // A face the model left exactly as it was (the built-in model in silence) is not
+        // pasted back: that would only resample the face region through the two warps.
         let pastes: Vec<Option<FacePaste>> = std::mem::take(&mut chunk.faces)
             .into_iter()
-            .map(|info| {
-                info.generated.map(|face| FacePaste {
+            .map(|info| match info.generated {
+                Some(face) if info.record.crop.as_ref() != Some(&face) => Some(FacePaste {
                     face,
                     to_crop: info.record.to_crop,
-                })
+                }),
+                _ => None,
             })
             .collect();
         self.inner
