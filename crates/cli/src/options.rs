@@ -19,15 +19,16 @@ pub(crate) struct JobArgs {
     pub(crate) chunk: Option<usize>,
     /// Frames without a face: pass (copied untouched), error (stop the run), interpolate (the
     /// transform of the faces either side, for gaps up to 12 frames) [default: pass]
-    #[arg(long, value_name = "pass|error|interpolate", value_parser = no_face)]
+    #[arg(long, value_name = "pass|error|interpolate")]
     pub(crate) no_face: Option<NoFacePolicy>,
     /// Compute device: auto (a hardware GPU when there is one, else the CPU), gpu (any
-    /// adapter, software included), cpu [default: $FACESYNC_BACKEND, else auto]
-    #[arg(long, value_name = "auto|gpu|cpu", value_parser = backend)]
+    /// adapter, software included), cpu [default: auto; without --backend gpu|cpu,
+    /// FACESYNC_BACKEND decides]
+    #[arg(long, value_name = "auto|gpu|cpu")]
     pub(crate) backend: Option<Backend>,
     /// Video/audio length: loop (as long as the audio; a shorter video plays forwards then
     /// backwards), trim (the shorter of the two) [default: loop]
-    #[arg(long, value_name = "loop|trim", value_parser = length)]
+    #[arg(long, value_name = "loop|trim")]
     pub(crate) length: Option<LengthPolicy>,
 }
 
@@ -35,19 +36,12 @@ impl JobArgs {
     /// The configuration these options give, checked ([`PipelineConfig::validate`]).
     pub(crate) fn config(&self) -> anyhow::Result<PipelineConfig> {
         let defaults = PipelineConfig::default();
-        let backend = match self.backend {
-            Some(b) => b,
-            None => match std::env::var("FACESYNC_BACKEND") {
-                Ok(v) => backend(&v).map_err(|e| anyhow::anyhow!("FACESYNC_BACKEND={e}"))?,
-                Err(_) => defaults.backend,
-            },
-        };
         let config = PipelineConfig {
             resolution: self.resolution.unwrap_or(defaults.resolution),
             steps: self.steps.unwrap_or(defaults.steps),
             chunk: self.chunk.unwrap_or(defaults.chunk),
             no_face: self.no_face.unwrap_or(defaults.no_face),
-            backend,
+            backend: self.backend.unwrap_or(defaults.backend),
             length: self.length.unwrap_or(defaults.length),
             ..defaults
         };
@@ -56,38 +50,8 @@ impl JobArgs {
     }
 }
 
-// One parser per option type. The words are the ones `pipeline`'s types read and print (the
-// `FromStr`/`Display` pair that the `boundaries` branch adds); until that lands they are
-// spelled here once.
-
-/// `pass`, `error` or `interpolate`.
-pub(crate) fn no_face(s: &str) -> Result<NoFacePolicy, String> {
-    match s {
-        "pass" => Ok(NoFacePolicy::Pass),
-        "error" => Ok(NoFacePolicy::Error),
-        "interpolate" => Ok(NoFacePolicy::Interpolate),
-        other => Err(format!("{other}: expected pass, error or interpolate")),
-    }
-}
-
-/// `auto`, `gpu` or `cpu` (any case, surrounding blanks ignored).
-pub(crate) fn backend(s: &str) -> Result<Backend, String> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "auto" => Ok(Backend::Auto),
-        "gpu" => Ok(Backend::Gpu),
-        "cpu" => Ok(Backend::Cpu),
-        _ => Err(format!("{s}: expected auto, gpu or cpu")),
-    }
-}
-
-/// `loop` or `trim`.
-pub(crate) fn length(s: &str) -> Result<LengthPolicy, String> {
-    match s {
-        "loop" => Ok(LengthPolicy::Loop),
-        "trim" => Ok(LengthPolicy::Trim),
-        other => Err(format!("{other}: expected loop or trim")),
-    }
-}
+// The option types parse with their own `FromStr` (clap's default parser for them), so the
+// command line, Python and queue jobs read the same names.
 
 /// Seconds, fractions allowed: `30`, `0.5`.
 pub(crate) fn seconds(s: &str) -> Result<Duration, String> {

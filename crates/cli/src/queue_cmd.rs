@@ -157,20 +157,9 @@ pub(crate) fn submit(args: &SubmitArgs) -> Result<()> {
         resolution: config.resolution,
         steps: config.steps,
         chunk: config.chunk,
-        no_face: match config.no_face {
-            pipeline::NoFacePolicy::Pass => queue::NoFace::Pass,
-            pipeline::NoFacePolicy::Error => queue::NoFace::Error,
-            pipeline::NoFacePolicy::Interpolate => queue::NoFace::Interpolate,
-        },
-        backend: match config.backend {
-            pipeline::Backend::Auto => queue::Device::Auto,
-            pipeline::Backend::Gpu => queue::Device::Gpu,
-            pipeline::Backend::Cpu => queue::Device::Cpu,
-        },
-        length: match config.length {
-            pipeline::LengthPolicy::Loop => queue::Length::Loop,
-            pipeline::LengthPolicy::Trim => queue::Length::Trim,
-        },
+        no_face: config.no_face,
+        backend: config.backend,
+        length: config.length,
     };
     let absolute = |p: &PathBuf| {
         std::path::absolute(p).with_context(|| format!("{}: cannot make it absolute", p.display()))

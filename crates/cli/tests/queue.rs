@@ -11,7 +11,7 @@ use pipeline::media_io::{ReaderOptions, VideoReader};
 use pipeline::sample::{SampleSpec, write_sample};
 use progress_core::{Control, Event};
 use queue::local_server::LocalServer;
-use queue::{Device, Job, JobOptions, JobOutcome, Queue, WatchEnd};
+use queue::{Job, JobOptions, JobOutcome, Queue, WatchEnd};
 
 const JOB_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -98,7 +98,7 @@ fn options() -> JobOptions {
     JobOptions {
         steps: 2,
         chunk: 4,
-        backend: Device::Cpu,
+        backend: pipeline::Backend::Cpu,
         ..JobOptions::default()
     }
 }

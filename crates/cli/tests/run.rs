@@ -128,9 +128,12 @@ fn bad_inputs_exit_non_zero_naming_the_file_and_the_problem() {
     for (args, expected) in [
         (
             &["--no-face", "skip"][..],
-            "skip: expected pass, error or interpolate",
+            "unknown no-face policy \"skip\": expected one of pass, error, interpolate",
         ),
-        (&["--backend", "tpu"], "tpu: expected auto, gpu or cpu"),
+        (
+            &["--backend", "tpu"],
+            "unknown backend \"tpu\": expected one of auto, gpu, cpu",
+        ),
         (
             &["--progress", "bars"],
             "invalid value 'bars' for '--progress",

@@ -115,6 +115,53 @@ pub enum BackendChoice {
     Cpu,
 }
 
+impl BackendChoice {
+    /// Every choice, in the order of [`BackendChoice::NAMES`].
+    pub const ALL: [BackendChoice; 3] =
+        [BackendChoice::Auto, BackendChoice::Gpu, BackendChoice::Cpu];
+    /// The accepted spellings (`auto`, `gpu`, `cpu`): what [`Display`](std::fmt::Display) prints
+    /// and [`FromStr`](std::str::FromStr) reads (case-insensitive, surrounding blanks ignored).
+    pub const NAMES: [&'static str; 3] = ["auto", "gpu", "cpu"];
+
+    /// The name `Display` prints and `FromStr` reads back.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendChoice::Auto => "auto",
+            BackendChoice::Gpu => "gpu",
+            BackendChoice::Cpu => "cpu",
+        }
+    }
+}
+
+impl std::fmt::Display for BackendChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for BackendChoice {
+    type Err = ParseBackendError;
+
+    /// `auto`, `gpu` or `cpu`, case-insensitive, surrounding blanks ignored.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let wanted = s.trim();
+        Self::ALL
+            .into_iter()
+            .find(|b| b.as_str().eq_ignore_ascii_case(wanted))
+            .ok_or_else(|| ParseBackendError {
+                value: s.to_owned(),
+            })
+    }
+}
+
+/// A string that is not a [`BackendChoice`]; names the value and the accepted ones.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown backend {value:?}: expected one of auto, gpu, cpu")]
+pub struct ParseBackendError {
+    /// The rejected text, as given.
+    pub value: String,
+}
+
 /// How [`acquire`] chooses its compute.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GpuOptions {
@@ -154,14 +201,10 @@ impl GpuOptions {
 
     fn from_vars(var: impl Fn(&str) -> Option<String>) -> Self {
         let mut opts = Self::default();
-        if let Some(value) = var("FACESYNC_BACKEND") {
-            match value.trim().to_ascii_lowercase().as_str() {
-                "" | "auto" => {}
-                "gpu" => opts.backend = BackendChoice::Gpu,
-                "cpu" => opts.backend = BackendChoice::Cpu,
-                other => tracing::warn!(
-                    "FACESYNC_BACKEND={other:?} is not one of auto, gpu, cpu; using auto"
-                ),
+        if let Some(value) = var("FACESYNC_BACKEND").filter(|v| !v.trim().is_empty()) {
+            match value.parse::<BackendChoice>() {
+                Ok(backend) => opts.backend = backend,
+                Err(err) => tracing::warn!("FACESYNC_BACKEND: {err}; using auto"),
             }
         }
         opts.adapter_name = var("WGPU_ADAPTER_NAME").filter(|s| !s.trim().is_empty());
@@ -329,6 +372,30 @@ mod tests {
             opts_from(&[("WGPU_BACKEND", "nonsense")]).wgpu_backends,
             wgpu::Backends::all()
         );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn backend_names_round_trip(i in 0usize..3, upper in proptest::bool::ANY, pad in " {0,2}") {
+            let b = BackendChoice::ALL[i];
+            proptest::prop_assert_eq!(b.to_string(), BackendChoice::NAMES[i]);
+            let text = if upper { b.to_string().to_uppercase() } else { b.to_string() };
+            proptest::prop_assert_eq!(format!("{pad}{text}{pad}").parse::<BackendChoice>(), Ok(b));
+        }
+
+        #[test]
+        fn other_backend_strings_are_rejected_by_name(s in "\\PC{0,12}") {
+            let known = BackendChoice::NAMES.iter().any(|n| n.eq_ignore_ascii_case(s.trim()));
+            match s.parse::<BackendChoice>() {
+                Ok(b) => proptest::prop_assert!(known && b.as_str().eq_ignore_ascii_case(s.trim())),
+                Err(err) => {
+                    proptest::prop_assert!(!known);
+                    let text = err.to_string();
+                    proptest::prop_assert!(text.contains(&format!("{s:?}")), "{}", text);
+                    proptest::prop_assert!(text.contains("auto, gpu, cpu"), "{}", text);
+                }
+            }
+        }
     }
 
     fn check_grid(workgroups: u32, max: u32) {

@@ -153,18 +153,11 @@ pub enum NoFacePolicy {
     Interpolate,
 }
 
-/// Which compute device the stages use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Backend {
-    /// A hardware GPU adapter if one exists, else the CPU (default). A software adapter
-    /// (lavapipe) is skipped: the CPU paths are faster than shaders emulated on the same cores.
-    #[default]
-    Auto,
-    /// The GPU (a software adapter such as lavapipe counts).
-    Gpu,
-    /// The CPU path.
-    Cpu,
-}
+/// Which compute device the stages use: the one backend type of the workspace, owned by `gpu`
+/// (`auto` (default): a hardware GPU adapter if one exists, else the CPU, skipping a software
+/// adapter such as lavapipe; `gpu`: any adapter, software included, or an error; `cpu`: the CPU
+/// paths). Parses from and prints as `auto`, `gpu`, `cpu`.
+pub use gpu::{BackendChoice as Backend, ParseBackendError};
 
 /// How video and audio lengths are reconciled; see the crate docs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -174,6 +167,65 @@ pub enum LengthPolicy {
     Loop,
     /// Output as long as the shorter of video and audio.
     Trim,
+}
+
+/// Names, `Display` and `FromStr` (case-insensitive, blanks around ignored) for an option enum:
+/// one spelling per variant, shared by every front end.
+macro_rules! option_names {
+    ($ty:ident, $option:literal, { $($variant:ident = $text:literal),+ $(,)? }) => {
+        impl $ty {
+            /// Every variant, in the order of `NAMES`.
+            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
+            /// The accepted spellings: what `Display` prints and `FromStr` reads.
+            pub const NAMES: &'static [&'static str] = &[$($text),+];
+
+            /// The name `Display` prints and `FromStr` reads back.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $text),+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $ty {
+            type Err = ParseOptionError;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                let wanted = s.trim();
+                Self::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.as_str().eq_ignore_ascii_case(wanted))
+                    .ok_or_else(|| ParseOptionError {
+                        option: $option,
+                        value: s.to_owned(),
+                        accepted: Self::NAMES,
+                    })
+            }
+        }
+    };
+}
+
+option_names!(NoFacePolicy, "no-face policy", { Pass = "pass", Error = "error", Interpolate = "interpolate" });
+option_names!(LengthPolicy, "length policy", { Loop = "loop", Trim = "trim" });
+
+/// A string that is not one of an option's names (see [`NoFacePolicy`], [`LengthPolicy`];
+/// [`Backend`] has [`ParseBackendError`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {option} {value:?}: expected one of {}", accepted.join(", "))]
+pub struct ParseOptionError {
+    /// Which option (`"no-face policy"`, `"length policy"`).
+    pub option: &'static str,
+    /// The rejected text, as given.
+    pub value: String,
+    /// The accepted names.
+    pub accepted: &'static [&'static str],
 }
 
 /// Settings of a run.
@@ -737,4 +789,79 @@ fn tempfile_in_temp_dir() -> std::io::Result<File> {
         .open(&path)?;
     let _ = std::fs::remove_file(&path);
     Ok(file)
+}
+
+#[cfg(test)]
+mod option_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Display then FromStr gives the value back, in any case and with blanks around; any other
+    /// text is an error that names the option, the text and every accepted name.
+    fn round_trip<T>(all: &[T], names: &[&str], upper: bool, pad: &str) -> Result<(), TestCaseError>
+    where
+        T: Copy + PartialEq + std::fmt::Debug + std::fmt::Display + std::str::FromStr,
+        T::Err: std::fmt::Debug,
+    {
+        prop_assert_eq!(all.len(), names.len());
+        for (v, name) in all.iter().zip(names) {
+            prop_assert_eq!(&v.to_string(), name);
+            let text = if upper {
+                name.to_uppercase()
+            } else {
+                name.to_string()
+            };
+            prop_assert_eq!(format!("{pad}{text}{pad}").parse::<T>().ok(), Some(*v));
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn names_round_trip(upper in any::<bool>(), pad in " {0,2}") {
+            round_trip(NoFacePolicy::ALL, NoFacePolicy::NAMES, upper, &pad)?;
+            round_trip(LengthPolicy::ALL, LengthPolicy::NAMES, upper, &pad)?;
+            round_trip(&Backend::ALL, &Backend::NAMES, upper, &pad)?;
+        }
+
+        #[test]
+        fn other_text_is_an_error_naming_it(s in "\\PC{0,12}") {
+            let known = |names: &[&str]| names.iter().any(|n| n.eq_ignore_ascii_case(s.trim()));
+            match s.parse::<NoFacePolicy>() {
+                Ok(v) => prop_assert!(v.as_str().eq_ignore_ascii_case(s.trim())),
+                Err(e) => {
+                    prop_assert!(!known(NoFacePolicy::NAMES));
+                    prop_assert_eq!(&e.value, &s);
+                    let text = e.to_string();
+                    prop_assert!(text.contains(&format!("no-face policy {s:?}")), "{}", text);
+                    prop_assert!(text.ends_with("expected one of pass, error, interpolate"), "{}", text);
+                }
+            }
+            match s.parse::<LengthPolicy>() {
+                Ok(v) => prop_assert!(v.as_str().eq_ignore_ascii_case(s.trim())),
+                Err(e) => {
+                    prop_assert!(!known(LengthPolicy::NAMES));
+                    prop_assert!(e.to_string().ends_with("expected one of loop, trim"));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn defaults_print_their_names() {
+        let c = PipelineConfig::default();
+        assert_eq!(
+            (
+                c.no_face.to_string(),
+                c.backend.to_string(),
+                c.length.to_string()
+            ),
+            ("pass".into(), "auto".into(), "loop".into())
+        );
+        assert_eq!(
+            "Interpolate".parse::<NoFacePolicy>(),
+            Ok(NoFacePolicy::Interpolate)
+        );
+        assert!("".parse::<LengthPolicy>().is_err());
+    }
 }

@@ -33,13 +33,8 @@ fn stage_error(stage: &str, e: impl std::fmt::Display) -> PipelineError {
 
 /// Picks the compute device for every stage.
 pub(crate) fn compute(config: &PipelineConfig, parent: &Phase) -> Result<Compute, PipelineError> {
-    let backend = match config.backend {
-        crate::Backend::Auto => gpu::BackendChoice::Auto,
-        crate::Backend::Gpu => gpu::BackendChoice::Gpu,
-        crate::Backend::Cpu => gpu::BackendChoice::Cpu,
-    };
     let options = gpu::GpuOptions {
-        backend,
+        backend: config.backend,
         ..gpu::GpuOptions::from_env()
     };
     gpu::acquire(&options, Some(parent)).map_err(|e| stage_error("gpu", e))

@@ -72,30 +72,14 @@ fn options(
     cancel: Option<&Bound<'_, PyCancelToken>>,
     tick: f64,
 ) -> PyResult<Options> {
-    let bad = |name: &str, value: &str, expected: &str| {
-        PyValueError::new_err(format!("{name}='{value}': expected {expected}"))
-    };
+    let bad = |name: &str, e: &dyn std::fmt::Display| PyValueError::new_err(format!("{name}: {e}"));
     let config = PipelineConfig {
         resolution,
         steps,
         chunk,
-        no_face: match no_face {
-            "pass" => NoFacePolicy::Pass,
-            "error" => NoFacePolicy::Error,
-            "interpolate" => NoFacePolicy::Interpolate,
-            other => return Err(bad("no_face", other, "'pass', 'error' or 'interpolate'")),
-        },
-        backend: match backend {
-            "auto" => Backend::Auto,
-            "gpu" => Backend::Gpu,
-            "cpu" => Backend::Cpu,
-            other => return Err(bad("backend", other, "'auto', 'gpu' or 'cpu'")),
-        },
-        length: match length {
-            "loop" => LengthPolicy::Loop,
-            "trim" => LengthPolicy::Trim,
-            other => return Err(bad("length", other, "'loop' or 'trim'")),
-        },
+        no_face: no_face.parse().map_err(|e| bad("no_face", &e))?,
+        backend: backend.parse().map_err(|e| bad("backend", &e))?,
+        length: length.parse().map_err(|e| bad("length", &e))?,
         ..PipelineConfig::default()
     };
     config.validate().map_err(to_py_err)?;

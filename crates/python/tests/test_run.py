@@ -77,8 +77,9 @@ def test_a_corrupt_input_raises_facesync_error_naming_it(sample, tmp_path):
 @pytest.mark.parametrize(
     "option, message",
     [
-        ({"no_face": "skip"}, "no_face='skip'"),
-        ({"backend": "tpu"}, "backend='tpu'"),
+        ({"no_face": "skip"}, 'no_face: unknown no-face policy "skip": expected one of pass, error'),
+        ({"backend": "tpu"}, 'backend: unknown backend "tpu": expected one of auto, gpu, cpu'),
+        ({"length": "pingpong"}, 'length: unknown length policy "pingpong"'),
         ({"resolution": 300}, "resolution 300"),
         ({"chunk": 0}, "chunk"),
         ({"comfy": {"send": print, "colour": 1}}, "unknown key 'colour'"),

@@ -1,7 +1,6 @@
 //! What travels on the subjects: jobs, results and dead letters (JSON).
 
 use std::path::PathBuf;
-use std::str::FromStr;
 
 use pipeline::{Backend, LengthPolicy, NoFacePolicy, PipelineConfig};
 use serde::{Deserialize, Serialize};
@@ -67,12 +66,39 @@ pub struct JobOptions {
     pub steps: u32,
     /// Frames per chunk.
     pub chunk: usize,
-    /// Frames without a face.
-    pub no_face: NoFace,
-    /// Compute device.
-    pub backend: Device,
-    /// Video/audio length policy.
-    pub length: Length,
+    /// Frames without a face (`"pass"`, `"error"`, `"interpolate"` in JSON).
+    #[serde(with = "as_text")]
+    pub no_face: NoFacePolicy,
+    /// Compute device (`"auto"`, `"gpu"`, `"cpu"`). With `auto`, the worker's
+    /// `FACESYNC_BACKEND` decides (see `pipeline`'s precedence rule).
+    #[serde(with = "as_text")]
+    pub backend: Backend,
+    /// Video/audio length policy (`"loop"`, `"trim"`).
+    #[serde(with = "as_text")]
+    pub length: LengthPolicy,
+}
+
+/// Serde through the options' own `Display`/`FromStr` (pipeline owns the spellings), so a job's
+/// JSON reads the same names as the command line and Python.
+mod as_text {
+    use std::fmt::Display;
+    use std::str::FromStr;
+
+    use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
+
+    pub(super) fn serialize<T: Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(v)
+    }
+
+    pub(super) fn deserialize<'de, T, D>(d: D) -> Result<T, D::Error>
+    where
+        T: FromStr,
+        T::Err: Display,
+        D: Deserializer<'de>,
+    {
+        let text = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        text.parse().map_err(D::Error::custom)
+    }
 }
 
 impl Default for JobOptions {
@@ -82,9 +108,9 @@ impl Default for JobOptions {
             resolution: c.resolution,
             steps: c.steps,
             chunk: c.chunk,
-            no_face: NoFace::Pass,
-            backend: Device::Auto,
-            length: Length::Loop,
+            no_face: c.no_face,
+            backend: c.backend,
+            length: c.length,
         }
     }
 }
@@ -96,86 +122,13 @@ impl JobOptions {
             resolution: self.resolution,
             steps: self.steps,
             chunk: self.chunk,
-            no_face: match self.no_face {
-                NoFace::Pass => NoFacePolicy::Pass,
-                NoFace::Error => NoFacePolicy::Error,
-                NoFace::Interpolate => NoFacePolicy::Interpolate,
-            },
-            backend: match self.backend {
-                Device::Auto => Backend::Auto,
-                Device::Gpu => Backend::Gpu,
-                Device::Cpu => Backend::Cpu,
-            },
-            length: match self.length {
-                Length::Loop => LengthPolicy::Loop,
-                Length::Trim => LengthPolicy::Trim,
-            },
+            no_face: self.no_face,
+            backend: self.backend,
+            length: self.length,
             ..PipelineConfig::default()
         }
     }
 }
-
-macro_rules! option_enum {
-    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $text:literal),+ }) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name {
-            $($(#[$vm])* $variant),+
-        }
-
-        impl FromStr for $name {
-            type Err = String;
-
-            fn from_str(s: &str) -> Result<Self, String> {
-                match s {
-                    $($text => Ok(Self::$variant),)+
-                    other => Err(format!(
-                        "{other}: expected {}",
-                        [$($text),+].join(", ")
-                    )),
-                }
-            }
-        }
-    };
-}
-
-option_enum!(
-    /// [`NoFacePolicy`] in a job.
-    NoFace {
-        /// Frames without a face are copied through.
-        #[default]
-        Pass = "pass",
-        /// A frame without a face fails the job.
-        Error = "error",
-        /// The transform of the faces either side.
-        Interpolate = "interpolate"
-    }
-);
-
-option_enum!(
-    /// [`Backend`] in a job.
-    Device {
-        /// A hardware GPU, else the CPU.
-        #[default]
-        Auto = "auto",
-        /// Any GPU adapter, software included.
-        Gpu = "gpu",
-        /// The CPU paths.
-        Cpu = "cpu"
-    }
-);
-
-option_enum!(
-    /// [`LengthPolicy`] in a job.
-    Length {
-        /// As long as the audio (ping-pong video).
-        #[default]
-        Loop = "loop",
-        /// The shorter of video and audio.
-        Trim = "trim"
-    }
-);
 
 /// How a job ended, for good.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -240,8 +193,8 @@ mod tests {
             "/out/o.mp4",
             JobOptions {
                 steps: 3,
-                backend: Device::Cpu,
-                length: Length::Trim,
+                backend: Backend::Cpu,
+                length: LengthPolicy::Trim,
                 ..JobOptions::default()
             },
         );
@@ -253,7 +206,7 @@ mod tests {
         .unwrap();
         assert_eq!(minimal.options.steps, 2);
         assert_eq!(minimal.options.resolution, 256);
-        assert_eq!(minimal.options.no_face, NoFace::Pass);
+        assert_eq!(minimal.options.no_face, NoFacePolicy::Pass);
     }
 
     #[test]
@@ -262,9 +215,9 @@ mod tests {
             resolution: 512,
             steps: 4,
             chunk: 8,
-            no_face: NoFace::Interpolate,
-            backend: Device::Gpu,
-            length: Length::Trim,
+            no_face: NoFacePolicy::Interpolate,
+            backend: Backend::Gpu,
+            length: LengthPolicy::Trim,
         };
         let c = options.config();
         assert_eq!((c.resolution, c.steps, c.chunk), (512, 4, 8));
@@ -287,12 +240,30 @@ mod tests {
     }
 
     #[test]
-    fn option_names_parse_and_bad_ones_list_the_choices() {
-        assert_eq!("interpolate".parse::<NoFace>(), Ok(NoFace::Interpolate));
-        assert_eq!("cpu".parse::<Device>(), Ok(Device::Cpu));
+    fn options_travel_as_their_names_and_bad_names_are_refused() {
+        let options = JobOptions {
+            no_face: NoFacePolicy::Interpolate,
+            backend: Backend::Cpu,
+            length: LengthPolicy::Trim,
+            ..JobOptions::default()
+        };
+        let json = serde_json::to_value(&options).unwrap();
+        assert_eq!(json["no_face"], "interpolate");
+        assert_eq!(json["backend"], "cpu");
+        assert_eq!(json["length"], "trim");
+        // The names older submitters wrote still read back.
+        let old: JobOptions =
+            serde_json::from_str(r#"{"no_face":"error","backend":"gpu","length":"loop"}"#).unwrap();
         assert_eq!(
-            "tpu".parse::<Device>(),
-            Err("tpu: expected auto, gpu, cpu".into())
+            (old.no_face, old.backend, old.length),
+            (NoFacePolicy::Error, Backend::Gpu, LengthPolicy::Loop)
+        );
+        let err = serde_json::from_str::<JobOptions>(r#"{"backend":"tpu"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown backend \"tpu\": expected one of auto, gpu, cpu"),
+            "{err}"
         );
     }
 }

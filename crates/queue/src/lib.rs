@@ -50,7 +50,8 @@ mod sink;
 mod worker;
 
 pub use client::{Queue, WatchEnd};
-pub use job::{DeadLetter, Device, Job, JobOptions, JobOutcome, JobResult, Length, NoFace};
+pub use job::{DeadLetter, Job, JobOptions, JobOutcome, JobResult};
+pub use pipeline::{Backend, LengthPolicy, NoFacePolicy};
 pub use progress_core::{CancelToken, ProgressSink};
 pub use worker::{WorkerConfig, WorkerStats};
 
