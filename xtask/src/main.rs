@@ -1,38 +1,68 @@
 //! `cargo xtask`: the project's tasks, in Rust so that they run wherever cargo does.
 //!
-//! Commands: `pipeline` (run the lip-sync pipeline, on the built-in sample by default),
-//! `test` (check the system packages the tests need, then run the whole test suite),
-//! `bench <progress|face|restore|infer|model|latentsync|pipeline|queue>` (measure side by side and print one summary line),
-//! `worker | submit | watch | cancel` (the NATS JetStream work queue, see `queue.rs`).
+//! Commands: `pipeline` (`facesync run`: the lip-sync pipeline, on the built-in sample by
+//! default; the same code as the installed `facesync` binary), `test` (check the system
+//! packages the tests need, then run the whole test suite), `bench <progress|face|restore|infer|model|latentsync|pipeline|queue>`
+//! (measure side by side and print one summary line). The work-queue commands are
+//! `facesync worker | submit | watch | cancel`.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod bench;
-mod pipeline;
 mod python;
-mod queue;
 mod test;
 
+use std::ffi::OsString;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 
-fn main() -> Result<()> {
+fn main() -> ExitCode {
     one_malloc_arena();
-    // Paths the user gives are relative to where they ran the command; everything else works
-    // from the project root whatever the caller's directory is.
-    let caller_dir = std::env::current_dir().context("cannot read the current directory")?;
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    if args.first().is_some_and(|a| a == "pipeline") {
+        // `facesync run` with the sample under target/: paths stay relative to the caller's
+        // directory, as for the installed binary.
+        if let Err(e) = quiet_mesa(&project_root()) {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+        let defaults = facesync::Defaults {
+            sample_dir: project_root().join("target/facesync-sample"),
+        };
+        let argv = ["facesync".into(), "run".into()]
+            .into_iter()
+            .chain(args.into_iter().skip(1));
+        return facesync::main_with_args(argv, &defaults);
+    }
+    match tasks(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:?}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn tasks(args: &[OsString]) -> Result<()> {
+    // The build tasks work from the project root whatever the caller's directory is.
     std::env::set_current_dir(project_root()).context("cannot change to the project root")?;
-    quiet_mesa()?;
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    quiet_mesa(&project_root())?;
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| {
+            a.clone()
+                .into_string()
+                .map_err(|a| anyhow::anyhow!("argument {a:?} is not UTF-8"))
+        })
+        .collect::<Result<_>>()?;
     let (cmd, rest) = match args.split_first() {
         Some((cmd, rest)) => (cmd.as_str(), rest),
         None => ("help", &[][..]),
     };
     match cmd {
         "bench" => bench::run(rest),
-        "pipeline" => pipeline::run(rest, &caller_dir),
         "test" => test::run(rest),
-        "worker" | "submit" | "watch" | "cancel" => queue::run(cmd, rest, &caller_dir),
         "help" | "--help" | "-h" => {
             println!("{HELP}");
             Ok(())
@@ -44,10 +74,13 @@ fn main() -> Result<()> {
 const HELP: &str = "usage: cargo xtask <command>
 
 commands:
-  pipeline [options]   run the lip-sync pipeline (on the built-in sample without --video)
+  pipeline [options]   `facesync run` (the same code): the lip-sync pipeline, on the built-in
+                       sample in target/facesync-sample without --video (`cargo xtask pipeline --help`)
   test                 check/install the system packages the tests need, then run all tests
   bench <what>         measure and print one summary line; what: progress face restore infer model latentsync pipeline queue
-  worker | submit | watch | cancel   the NATS JetStream work queue (`cargo xtask worker --help`)";
+
+The work queue and the sample have their own commands in the facesync CLI
+(`cargo install --path crates/cli`; `facesync worker | submit | watch | cancel | sample`).";
 
 pub(crate) fn project_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -60,11 +93,11 @@ pub(crate) fn project_root() -> PathBuf {
 /// creation when that variable is unset (containers, CI). Nothing here draws to a window, so a
 /// private empty directory under `target/` is enough; child processes (tests, the release
 /// re-run of benchmarks) inherit it.
-fn quiet_mesa() -> Result<()> {
+fn quiet_mesa(root: &std::path::Path) -> Result<()> {
     if std::env::var_os("XDG_RUNTIME_DIR").is_some() {
         return Ok(());
     }
-    let dir = PathBuf::from("target/xdg-runtime");
+    let dir = root.join("target/xdg-runtime");
     std::fs::create_dir_all(&dir).context("cannot create target/xdg-runtime")?;
     #[cfg(unix)]
     {

@@ -130,6 +130,11 @@ impl AudioReader {
         })
     }
 
+    /// The file being read.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Channels per frame.
     pub fn channels(&self) -> u16 {
         self.channels

@@ -132,24 +132,29 @@ impl StreamedAudio {
 /// held whole, so memory stays flat however long the audio is, but for 320 bytes of features
 /// per 10 ms), and into the model's own features in the same pass.
 pub(crate) fn audio_features(
-    path: &std::path::Path,
+    audio: &mut dyn crate::AudioSource,
     model: &dyn ChunkRunner,
 ) -> Result<StreamedAudio, PipelineError> {
-    let mut reader = media_io::AudioReader::open(path)?;
-    let err = |e| stage_error(crate::INFERENCE, e);
-    let mut builtin = FeatureStream::new(reader.channels(), reader.sample_rate()).map_err(err)?;
-    let mut own = model
-        .feature_builder(reader.channels(), reader.sample_rate())
-        .map_err(err)?;
-    let mut block = vec![0.0f32; 8192 * usize::from(reader.channels())];
+    let (channels, rate) = (audio.channels(), audio.sample_rate());
+    let err = |e: infer::InferError| PipelineError::Frames {
+        name: audio.name(),
+        message: e.to_string(),
+    };
+    let mut builtin = FeatureStream::new(channels, rate).map_err(err)?;
+    let mut own = model.feature_builder(channels, rate).map_err(err)?;
+    let mut block = vec![0.0f32; 8192 * usize::from(channels.max(1))];
     loop {
-        let n = reader.read(&mut block)?;
+        let n = audio.read(&mut block)?;
         if n == 0 {
             return Ok(StreamedAudio {
                 builtin,
                 model: own,
             });
         }
+        let err = |e: infer::InferError| PipelineError::Frames {
+            name: audio.name(),
+            message: e.to_string(),
+        };
         builtin.push(&block[..n]).map_err(err)?;
         if let Some(b) = own.as_mut() {
             b.push(&block[..n]).map_err(err)?;
@@ -252,19 +257,23 @@ impl RestoreStage {
         Ok(Self { inner })
     }
 
-    /// Pastes the generated faces (frames without one stay untouched); advances `phase`.
+    /// Pastes the generated faces (frames without one, or whose face the model did not
+    /// change, stay untouched); advances `phase`.
     pub(crate) fn process(
         &mut self,
         chunk: &mut Chunk,
         phase: &Phase,
     ) -> Result<(), PipelineError> {
+        // A face the model left exactly as it was (the built-in model in silence) is not
+        // pasted back: that would only resample the face region through the two warps.
         let pastes: Vec<Option<FacePaste>> = std::mem::take(&mut chunk.faces)
             .into_iter()
-            .map(|info| {
-                info.generated.map(|face| FacePaste {
+            .map(|info| match info.generated {
+                Some(face) if info.record.crop.as_ref() != Some(&face) => Some(FacePaste {
                     face,
                     to_crop: info.record.to_crop,
-                })
+                }),
+                _ => None,
             })
             .collect();
         self.inner

@@ -1,5 +1,5 @@
 //! The work queue end to end: a real `nats-server -js` per test (`cargo xtask test` installs
-//! it), workers as real `cargo xtask worker` processes (so SIGKILL and "another process" are
+//! it), workers as real `facesync worker` processes (so SIGKILL and "another process" are
 //! real), jobs on tiny built-in samples. Every wait is bounded and fails with a message.
 
 use std::collections::HashMap;
@@ -12,7 +12,7 @@ use pipeline::media_io::{ReaderOptions, VideoReader};
 use pipeline::sample::{SampleSpec, write_sample};
 use progress_core::{Control, Event};
 use queue::local_server::LocalServer;
-use queue::{Backend, Job, JobOptions, JobOutcome, Queue, WatchEnd};
+use queue::{Job, JobOptions, JobOutcome, Queue, WatchEnd};
 
 const JOB_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -26,7 +26,7 @@ fn server(dir: &Path) -> LocalServer {
     }
 }
 
-/// A `cargo xtask worker` process; killed when dropped. Its log (stderr) goes to a file.
+/// A `facesync worker` process; killed when dropped. Its log (stderr) goes to a file.
 struct Worker {
     child: Child,
     log: PathBuf,
@@ -35,7 +35,7 @@ struct Worker {
 impl Worker {
     fn start(url: &str, name: &str, dir: &Path) -> Self {
         let log = dir.join(format!("{name}.log"));
-        let child = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        let child = Command::new(env!("CARGO_BIN_EXE_facesync"))
             .args(["worker", "--nats", url, "--name", name])
             .args([
                 "--ack-wait",
@@ -50,7 +50,7 @@ impl Worker {
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
-            .expect("cannot start `xtask worker`");
+            .expect("cannot start `facesync worker`");
         Self { child, log }
     }
 
@@ -59,7 +59,8 @@ impl Worker {
         let _ = self.child.wait();
     }
 
-    /// Ctrl-C, wait for it to exit (10 s at most), return its log.
+    /// Ctrl-C, wait for it to exit (10 s at most), return its log (plain text: the log file
+    /// is not a terminal, so it holds no colour codes).
     fn stop(mut self) -> String {
         let _ = Command::new("kill")
             .args(["-INT", &self.child.id().to_string()])
@@ -69,7 +70,10 @@ impl Worker {
             assert!(Instant::now() < deadline, "worker did not stop on Ctrl-C");
             std::thread::sleep(Duration::from_millis(50));
         }
-        std::fs::read_to_string(&self.log).unwrap()
+        let log = std::fs::read_to_string(&self.log).unwrap();
+        assert!(log.contains(" INFO "), "the worker logged: {log}");
+        assert!(!log.contains('\x1b'), "colour codes in a log file: {log}");
+        log
     }
 }
 
@@ -95,7 +99,7 @@ fn options() -> JobOptions {
     JobOptions {
         steps: 2,
         chunk: 4,
-        backend: Backend::Cpu,
+        backend: pipeline::Backend::Cpu,
         ..JobOptions::default()
     }
 }
@@ -307,7 +311,7 @@ fn a_job_cancelled_from_another_process_ends_cancelled_with_no_output() {
     wait_until_running(&queue, &running.id);
 
     let cancel = |id: &str| {
-        let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        let out = Command::new(env!("CARGO_BIN_EXE_facesync"))
             .args(["cancel", "--nats", &nats.url(), id])
             .output()
             .unwrap();
