@@ -4,10 +4,11 @@
 //! # Why
 //! The reference pipeline (LatentSync) detects with InsightFace, warps then resizes on the CPU
 //! and aborts the whole run when one frame has no face. Here:
-//! - **Detection**: MediaPipe's BlazeFace (short-range, 128×128, Apache-2.0; the ONNX file is
-//!   committed under `assets/blazeface/`) run on the CPU by our own executor of its folded
-//!   layers (`cpu_net.rs`: AVX2 + FMA kernels chosen at run time, portable loops elsewhere;
-//!   every output checked against onnxruntime's, `tests/golden/`), or as our own WGSL network (convolutions incl. depthwise, ReLU, add, max-pool, channel padding)
+//! - **Detection**: MediaPipe's BlazeFace (short-range, 128×128, Apache-2.0) from the
+//!   `face-net` crate (the ONNX reader, the folded plan, the CPU kernels and the WGSL network,
+//!   and the only `unsafe` code of the workspace): run on the CPU by its executor (AVX2 + FMA
+//!   kernels chosen at run time, portable loops elsewhere; every output checked against
+//!   onnxruntime's), or as its WGSL network
 //!   batched over faces on the GPU ([`DetectBackend`]; `Auto` takes the WGSL network only on a
 //!   hardware adapter, because lavapipe runs it far slower than the CPU network). The first frame is
 //!   letterboxed whole (plus overlapping squares along the long side of wide frames when that
@@ -53,18 +54,13 @@
 //! # Ok(()) }
 //! ```
 #![deny(missing_docs)]
-// `unsafe` only in the AVX2 kernels of `cpu_net` and `model` (the resampler), called after
-// the CPU feature check.
-#![deny(unsafe_code)]
+// The networks and their SIMD kernels live in `face-net`, the one crate with `unsafe` code.
+#![forbid(unsafe_code)]
 
 mod align;
-mod blazeface_gpu;
-mod cpu_net;
+mod batcher;
 mod detect;
 mod landmarks;
-mod model;
-mod onnx;
-mod plan;
 mod stage;
 #[cfg(test)]
 mod testutil;
@@ -76,6 +72,15 @@ pub use align::{OneEuroConfig, Smoothing};
 pub use detect::{BlazeFace, DecodeConfig, Detection, FaceDetector, Rect};
 pub use landmarks::LandmarkFile;
 pub use stage::{DetectBackend, FaceConfig, FaceProcessor, FaceRecord, NoFacePolicy};
+
+impl From<face_net::blazeface::BlazeFaceGpuError> for FaceError {
+    fn from(e: face_net::blazeface::BlazeFaceGpuError) -> Self {
+        match e {
+            face_net::blazeface::BlazeFaceGpuError::Plan(p) => FaceError::Model(p.to_string()),
+            other => FaceError::Gpu(other.to_string()),
+        }
+    }
+}
 
 /// Errors of the face stage.
 #[derive(Debug, thiserror::Error)]

@@ -6,10 +6,10 @@ use progress_core::{FaceAction, Phase};
 
 use crate::FaceError;
 use crate::align::{self, OneEuroConfig, Smoother, Smoothing};
-use crate::blazeface_gpu::GpuBlazeFace;
-use crate::blazeface_gpu::batcher::{self, Proxy};
+use crate::batcher::{self, Proxy};
 use crate::detect::{BlazeFace, DecodeConfig, Detection, FaceDetector, Rect};
 use crate::warp::{self, GpuWarp, WarpJob};
+use face_net::blazeface::GpuBlazeFace;
 
 /// What to do with a frame where no usable face is found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -111,7 +111,7 @@ pub struct FaceRecord {
 
 /// Tracking segments per batch when BlazeFace runs on the GPU: the batch is split into this
 /// many runs of consecutive frames, tracked in lockstep so that each GPU submission carries
-/// one inference per segment (see `blazeface_gpu::batcher`).
+/// one inference per segment (see `batcher`).
 const GPU_SEGMENTS: usize = 8;
 
 enum Detectors {
@@ -960,7 +960,7 @@ mod tests {
         assert_eq!(auto.detects_on_gpu(), hardware, "{:?}", ctx.adapter_info());
         let a = cpu.process_batch(&frames, &detached(16)).unwrap();
         let b = gpu.process_batch(&frames, &detached(16)).unwrap();
-        // The network agrees within 2e-3 relative per output (blazeface_gpu tests); keypoint
+        // The network agrees within 2e-3 relative per output (face-net's gpu tests); keypoint
         // regressors are ≤ ~64 input px, i.e. ≤ 0.13 input px ≈ 0.3 source px per pass at
         // this face size. Required: every keypoint within 0.3 px (measured: 1e-4 px).
         for (x, y) in a.iter().zip(&b) {

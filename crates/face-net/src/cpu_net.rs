@@ -18,7 +18,7 @@
 
 use std::sync::Arc;
 
-use crate::model::{INPUT_LEN, RawOutput};
+use crate::blazeface::{INPUT_LEN, RawOutput};
 use crate::plan::{Kind, Layer, Plan, Shape, Slot};
 
 /// One BlazeFace instance: the shared plan and this instance's activation buffers.
@@ -141,11 +141,9 @@ impl CpuNet {
             #[cfg(target_arch = "x86_64")]
             Kind::Conv if self.fma && l.residual.is_none() => {
                 let pw = pad_input(l, src, &mut patches);
-                // SAFETY: `fma` is true only when the CPU reports AVX2 and FMA.
-                #[allow(unsafe_code)]
-                unsafe {
-                    avx::conv(&patches, pw, l, weights, epi, out)
-                };
+                // SAFETY: `fma` is true only when the CPU reports AVX2 and FMA, the target
+                // features of `avx::conv`.
+                unsafe { avx::conv(&patches, pw, l, weights, epi, out) };
                 true
             }
             Kind::Conv => {
@@ -344,10 +342,7 @@ fn gemm(
     if fma {
         // SAFETY: `fma` is true only when the CPU reports AVX2 and FMA (`fma_available`), the
         // target features of `avx::gemm`.
-        #[allow(unsafe_code)]
-        unsafe {
-            avx::gemm(a, k, w, co, epi, out)
-        };
+        unsafe { avx::gemm(a, k, w, co, epi, out) };
         return true;
     }
     let _ = (fma, epi);
@@ -372,11 +367,9 @@ fn gemm(
 fn depthwise(fma: bool, l: &Layer, src: &[f32], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if fma {
-        // SAFETY: as in `gemm`.
-        #[allow(unsafe_code)]
-        unsafe {
-            avx::depthwise(l, src, out)
-        };
+        // SAFETY: `fma` is true only when the CPU reports AVX2 and FMA (`fma_available`), the
+        // target features of `avx::depthwise`.
+        unsafe { avx::depthwise(l, src, out) };
         return;
     }
     let _ = fma;
@@ -499,9 +492,9 @@ fn epilogue(l: &Layer, res: Residual<'_>, out: &mut [f32]) {
 }
 
 /// The AVX2 + FMA kernels. Every load and store goes through [`load`] / [`store`], which check
-/// the slice length, so the only unsafe precondition is the CPU feature itself.
+/// the slice length, so their only precondition is the CPU feature itself; the two unchecked
+/// reads ([`Rows::at`] and the depthwise row loop) are inside bounds asserted before their loops.
 #[cfg(target_arch = "x86_64")]
-#[allow(unsafe_code)]
 pub(crate) mod avx {
     use std::arch::x86_64::{
         __m256, _mm256_add_ps, _mm256_broadcast_ss, _mm256_fmadd_ps, _mm256_loadu_ps,
@@ -511,17 +504,26 @@ pub(crate) mod avx {
     use super::{CT, Epilogue, Layer, PT, Taps, Weights};
 
     /// The first 8 floats of `s` (panics when it is shorter); shared with the resampler.
+    ///
+    /// # Safety
+    /// The CPU must have AVX. (Not a `target_feature` function: those cannot be
+    /// `inline(always)`, and a call per load would cost more than the load.)
     #[inline(always)]
-    pub(crate) fn load(s: &[f32]) -> __m256 {
+    pub(crate) unsafe fn load(s: &[f32]) -> __m256 {
         assert!(s.len() >= 8);
-        // SAFETY: 8 floats are readable at `s` (checked above); unaligned loads are allowed.
+        // SAFETY: 8 floats are readable at `s` (checked above), unaligned loads are allowed,
+        // and the caller guarantees AVX.
         unsafe { _mm256_loadu_ps(s.as_ptr()) }
     }
 
+    /// Stores `v` into the first 8 floats of `s` (panics when it is shorter).
+    ///
+    /// # Safety
+    /// The CPU must have AVX (see [`load`]).
     #[inline(always)]
-    fn store(s: &mut [f32], v: __m256) {
+    pub(crate) unsafe fn store(s: &mut [f32], v: __m256) {
         assert!(s.len() >= 8);
-        // SAFETY: 8 floats are writable at `s` (checked above).
+        // SAFETY: 8 floats are writable at `s` (checked above), and the caller guarantees AVX.
         unsafe { _mm256_storeu_ps(s.as_mut_ptr(), v) }
     }
 
@@ -587,17 +589,23 @@ pub(crate) mod avx {
 
     /// Writes the 16 lanes of `acc` to channels `c0 ..` of a pixel's `co` outputs (fewer at
     /// the last tile).
+    ///
+    /// # Safety
+    /// The CPU must have AVX (see [`load`]).
     #[inline(always)]
-    fn put(o: &mut [f32], co: usize, c0: usize, acc: [__m256; 2]) {
-        if c0 + CT <= co {
-            store(&mut o[c0..], acc[0]);
-            store(&mut o[c0 + 8..], acc[1]);
-        } else {
-            let mut tmp = [0.0f32; CT];
-            store(&mut tmp[..], acc[0]);
-            store(&mut tmp[8..], acc[1]);
-            let n = co - c0;
-            o[c0..c0 + n].copy_from_slice(&tmp[..n]);
+    unsafe fn put(o: &mut [f32], co: usize, c0: usize, acc: [__m256; 2]) {
+        // SAFETY: the caller guarantees AVX; `store` checks the lengths.
+        unsafe {
+            if c0 + CT <= co {
+                store(&mut o[c0..], acc[0]);
+                store(&mut o[c0 + 8..], acc[1]);
+            } else {
+                let mut tmp = [0.0f32; CT];
+                store(&mut tmp[..], acc[0]);
+                store(&mut tmp[8..], acc[1]);
+                let n = co - c0;
+                o[c0..c0 + n].copy_from_slice(&tmp[..n]);
+            }
         }
     }
 
@@ -609,8 +617,13 @@ pub(crate) mod avx {
         fn pixels(&self) -> usize;
         /// Values per row.
         fn len(&self) -> usize;
+        /// Where pixel `p`'s row starts.
         fn base(&self, p: usize) -> usize;
-        fn at(&self, base: usize, r: usize) -> &f32;
+        /// Value `r` of the row starting at `base`, read without a bounds check.
+        ///
+        /// # Safety
+        /// `base` must be `self.base(p)` for some `p < self.pixels()`, and `r < self.len()`.
+        unsafe fn at(&self, base: usize, r: usize) -> &f32;
     }
 
     /// Rows stored one after the other, `k` values each (1×1 convolutions).
@@ -633,10 +646,10 @@ pub(crate) mod avx {
             p * self.k
         }
         #[inline(always)]
-        fn at(&self, base: usize, r: usize) -> &f32 {
+        unsafe fn at(&self, base: usize, r: usize) -> &f32 {
             debug_assert!(r < self.k);
-            // SAFETY: `base` is `p · k` for `p < pixels() = a.len() / k` and `r < k`, so
-            // `base + r < a.len()`.
+            // SAFETY: the caller passes `base = p · k` for `p < pixels() = a.len() / k` and
+            // `r < k`, so `base + r < a.len()`.
             unsafe { self.a.get_unchecked(base + r) }
         }
     }
@@ -694,10 +707,10 @@ pub(crate) mod avx {
             ((p / self.ow) * self.s * self.pw + (p % self.ow) * self.s) * self.ci
         }
         #[inline(always)]
-        fn at(&self, base: usize, r: usize) -> &f32 {
+        unsafe fn at(&self, base: usize, r: usize) -> &f32 {
             let i = base + self.offs[r];
-            // SAFETY: `base` is the base of a pixel `p < pixels` and `offs[r]` an offset, so
-            // `i` is within `x` (asserted in `new`).
+            // SAFETY: the caller passes the base of a pixel `p < pixels`, and `offs[r]` is an
+            // offset, so `i` is within `x` (asserted in `new`).
             unsafe { self.x.get_unchecked(i) }
         }
     }
@@ -708,47 +721,50 @@ pub(crate) mod avx {
     #[target_feature(enable = "avx2,fma")]
     fn product<R: Rows>(rows: &R, w: Weights<'_>, co: usize, epi: Epilogue<'_>, out: &mut [f32]) {
         let (pixels, k) = (rows.pixels(), rows.len());
-        for t in 0..co.div_ceil(CT) {
-            let c0 = t * CT;
-            let wt = &w.tiles[t * k * CT..][..k * CT];
-            let b = [load(&w.bias[c0..]), load(&w.bias[c0 + 8..])];
-            let mut p = 0;
-            while p + PT <= pixels {
-                // Spelled out: a closure given to `array::from_fn` would not inherit this
-                // function's target features, and stay a call.
-                let bs = [
-                    rows.base(p),
-                    rows.base(p + 1),
-                    rows.base(p + 2),
-                    rows.base(p + 3),
-                ];
-                let mut acc = [b; PT];
-                for (r, wr) in wt.chunks_exact(CT).enumerate() {
-                    let (w0, w1) = (load(wr), load(&wr[8..]));
-                    for i in 0..PT {
-                        let x = _mm256_broadcast_ss(rows.at(bs[i], r));
-                        acc[i][0] = _mm256_fmadd_ps(x, w0, acc[i][0]);
-                        acc[i][1] = _mm256_fmadd_ps(x, w1, acc[i][1]);
+        // SAFETY: this function runs only where the CPU has AVX2 and FMA (its target
+        // features), which `load`, `finish` and `put` require; `rows.at` gets the base of a
+        // pixel `p < pixels` and an `r < k` (`wt` holds `k` rows of weights).
+        unsafe {
+            for t in 0..co.div_ceil(CT) {
+                let c0 = t * CT;
+                let wt = &w.tiles[t * k * CT..][..k * CT];
+                let b = [load(&w.bias[c0..]), load(&w.bias[c0 + 8..])];
+                let mut p = 0;
+                while p + PT <= pixels {
+                    // Spelled out: a closure given to `array::from_fn` would not inherit this
+                    // function's target features, and stay a call.
+                    let bs = [
+                        rows.base(p),
+                        rows.base(p + 1),
+                        rows.base(p + 2),
+                        rows.base(p + 3),
+                    ];
+                    let mut acc = [b; PT];
+                    for (r, wr) in wt.chunks_exact(CT).enumerate() {
+                        let (w0, w1) = (load(wr), load(&wr[8..]));
+                        for i in 0..PT {
+                            let x = _mm256_broadcast_ss(rows.at(bs[i], r));
+                            acc[i][0] = _mm256_fmadd_ps(x, w0, acc[i][0]);
+                            acc[i][1] = _mm256_fmadd_ps(x, w1, acc[i][1]);
+                        }
                     }
+                    for (i, acc) in acc.into_iter().enumerate() {
+                        let acc = finish(&epi, p + i, c0, acc);
+                        put(&mut out[(p + i) * co..][..co], co, c0, acc);
+                    }
+                    p += PT;
                 }
-                for (i, acc) in acc.into_iter().enumerate() {
-                    // SAFETY: this function runs only where the CPU has AVX2.
-                    let acc = unsafe { finish(&epi, p + i, c0, acc) };
-                    put(&mut out[(p + i) * co..][..co], co, c0, acc);
+                for p in p..pixels {
+                    let base = rows.base(p);
+                    let mut acc = b;
+                    for (r, wr) in wt.chunks_exact(CT).enumerate() {
+                        let x = _mm256_broadcast_ss(rows.at(base, r));
+                        acc[0] = _mm256_fmadd_ps(x, load(wr), acc[0]);
+                        acc[1] = _mm256_fmadd_ps(x, load(&wr[8..]), acc[1]);
+                    }
+                    let acc = finish(&epi, p, c0, acc);
+                    put(&mut out[p * co..][..co], co, c0, acc);
                 }
-                p += PT;
-            }
-            for p in p..pixels {
-                let base = rows.base(p);
-                let mut acc = b;
-                for (r, wr) in wt.chunks_exact(CT).enumerate() {
-                    let x = _mm256_broadcast_ss(rows.at(base, r));
-                    acc[0] = _mm256_fmadd_ps(x, load(wr), acc[0]);
-                    acc[1] = _mm256_fmadd_ps(x, load(&wr[8..]), acc[1]);
-                }
-                // SAFETY: as above.
-                let acc = unsafe { finish(&epi, p, c0, acc) };
-                put(&mut out[p * co..][..co], co, c0, acc);
             }
         }
     }
@@ -815,12 +831,16 @@ pub(crate) mod avx {
                 let taps = taps.of(oy, ox);
                 let o = &mut out[(oy * w + ox) * c..][..c];
                 for g in (0..groups).map(group) {
-                    let mut acc = load(&l.bias[g..]);
-                    for &(xs, ws) in taps {
-                        acc =
-                            _mm256_fmadd_ps(load(&src[xs + g..]), load(&l.weights[ws + g..]), acc);
+                    // SAFETY: this function's target features include AVX, which `load` and
+                    // `store` (length-checked) require.
+                    unsafe {
+                        let mut acc = load(&l.bias[g..]);
+                        for &(xs, ws) in taps {
+                            let (x, wv) = (load(&src[xs + g..]), load(&l.weights[ws + g..]));
+                            acc = _mm256_fmadd_ps(x, wv, acc);
+                        }
+                        store(&mut o[g..], acc);
                     }
-                    store(&mut o[g..], acc);
                 }
             }
             if !fast {
@@ -837,22 +857,28 @@ pub(crate) mod avx {
             let last = row(x_hi - 1) + (c - 8) + offs.iter().max().copied().unwrap_or(0);
             assert!(last + 8 <= src.len());
             let at = |i: usize| -> __m256 {
-                // SAFETY: `i` is at most `last`, and 8 floats are readable there (above).
+                debug_assert!(i <= last);
+                // SAFETY: every `i` passed is at most `last`, and 8 floats are readable there
+                // (asserted above); the CPU has AVX (this function's target features).
                 unsafe { _mm256_loadu_ps(src.as_ptr().add(i)) }
             };
             for g in (0..groups).map(group) {
-                let mut wt = [_mm256_setzero_ps(); MAX_TAPS];
-                for (t, wv) in wt.iter_mut().enumerate() {
-                    *wv = load(&l.weights[t * c + g..]);
-                }
-                let bias = load(&l.bias[g..]);
-                for ox in x_lo..x_hi {
-                    let base = row(ox) + g;
-                    let mut acc = bias;
-                    for t in 0..MAX_TAPS {
-                        acc = _mm256_fmadd_ps(at(base + offs[t]), wt[t], acc);
+                // SAFETY: this function's target features include AVX, which `load` and
+                // `store` (length-checked) require.
+                unsafe {
+                    let mut wt = [_mm256_setzero_ps(); MAX_TAPS];
+                    for (t, wv) in wt.iter_mut().enumerate() {
+                        *wv = load(&l.weights[t * c + g..]);
                     }
-                    store(&mut out[(oy * w + ox) * c + g..], acc);
+                    let bias = load(&l.bias[g..]);
+                    for ox in x_lo..x_hi {
+                        let base = row(ox) + g;
+                        let mut acc = bias;
+                        for t in 0..MAX_TAPS {
+                            acc = _mm256_fmadd_ps(at(base + offs[t]), wt[t], acc);
+                        }
+                        store(&mut out[(oy * w + ox) * c + g..], acc);
+                    }
                 }
             }
         }

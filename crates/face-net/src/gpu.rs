@@ -43,8 +43,6 @@
 //! let (scores, boxes) = net.run(&frames_nhwc, n)?; // n×896 logits, n×896×16 regressors
 //! ```
 
-pub(crate) mod batcher;
-
 #[cfg(test)]
 mod tests;
 
@@ -53,17 +51,16 @@ use std::sync::Arc;
 use crate::plan::{self, Kind, Plan, PlanError, Slot};
 use gpu::GpuContext;
 
-use crate::FaceError;
-use crate::detect::BlazeFaceBackend;
-use crate::model::{BLAZEFACE_ONNX, INPUT_LEN, RawOutput};
-const SHADER: &str = include_str!("../../../shaders/blazeface_layers.wgsl");
+use crate::blazeface::{BLAZEFACE_ONNX, INPUT_LEN, RawOutput};
+
+const SHADER: &str = include_str!("../shaders/blazeface_layers.wgsl");
 /// Invocations per workgroup in every entry point of the shader.
 const WORKGROUP: u32 = 64;
 
 /// Errors of the GPU BlazeFace path.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub(crate) enum BlazeFaceGpuError {
+pub enum BlazeFaceGpuError {
     /// The model could not be folded into GPU layers.
     #[error(transparent)]
     Plan(#[from] PlanError),
@@ -91,15 +88,6 @@ pub(crate) enum BlazeFaceGpuError {
     /// The device reported an error while running the network.
     #[error("blazeface gpu: {0}")]
     Device(#[from] gpu::GpuError),
-}
-
-impl From<BlazeFaceGpuError> for FaceError {
-    fn from(e: BlazeFaceGpuError) -> Self {
-        match e {
-            BlazeFaceGpuError::Plan(p) => FaceError::Model(p.to_string()),
-            other => FaceError::Gpu(other.to_string()),
-        }
-    }
 }
 
 /// Uniform block of one layer; mirrors `Params` in the shader.
@@ -180,7 +168,7 @@ struct Batch {
 ///
 /// Clones share the weights and pipelines and get their own batch buffers.
 #[derive(Debug)]
-pub(crate) struct GpuBlazeFace {
+pub struct GpuBlazeFace {
     shared: Arc<Shared>,
     /// One uniform block per layer (they carry the batch size).
     params: Vec<wgpu::Buffer>,
@@ -195,10 +183,11 @@ impl Clone for GpuBlazeFace {
     }
 }
 
-impl BlazeFaceBackend for GpuBlazeFace {
-    fn run(&mut self, inputs: &[f32]) -> Result<Vec<RawOutput>, FaceError> {
+impl GpuBlazeFace {
+    /// [`Self::run`] on the `inputs.len() / INPUT_LEN` inputs of `inputs`, one output each.
+    pub fn run_each(&mut self, inputs: &[f32]) -> Result<Vec<RawOutput>, BlazeFaceGpuError> {
         let n = inputs.len() / INPUT_LEN;
-        let (scores, boxes) = GpuBlazeFace::run(self, inputs, n)?;
+        let (scores, boxes) = self.run(inputs, n)?;
         let per_box = self.shared.anchors * self.shared.coords;
         Ok(scores
             .chunks_exact(self.shared.anchors)
@@ -209,16 +198,12 @@ impl BlazeFaceBackend for GpuBlazeFace {
             })
             .collect())
     }
-
-    fn boxed_clone(&self) -> Box<dyn BlazeFaceBackend> {
-        Box::new(self.clone())
-    }
 }
 
 impl GpuBlazeFace {
     /// Builds the network on `ctx`'s device: folds the embedded ONNX graph, uploads the weights
     /// and compiles the kernels.
-    pub(crate) fn new(ctx: &Arc<GpuContext>) -> Result<Self, BlazeFaceGpuError> {
+    pub fn new(ctx: &Arc<GpuContext>) -> Result<Self, BlazeFaceGpuError> {
         let plan = plan::plan_from_onnx(BLAZEFACE_ONNX)?;
         let shared = Shared::build(ctx.clone(), &plan);
         ctx.take_error()?;
@@ -382,7 +367,7 @@ impl Shared {
 impl GpuBlazeFace {
     /// Runs `n` frames (N×128×128×3 NHWC floats in [-1,1]) and returns the raw outputs:
     /// N×896 score logits and N×896×16 regressors, anchors in the model's order.
-    pub(crate) fn run(
+    pub fn run(
         &mut self,
         inputs: &[f32],
         n: usize,

@@ -16,7 +16,7 @@ use crate::onnx as pb;
 /// Why the ONNX graph could not be folded into GPU layers.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub(crate) enum PlanError {
+pub enum PlanError {
     /// The protobuf bytes could not be decoded.
     #[error("blazeface onnx model cannot be decoded: {0}")]
     Decode(String),
