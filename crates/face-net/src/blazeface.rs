@@ -305,7 +305,42 @@ impl Letterbox {
 /// per pixel, so the result is bit for bit the portable one.
 pub fn preprocess(image: &Frame, region: &Letterbox, out: &mut [f32]) {
     assert_eq!(out.len(), INPUT_LEN, "blazeface input buffer length");
-    let grid = Grid::new(region);
+    resample(image, region, INPUT_SIDE, Range::MinusOneToOne, out);
+}
+
+/// The value range a network wants its input in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Range {
+    /// `v / 127.5 − 1` (BlazeFace).
+    MinusOneToOne,
+    /// `v / 255` (FaceMesh).
+    ZeroToOne,
+}
+
+impl Range {
+    /// `(divisor, offset)`: the input is `mean / divisor − offset`.
+    fn scale(self) -> (f32, f32) {
+        match self {
+            Range::MinusOneToOne => (127.5, 1.0),
+            Range::ZeroToOne => (255.0, 0.0),
+        }
+    }
+}
+
+/// [`preprocess`] for a `side`×`side` input (a multiple of 8) in `range`.
+pub(crate) fn resample(
+    image: &Frame,
+    region: &Letterbox,
+    side: usize,
+    range: Range,
+    out: &mut [f32],
+) {
+    assert!(
+        side.is_multiple_of(8),
+        "resampler side {side} is not a multiple of 8"
+    );
+    assert_eq!(out.len(), side * side * 3, "network input buffer length");
+    let grid = Grid::new(region, side, range);
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && image.data().len() < i32::MAX as usize {
         // SAFETY: the CPU reports AVX2, the target feature of `avx::preprocess`; byte
@@ -319,6 +354,11 @@ pub fn preprocess(image: &Frame, region: &Letterbox, out: &mut [f32]) {
 /// Where a region's taps fall: input pixel `(ix, iy)`'s tap `(tu, tv)` samples the source at
 /// `(origin + u[ix][tu]) + v[iy][tv]` (per coordinate, in that order).
 struct Grid {
+    /// Input side in pixels.
+    side: usize,
+    /// See [`Range::scale`].
+    divisor: f32,
+    offset: f32,
     taps: usize,
     origin: [f32; 2],
     /// `[ix][tu]` offsets along the input's x axis.
@@ -328,22 +368,26 @@ struct Grid {
 }
 
 impl Grid {
-    fn new(region: &Letterbox) -> Self {
-        let step = region.side / INPUT_SIDE as f32;
+    fn new(region: &Letterbox, side: usize, range: Range) -> Self {
+        let step = region.side / side as f32;
         let taps = (step.ceil() as usize).clamp(1, 4);
         let (origin, du, dv) = region.affine();
         // The tap positions along each axis, `(i + (t + 0.5) / taps) / 128`, times the
         // region's axes: the same products as computing them per sample, so the same sums.
         let along = |d: [f32; 2]| -> Vec<[f32; 2]> {
-            (0..INPUT_SIDE * taps)
+            (0..side * taps)
                 .map(|k| {
                     let (i, t) = (k / taps, k % taps);
-                    let u = (i as f32 + (t as f32 + 0.5) / taps as f32) / INPUT_SIDE as f32;
+                    let u = (i as f32 + (t as f32 + 0.5) / taps as f32) / side as f32;
                     [u * d[0], u * d[1]]
                 })
                 .collect()
         };
+        let (divisor, offset) = range.scale();
         Self {
+            side,
+            divisor,
+            offset,
             taps,
             origin,
             us: along(du),
@@ -359,15 +403,17 @@ impl Grid {
 
 /// The input value of an accumulated sum of `taps²` samples.
 #[inline(always)]
-fn normalise(acc: f32, norm: f32) -> f32 {
-    acc * norm / 127.5 - 1.0
+fn normalise(acc: f32, norm: f32, g: &Grid) -> f32 {
+    acc * norm / g.divisor - g.offset
 }
 
 fn preprocess_portable(image: &Frame, grid: &Grid, out: &mut [f32]) {
-    let Grid { taps, origin, .. } = *grid;
+    let Grid {
+        taps, origin, side, ..
+    } = *grid;
     let norm = grid.norm();
-    for iy in 0..INPUT_SIDE {
-        for ix in 0..INPUT_SIDE {
+    for iy in 0..side {
+        for ix in 0..side {
             let mut acc = [0.0f32; 3];
             for v in &grid.vs[iy * taps..(iy + 1) * taps] {
                 for u in &grid.us[ix * taps..(ix + 1) * taps] {
@@ -379,9 +425,9 @@ fn preprocess_portable(image: &Frame, grid: &Grid, out: &mut [f32]) {
                     }
                 }
             }
-            let o = (iy * INPUT_SIDE + ix) * 3;
+            let o = (iy * side + ix) * 3;
             for c in 0..3 {
-                out[o + c] = normalise(acc[c], norm);
+                out[o + c] = normalise(acc[c], norm, grid);
             }
         }
     }
@@ -461,7 +507,7 @@ mod avx {
         _mm256_srli_epi32, _mm256_storeu_ps, _mm256_sub_ps,
     };
 
-    use super::{Frame, Grid, INPUT_SIDE, sample};
+    use super::{Frame, Grid, sample};
     use crate::cpu_net::avx::load;
 
     /// Lanes per step.
@@ -488,11 +534,11 @@ mod avx {
     pub(super) unsafe fn preprocess(image: &Frame, g: &Grid, out: &mut [f32]) {
         let data = image.data();
         let (w, h) = (image.width() as i32, image.height() as i32);
-        let taps = g.taps;
+        let (taps, side) = (g.taps, g.side);
         // `[tu][ix]`: the x-axis offsets of tap `tu` for consecutive pixels, contiguous.
         let column = |k: usize| -> Vec<f32> {
-            (0..taps * INPUT_SIDE)
-                .map(|j| g.us[(j % INPUT_SIDE) * taps + j / INPUT_SIDE][k])
+            (0..taps * side)
+                .map(|j| g.us[(j % side) * taps + j / side][k])
                 .collect()
         };
         let (ux, uy) = (column(0), column(1));
@@ -503,18 +549,18 @@ mod avx {
         // The last byte a quad's gathers read, `+ row + 6`, must lie before `data.len()`.
         let last = _mm256_set1_epi32(data.len() as i32 - 6);
         let byte = _mm256_set1_epi32(0xff);
-        let (norm, scale, one) = (
+        let (norm, scale, offset) = (
             _mm256_set1_ps(g.norm()),
-            _mm256_set1_ps(127.5),
-            _mm256_set1_ps(1.0),
+            _mm256_set1_ps(g.divisor),
+            _mm256_set1_ps(g.offset),
         );
-        for iy in 0..INPUT_SIDE {
-            for x in (0..INPUT_SIDE).step_by(L) {
+        for iy in 0..side {
+            for x in (0..side).step_by(L) {
                 let mut acc = [_mm256_setzero_ps(); 3];
                 for v in &g.vs[iy * taps..(iy + 1) * taps] {
                     let (vx, vy) = (_mm256_set1_ps(v[0]), _mm256_set1_ps(v[1]));
                     for tu in 0..taps {
-                        let at = tu * INPUT_SIDE + x;
+                        let at = tu * side + x;
                         // SAFETY: the CPU has AVX2 (this function's target feature); `load`
                         // checks the length.
                         let (dx, dy) = unsafe { (load(&ux[at..]), load(&uy[at..])) };
@@ -596,9 +642,9 @@ mod avx {
                 for (v, a) in vals.iter_mut().zip(acc) {
                     let a = _mm256_div_ps(_mm256_mul_ps(a, norm), scale);
                     // SAFETY: the CPU has AVX2 (this function's target feature).
-                    *v = unsafe { lanes(_mm256_sub_ps(a, one)) };
+                    *v = unsafe { lanes(_mm256_sub_ps(a, offset)) };
                 }
-                let o = &mut out[(iy * INPUT_SIDE + x) * 3..][..L * 3];
+                let o = &mut out[(iy * side + x) * 3..][..L * 3];
                 for (j, px) in o.chunks_exact_mut(3).enumerate() {
                     for c in 0..3 {
                         px[c] = vals[c][j];
@@ -782,7 +828,7 @@ mod tests {
             let mut got = vec![0.0; INPUT_LEN];
             preprocess(&img, &region, &mut got);
             let mut want = vec![0.0; INPUT_LEN];
-            preprocess_portable(&img, &Grid::new(&region), &mut want);
+            preprocess_portable(&img, &Grid::new(&region, INPUT_SIDE, Range::MinusOneToOne), &mut want);
             for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                 proptest::prop_assert_eq!(g.to_bits(), w.to_bits(), "value {}", i);
             }

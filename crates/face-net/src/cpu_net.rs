@@ -28,6 +28,8 @@ pub(crate) struct CpuNet {
     values: Vec<Vec<f32>>,
     scores: Vec<f32>,
     boxes: Vec<f32>,
+    /// The plain graph outputs ([`Slot::Output`]).
+    outputs: Vec<Vec<f32>>,
     /// The stem's input: im2col rows, one output row at a time (portable), or the whole
     /// input with its zero padding (AVX2).
     patches: Vec<f32>,
@@ -44,6 +46,8 @@ struct Packed {
     tiles: Vec<Vec<f32>>,
     /// Per layer: the bias, zero-padded to whole tiles.
     bias: Vec<Vec<f32>>,
+    /// Per layer: the PRelu slopes, zero-padded to whole tiles (empty without a PRelu).
+    alpha: Vec<Vec<f32>>,
 }
 
 impl CpuNet {
@@ -71,6 +75,7 @@ impl CpuNet {
             values,
             scores: vec![0.0; anchors],
             boxes: vec![0.0; anchors * coords],
+            outputs: p.outputs.iter().map(|&n| vec![0.0; n as usize]).collect(),
             patches: vec![0.0; patches],
             fma,
             plan,
@@ -89,30 +94,47 @@ impl CpuNet {
         self
     }
 
-    /// Runs one NHWC 128×128×3 input; outputs in anchor order.
+    /// Runs one NHWC 128×128×3 BlazeFace input; outputs in anchor order.
     pub(crate) fn run(&mut self, input: &[f32]) -> RawOutput {
         assert_eq!(input.len(), INPUT_LEN, "blazeface input length");
-        let packed = Arc::clone(&self.plan);
-        for (i, layer) in packed.plan.layers.iter().enumerate() {
-            let weights = Weights {
-                tiles: &packed.tiles[i],
-                bias: &packed.bias[i],
-            };
-            self.layer(layer, weights, input);
-        }
+        self.forward(input);
         RawOutput {
             scores: self.scores.clone(),
             regressors: self.boxes.clone(),
         }
     }
 
-    fn layer(&mut self, l: &Layer, weights: Weights<'_>, input: &[f32]) {
+    /// Runs one NHWC input of the plan's input shape; the plain graph outputs
+    /// ([`Slot::Output`], NHWC) are then in [`Self::outputs`].
+    pub(crate) fn forward(&mut self, input: &[f32]) {
+        let packed = Arc::clone(&self.plan);
+        assert_eq!(
+            input.len(),
+            packed.plan.input.len() as usize,
+            "network input length"
+        );
+        for (i, layer) in packed.plan.layers.iter().enumerate() {
+            let weights = Weights {
+                tiles: &packed.tiles[i],
+                bias: &packed.bias[i],
+            };
+            self.layer(layer, weights, &packed.alpha[i], input);
+        }
+    }
+
+    /// The plain graph outputs of the last [`Self::forward`].
+    pub(crate) fn outputs(&self) -> &[Vec<f32>] {
+        &self.outputs
+    }
+
+    fn layer(&mut self, l: &Layer, weights: Weights<'_>, alpha: &[f32], input: &[f32]) {
         // The destination is never the source or the residual (the plan gives every value its
         // own buffer and heads write the outputs), so take it out while the inputs are read.
         let mut dst = match l.dst {
             Slot::Value(v) => std::mem::take(&mut self.values[v]),
             Slot::Scores { .. } => std::mem::take(&mut self.scores),
             Slot::Boxes { .. } => std::mem::take(&mut self.boxes),
+            Slot::Output(k) => std::mem::take(&mut self.outputs[k]),
             Slot::Input => unreachable!("no layer writes the input"),
         };
         let off = match l.dst {
@@ -129,6 +151,7 @@ impl CpuNet {
         let epi = Epilogue {
             res,
             relu: l.relu,
+            alpha: l.prelu.is_some().then_some(alpha),
             width: l.output.w as usize,
         };
         // Whether the kernel applied the epilogue itself (the AVX product kernel does).
@@ -156,9 +179,11 @@ impl CpuNet {
                     im2col_row(l, src, oy, rows);
                     // A row knows no residual (the stem has none), and the ReLU must follow the
                     // residual add: fused only without one, else `epilogue` does both below.
+                    let plain = l.residual.is_none();
                     let row_epi = Epilogue {
                         res: None,
-                        relu: l.relu && l.residual.is_none(),
+                        relu: l.relu && plain,
+                        alpha: epi.alpha.filter(|_| plain),
                         ..epi
                     };
                     let out = &mut out[oy * w * co..][..w * co];
@@ -175,6 +200,7 @@ impl CpuNet {
             Slot::Value(v) => self.values[v] = dst,
             Slot::Scores { .. } => self.scores = dst,
             Slot::Boxes { .. } => self.boxes = dst,
+            Slot::Output(k) => self.outputs[k] = dst,
             Slot::Input => {}
         }
     }
@@ -183,7 +209,7 @@ impl CpuNet {
         match slot {
             Slot::Input => input,
             Slot::Value(v) => &self.values[v],
-            Slot::Scores { .. } | Slot::Boxes { .. } => {
+            Slot::Scores { .. } | Slot::Boxes { .. } | Slot::Output(_) => {
                 unreachable!("no layer reads a graph output")
             }
         }
@@ -199,12 +225,18 @@ impl Packed {
     fn new(plan: &Arc<Plan>) -> Self {
         let mut tiles = Vec::new();
         let mut bias = Vec::new();
+        let mut alpha = Vec::new();
         for l in &plan.layers {
             let co = l.output.c as usize;
             let padded = co.div_ceil(CT) * CT;
             let mut b = l.bias.clone();
             b.resize(padded, 0.0);
             bias.push(b);
+            let mut a = l.prelu.clone().unwrap_or_default();
+            if !a.is_empty() {
+                a.resize(padded, 0.0);
+            }
+            alpha.push(a);
             let rows = match l.kind {
                 Kind::Pointwise => l.input.c as usize,
                 Kind::Conv => (l.kernel * l.kernel * l.input.c) as usize,
@@ -231,6 +263,7 @@ impl Packed {
             plan: Arc::clone(plan),
             tiles,
             bias,
+            alpha,
         }
     }
 }
@@ -317,12 +350,14 @@ fn pad_input(l: &Layer, src: &[f32], buf: &mut [f32]) -> usize {
     pw
 }
 
-/// What a layer does after its convolution: residual add and ReLU (see [`epilogue`]);
-/// `width` is the output's, to find a pixel's residual.
+/// What a layer does after its convolution: residual add, then ReLU or PRelu (see
+/// [`epilogue`]); `alpha` holds the PRelu slopes zero-padded to whole tiles; `width` is the
+/// output's, to find a pixel's residual.
 #[derive(Clone, Copy)]
 struct Epilogue<'a> {
     res: Residual<'a>,
     relu: bool,
+    alpha: Option<&'a [f32]>,
     width: usize,
 }
 
@@ -489,6 +524,20 @@ fn epilogue(l: &Layer, res: Residual<'_>, out: &mut [f32]) {
             *v = v.max(0.0);
         }
     }
+    if let Some(alpha) = &l.prelu {
+        for px in out.chunks_exact_mut(co) {
+            for (v, &a) in px.iter_mut().zip(alpha) {
+                *v = prelu(*v, a);
+            }
+        }
+    }
+}
+
+/// PRelu of `v` with slope `a`: `v` when it is not negative, else `a · v` (the AVX kernel
+/// selects between the same two values).
+#[inline(always)]
+fn prelu(v: f32, a: f32) -> f32 {
+    if v < 0.0 { v * a } else { v }
 }
 
 /// The AVX2 + FMA kernels. Every load and store goes through [`load`] / [`store`], which check
@@ -497,8 +546,9 @@ fn epilogue(l: &Layer, res: Residual<'_>, out: &mut [f32]) {
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx {
     use std::arch::x86_64::{
-        __m256, _mm256_add_ps, _mm256_broadcast_ss, _mm256_fmadd_ps, _mm256_loadu_ps,
-        _mm256_max_ps, _mm256_setzero_ps, _mm256_storeu_ps,
+        __m256, _CMP_LT_OQ, _mm256_add_ps, _mm256_blendv_ps, _mm256_broadcast_ss, _mm256_cmp_ps,
+        _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_max_ps, _mm256_mul_ps, _mm256_setzero_ps,
+        _mm256_storeu_ps,
     };
 
     use super::{CT, Epilogue, Layer, PT, Taps, Weights};
@@ -582,6 +632,14 @@ pub(crate) mod avx {
             if epi.relu {
                 let zero = _mm256_setzero_ps();
                 acc = [_mm256_max_ps(acc[0], zero), _mm256_max_ps(acc[1], zero)];
+            }
+            if let Some(alpha) = epi.alpha {
+                let zero = _mm256_setzero_ps();
+                for (h, a) in acc.iter_mut().enumerate() {
+                    let slope = load(&alpha[c0 + h * 8..]);
+                    let negative = _mm256_cmp_ps::<_CMP_LT_OQ>(*a, zero);
+                    *a = _mm256_blendv_ps(*a, _mm256_mul_ps(*a, slope), negative);
+                }
             }
         }
         acc

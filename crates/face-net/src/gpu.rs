@@ -205,6 +205,18 @@ impl GpuBlazeFace {
     /// and compiles the kernels.
     pub fn new(ctx: &Arc<GpuContext>) -> Result<Self, BlazeFaceGpuError> {
         let plan = plan::plan_from_onnx(BLAZEFACE_ONNX)?;
+        if let Some(l) = plan
+            .layers
+            .iter()
+            .find(|l| l.prelu.is_some() || matches!(l.dst, Slot::Output(_)))
+        {
+            return Err(PlanError::Unsupported {
+                node: l.name.clone(),
+                op: "Conv".into(),
+                why: "prelu and plain graph outputs have no wgsl kernel".into(),
+            }
+            .into());
+        }
         let shared = Shared::build(ctx.clone(), &plan);
         ctx.take_error()?;
         Ok(Self::with_shared(Arc::new(shared)))
@@ -306,7 +318,7 @@ impl Shared {
             let (dst_stride, dst_off) = match l.dst {
                 Slot::Scores { offset } => (plan.anchors, offset),
                 Slot::Boxes { offset } => (plan.anchors * plan.coords, offset * plan.coords),
-                Slot::Input | Slot::Value(_) => (l.output.len(), 0),
+                Slot::Input | Slot::Value(_) | Slot::Output(_) => (l.output.len(), 0),
             };
             let mut flags = if l.relu { FLAG_RELU } else { 0 };
             if let Some(r) = l.residual {
@@ -486,7 +498,8 @@ impl GpuBlazeFace {
             mapped_at_creation: false,
         });
         let buffer = |slot: Slot| match slot {
-            Slot::Input => &input,
+            // (No BlazeFace layer writes a plain output: `new` checks.)
+            Slot::Input | Slot::Output(_) => &input,
             Slot::Value(v) => &slots[sh.value_slot[v]],
             Slot::Scores { .. } => &scores,
             Slot::Boxes { .. } => &boxes,

@@ -44,6 +44,7 @@
 
 pub mod blazeface;
 mod cpu_net;
+pub mod facemesh;
 mod gpu;
 mod onnx;
 mod plan;
