@@ -68,10 +68,17 @@ mod warp;
 
 use std::path::PathBuf;
 
-pub use align::{OneEuroConfig, Smoothing};
+pub use align::{
+    Alignment, LATENTSYNC_BROW_LEFT, LATENTSYNC_BROW_RIGHT, LATENTSYNC_NOSE, OneEuroConfig,
+    Smoothing,
+};
+/// The face mesh's types and point indices (`facemesh::idx`), from `face-net`.
+pub use face_net::facemesh;
 pub use detect::{BlazeFace, DecodeConfig, Detection, FaceDetector, Rect};
 pub use landmarks::LandmarkFile;
-pub use stage::{DetectBackend, FaceConfig, FaceProcessor, FaceRecord, NoFacePolicy};
+pub use stage::{
+    DetectBackend, FaceConfig, FaceProcessor, FaceRecord, MeshConfig, NoFacePolicy, mouth_open,
+};
 
 impl From<face_net::blazeface::BlazeFaceGpuError> for FaceError {
     fn from(e: face_net::blazeface::BlazeFaceGpuError) -> Self {
