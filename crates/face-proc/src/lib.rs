@@ -72,9 +72,9 @@ pub use align::{
     Alignment, LATENTSYNC_BROW_LEFT, LATENTSYNC_BROW_RIGHT, LATENTSYNC_NOSE, OneEuroConfig,
     Smoothing,
 };
+pub use detect::{BlazeFace, DecodeConfig, Detection, FaceDetector, Rect};
 /// The face mesh's types and point indices (`facemesh::idx`), from `face-net`.
 pub use face_net::facemesh;
-pub use detect::{BlazeFace, DecodeConfig, Detection, FaceDetector, Rect};
 pub use landmarks::LandmarkFile;
 pub use stage::{
     DetectBackend, FaceConfig, FaceProcessor, FaceRecord, MeshConfig, NoFacePolicy, mouth_open,

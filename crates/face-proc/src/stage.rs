@@ -356,19 +356,14 @@ impl FaceProcessor {
     }
 
     /// Detection (with tracking) for every frame: the chosen face and the number found.
-    fn detect_all(
-        &mut self,
-        frames: &[Frame],
-        first_index: u64,
-    ) -> Result<Vec<Found>, FaceError> {
+    fn detect_all(&mut self, frames: &[Frame], first_index: u64) -> Result<Vec<Found>, FaceError> {
         let how = Track {
             every: self.config.detect_every.max(1),
             roi_scale: self.config.roi_scale,
             min_presence: self.config.mesh.map_or(0.0, |m| m.min_presence),
         };
         let seed = self.tracker.clone();
-        let mut meshes: Vec<Option<&mut CpuFaceMesh>> =
-            self.meshes.iter_mut().map(Some).collect();
+        let mut meshes: Vec<Option<&mut CpuFaceMesh>> = self.meshes.iter_mut().map(Some).collect();
         meshes.resize_with(GPU_SEGMENTS.max(self.config.threads.max(1)), || None);
         let out = match &mut self.detectors {
             Detectors::Custom(det) => {
@@ -445,8 +440,13 @@ impl FaceProcessor {
         &mut self,
         index: u64,
         found: Found,
-    ) -> Result<((FaceRecord, Option<Affine2>), (u32, FaceAction, Option<NoFaceReason>)), FaceError>
-    {
+    ) -> Result<
+        (
+            (FaceRecord, Option<Affine2>),
+            (u32, FaceAction, Option<NoFaceReason>),
+        ),
+        FaceError,
+    > {
         let r = self.config.resolution;
         let Found {
             det,
@@ -787,6 +787,7 @@ fn interpolate_gaps(
 mod tests {
     use super::*;
     use crate::testutil::{astronaut, place};
+    use progress_core::Event;
 
     /// Astronaut's face centre (from the detector on the unwarped photo, rounded).
     const FACE: [f64; 2] = [222.0, 118.0];
@@ -1082,6 +1083,197 @@ mod tests {
         assert!(recs[0].found && !recs[1].found);
         let eye = recs[0].to_crop.apply([200.0, 100.0]);
         assert!(eye[0] < 128.0 && eye[1] < 128.0, "{eye:?}");
+    }
+
+    /// The mesh's eye corners and mouth corners (in `facemesh::idx`), with names for tables.
+    const MESH_POINTS: [(&str, usize); 6] = [
+        ("eye L outer", facemesh::idx::EYE_LEFT_OUTER),
+        ("eye L inner", facemesh::idx::EYE_LEFT_INNER),
+        ("eye R inner", facemesh::idx::EYE_RIGHT_INNER),
+        ("eye R outer", facemesh::idx::EYE_RIGHT_OUTER),
+        ("mouth L", facemesh::idx::MOUTH_LEFT),
+        ("mouth R", facemesh::idx::MOUTH_RIGHT),
+    ];
+
+    /// Per point of [`MESH_POINTS`], the worst and mean distance (frame pixels) over the clip
+    /// between the mesh point the stage reports and where the exact motion puts frame 0's.
+    fn mesh_motion_errors(
+        config: FaceConfig,
+        motions: &[Affine2],
+        frames: &[Frame],
+    ) -> Vec<[f64; 2]> {
+        let mut stage = FaceProcessor::new(&Compute::Cpu, config).unwrap();
+        let recs = stage
+            .process_batch(frames, &detached(frames.len()))
+            .unwrap();
+        let back = motions[0].inverse().unwrap();
+        MESH_POINTS
+            .iter()
+            .map(|&(_, i)| {
+                let p0 = recs[0].mesh[i];
+                let photo = back.apply([f64::from(p0[0]), f64::from(p0[1])]);
+                let errs: Vec<f64> = recs
+                    .iter()
+                    .zip(motions)
+                    .map(|(r, t)| {
+                        assert!(r.found, "frame {}", r.index);
+                        let want = t.apply(photo);
+                        let got = r.mesh[i];
+                        (f64::from(got[0]) - want[0]).hypot(f64::from(got[1]) - want[1])
+                    })
+                    .collect();
+                [worst(&errs), mean(&errs)]
+            })
+            .collect()
+    }
+
+    /// FaceMesh on the talking-head clip (known motion, frame 0 as reference): every eye corner
+    /// and mouth corner within 2 px of where the exact motion puts frame 0's (default config:
+    /// One-Euro smoothing). Prints the table (`-- --nocapture`).
+    #[test]
+    #[allow(clippy::print_stdout)]
+    fn mesh_points_follow_the_known_motion() {
+        let (motions, frames) = clip(24, 0.25);
+        let errors = mesh_motion_errors(FaceConfig::default(), &motions, &frames);
+        println!("mesh point      worst px  mean px (talking-head clip, 24 frames, 640x360)");
+        for ((name, i), [w, m]) in MESH_POINTS.iter().zip(&errors) {
+            println!("{name:<11} {i:>3}  {w:>8.2}  {m:>7.2}");
+        }
+        for ((name, _), [w, _]) in MESH_POINTS.iter().zip(&errors) {
+            assert!(*w < 2.0, "{name}: worst {w:.2} px");
+        }
+    }
+
+    /// Every found frame carries the 468 points, a presence and a mouth-open measure, and its
+    /// face status says so; a detection the mesh does not confirm (a box on a flat wall, from
+    /// a landmark file) is "no face" with reason `low_presence`.
+    #[test]
+    fn mesh_presence_gates_faces_and_statuses_carry_it() {
+        use std::sync::{Arc, Mutex};
+        let seen: Arc<Mutex<Vec<Event>>> = Arc::default();
+        let sink = Arc::clone(&seen);
+        let progress = progress_core::Progress::builder()
+            .sink(move |e: &Event| {
+                if matches!(e, Event::FaceStatus { .. }) {
+                    sink.lock().unwrap().push(e.clone());
+                }
+                progress_core::Control::Continue
+            })
+            .start();
+        let phase = progress.phase("Processing faces", Some(2), "frames");
+        let mut stage = FaceProcessor::new(&Compute::Cpu, FaceConfig::default()).unwrap();
+        let recs = stage.process_batch(&[astronaut()], &phase).unwrap();
+        assert!(recs[0].found);
+        assert_eq!(recs[0].mesh.len(), facemesh::NUM_LANDMARKS);
+        assert!(recs[0].presence.unwrap() > 0.9);
+        let open = recs[0].mouth_open.unwrap();
+        assert!(
+            (0.0..0.2).contains(&open),
+            "closed mouth in the photo: {open}"
+        );
+        // A "face" in the flat top-left corner of a grey frame.
+        let text = r#"{"frames":[{"index":1,"faces":[{"box":[10,10,100,100],
+            "landmarks":[[35,45],[85,45],[60,70],[60,90],[60,95]]}]}]}"#;
+        let file = crate::LandmarkFile::parse("wall.json", text).unwrap();
+        let mut stage =
+            FaceProcessor::with_detector(&Compute::Cpu, FaceConfig::default(), Box::new(file))
+                .unwrap();
+        let grey = Frame::filled(320, 240, [128, 128, 128]);
+        stage.next_index = 1;
+        let recs = stage.process_batch(&[grey], &phase).unwrap();
+        assert!(!recs[0].found && recs[0].crop.is_none());
+        assert!(recs[0].presence.unwrap() < 0.5);
+        phase.finish();
+        progress.shutdown();
+        let seen = seen.lock().unwrap();
+        let [first, second] = seen.as_slice() else {
+            panic!("{seen:?}")
+        };
+        let Event::FaceStatus {
+            action: FaceAction::Aligned,
+            mouth_open: Some(_),
+            presence: Some(_),
+            reason: None,
+            ..
+        } = first
+        else {
+            panic!("{first:?}")
+        };
+        let Event::FaceStatus {
+            action: FaceAction::PassedThrough,
+            faces: 1,
+            reason: Some(NoFaceReason::LowPresence),
+            ..
+        } = second
+        else {
+            panic!("{second:?}")
+        };
+    }
+
+    /// LatentSync alignment on the talking-head clip: the reference's three points (brow and
+    /// nose means of the mesh) land near its template (a least-squares similarity of 3 points:
+    /// within 8 crop pixels at R = 256), the photo's points stay within 2 crop pixels of where
+    /// frame 0 puts them whatever the motion, and the crop frames the face like the default
+    /// template (eyes within 8 % of R).
+    #[test]
+    fn latentsync_alignment_puts_its_points_on_the_reference_template() {
+        let (motions, frames) = clip(16, 0.25);
+        let cfg = FaceConfig {
+            alignment: Alignment::LatentSync,
+            ..FaceConfig::default()
+        };
+        let mut stage = FaceProcessor::new(&Compute::Cpu, cfg).unwrap();
+        let recs = stage
+            .process_batch(&frames, &detached(frames.len()))
+            .unwrap();
+        let mut plain = FaceProcessor::new(&Compute::Cpu, FaceConfig::default()).unwrap();
+        let base = plain.process_batch(&frames[..1], &detached(1)).unwrap();
+        let photo_pts = align::latentsync_points(&recs[0].mesh)
+            .unwrap()
+            .map(|p| motions[0].inverse().unwrap().apply(p));
+        let want: Vec<[f64; 2]> = photo_pts
+            .iter()
+            .map(|&p| recs[0].to_crop.apply(motions[0].apply(p)))
+            .collect();
+        for (r, t) in recs.iter().zip(&motions) {
+            assert!(r.found, "frame {}", r.index);
+            let pts = align::latentsync_points(&r.mesh).unwrap();
+            for (p, t) in pts.iter().zip(align::LATENTSYNC_TEMPLATE) {
+                let got = r.to_crop.apply(*p);
+                let at = [t[0] * 256.0 / 75.0, t[1] * 256.0 / 100.0];
+                let d = (got[0] - at[0]).hypot(got[1] - at[1]);
+                assert!(d < 8.0, "frame {}: {got:?} vs template {at:?}", r.index);
+            }
+            for (p, w) in photo_pts.iter().zip(&want) {
+                let got = r.to_crop.apply(t.apply(*p));
+                let d = (got[0] - w[0]).hypot(got[1] - w[1]);
+                assert!(d < 2.0, "frame {}: {got:?} vs frame 0 {w:?}", r.index);
+            }
+        }
+        for k in 0..2 {
+            let eye = base[0].landmarks[k];
+            let eye = [f64::from(eye[0]), f64::from(eye[1])];
+            let (a, b) = (recs[0].to_crop.apply(eye), base[0].to_crop.apply(eye));
+            let d = (a[0] - b[0]).hypot(a[1] - b[1]);
+            assert!(
+                d < 0.08 * 256.0,
+                "eye {k}: latentsync {a:?} vs template {b:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn latentsync_without_the_mesh_is_a_config_error() {
+        let cfg = FaceConfig {
+            alignment: Alignment::LatentSync,
+            mesh: None,
+            ..FaceConfig::default()
+        };
+        let err = FaceProcessor::new(&Compute::Cpu, cfg).unwrap_err();
+        assert!(err.to_string().contains("latentsync"), "{err}");
+        assert_eq!("latentsync".parse::<Alignment>(), Ok(Alignment::LatentSync));
+        assert_eq!(Alignment::Template.to_string(), "template");
+        assert!("lat".parse::<Alignment>().is_err());
     }
 
     #[test]
