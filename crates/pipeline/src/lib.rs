@@ -43,6 +43,9 @@ use media_io::{
 };
 use progress_core::Phase;
 
+/// How faces are aligned to the crop (`face_proc`'s option: the default template, or
+/// LatentSync's three mesh points).
+pub use face_proc::Alignment;
 pub use media_io;
 
 /// Why a run stopped.
@@ -145,6 +148,8 @@ pub struct PipelineConfig {
     pub png_fps: Rational,
     /// Chroma layout when writing Y4M.
     pub y4m_chroma: media_io::Y4mChroma,
+    /// How faces are aligned to the crop ([`Alignment::LatentSync`] for the LatentSync model).
+    pub alignment: Alignment,
 }
 
 impl Default for PipelineConfig {
@@ -158,6 +163,7 @@ impl Default for PipelineConfig {
             length: LengthPolicy::Loop,
             png_fps: Rational::new(25, 1),
             y4m_chroma: media_io::Y4mChroma::C420,
+            alignment: Alignment::Template,
         }
     }
 }

@@ -61,6 +61,7 @@ impl FaceStage {
         let face_config = FaceConfig {
             resolution: config.resolution,
             no_face,
+            alignment: config.alignment,
             ..FaceConfig::default()
         };
         let inner =
