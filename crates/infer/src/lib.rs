@@ -95,6 +95,24 @@ pub struct ChunkInput<'a> {
     pub audio: &'a AudioFeatures,
     /// The region the model may regenerate (the lower face), R×R.
     pub mask: &'a Mask,
+    /// Where each face's mouth is, in crop pixels (from a face mesh), one per face, or empty
+    /// when unknown (the model then assumes its default geometry).
+    pub mouths: &'a [Option<MouthPlacement>],
+}
+
+/// Where a face's mouth is in its R×R crop (pixels), from a face mesh's lip contours.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MouthPlacement {
+    /// The mouth corners, image-left then image-right.
+    pub corners: [[f32; 2]; 2],
+    /// The middle of the upper lip's inner edge.
+    pub upper_inner: [f32; 2],
+    /// The middle of the lower lip's inner edge.
+    pub lower_inner: [f32; 2],
+    /// The chin's lowest point.
+    pub chin: [f32; 2],
+    /// Half the jaw's width at the mouth (the region the displacement moves).
+    pub jaw_half_width: f32,
 }
 
 /// What one refinement step reports.

@@ -94,6 +94,26 @@ impl<M: LipSyncModel> Inferencer<M> {
         audio: &AudioFeatures,
         phase: &Phase,
     ) -> Result<Vec<Frame>, InferError> {
+        self.run_chunk_placed(faces, &[], first_frame, audio, phase)
+    }
+
+    /// [`Self::run_chunk`] with each face's mouth placement (one per face, or empty), for
+    /// models that put their edit where the lips are (see [`ChunkInput::mouths`]).
+    pub fn run_chunk_placed(
+        &mut self,
+        faces: &[Frame],
+        mouths: &[Option<crate::MouthPlacement>],
+        first_frame: usize,
+        audio: &AudioFeatures,
+        phase: &Phase,
+    ) -> Result<Vec<Frame>, InferError> {
+        if !mouths.is_empty() && mouths.len() != faces.len() {
+            return Err(InferError::Input(format!(
+                "{} mouth placements for {} faces from frame {first_frame}",
+                mouths.len(),
+                faces.len()
+            )));
+        }
         let Some(first) = faces.first() else {
             return Ok(Vec::new());
         };
@@ -120,6 +140,7 @@ impl<M: LipSyncModel> Inferencer<M> {
             faces,
             audio,
             mask,
+            mouths,
         };
         let n_steps = self.config.steps;
         let steps = phase.child("steps", Some(n_steps as u64), "steps");

@@ -115,6 +115,7 @@ fn solve(
         faces,
         audio,
         mask: &mask,
+        mouths: &[],
     };
     let mut state = model.begin_chunk(&chunk).unwrap();
     let res = (0..steps)
