@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use face_proc::{FaceConfig, FaceProcessor, FaceRecord};
 use gpu::Compute;
-use infer::{AudioFeatures, FeatureStream, InferConfig, Inferencer, MouthModel, MouthParams};
+use infer::{
+    AudioFeatures, FeatureStream, InferConfig, Inferencer, MouthModel, MouthParams, MouthPlacement,
+};
 use progress_core::{Cancelled, Phase};
 use restore::{FacePaste, RestoreConfig, Restorer};
 
@@ -117,6 +119,30 @@ pub(crate) fn audio_features(path: &std::path::Path) -> Result<FeatureStream, Pi
     }
 }
 
+/// Where the face mesh puts the mouth in the record's crop: corners, inner lips, chin, and
+/// half the jaw's width at the mouth (mesh points 58 and 288). `None` without a mesh.
+pub(crate) fn mouth_placement(record: &FaceRecord) -> Option<MouthPlacement> {
+    use face_proc::facemesh::idx;
+    let mesh = &record.mesh;
+    if mesh.len() < face_proc::facemesh::NUM_LANDMARKS {
+        return None;
+    }
+    let at = |i: usize| {
+        let p = record
+            .to_crop
+            .apply([f64::from(mesh[i][0]), f64::from(mesh[i][1])]);
+        [p[0] as f32, p[1] as f32]
+    };
+    let (jl, jr) = (at(58), at(288));
+    Some(MouthPlacement {
+        corners: [at(idx::MOUTH_LEFT), at(idx::MOUTH_RIGHT)],
+        upper_inner: at(idx::UPPER_LIP_INNER),
+        lower_inner: at(idx::LOWER_LIP_INNER),
+        chin: at(idx::CHIN),
+        jaw_half_width: ((jr[0] - jl[0]).powi(2) + (jr[1] - jl[1]).powi(2)).sqrt() / 2.0,
+    })
+}
+
 /// "Doing inference".
 #[derive(Debug)]
 pub(crate) struct InferStage {
@@ -169,10 +195,14 @@ impl InferStage {
                 .iter()
                 .filter_map(|f| f.record.crop.clone())
                 .collect();
+            let mouths: Vec<Option<MouthPlacement>> = chunk.faces[i..end]
+                .iter()
+                .map(|f| mouth_placement(&f.record))
+                .collect();
             let first = chunk.start as usize + i;
             let out = self
                 .inner
-                .run_chunk(&crops, first, &self.audio, phase)
+                .run_chunk_placed(&crops, &mouths, first, &self.audio, phase)
                 .map_err(|e| match e {
                     infer::InferError::Cancelled(Cancelled) => PipelineError::Cancelled {
                         phase: crate::INFERENCE.into(),
