@@ -60,6 +60,13 @@ pub mod idx {
     pub const LIPS_INNER: [usize; 20] = [
         78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95,
     ];
+    /// The lower part of the face oval, from the image-right cheek at the nose's height down
+    /// round the chin to the image-left one: with [`LIPS_OUTER`], the lower-face region (the
+    /// jaw and the lips) that a mouth edit may touch.
+    pub const LOWER_FACE: [usize; 19] = [
+        323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148, 176, 149, 150, 136, 172, 58, 132,
+        93,
+    ];
     /// The face oval, clockwise from the forehead.
     pub const FACE_OVAL: [usize; 36] = [
         10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,

@@ -186,8 +186,10 @@ impl MouthModel {
 /// The displacement field and inner-mouth darkening of one crop, in pixels. Positions are
 /// taken in the mouth's frame: `u` along the mouth line (corner to corner), `v` across it
 /// (towards the chin), from the middle between the inner lips.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Edit {
+    /// The convex region the edit stays inside (feathered over [`FEATHER`] px); empty: none.
+    region: Vec<[f32; 2]>,
     cx: f32,
     cy: f32,
     /// Unit vector along the mouth line (image-left to image-right corner).
@@ -208,6 +210,9 @@ pub(crate) struct Edit {
     inner: [f32; 3],
     darkness: f32,
 }
+
+/// Pixels over which an edit fades out inside its region's edge.
+const FEATHER: f32 = 4.0;
 
 fn smoothstep(e0: f32, e1: f32, x: f32) -> f32 {
     let t = ((x - e0) / (e1 - e0)).clamp(0.0, 1.0);
@@ -261,6 +266,7 @@ impl Edit {
         };
         let k = mouth_hw / default_hw;
         Self {
+            region: placement.map(|m| m.region.clone()).unwrap_or_default(),
             cx,
             cy,
             along,
@@ -286,6 +292,11 @@ impl Edit {
         let (dx, dy) = (x - self.cx, y - self.cy);
         let [a, b] = self.along;
         (a * dx + b * dy, -b * dx + a * dy)
+    }
+
+    /// How much of the edit applies at `(x, y)`: 1 inside the region, fading to 0 at its edge.
+    fn inside(&self, x: f32, y: f32) -> f32 {
+        crate::polygon_weight(&self.region, FEATHER, x, y)
     }
 
     /// Displacement at `(x, y)` towards the chin.
@@ -348,8 +359,12 @@ impl Edit {
         for y in by0..by1 {
             for x in bx0..bx1 {
                 let (xf, yf) = (x as f32, y as f32);
-                let d = self.displacement(xf, yf);
-                let a = self.gap(xf, yf);
+                let weight = self.inside(xf, yf);
+                if weight <= 0.0 {
+                    continue;
+                }
+                let d = self.displacement(xf, yf) * weight;
+                let a = self.gap(xf, yf) * weight;
                 let i = y as usize * w + x as usize;
                 // Towards the chin: perpendicular to the mouth line.
                 let (sx, sy) = (xf + self.along[1] * d, yf - self.along[0] * d);
