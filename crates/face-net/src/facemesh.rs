@@ -64,8 +64,7 @@ pub mod idx {
     /// round the chin to the image-left one: with [`LIPS_OUTER`], the lower-face region (the
     /// jaw and the lips) that a mouth edit may touch.
     pub const LOWER_FACE: [usize; 19] = [
-        323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148, 176, 149, 150, 136, 172, 58, 132,
-        93,
+        323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148, 176, 149, 150, 136, 172, 58, 132, 93,
     ];
     /// The face oval, clockwise from the forehead.
     pub const FACE_OVAL: [usize; 36] = [

@@ -1,5 +1,6 @@
-//! The face networks of facesync, with no ML runtime: MediaPipe's BlazeFace detector read from
-//! its ONNX file, folded into a list of layers, and run by our own CPU kernels or WGSL network.
+//! The face networks of facesync, with no ML runtime: MediaPipe's BlazeFace detector and its
+//! FaceMesh landmark model (468 points, [`facemesh`]) read from their ONNX files, folded into
+//! lists of layers, and run by our own CPU kernels (BlazeFace also by our WGSL network).
 //!
 //! # Why a crate of its own
 //! - **All the workspace's `unsafe` lives here**, in the AVX2 + FMA kernels (the network's
@@ -20,8 +21,13 @@
 //! - Pre- and post-processing come with the network: [`blazeface::preprocess`] resamples any
 //!   (rotated, letterboxed) square of a frame into the network input, and
 //!   [`blazeface::decode`] turns the raw output into [`blazeface::Detection`]s (anchors,
-//!   sigmoid scores, MediaPipe's weighted non-max suppression). Tracking, refinement and
-//!   alignment are the face stage's business (`face-proc`).
+//!   sigmoid scores, MediaPipe's weighted non-max suppression); [`facemesh::CpuFaceMesh`]
+//!   takes MediaPipe's landmark region of a detection ([`facemesh::region_from_detection`])
+//!   and returns the 468 points in source pixels with the presence score. Tracking,
+//!   refinement and alignment are the face stage's business (`face-proc`).
+//! - FaceMesh runs on the CPU only: its 3×3 head convolutions over 1404 channels and PRelu
+//!   have no WGSL kernel yet, and on this project's machines (no GPU; lavapipe runs the
+//!   BlazeFace WGSL network ~100× slower than the CPU one) the CPU is the faster place anyway.
 //!
 //! # Example
 //! ```

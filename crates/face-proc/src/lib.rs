@@ -24,8 +24,18 @@
 //!   of every frame within 2 px of where the exact transform puts it (measured worst 1.3 px,
 //!   mean 0.7 px, with the default 8 passes; 4 passes give 3.2 px and are 1.7× faster, see
 //!   `cargo xtask bench face --passes 4`).
-//! - **Alignment**: a 2-D closed-form Umeyama similarity from BlazeFace's eyes, nose tip and
-//!   mouth centre onto a template placed in the reference's 75×100 crop (see `align.rs` for how
+//! - **Face mesh**: MediaPipe's FaceMesh (`face-net`, 468 points, Apache-2.0) runs on every
+//!   tracked face after BlazeFace, on MediaPipe's landmark region (the detection box ×1.5,
+//!   rotated upright by the eye line). [`FaceRecord::mesh`] holds the 468 points in source
+//!   pixels (One-Euro smoothed like the keypoints), [`FaceRecord::mouth_open`] the inner-lip
+//!   gap over the mouth width (also in every face-status event, with the presence); a presence
+//!   below [`MeshConfig::min_presence`] makes the frame "no face" under the policy, with reason
+//!   `low_presence`. On the talking-head test clip every mesh eye and mouth corner stays within
+//!   0.6 px of the exact motion. [`FaceConfig::mesh`] = `None` turns it off.
+//! - **Alignment**: [`Alignment::LatentSync`] aligns on LatentSync's three points instead
+//!   (brow means and nose mean from the mesh, see [`LATENTSYNC_BROW_LEFT`]) onto its template
+//!   `[[17, 20], [58, 20], [37.5, 40]]`; by default, a 2-D closed-form Umeyama similarity
+//!   from BlazeFace's eyes, nose tip and mouth centre onto a template placed in the reference's 75×100 crop (see `align.rs` for how
 //!   it was derived), composed with the crop → R×R scale so ONE bilinear warp (border 127)
 //!   goes from the source frame to the crop. Landmarks are smoothed with a One-Euro filter
 //!   (or the reference's translation EMA).

@@ -330,8 +330,8 @@ mod tests {
         let crop = rec.crop.clone().expect("a face in the photo");
         let placement = mouth_placement(&rec).expect("a mesh");
         let n = 48;
-        let audio = AudioFeatures::from_samples(&speech(n as f64 / 25.0), 1, 16_000, 25.0, n)
-            .unwrap();
+        let audio =
+            AudioFeatures::from_samples(&speech(n as f64 / 25.0), 1, 16_000, 25.0, n).unwrap();
         let params = MouthParams::default();
         let opening = audio.mouth_opening(params.gate_db);
         let model = MouthModel::new(Compute::Cpu, params);
@@ -376,7 +376,10 @@ mod tests {
                 }
             }
         }
-        assert!(worst <= 2, "outside the lower face the output differs by {worst} levels");
+        assert!(
+            worst <= 2,
+            "outside the lower face the output differs by {worst} levels"
+        );
         // The lips part with the speech, as FaceMesh sees it on the output.
         let to_crop = |p: &[f32; 2]| {
             let q = rec.to_crop.apply([f64::from(p[0]), f64::from(p[1])]);
@@ -404,7 +407,13 @@ mod tests {
         println!(
             "mouth edit: outside the region worst {worst} levels; inner-lip gap {lo:.1}..{hi:.1} px, correlation with the opening {r:.3}"
         );
-        assert!(hi - lo > 3.0, "the lips hardly move: gap {lo:.1}..{hi:.1} px");
-        assert!(r >= 0.7, "gap/envelope correlation {r:.3} (gap {lo:.1}..{hi:.1} px)");
+        assert!(
+            hi - lo > 3.0,
+            "the lips hardly move: gap {lo:.1}..{hi:.1} px"
+        );
+        assert!(
+            r >= 0.7,
+            "gap/envelope correlation {r:.3} (gap {lo:.1}..{hi:.1} px)"
+        );
     }
 }
