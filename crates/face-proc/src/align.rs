@@ -91,6 +91,94 @@ pub(crate) fn to_crop(landmarks: &[[f32; 2]], r: u32) -> Option<Affine2> {
     Some(scale.after(&sim))
 }
 
+/// How the face is aligned to the crop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Alignment {
+    /// BlazeFace's eyes, nose tip and mouth centre onto [`TEMPLATE`] (default).
+    #[default]
+    Template,
+    /// LatentSync's three points from the face mesh (needs [`crate::FaceConfig::mesh`]): the
+    /// two brow means and the nose mean (see [`LATENTSYNC_BROW_LEFT`], [`LATENTSYNC_NOSE`])
+    /// onto the reference template `[[17, 20], [58, 20], [37.5, 40]]` of the 75×100 crop
+    /// (`× R/256 · 2.8` in the reference's crop pixels; the ratio cancels here). The LatentSync
+    /// model needs this one.
+    LatentSync,
+}
+
+impl std::fmt::Display for Alignment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Alignment::Template => "template",
+            Alignment::LatentSync => "latentsync",
+        })
+    }
+}
+
+impl std::str::FromStr for Alignment {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "template" => Ok(Alignment::Template),
+            "latentsync" => Ok(Alignment::LatentSync),
+            other => Err(format!(
+                "unknown alignment {other:?} (expected template or latentsync)"
+            )),
+        }
+    }
+}
+
+/// LatentSync's template in the 75×100 crop: left brow, right brow, nose
+/// (`affine_transform.py`; the reference multiplies it by `ratio = R/256 · 2.8` together with
+/// the crop, which cancels once the crop is scaled to R×R).
+pub(crate) const LATENTSYNC_TEMPLATE: [[f64; 2]; 3] = [[17.0, 20.0], [58.0, 20.0], [37.5, 40.0]];
+
+/// The face-mesh points whose mean stands for LatentSync's image-left brow, the mean of the
+/// InsightFace-106 points `[43, 48, 49, 51, 50]` (the brow's outer end and its lower edge, as
+/// we read that markup): the mesh's lower edge of the same brow, outer to inner.
+pub const LATENTSYNC_BROW_LEFT: [usize; 5] = [46, 53, 52, 65, 55];
+/// The mirror of [`LATENTSYNC_BROW_LEFT`] for the image-right brow (InsightFace
+/// `[101, 102, 103, 104, 105]`).
+pub const LATENTSYNC_BROW_RIGHT: [usize; 5] = [276, 283, 282, 295, 285];
+/// The face-mesh points whose mean stands for LatentSync's nose point, the mean of the
+/// InsightFace-106 points `[74, 77, 83, 86]` (two on the lower nose bridge and the two alae,
+/// as we read that markup): mesh bridge points 197 and 195 and alae 98 and 327.
+pub const LATENTSYNC_NOSE: [usize; 4] = [197, 195, 98, 327];
+
+/// LatentSync's three points (image-left brow, image-right brow, nose) from mesh points in
+/// source pixels. The reference rounds each to whole pixels; we keep them sub-pixel (the
+/// rounding only adds up to half a pixel of jitter).
+pub(crate) fn latentsync_points(mesh: &[[f32; 2]]) -> Option<[[f64; 2]; 3]> {
+    let mean = |idx: &[usize]| -> Option<[f64; 2]> {
+        let mut s = [0.0f64; 2];
+        for &i in idx {
+            let p = mesh.get(i)?;
+            s[0] += f64::from(p[0]);
+            s[1] += f64::from(p[1]);
+        }
+        Some([s[0] / idx.len() as f64, s[1] / idx.len() as f64])
+    };
+    Some([
+        mean(&LATENTSYNC_BROW_LEFT)?,
+        mean(&LATENTSYNC_BROW_RIGHT)?,
+        mean(&LATENTSYNC_NOSE)?,
+    ])
+}
+
+/// Source frame → R×R crop for [`Alignment::LatentSync`]: the similarity of the three points
+/// of [`latentsync_points`] onto [`LATENTSYNC_TEMPLATE`] (Umeyama, as the reference's SVD),
+/// composed with the 75×100 → R×R scale. `None` without a full mesh or for degenerate points.
+pub(crate) fn latentsync_to_crop(mesh: &[[f32; 2]], r: u32) -> Option<Affine2> {
+    let src = latentsync_points(mesh)?;
+    let sim = umeyama(&src, &LATENTSYNC_TEMPLATE)?;
+    let r = f64::from(r);
+    let scale = Affine2 {
+        m: [[r / CROP_W, 0.0, 0.0], [0.0, r / CROP_H, 0.0]],
+    };
+    Some(scale.after(&sim))
+}
+
 /// One-Euro filter parameters (Casiez et al. 2012), per landmark coordinate, in pixels and
 /// seconds of video.
 #[derive(Debug, Clone, Copy, PartialEq)]

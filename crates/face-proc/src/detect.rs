@@ -3,59 +3,13 @@
 
 use frame::Frame;
 
+use face_net::blazeface::{
+    self as model, CpuBlazeFace, INPUT_LEN, Letterbox, RawOutput, decode, weighted_nms,
+};
+
 use crate::FaceError;
-use crate::cpu_net::CpuNet;
-use crate::model::{self, INPUT_LEN, Letterbox, NUM_ANCHORS, NUM_COORDS, RawOutput};
 
-/// An axis-aligned box in source-frame pixels (pixel centres at integer coordinates).
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct Rect {
-    /// Left edge.
-    pub x: f32,
-    /// Top edge.
-    pub y: f32,
-    /// Width.
-    pub w: f32,
-    /// Height.
-    pub h: f32,
-}
-
-impl Rect {
-    /// Area (`w * h`).
-    pub fn area(&self) -> f32 {
-        self.w.max(0.0) * self.h.max(0.0)
-    }
-
-    /// Centre point.
-    pub fn centre(&self) -> [f32; 2] {
-        [self.x + self.w / 2.0, self.y + self.h / 2.0]
-    }
-
-    pub(crate) fn iou(&self, other: &Rect) -> f32 {
-        let x0 = self.x.max(other.x);
-        let y0 = self.y.max(other.y);
-        let x1 = (self.x + self.w).min(other.x + other.w);
-        let y1 = (self.y + self.h).min(other.y + other.h);
-        let inter = (x1 - x0).max(0.0) * (y1 - y0).max(0.0);
-        let union = self.area() + other.area() - inter;
-        if union <= 0.0 { 0.0 } else { inter / union }
-    }
-}
-
-/// One detected face in source-frame pixels.
-///
-/// `landmarks` follow BlazeFace's order: eye on the image left (the subject's right eye), eye
-/// on the image right, nose tip, mouth centre, ear on the image left, ear on the image right.
-/// Alignment uses the first four.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Detection {
-    /// Face box.
-    pub bbox: Rect,
-    /// Keypoints, at least four (see above).
-    pub landmarks: Vec<[f32; 2]>,
-    /// Confidence in [0, 1].
-    pub score: f32,
-}
+pub use face_net::blazeface::{Detection, Rect};
 
 /// A source of faces for a frame. `roi` is a hint: a square region where the face was last
 /// seen; detectors that cannot use it ignore it. `index` is the frame's index in the stream,
@@ -112,92 +66,6 @@ impl Default for DecodeConfig {
     }
 }
 
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x.clamp(-100.0, 100.0)).exp())
-}
-
-/// Decodes one raw output into detections in normalised input coordinates (0..1), then maps
-/// them through `letterbox` into source pixels.
-pub(crate) fn decode(
-    raw: &RawOutput,
-    anchors: &[[f32; 2]],
-    letterbox: &Letterbox,
-    cfg: &DecodeConfig,
-) -> Vec<Detection> {
-    debug_assert_eq!(raw.scores.len(), NUM_ANCHORS);
-    let scale = model::INPUT_SIDE as f32;
-    let mut candidates: Vec<Detection> = Vec::new();
-    for (i, (&logit, anchor)) in raw.scores.iter().zip(anchors).enumerate() {
-        let score = sigmoid(logit);
-        if score < cfg.min_score {
-            continue;
-        }
-        let r = &raw.regressors[i * NUM_COORDS..(i + 1) * NUM_COORDS];
-        let cx = r[0] / scale + anchor[0];
-        let cy = r[1] / scale + anchor[1];
-        let (w, h) = (r[2] / scale, r[3] / scale);
-        // The box is axis-aligned in the (possibly rotated) region: keep its size, map its centre.
-        let centre = letterbox.to_source([cx, cy]);
-        let (bw, bh) = (w * letterbox.side, h * letterbox.side);
-        let landmarks = (0..6)
-            .map(|k| {
-                letterbox.to_source([
-                    r[4 + 2 * k] / scale + anchor[0],
-                    r[5 + 2 * k] / scale + anchor[1],
-                ])
-            })
-            .collect();
-        candidates.push(Detection {
-            bbox: Rect {
-                x: centre[0] - bw / 2.0,
-                y: centre[1] - bh / 2.0,
-                w: bw,
-                h: bh,
-            },
-            landmarks,
-            score,
-        });
-    }
-    weighted_nms(candidates, cfg.iou_threshold)
-}
-
-type Numbered = (usize, Detection);
-
-/// MediaPipe's weighted non-max suppression: take the best remaining candidate, gather every
-/// remaining candidate overlapping it by more than `iou`, replace the group by the
-/// score-weighted mean of its boxes and keypoints (keeping the best score).
-pub(crate) fn weighted_nms(mut candidates: Vec<Detection>, iou: f32) -> Vec<Detection> {
-    candidates.sort_by(|a, b| b.score.total_cmp(&a.score));
-    let mut out = Vec::new();
-    while let Some(best) = candidates.first().cloned() {
-        let (group, rest): (Vec<Numbered>, Vec<Numbered>) = candidates
-            .into_iter()
-            .enumerate()
-            .partition(|(i, c)| *i == 0 || c.bbox.iou(&best.bbox) > iou);
-        candidates = rest.into_iter().map(|(_, c)| c).collect();
-        let group: Vec<Detection> = group.into_iter().map(|(_, c)| c).collect();
-        let total: f32 = group.iter().map(|d| d.score).sum();
-        let mut merged = Detection {
-            bbox: Rect::default(),
-            landmarks: vec![[0.0; 2]; best.landmarks.len()],
-            score: best.score,
-        };
-        for d in &group {
-            let w = d.score / total;
-            merged.bbox.x += d.bbox.x * w;
-            merged.bbox.y += d.bbox.y * w;
-            merged.bbox.w += d.bbox.w * w;
-            merged.bbox.h += d.bbox.h * w;
-            for (m, p) in merged.landmarks.iter_mut().zip(&d.landmarks) {
-                m[0] += p[0] * w;
-                m[1] += p[1] * w;
-            }
-        }
-        out.push(merged);
-    }
-    out
-}
-
 /// Runs BlazeFace on a batch of preprocessed inputs.
 pub(crate) trait BlazeFaceBackend: Send {
     /// `inputs` holds `inputs.len() / INPUT_LEN` NHWC inputs; one raw output per input.
@@ -206,19 +74,17 @@ pub(crate) trait BlazeFaceBackend: Send {
     fn boxed_clone(&self) -> Box<dyn BlazeFaceBackend>;
 }
 
-/// The CPU back-end ([`CpuNet`]): the plan is shared (`Arc` inside), each clone has its own
-/// activation buffers.
+/// The CPU back-end ([`CpuBlazeFace`]): the plan is shared (`Arc` inside), each clone has its
+/// own activation buffers.
 #[derive(Debug, Clone)]
 pub(crate) struct CpuBackend {
-    net: CpuNet,
+    net: CpuBlazeFace,
 }
 
 impl CpuBackend {
     pub(crate) fn new() -> Result<Self, FaceError> {
-        let plan = model::load_plan().map_err(|e| FaceError::Model(e.to_string()))?;
-        Ok(Self {
-            net: CpuNet::new(plan),
-        })
+        let net = CpuBlazeFace::new().map_err(|e| FaceError::Model(e.to_string()))?;
+        Ok(Self { net })
     }
 }
 
@@ -287,7 +153,12 @@ impl BlazeFace {
         let raw = raw
             .first()
             .ok_or_else(|| FaceError::Model("blazeface back-end returned no output".into()))?;
-        Ok(decode(raw, &self.anchors, region, &self.config))
+        let DecodeConfig {
+            min_score,
+            iou_threshold,
+            ..
+        } = self.config;
+        Ok(decode(raw, &self.anchors, region, min_score, iou_threshold))
     }
 }
 
@@ -622,35 +493,5 @@ mod tests {
             (a[0] - b[0]).abs() < 6.0 && (a[1] - b[1]).abs() < 6.0,
             "{a:?} {b:?}"
         );
-    }
-
-    #[test]
-    fn nms_merges_overlaps_weighted_by_score() {
-        let d = |x: f32, score: f32| Detection {
-            bbox: Rect {
-                x,
-                y: 0.0,
-                w: 10.0,
-                h: 10.0,
-            },
-            landmarks: vec![[x, 0.0]],
-            score,
-        };
-        let out = weighted_nms(vec![d(0.0, 0.9), d(2.0, 0.3), d(50.0, 0.8)], 0.3);
-        assert_eq!(out.len(), 2);
-        assert!((out[0].bbox.x - 0.5).abs() < 1e-5 && out[0].score == 0.9);
-        assert_eq!(out[1].bbox.x, 50.0);
-    }
-
-    #[test]
-    fn anchors_match_mediapipe_layout() {
-        let a = model::anchors();
-        assert_eq!(a.len(), NUM_ANCHORS);
-        assert_eq!(a[0], [0.5 / 16.0, 0.5 / 16.0]);
-        assert_eq!(a[1], a[0]);
-        assert_eq!(a[2], [1.5 / 16.0, 0.5 / 16.0]);
-        assert_eq!(a[512], [0.5 / 8.0, 0.5 / 8.0]);
-        assert_eq!(a[517], a[512]);
-        assert_eq!(a[895], [7.5 / 8.0, 7.5 / 8.0]);
     }
 }

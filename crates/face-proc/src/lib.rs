@@ -4,10 +4,11 @@
 //! # Why
 //! The reference pipeline (LatentSync) detects with InsightFace, warps then resizes on the CPU
 //! and aborts the whole run when one frame has no face. Here:
-//! - **Detection**: MediaPipe's BlazeFace (short-range, 128×128, Apache-2.0; the ONNX file is
-//!   committed under `assets/blazeface/`) run on the CPU by our own executor of its folded
-//!   layers (`cpu_net.rs`: AVX2 + FMA kernels chosen at run time, portable loops elsewhere;
-//!   every output checked against onnxruntime's, `tests/golden/`), or as our own WGSL network (convolutions incl. depthwise, ReLU, add, max-pool, channel padding)
+//! - **Detection**: MediaPipe's BlazeFace (short-range, 128×128, Apache-2.0) from the
+//!   `face-net` crate (the ONNX reader, the folded plan, the CPU kernels and the WGSL network,
+//!   and the only `unsafe` code of the workspace): run on the CPU by its executor (AVX2 + FMA
+//!   kernels chosen at run time, portable loops elsewhere; every output checked against
+//!   onnxruntime's), or as its WGSL network
 //!   batched over faces on the GPU ([`DetectBackend`]; `Auto` takes the WGSL network only on a
 //!   hardware adapter, because lavapipe runs it far slower than the CPU network). The first frame is
 //!   letterboxed whole (plus overlapping squares along the long side of wide frames when that
@@ -23,8 +24,18 @@
 //!   of every frame within 2 px of where the exact transform puts it (measured worst 1.3 px,
 //!   mean 0.7 px, with the default 8 passes; 4 passes give 3.2 px and are 1.7× faster, see
 //!   `cargo xtask bench face --passes 4`).
-//! - **Alignment**: a 2-D closed-form Umeyama similarity from BlazeFace's eyes, nose tip and
-//!   mouth centre onto a template placed in the reference's 75×100 crop (see `align.rs` for how
+//! - **Face mesh**: MediaPipe's FaceMesh (`face-net`, 468 points, Apache-2.0) runs on every
+//!   tracked face after BlazeFace, on MediaPipe's landmark region (the detection box ×1.5,
+//!   rotated upright by the eye line). [`FaceRecord::mesh`] holds the 468 points in source
+//!   pixels (One-Euro smoothed like the keypoints), [`FaceRecord::mouth_open`] the inner-lip
+//!   gap over the mouth width (also in every face-status event, with the presence); a presence
+//!   below [`MeshConfig::min_presence`] makes the frame "no face" under the policy, with reason
+//!   `low_presence`. On the talking-head test clip every mesh eye and mouth corner stays within
+//!   0.6 px of the exact motion. [`FaceConfig::mesh`] = `None` turns it off.
+//! - **Alignment**: [`Alignment::LatentSync`] aligns on LatentSync's three points instead
+//!   (brow means and nose mean from the mesh, see [`LATENTSYNC_BROW_LEFT`]) onto its template
+//!   `[[17, 20], [58, 20], [37.5, 40]]`; by default, a 2-D closed-form Umeyama similarity
+//!   from BlazeFace's eyes, nose tip and mouth centre onto a template placed in the reference's 75×100 crop (see `align.rs` for how
 //!   it was derived), composed with the crop → R×R scale so ONE bilinear warp (border 127)
 //!   goes from the source frame to the crop. Landmarks are smoothed with a One-Euro filter
 //!   (or the reference's translation EMA).
@@ -53,18 +64,13 @@
 //! # Ok(()) }
 //! ```
 #![deny(missing_docs)]
-// `unsafe` only in the AVX2 kernels of `cpu_net` and `model` (the resampler), called after
-// the CPU feature check.
-#![deny(unsafe_code)]
+// The networks and their SIMD kernels live in `face-net`, the one crate with `unsafe` code.
+#![forbid(unsafe_code)]
 
 mod align;
-mod blazeface_gpu;
-mod cpu_net;
+mod batcher;
 mod detect;
 mod landmarks;
-mod model;
-mod onnx;
-mod plan;
 mod stage;
 #[cfg(test)]
 mod testutil;
@@ -72,10 +78,26 @@ mod warp;
 
 use std::path::PathBuf;
 
-pub use align::{OneEuroConfig, Smoothing};
+pub use align::{
+    Alignment, LATENTSYNC_BROW_LEFT, LATENTSYNC_BROW_RIGHT, LATENTSYNC_NOSE, OneEuroConfig,
+    Smoothing,
+};
 pub use detect::{BlazeFace, DecodeConfig, Detection, FaceDetector, Rect};
+/// The face mesh's types and point indices (`facemesh::idx`), from `face-net`.
+pub use face_net::facemesh;
 pub use landmarks::LandmarkFile;
-pub use stage::{DetectBackend, FaceConfig, FaceProcessor, FaceRecord, NoFacePolicy};
+pub use stage::{
+    DetectBackend, FaceConfig, FaceProcessor, FaceRecord, MeshConfig, NoFacePolicy, mouth_open,
+};
+
+impl From<face_net::blazeface::BlazeFaceGpuError> for FaceError {
+    fn from(e: face_net::blazeface::BlazeFaceGpuError) -> Self {
+        match e {
+            face_net::blazeface::BlazeFaceGpuError::Plan(p) => FaceError::Model(p.to_string()),
+            other => FaceError::Gpu(other.to_string()),
+        }
+    }
+}
 
 /// Errors of the face stage.
 #[derive(Debug, thiserror::Error)]

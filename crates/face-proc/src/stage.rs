@@ -2,14 +2,15 @@
 
 use frame::{Affine2, Frame};
 use gpu::Compute;
-use progress_core::{FaceAction, Phase};
+use progress_core::{FaceAction, FaceDetail, NoFaceReason, Phase};
 
 use crate::FaceError;
-use crate::align::{self, OneEuroConfig, Smoother, Smoothing};
-use crate::blazeface_gpu::GpuBlazeFace;
-use crate::blazeface_gpu::batcher::{self, Proxy};
+use crate::align::{self, Alignment, OneEuroConfig, Smoother, Smoothing};
+use crate::batcher::{self, Proxy};
 use crate::detect::{BlazeFace, DecodeConfig, Detection, FaceDetector, Rect};
 use crate::warp::{self, GpuWarp, WarpJob};
+use face_net::blazeface::GpuBlazeFace;
+use face_net::facemesh::{self, CpuFaceMesh, Mesh};
 
 /// What to do with a frame where no usable face is found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -46,6 +47,20 @@ pub enum DetectBackend {
     /// `compute` is the CPU).
     Gpu,
 }
+/// The face mesh (MediaPipe FaceMesh, 468 points) run on every tracked face after BlazeFace.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MeshConfig {
+    /// A frame whose mesh presence score is below this has no usable face (MediaPipe: 0.5);
+    /// the no-face policy applies and its face status says `low_presence`.
+    pub min_presence: f32,
+}
+
+impl Default for MeshConfig {
+    fn default() -> Self {
+        Self { min_presence: 0.5 }
+    }
+}
+
 /// Stage configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FaceConfig {
@@ -72,6 +87,11 @@ pub struct FaceConfig {
     pub threads: usize,
     /// Where BlazeFace runs.
     pub detect_backend: DetectBackend,
+    /// The face mesh after detection (default on); `None` skips it (no mesh points, no
+    /// mouth-open measure, no presence check).
+    pub mesh: Option<MeshConfig>,
+    /// How faces are aligned to the crop ([`Alignment::LatentSync`] needs the mesh).
+    pub alignment: Alignment,
 }
 
 impl Default for FaceConfig {
@@ -86,6 +106,8 @@ impl Default for FaceConfig {
             one_euro: OneEuroConfig::default(),
             threads: 2,
             detect_backend: DetectBackend::Auto,
+            mesh: Some(MeshConfig::default()),
+            alignment: Alignment::Template,
         }
     }
 }
@@ -107,11 +129,47 @@ pub struct FaceRecord {
     pub landmarks: Vec<[f32; 2]>,
     /// Detection score (0 when none).
     pub score: f32,
+    /// The 468 face-mesh points in source pixels after smoothing (empty without a mesh; see
+    /// `face_net::facemesh::idx` for what the indices are).
+    pub mesh: Vec<[f32; 2]>,
+    /// How open the mouth is, from the mesh (see [`mouth_open`]); `None` without a mesh.
+    pub mouth_open: Option<f32>,
+    /// The mesh's face-presence score (0..1); `None` without a mesh.
+    pub presence: Option<f32>,
+}
+
+/// How open the mouth is: the gap between the inner lips (mesh points 13 and 14) over the
+/// mouth's width (corners 61 and 291); about 0 closed, 0.3–0.6 wide open. `None` unless `mesh`
+/// holds the 468 points.
+pub fn mouth_open(mesh: &[[f32; 2]]) -> Option<f32> {
+    use facemesh::idx;
+    if mesh.len() < facemesh::NUM_LANDMARKS {
+        return None;
+    }
+    let d = |a: usize, b: usize| {
+        let (p, q) = (mesh[a], mesh[b]);
+        ((p[0] - q[0]).powi(2) + (p[1] - q[1]).powi(2)).sqrt()
+    };
+    let width = d(idx::MOUTH_LEFT, idx::MOUTH_RIGHT);
+    (width > 0.0).then(|| d(idx::UPPER_LIP_INNER, idx::LOWER_LIP_INNER) / width)
+}
+
+/// What detection gave for one frame.
+#[derive(Debug, Clone, Default)]
+struct Found {
+    /// The chosen face (`None` when none, or when its mesh presence is too low).
+    det: Option<Detection>,
+    /// Faces the detector found.
+    faces: u32,
+    /// The chosen face's mesh.
+    mesh: Option<Mesh>,
+    /// The mesh's presence score, also when it rejected the face.
+    presence: Option<f32>,
 }
 
 /// Tracking segments per batch when BlazeFace runs on the GPU: the batch is split into this
 /// many runs of consecutive frames, tracked in lockstep so that each GPU submission carries
-/// one inference per segment (see `blazeface_gpu::batcher`).
+/// one inference per segment (see `batcher`).
 const GPU_SEGMENTS: usize = 8;
 
 enum Detectors {
@@ -135,6 +193,9 @@ enum Warper {
 pub struct FaceProcessor {
     config: FaceConfig,
     detectors: Detectors,
+    /// One face mesh per tracking worker (empty without the mesh).
+    meshes: Vec<CpuFaceMesh>,
+    mesh_smoother: Smoother,
     warper: Warper,
     compute_name: String,
     next_index: u64,
@@ -213,6 +274,27 @@ impl FaceProcessor {
         if config.resolution == 0 {
             return Err(FaceError::Config("resolution must be positive".into()));
         }
+        if config.alignment == Alignment::LatentSync && config.mesh.is_none() {
+            return Err(FaceError::Config(
+                "alignment latentsync needs the face mesh (mesh is off)".into(),
+            ));
+        }
+        let meshes = match config.mesh {
+            Some(_) => {
+                let first = CpuFaceMesh::new().map_err(|e| FaceError::Model(e.to_string()))?;
+                let workers = match &detectors {
+                    Detectors::Blaze(d) => d.len(),
+                    Detectors::BlazeGpu { .. } => GPU_SEGMENTS,
+                    Detectors::Custom(_) => 1,
+                };
+                let mut all = vec![first];
+                for _ in 1..workers {
+                    all.push(all[0].clone_shared());
+                }
+                all
+            }
+            None => Vec::new(),
+        };
         let warper = match compute {
             Compute::Gpu(ctx) => Warper::Gpu(Box::new(GpuWarp::new(ctx.clone())?)),
             _ => Warper::Cpu,
@@ -220,6 +302,8 @@ impl FaceProcessor {
         Ok(Self {
             config,
             detectors,
+            meshes,
+            mesh_smoother: Smoother::default(),
             warper,
             compute_name: compute.name().to_owned(),
             next_index: 0,
@@ -244,9 +328,9 @@ impl FaceProcessor {
         let mut records = Vec::with_capacity(frames.len());
         let mut jobs = Vec::new();
         let mut actions = Vec::with_capacity(frames.len());
-        for (i, (det, faces)) in detections.into_iter().enumerate() {
+        for (i, found) in detections.into_iter().enumerate() {
             let index = first_index + i as u64;
-            let (record, action) = self.align_one(index, det, faces)?;
+            let (record, action) = self.align_one(index, found)?;
             if let Some(to_crop) = record.1 {
                 jobs.push((i, to_crop));
             }
@@ -258,8 +342,13 @@ impl FaceProcessor {
         for ((i, _), crop) in jobs.iter().zip(crops) {
             records[*i].crop = Some(crop);
         }
-        for (record, (faces, action)) in records.iter().zip(actions) {
-            phase.face_status(record.index, faces, action);
+        for (record, (faces, action, reason)) in records.iter().zip(actions) {
+            let detail = FaceDetail {
+                mouth_open: record.mouth_open,
+                presence: record.presence,
+                reason,
+            };
+            phase.face_status_detailed(record.index, faces, action, detail);
         }
         self.next_index += frames.len() as u64;
         phase.inc(frames.len() as u64);
@@ -267,32 +356,34 @@ impl FaceProcessor {
     }
 
     /// Detection (with tracking) for every frame: the chosen face and the number found.
-    fn detect_all(
-        &mut self,
-        frames: &[Frame],
-        first_index: u64,
-    ) -> Result<Vec<(Option<Detection>, u32)>, FaceError> {
-        let k = self.config.detect_every.max(1);
-        let roi_scale = self.config.roi_scale;
+    fn detect_all(&mut self, frames: &[Frame], first_index: u64) -> Result<Vec<Found>, FaceError> {
+        let how = Track {
+            every: self.config.detect_every.max(1),
+            roi_scale: self.config.roi_scale,
+            min_presence: self.config.mesh.map_or(0.0, |m| m.min_presence),
+        };
         let seed = self.tracker.clone();
+        let mut meshes: Vec<Option<&mut CpuFaceMesh>> = self.meshes.iter_mut().map(Some).collect();
+        meshes.resize_with(GPU_SEGMENTS.max(self.config.threads.max(1)), || None);
         let out = match &mut self.detectors {
             Detectors::Custom(det) => {
                 let mut t = seed;
                 let det = Det::Other(det.as_mut());
-                vec![track_chunk(det, &mut t, frames, first_index, k, roi_scale).map(|o| (o, t))]
+                let mesh = meshes.swap_remove(0);
+                vec![track_chunk(det, mesh, &mut t, frames, first_index, how).map(|o| (o, t))]
             }
             Detectors::Blaze(dets) => {
                 let chunk = frames.len().div_ceil(dets.len()).max(1);
                 let results: Vec<Result<(Vec<_>, Tracker), FaceError>> = std::thread::scope(|s| {
                     let handles: Vec<_> = frames
                         .chunks(chunk)
-                        .zip(dets.iter_mut())
+                        .zip(dets.iter_mut().zip(meshes))
                         .enumerate()
-                        .map(|(c, (part, det))| {
+                        .map(|(c, (part, (det, mesh)))| {
                             let mut t = seed.clone();
                             let start = first_index + (c * chunk) as u64;
                             s.spawn(move || {
-                                track_chunk(Det::Blaze(det), &mut t, part, start, k, roi_scale)
+                                track_chunk(Det::Blaze(det), mesh, &mut t, part, start, how)
                                     .map(|o| (o, t))
                             })
                         })
@@ -312,15 +403,15 @@ impl FaceProcessor {
                 let results: Vec<Result<(Vec<_>, Tracker), FaceError>> = std::thread::scope(|s| {
                     let handles: Vec<_> = frames
                         .chunks(chunk)
-                        .zip(proxies)
+                        .zip(proxies.into_iter().zip(meshes))
                         .enumerate()
-                        .map(|(c, (part, proxy))| {
+                        .map(|(c, (part, (proxy, mesh)))| {
                             let mut t = seed.clone();
                             let start = first_index + (c * chunk) as u64;
                             let mut det = BlazeFace::with_backend(Box::new(proxy), decode);
                             s.spawn(move || {
-                                track_chunk(Det::Blaze(&mut det), &mut t, part, start, k, roi_scale)
-                                    .map(|o| (o, t))
+                                let det = Det::Blaze(&mut det);
+                                track_chunk(det, mesh, &mut t, part, start, how).map(|o| (o, t))
                             })
                         })
                         .collect();
@@ -348,16 +439,36 @@ impl FaceProcessor {
     fn align_one(
         &mut self,
         index: u64,
-        det: Option<Detection>,
-        faces: u32,
-    ) -> Result<((FaceRecord, Option<Affine2>), (u32, FaceAction)), FaceError> {
+        found: Found,
+    ) -> Result<
+        (
+            (FaceRecord, Option<Affine2>),
+            (u32, FaceAction, Option<NoFaceReason>),
+        ),
+        FaceError,
+    > {
         let r = self.config.resolution;
+        let Found {
+            det,
+            faces,
+            mesh,
+            presence,
+        } = found;
+        let one_euro = self.config.smoothing == Smoothing::OneEuro;
+        let mut points: Vec<[f32; 2]> = mesh
+            .map(|m| m.points.iter().map(|p| [p[0], p[1]]).collect())
+            .unwrap_or_default();
         let aligned = det.and_then(|mut d| {
-            if self.config.smoothing == Smoothing::OneEuro {
+            if one_euro {
                 self.smoother
                     .filter_landmarks(&self.config.one_euro, &mut d.landmarks[..4]);
+                self.mesh_smoother
+                    .filter_landmarks(&self.config.one_euro, &mut points);
             }
-            let mut t = align::to_crop(&d.landmarks, r)?;
+            let mut t = match self.config.alignment {
+                Alignment::LatentSync => align::latentsync_to_crop(&points, r)?,
+                _ => align::to_crop(&d.landmarks, r)?,
+            };
             if self.config.smoothing == Smoothing::TranslationEma {
                 self.smoother.filter_translation(&mut t);
             }
@@ -374,11 +485,20 @@ impl FaceProcessor {
                 bbox: d.bbox,
                 landmarks: d.landmarks,
                 score: d.score,
+                mouth_open: mouth_open(&points),
+                mesh: points,
+                presence,
             };
-            return Ok(((record, Some(t)), (faces, FaceAction::Aligned)));
+            return Ok(((record, Some(t)), (faces, FaceAction::Aligned, None)));
         }
         self.smoother.reset();
+        self.mesh_smoother.reset();
         self.gap += 1;
+        let reason = Some(if faces > 0 && presence.is_some() {
+            NoFaceReason::LowPresence
+        } else {
+            NoFaceReason::NotDetected
+        });
         let mut record = FaceRecord {
             index,
             found: false,
@@ -387,6 +507,9 @@ impl FaceProcessor {
             bbox: Rect::default(),
             landmarks: Vec::new(),
             score: 0.0,
+            mesh: Vec::new(),
+            mouth_open: None,
+            presence,
         };
         match self.config.no_face {
             NoFacePolicy::Error => Err(FaceError::NoFace { frame: index }),
@@ -394,12 +517,12 @@ impl FaceProcessor {
                 match self.last_transform {
                     Some(t) => {
                         record.to_crop = t;
-                        Ok(((record, Some(t)), (faces, FaceAction::Interpolated)))
+                        Ok(((record, Some(t)), (faces, FaceAction::Interpolated, reason)))
                     }
-                    None => Ok(((record, None), (faces, FaceAction::PassedThrough))),
+                    None => Ok(((record, None), (faces, FaceAction::PassedThrough, reason))),
                 }
             }
-            _ => Ok(((record, None), (faces, FaceAction::PassedThrough))),
+            _ => Ok(((record, None), (faces, FaceAction::PassedThrough, reason))),
         }
     }
 
@@ -514,60 +637,98 @@ impl Det<'_> {
     }
 }
 
+/// How [`track_chunk`] tracks.
+#[derive(Debug, Clone, Copy)]
+struct Track {
+    /// Full detection every k-th frame.
+    every: u32,
+    /// Side of the tracking region in multiples of the last box's larger side.
+    roi_scale: f32,
+    /// Mesh presence below which a face is rejected.
+    min_presence: f32,
+}
+
 /// Detects through `frames` in order: following the last face when there is one (falling back
 /// to the whole frame when that finds nothing); on frames between full detections
 /// (`every` > 1) a single BlazeFace pass from the last face, or the last detection reused.
+/// With a `mesh`, runs it on the chosen face (MediaPipe's region of the detection) and drops
+/// the face when the mesh's presence is below `min_presence`.
 fn track_chunk(
     mut det: Det<'_>,
+    mut mesh: Option<&mut CpuFaceMesh>,
     t: &mut Tracker,
     frames: &[Frame],
     first_index: u64,
-    every: u32,
-    roi_scale: f32,
-) -> Result<Vec<(Option<Detection>, u32)>, FaceError> {
+    how: Track,
+) -> Result<Vec<Found>, FaceError> {
+    let Track {
+        every,
+        roi_scale,
+        min_presence,
+    } = how;
     let mut out = Vec::with_capacity(frames.len());
     for (i, image) in frames.iter().enumerate() {
         let index = first_index + i as u64;
         let predicted = t.predicted();
+        let mut light = None;
         if let Some(last) = &t.last
             && let Some(guess) = &predicted
             && t.since_detect > 0
             && t.since_detect < every
         {
-            let light = match &mut det {
+            light = match &mut det {
                 Det::Blaze(b) => b.follow(image, guess, 1)?.pop(),
                 Det::Other(_) => Some(last.clone()),
             };
-            if let Some(d) = light {
-                t.since_detect += 1;
-                t.found(Some(d.clone()));
-                out.push((Some(d), 1));
-                continue;
-            }
         }
-        let roi = t.track.map(|b| {
-            let side = b.w.max(b.h) * roi_scale;
-            let [cx, cy] = b.centre();
-            Rect {
-                x: cx - side / 2.0,
-                y: cy - side / 2.0,
-                w: side,
-                h: side,
+        let (best, n) = match light {
+            Some(d) => (Some(d), 1),
+            None => {
+                let roi = t.track.map(|b| {
+                    let side = b.w.max(b.h) * roi_scale;
+                    let [cx, cy] = b.centre();
+                    Rect {
+                        x: cx - side / 2.0,
+                        y: cy - side / 2.0,
+                        w: side,
+                        h: side,
+                    }
+                });
+                let det = det.detector();
+                let mut faces = match (&predicted, roi) {
+                    (Some(guess), Some(roi)) => det.track(index, image, guess, roi)?,
+                    _ => det.detect(index, image, roi)?,
+                };
+                if faces.is_empty() && roi.is_some() {
+                    faces = det.detect(index, image, None)?;
+                }
+                let n = faces.len() as u32;
+                t.since_detect = 0;
+                (largest(faces), n)
             }
-        });
-        let det = det.detector();
-        let mut faces = match (&predicted, roi) {
-            (Some(guess), Some(roi)) => det.track(index, image, guess, roi)?,
-            _ => det.detect(index, image, roi)?,
         };
-        if faces.is_empty() && roi.is_some() {
-            faces = det.detect(index, image, None)?;
+        let mut found = Found {
+            det: best,
+            faces: n,
+            mesh: None,
+            presence: None,
+        };
+        if let (Some(m), Some(d)) = (mesh.as_deref_mut(), &found.det) {
+            let fm = m.landmarks(image, &facemesh::region_from_detection(d));
+            found.presence = Some(fm.presence);
+            if fm.presence < min_presence {
+                found.det = None;
+            } else {
+                found.mesh = Some(fm);
+            }
         }
-        let n = faces.len() as u32;
-        let best = largest(faces);
-        t.since_detect = u32::from(best.is_some());
-        t.found(best.clone());
-        out.push((best, n));
+        t.since_detect = if found.det.is_some() {
+            t.since_detect + 1
+        } else {
+            0
+        };
+        t.found(found.det.clone());
+        out.push(found);
     }
     Ok(out)
 }
@@ -589,7 +750,7 @@ fn largest(faces: Vec<Detection>) -> Option<Detection> {
 fn interpolate_gaps(
     records: &mut [FaceRecord],
     jobs: &mut [(usize, Affine2)],
-    actions: &[(u32, FaceAction)],
+    actions: &[(u32, FaceAction, Option<NoFaceReason>)],
 ) {
     let mut i = 0;
     while i < actions.len() {
@@ -626,6 +787,7 @@ fn interpolate_gaps(
 mod tests {
     use super::*;
     use crate::testutil::{astronaut, place};
+    use progress_core::Event;
 
     /// Astronaut's face centre (from the detector on the unwarped photo, rounded).
     const FACE: [f64; 2] = [222.0, 118.0];
@@ -923,6 +1085,197 @@ mod tests {
         assert!(eye[0] < 128.0 && eye[1] < 128.0, "{eye:?}");
     }
 
+    /// The mesh's eye corners and mouth corners (in `facemesh::idx`), with names for tables.
+    const MESH_POINTS: [(&str, usize); 6] = [
+        ("eye L outer", facemesh::idx::EYE_LEFT_OUTER),
+        ("eye L inner", facemesh::idx::EYE_LEFT_INNER),
+        ("eye R inner", facemesh::idx::EYE_RIGHT_INNER),
+        ("eye R outer", facemesh::idx::EYE_RIGHT_OUTER),
+        ("mouth L", facemesh::idx::MOUTH_LEFT),
+        ("mouth R", facemesh::idx::MOUTH_RIGHT),
+    ];
+
+    /// Per point of [`MESH_POINTS`], the worst and mean distance (frame pixels) over the clip
+    /// between the mesh point the stage reports and where the exact motion puts frame 0's.
+    fn mesh_motion_errors(
+        config: FaceConfig,
+        motions: &[Affine2],
+        frames: &[Frame],
+    ) -> Vec<[f64; 2]> {
+        let mut stage = FaceProcessor::new(&Compute::Cpu, config).unwrap();
+        let recs = stage
+            .process_batch(frames, &detached(frames.len()))
+            .unwrap();
+        let back = motions[0].inverse().unwrap();
+        MESH_POINTS
+            .iter()
+            .map(|&(_, i)| {
+                let p0 = recs[0].mesh[i];
+                let photo = back.apply([f64::from(p0[0]), f64::from(p0[1])]);
+                let errs: Vec<f64> = recs
+                    .iter()
+                    .zip(motions)
+                    .map(|(r, t)| {
+                        assert!(r.found, "frame {}", r.index);
+                        let want = t.apply(photo);
+                        let got = r.mesh[i];
+                        (f64::from(got[0]) - want[0]).hypot(f64::from(got[1]) - want[1])
+                    })
+                    .collect();
+                [worst(&errs), mean(&errs)]
+            })
+            .collect()
+    }
+
+    /// FaceMesh on the talking-head clip (known motion, frame 0 as reference): every eye corner
+    /// and mouth corner within 2 px of where the exact motion puts frame 0's (default config:
+    /// One-Euro smoothing). Prints the table (`-- --nocapture`).
+    #[test]
+    #[allow(clippy::print_stdout)]
+    fn mesh_points_follow_the_known_motion() {
+        let (motions, frames) = clip(24, 0.25);
+        let errors = mesh_motion_errors(FaceConfig::default(), &motions, &frames);
+        println!("mesh point      worst px  mean px (talking-head clip, 24 frames, 640x360)");
+        for ((name, i), [w, m]) in MESH_POINTS.iter().zip(&errors) {
+            println!("{name:<11} {i:>3}  {w:>8.2}  {m:>7.2}");
+        }
+        for ((name, _), [w, _]) in MESH_POINTS.iter().zip(&errors) {
+            assert!(*w < 2.0, "{name}: worst {w:.2} px");
+        }
+    }
+
+    /// Every found frame carries the 468 points, a presence and a mouth-open measure, and its
+    /// face status says so; a detection the mesh does not confirm (a box on a flat wall, from
+    /// a landmark file) is "no face" with reason `low_presence`.
+    #[test]
+    fn mesh_presence_gates_faces_and_statuses_carry_it() {
+        use std::sync::{Arc, Mutex};
+        let seen: Arc<Mutex<Vec<Event>>> = Arc::default();
+        let sink = Arc::clone(&seen);
+        let progress = progress_core::Progress::builder()
+            .sink(move |e: &Event| {
+                if matches!(e, Event::FaceStatus { .. }) {
+                    sink.lock().unwrap().push(e.clone());
+                }
+                progress_core::Control::Continue
+            })
+            .start();
+        let phase = progress.phase("Processing faces", Some(2), "frames");
+        let mut stage = FaceProcessor::new(&Compute::Cpu, FaceConfig::default()).unwrap();
+        let recs = stage.process_batch(&[astronaut()], &phase).unwrap();
+        assert!(recs[0].found);
+        assert_eq!(recs[0].mesh.len(), facemesh::NUM_LANDMARKS);
+        assert!(recs[0].presence.unwrap() > 0.9);
+        let open = recs[0].mouth_open.unwrap();
+        assert!(
+            (0.0..0.2).contains(&open),
+            "closed mouth in the photo: {open}"
+        );
+        // A "face" in the flat top-left corner of a grey frame.
+        let text = r#"{"frames":[{"index":1,"faces":[{"box":[10,10,100,100],
+            "landmarks":[[35,45],[85,45],[60,70],[60,90],[60,95]]}]}]}"#;
+        let file = crate::LandmarkFile::parse("wall.json", text).unwrap();
+        let mut stage =
+            FaceProcessor::with_detector(&Compute::Cpu, FaceConfig::default(), Box::new(file))
+                .unwrap();
+        let grey = Frame::filled(320, 240, [128, 128, 128]);
+        stage.next_index = 1;
+        let recs = stage.process_batch(&[grey], &phase).unwrap();
+        assert!(!recs[0].found && recs[0].crop.is_none());
+        assert!(recs[0].presence.unwrap() < 0.5);
+        phase.finish();
+        progress.shutdown();
+        let seen = seen.lock().unwrap();
+        let [first, second] = seen.as_slice() else {
+            panic!("{seen:?}")
+        };
+        let Event::FaceStatus {
+            action: FaceAction::Aligned,
+            mouth_open: Some(_),
+            presence: Some(_),
+            reason: None,
+            ..
+        } = first
+        else {
+            panic!("{first:?}")
+        };
+        let Event::FaceStatus {
+            action: FaceAction::PassedThrough,
+            faces: 1,
+            reason: Some(NoFaceReason::LowPresence),
+            ..
+        } = second
+        else {
+            panic!("{second:?}")
+        };
+    }
+
+    /// LatentSync alignment on the talking-head clip: the reference's three points (brow and
+    /// nose means of the mesh) land near its template (a least-squares similarity of 3 points:
+    /// within 8 crop pixels at R = 256), the photo's points stay within 2 crop pixels of where
+    /// frame 0 puts them whatever the motion, and the crop frames the face like the default
+    /// template (eyes within 8 % of R).
+    #[test]
+    fn latentsync_alignment_puts_its_points_on_the_reference_template() {
+        let (motions, frames) = clip(16, 0.25);
+        let cfg = FaceConfig {
+            alignment: Alignment::LatentSync,
+            ..FaceConfig::default()
+        };
+        let mut stage = FaceProcessor::new(&Compute::Cpu, cfg).unwrap();
+        let recs = stage
+            .process_batch(&frames, &detached(frames.len()))
+            .unwrap();
+        let mut plain = FaceProcessor::new(&Compute::Cpu, FaceConfig::default()).unwrap();
+        let base = plain.process_batch(&frames[..1], &detached(1)).unwrap();
+        let photo_pts = align::latentsync_points(&recs[0].mesh)
+            .unwrap()
+            .map(|p| motions[0].inverse().unwrap().apply(p));
+        let want: Vec<[f64; 2]> = photo_pts
+            .iter()
+            .map(|&p| recs[0].to_crop.apply(motions[0].apply(p)))
+            .collect();
+        for (r, t) in recs.iter().zip(&motions) {
+            assert!(r.found, "frame {}", r.index);
+            let pts = align::latentsync_points(&r.mesh).unwrap();
+            for (p, t) in pts.iter().zip(align::LATENTSYNC_TEMPLATE) {
+                let got = r.to_crop.apply(*p);
+                let at = [t[0] * 256.0 / 75.0, t[1] * 256.0 / 100.0];
+                let d = (got[0] - at[0]).hypot(got[1] - at[1]);
+                assert!(d < 8.0, "frame {}: {got:?} vs template {at:?}", r.index);
+            }
+            for (p, w) in photo_pts.iter().zip(&want) {
+                let got = r.to_crop.apply(t.apply(*p));
+                let d = (got[0] - w[0]).hypot(got[1] - w[1]);
+                assert!(d < 2.0, "frame {}: {got:?} vs frame 0 {w:?}", r.index);
+            }
+        }
+        for k in 0..2 {
+            let eye = base[0].landmarks[k];
+            let eye = [f64::from(eye[0]), f64::from(eye[1])];
+            let (a, b) = (recs[0].to_crop.apply(eye), base[0].to_crop.apply(eye));
+            let d = (a[0] - b[0]).hypot(a[1] - b[1]);
+            assert!(
+                d < 0.08 * 256.0,
+                "eye {k}: latentsync {a:?} vs template {b:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn latentsync_without_the_mesh_is_a_config_error() {
+        let cfg = FaceConfig {
+            alignment: Alignment::LatentSync,
+            mesh: None,
+            ..FaceConfig::default()
+        };
+        let err = FaceProcessor::new(&Compute::Cpu, cfg).unwrap_err();
+        assert!(err.to_string().contains("latentsync"), "{err}");
+        assert_eq!("latentsync".parse::<Alignment>(), Ok(Alignment::LatentSync));
+        assert_eq!(Alignment::Template.to_string(), "template");
+        assert!("lat".parse::<Alignment>().is_err());
+    }
+
     #[test]
     fn gpu_detection_agrees_with_cpu() {
         let compute = gpu::acquire(&gpu::GpuOptions {
@@ -958,7 +1311,7 @@ mod tests {
         assert_eq!(auto.detects_on_gpu(), hardware, "{:?}", ctx.adapter_info());
         let a = cpu.process_batch(&frames, &detached(16)).unwrap();
         let b = gpu.process_batch(&frames, &detached(16)).unwrap();
-        // The network agrees within 2e-3 relative per output (blazeface_gpu tests); keypoint
+        // The network agrees within 2e-3 relative per output (face-net's gpu tests); keypoint
         // regressors are ≤ ~64 input px, i.e. ≤ 0.13 input px ≈ 0.3 source px per pass at
         // this face size. Required: every keypoint within 0.3 px (measured: 1e-4 px).
         for (x, y) in a.iter().zip(&b) {

@@ -7,7 +7,7 @@ use frame::{Affine2, Frame};
 use gpu::{GpuContext, GrowBuffer, Readback, wgpu};
 
 use crate::FaceError;
-use crate::model::floor_i64;
+use face_net::floor_i64;
 
 const SHADER: &str = include_str!("../shaders/face_warp.wgsl");
 const WORKGROUP: u32 = 64;

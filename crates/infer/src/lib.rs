@@ -104,7 +104,85 @@ pub struct ChunkInput<'a> {
     /// The model's own audio features, when it asked for them
     /// ([`LipSyncModel::feature_builder`]); `None` for models that read `audio`.
     pub features: Option<&'a dyn FrameFeatures>,
+    /// Where each face's mouth is, in crop pixels (from a face mesh), one per face, or empty
+    /// when unknown (the model then assumes its default geometry).
+    pub mouths: &'a [Option<MouthPlacement>],
 }
+
+/// Where a face's mouth is in its R×R crop (pixels), from a face mesh's lip contours.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MouthPlacement {
+    /// The lower-face region (a convex polygon, e.g. the hull of the jaw line and the lips,
+    /// see [`convex_hull`]) the edit stays inside; empty: no limit but the mask.
+    pub region: Vec<[f32; 2]>,
+    /// The mouth corners, image-left then image-right.
+    pub corners: [[f32; 2]; 2],
+    /// The middle of the upper lip's inner edge.
+    pub upper_inner: [f32; 2],
+    /// The middle of the lower lip's inner edge.
+    pub lower_inner: [f32; 2],
+    /// The chin's lowest point.
+    pub chin: [f32; 2],
+    /// Half the jaw's width at the mouth (the region the displacement moves).
+    pub jaw_half_width: f32,
+}
+
+/// The convex hull of `points`, counter-clockwise in image coordinates (y down: clockwise on
+/// screen), without collinear points (Andrew's monotone chain). Fewer than 3 distinct points
+/// give what there is.
+pub fn convex_hull(points: &[[f32; 2]]) -> Vec<[f32; 2]> {
+    let mut p: Vec<[f32; 2]> = points.to_vec();
+    p.sort_by(|a, b| a[0].total_cmp(&b[0]).then(a[1].total_cmp(&b[1])));
+    p.dedup();
+    if p.len() < 3 {
+        return p;
+    }
+    let cross = |o: [f32; 2], a: [f32; 2], b: [f32; 2]| {
+        (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+    };
+    let mut hull: Vec<[f32; 2]> = Vec::with_capacity(2 * p.len());
+    for pass in 0..2 {
+        let start = hull.len();
+        let iter: Box<dyn Iterator<Item = &[f32; 2]>> = if pass == 0 {
+            Box::new(p.iter())
+        } else {
+            Box::new(p.iter().rev())
+        };
+        for &q in iter {
+            while hull.len() >= start + 2
+                && cross(hull[hull.len() - 2], hull[hull.len() - 1], q) <= 0.0
+            {
+                hull.pop();
+            }
+            hull.push(q);
+        }
+        hull.pop();
+    }
+    hull
+}
+
+/// A soft mask of a convex polygon (as [`convex_hull`] gives it): 1 inside at least
+/// `feather` pixels from every edge, 0 outside, linear in between (the distance to the
+/// nearest edge line). 1 everywhere for fewer than 3 points.
+pub fn polygon_weight(polygon: &[[f32; 2]], feather: f32, x: f32, y: f32) -> f32 {
+    if polygon.len() < 3 {
+        return 1.0;
+    }
+    let mut inside = f32::MAX;
+    for (i, a) in polygon.iter().enumerate() {
+        let b = polygon[(i + 1) % polygon.len()];
+        let (ex, ey) = (b[0] - a[0], b[1] - a[1]);
+        let len = (ex * ex + ey * ey).sqrt();
+        if len <= 0.0 {
+            continue;
+        }
+        // Positive on the polygon's side (counter-clockwise in image coordinates).
+        let d = (ex * (y - a[1]) - ey * (x - a[0])) / len;
+        inside = inside.min(d);
+    }
+    (inside / feather.max(1e-3)).clamp(0.0, 1.0)
+}
+
 
 /// Per-video-frame audio windows of a model's own features (Wav2Lip's 80×16 mel windows...).
 pub trait FrameFeatures: Send + Sync + std::fmt::Debug {

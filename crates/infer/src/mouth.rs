@@ -4,7 +4,7 @@ use frame::Frame;
 
 use crate::poisson::{CpuSolver, Domain};
 use crate::poisson_gpu::GpuSolver;
-use crate::{ChunkInput, InferError, LipSyncModel, StepStats};
+use crate::{ChunkInput, InferError, LipSyncModel, MouthPlacement, StepStats};
 
 /// Where the mouth and the regenerated region lie in an aligned R×R crop, in units of R
 /// (crop-relative: `x = 0.5` is the crop's centre column, `y = 1.0` its bottom edge).
@@ -192,23 +192,36 @@ impl MouthModel {
     }
 }
 
-/// The displacement field and inner-mouth darkening of one crop, in pixels.
-#[derive(Debug, Clone, Copy)]
+/// The displacement field and inner-mouth darkening of one crop, in pixels. Positions are
+/// taken in the mouth's frame: `u` along the mouth line (corner to corner), `v` across it
+/// (towards the chin), from the middle between the inner lips.
+#[derive(Debug, Clone)]
 pub(crate) struct Edit {
+    /// The convex region the edit stays inside (feathered over [`FEATHER`] px); empty: none.
+    region: Vec<[f32; 2]>,
     cx: f32,
     cy: f32,
-    /// Lower-lip displacement at the mouth centre (px).
+    /// Unit vector along the mouth line (image-left to image-right corner).
+    along: [f32; 2],
+    /// Lower-lip displacement at the mouth centre (px), along `v`.
     amp: f32,
     jaw_hw: f32,
     ramp_lo: f32,
     ramp_hi: f32,
+    /// `v` of the chin and of the mask's bottom edge.
     chin: f32,
     bottom: f32,
     bottom_keep: f32,
     gap_hw: f32,
+    /// `v` of the upper and lower lips' inner edges before the edit.
+    upper: f32,
+    lower: f32,
     inner: [f32; 3],
     darkness: f32,
 }
+
+/// Pixels over which an edit fades out inside its region's edge.
+const FEATHER: f32 = 4.0;
 
 fn smoothstep(e0: f32, e1: f32, x: f32) -> f32 {
     let t = ((x - e0) / (e1 - e0)).clamp(0.0, 1.0);
@@ -216,49 +229,108 @@ fn smoothstep(e0: f32, e1: f32, x: f32) -> f32 {
 }
 
 impl Edit {
-    pub(crate) fn new(p: &MouthParams, size: u32, opening: f32, bottom: f32) -> Self {
+    /// The edit of one face: at the default geometry, or where `placement` says the mouth is
+    /// (the lip line between the inner lips, turned with the mouth corners, sized by the
+    /// mouth's width relative to the default geometry's).
+    pub(crate) fn new(
+        p: &MouthParams,
+        size: u32,
+        opening: f32,
+        bottom: f32,
+        placement: Option<&MouthPlacement>,
+    ) -> Self {
         let r = size as f32;
         let g = &p.geometry;
-        let cy = g.mouth_centre[1] * r;
+        let default_hw = g.mouth_half_width * r;
+        let (cx, cy, along, mouth_hw, jaw_hw, chin, upper, lower) = match placement {
+            None => (
+                g.mouth_centre[0] * r,
+                g.mouth_centre[1] * r,
+                [1.0, 0.0],
+                default_hw,
+                g.jaw_half_width * r,
+                g.chin_y * r,
+                0.0,
+                0.0,
+            ),
+            Some(m) => {
+                let [l, rt] = m.corners;
+                let (dx, dy) = (rt[0] - l[0], rt[1] - l[1]);
+                let len = (dx * dx + dy * dy).sqrt().max(1.0);
+                let along = [dx / len, dy / len];
+                let cx = (m.upper_inner[0] + m.lower_inner[0]) / 2.0;
+                let cy = (m.upper_inner[1] + m.lower_inner[1]) / 2.0;
+                let v = |q: [f32; 2]| -along[1] * (q[0] - cx) + along[0] * (q[1] - cy);
+                (
+                    cx,
+                    cy,
+                    along,
+                    len / 2.0,
+                    m.jaw_half_width.max(len / 2.0),
+                    cy + v(m.chin),
+                    v(m.upper_inner),
+                    v(m.lower_inner),
+                )
+            }
+        };
+        let k = mouth_hw / default_hw;
         Self {
-            cx: g.mouth_centre[0] * r,
+            region: placement.map(|m| m.region.clone()).unwrap_or_default(),
+            cx,
             cy,
-            amp: p.max_open * r * opening.clamp(0.0, 1.0),
-            jaw_hw: g.jaw_half_width * r,
+            along,
+            amp: p.max_open * r * k * opening.clamp(0.0, 1.0),
+            jaw_hw,
             // The lower lip starts moving just below the lip line; the ramp is wide enough
             // (0.12 R against at most 0.07 R of displacement) that the warp never folds.
-            ramp_lo: cy - 0.02 * r,
-            ramp_hi: cy + 0.10 * r,
-            chin: g.chin_y * r,
-            bottom,
+            ramp_lo: lower - 0.02 * r * k,
+            ramp_hi: lower + 0.10 * r * k,
+            chin: chin - cy,
+            bottom: bottom - cy,
             bottom_keep: p.bottom_keep,
-            gap_hw: g.mouth_half_width * r * 0.85,
+            gap_hw: mouth_hw * 0.85,
+            upper,
+            lower,
             inner: p.inner_colour,
             darkness: p.darkness,
         }
     }
 
-    /// Downward displacement at `(x, y)`.
+    /// `(u, v)` of pixel `(x, y)` in the mouth's frame.
+    fn frame(&self, x: f32, y: f32) -> (f32, f32) {
+        let (dx, dy) = (x - self.cx, y - self.cy);
+        let [a, b] = self.along;
+        (a * dx + b * dy, -b * dx + a * dy)
+    }
+
+    /// How much of the edit applies at `(x, y)`: 1 inside the region, fading to 0 at its edge.
+    fn inside(&self, x: f32, y: f32) -> f32 {
+        crate::polygon_weight(&self.region, FEATHER, x, y)
+    }
+
+    /// Displacement at `(x, y)` towards the chin.
     fn displacement(&self, x: f32, y: f32) -> f32 {
-        let u = (x - self.cx).abs() / self.jaw_hw;
-        let wx = 1.0 - smoothstep(0.4, 1.0, u);
-        let mut wy = smoothstep(self.ramp_lo, self.ramp_hi, y);
+        let (u, v) = self.frame(x, y);
+        let wx = 1.0 - smoothstep(0.4, 1.0, u.abs() / self.jaw_hw);
+        let mut wy = smoothstep(self.ramp_lo, self.ramp_hi, v);
         if self.bottom > self.chin {
-            wy *= 1.0 - (1.0 - self.bottom_keep) * smoothstep(self.chin, self.bottom, y);
+            wy *= 1.0 - (1.0 - self.bottom_keep) * smoothstep(self.chin, self.bottom, v);
         }
         self.amp * wx * wy
     }
 
     /// How much of the inner-mouth colour covers `(x, y)` (0–1, soft-edged ellipse between
-    /// the lips, fading in over the first 2 px of opening).
+    /// the upper lip's inner edge and the moved lower lip's, fading in over the first 2 px of
+    /// opening).
     fn gap(&self, x: f32, y: f32) -> f32 {
         if self.amp <= 0.0 {
             return 0.0;
         }
-        let ay = self.amp * 0.5 + 0.5;
-        let ey = self.cy + self.amp * 0.5;
-        let dx = (x - self.cx) / self.gap_hw;
-        let dy = (y - ey) / ay;
+        let (u, v) = self.frame(x, y);
+        let ay = (self.lower + self.amp - self.upper) * 0.5 + 0.5;
+        let ey = (self.upper + self.lower + self.amp) * 0.5;
+        let dx = u / self.gap_hw;
+        let dy = (v - ey) / ay;
         let r = (dx * dx + dy * dy).sqrt();
         (1.0 - smoothstep(0.75, 1.0, r)) * smoothstep(0.0, 2.0, self.amp) * self.darkness
     }
@@ -296,11 +368,17 @@ impl Edit {
         for y in by0..by1 {
             for x in bx0..bx1 {
                 let (xf, yf) = (x as f32, y as f32);
-                let d = self.displacement(xf, yf);
-                let a = self.gap(xf, yf);
+                let weight = self.inside(xf, yf);
+                if weight <= 0.0 {
+                    continue;
+                }
+                let d = self.displacement(xf, yf) * weight;
+                let a = self.gap(xf, yf) * weight;
                 let i = y as usize * w + x as usize;
+                // Towards the chin: perpendicular to the mouth line.
+                let (sx, sy) = (xf + self.along[1] * d, yf - self.along[0] * d);
                 for c in 0..3 {
-                    let v = sample(c, xf, yf - d);
+                    let v = sample(c, sx, sy);
                     out[c * plane + i] = v + (self.inner[c] - v) * a;
                 }
             }
@@ -343,7 +421,11 @@ impl LipSyncModel for MouthModel {
         let domain = Domain::new(chunk.mask);
         let bottom = domain.bbox[3] as f32;
         let edits: Vec<Edit> = (chunk.first_frame..last)
-            .map(|i| Edit::new(&self.params, size, opening[i], bottom))
+            .enumerate()
+            .map(|(k, i)| {
+                let placement = chunk.mouths.get(k).and_then(Option::as_ref);
+                Edit::new(&self.params, size, opening[i], bottom, placement)
+            })
             .collect();
         let inputs = crate::poisson::prepare(chunk.faces, &edits, chunk.mask, &domain);
         match &mut self.backend {

@@ -97,7 +97,7 @@ impl<M: LipSyncModel> Inferencer<M> {
         audio: &AudioFeatures,
         phase: &Phase,
     ) -> Result<Vec<Frame>, InferError> {
-        self.run_chunk_with(faces, first_frame, audio, None, phase)
+        self.run_chunk_placed(faces, &[], first_frame, audio, None, phase)
     }
 
     /// [`Inferencer::run_chunk`] with the model's own audio features (from its
@@ -112,6 +112,27 @@ impl<M: LipSyncModel> Inferencer<M> {
         features: Option<&dyn FrameFeatures>,
         phase: &Phase,
     ) -> Result<Vec<Frame>, InferError> {
+        self.run_chunk_placed(faces, &[], first_frame, audio, features, phase)
+    }
+
+    /// [`Self::run_chunk_with`] with each face's mouth placement (one per face, or empty), for
+    /// models that put their edit where the lips are (see [`ChunkInput::mouths`]).
+    pub fn run_chunk_placed(
+        &mut self,
+        faces: &[Frame],
+        mouths: &[Option<crate::MouthPlacement>],
+        first_frame: usize,
+        audio: &AudioFeatures,
+        features: Option<&dyn FrameFeatures>,
+        phase: &Phase,
+    ) -> Result<Vec<Frame>, InferError> {
+        if !mouths.is_empty() && mouths.len() != faces.len() {
+            return Err(InferError::Input(format!(
+                "{} mouth placements for {} faces from frame {first_frame}",
+                mouths.len(),
+                faces.len()
+            )));
+        }
         let Some(first) = faces.first() else {
             return Ok(Vec::new());
         };
@@ -140,6 +161,7 @@ impl<M: LipSyncModel> Inferencer<M> {
             audio,
             mask: &mask,
             features,
+            mouths,
         };
         let result = match self.model.schedule(self.config.steps, faces.len()) {
             Schedule::Refine(n_steps) => self.refine(&input, n_steps, phase),
@@ -233,10 +255,11 @@ pub trait ChunkRunner: Send {
         sample_rate: u32,
     ) -> Result<Option<Box<dyn FeatureBuilder>>, InferError>;
 
-    /// [`Inferencer::run_chunk_with`].
+    /// [`Inferencer::run_chunk_placed`].
     fn run_chunk(
         &mut self,
         faces: &[Frame],
+        mouths: &[Option<crate::MouthPlacement>],
         first_frame: usize,
         audio: &AudioFeatures,
         features: Option<&dyn FrameFeatures>,
@@ -256,12 +279,13 @@ impl<M: LipSyncModel + Send> ChunkRunner for Inferencer<M> {
     fn run_chunk(
         &mut self,
         faces: &[Frame],
+        mouths: &[Option<crate::MouthPlacement>],
         first_frame: usize,
         audio: &AudioFeatures,
         features: Option<&dyn FrameFeatures>,
         phase: &Phase,
     ) -> Result<Vec<Frame>, InferError> {
-        self.run_chunk_with(faces, first_frame, audio, features, phase)
+        self.run_chunk_placed(faces, mouths, first_frame, audio, features, phase)
     }
 }
 

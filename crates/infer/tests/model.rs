@@ -116,6 +116,7 @@ fn solve(
         audio,
         mask: &mask,
         features: None,
+        mouths: &[],
     };
     let mut state = model.begin_chunk(&chunk).unwrap();
     let res = (0..steps)

@@ -84,6 +84,9 @@ use media_io::{
 use progress_core::Phase;
 
 pub use frames::{AudioSource, FrameSink, FrameSource, RawAudio, RawSink, RawSource};
+/// How faces are aligned to the crop (`face_proc`'s option: the default template, or
+/// LatentSync's three mesh points).
+pub use face_proc::Alignment;
 pub use media_io;
 pub use model::{ModelSpec, PROVIDER_ENV, ParseModelError, build_model};
 
@@ -258,6 +261,9 @@ pub struct PipelineConfig {
     /// The ONNX Runtime library for learned models (default: `ORT_DYLIB_PATH`, else an
     /// installed `onnxruntime` Python package).
     pub onnx_runtime: Option<PathBuf>,
+    /// How faces are aligned to the crop (default: the template). A `latentsync:` model always
+    /// gets [`Alignment::LatentSync`], the alignment it was trained on.
+    pub alignment: Alignment,
 }
 
 impl Default for PipelineConfig {
@@ -274,6 +280,7 @@ impl Default for PipelineConfig {
             model: ModelSpec::Builtin,
             model_weight: 0.5,
             onnx_runtime: None,
+            alignment: Alignment::Template,
         }
     }
 }

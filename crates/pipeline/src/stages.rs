@@ -7,7 +7,9 @@
 
 use face_proc::{FaceConfig, FaceProcessor, FaceRecord};
 use gpu::Compute;
-use infer::{AudioFeatures, ChunkRunner, FeatureBuilder, FeatureStream, FrameFeatures};
+use infer::{
+    AudioFeatures, ChunkRunner, FeatureBuilder, FeatureStream, FrameFeatures, MouthPlacement,
+};
 use progress_core::{Cancelled, Level, Phase};
 use restore::{FacePaste, RestoreConfig, Restorer};
 
@@ -79,6 +81,12 @@ impl FaceStage {
         let face_config = FaceConfig {
             resolution: config.resolution,
             no_face,
+            // The LatentSync model was trained on its own three-point alignment.
+            alignment: if config.model.wants_latentsync_alignment() {
+                face_proc::Alignment::LatentSync
+            } else {
+                config.alignment
+            },
             ..FaceConfig::default()
         };
         let inner =
@@ -162,6 +170,37 @@ pub(crate) fn audio_features(
     }
 }
 
+/// Where the face mesh puts the mouth in the record's crop: the lower-face region (the hull of
+/// the jaw line and the lips: the model draws nothing outside it), corners, inner lips, chin,
+/// and half the jaw's width at the mouth (mesh points 58 and 288). `None` without a mesh.
+pub(crate) fn mouth_placement(record: &FaceRecord) -> Option<MouthPlacement> {
+    use face_proc::facemesh::idx;
+    let mesh = &record.mesh;
+    if mesh.len() < face_proc::facemesh::NUM_LANDMARKS {
+        return None;
+    }
+    let at = |i: usize| {
+        let p = record
+            .to_crop
+            .apply([f64::from(mesh[i][0]), f64::from(mesh[i][1])]);
+        [p[0] as f32, p[1] as f32]
+    };
+    let (jl, jr) = (at(58), at(288));
+    let hull: Vec<[f32; 2]> = idx::LOWER_FACE
+        .iter()
+        .chain(&idx::LIPS_OUTER)
+        .map(|&i| at(i))
+        .collect();
+    Some(MouthPlacement {
+        region: infer::convex_hull(&hull),
+        corners: [at(idx::MOUTH_LEFT), at(idx::MOUTH_RIGHT)],
+        upper_inner: at(idx::UPPER_LIP_INNER),
+        lower_inner: at(idx::LOWER_LIP_INNER),
+        chin: at(idx::CHIN),
+        jaw_half_width: ((jr[0] - jl[0]).powi(2) + (jr[1] - jl[1]).powi(2)).sqrt() / 2.0,
+    })
+}
+
 /// "Doing inference".
 pub(crate) struct InferStage {
     inner: Box<dyn ChunkRunner>,
@@ -221,10 +260,21 @@ impl InferStage {
                 .iter()
                 .filter_map(|f| f.record.crop.clone())
                 .collect();
+            let mouths: Vec<Option<MouthPlacement>> = chunk.faces[i..end]
+                .iter()
+                .map(|f| mouth_placement(&f.record))
+                .collect();
             let first = chunk.start as usize + i;
             let out = self
                 .inner
-                .run_chunk(&crops, first, &self.audio, self.features.as_deref(), phase)
+                .run_chunk(
+                    &crops,
+                    &mouths,
+                    first,
+                    &self.audio,
+                    self.features.as_deref(),
+                    phase,
+                )
                 .map_err(|e| match e {
                     infer::InferError::Cancelled(Cancelled) => PipelineError::Cancelled {
                         phase: crate::INFERENCE.into(),
@@ -288,5 +338,153 @@ impl RestoreStage {
                 }
             })?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use face_proc::facemesh::{self, CpuFaceMesh, Mesh, idx};
+    use infer::{InferConfig, Inferencer, MouthModel, MouthParams};
+    use std::time::Duration;
+    use frame::Frame;
+
+    fn astronaut() -> Frame {
+        let bytes: &[u8] = include_bytes!("../../../test-data/astronaut.png");
+        let mut reader = png::Decoder::new(std::io::Cursor::new(bytes))
+            .read_info()
+            .expect("png header");
+        let mut buf = vec![0; reader.output_buffer_size().expect("png size")];
+        let info = reader.next_frame(&mut buf).expect("png pixels");
+        buf.truncate(info.buffer_size());
+        Frame::new(info.width, info.height, buf).expect("frame")
+    }
+
+    /// Voiced "speech" at 16 kHz: harmonics of 140 Hz up to 3 kHz, syllables 1.5 per second
+    /// (the envelope `max(0, sin)`: half of the time silent).
+    fn speech(seconds: f64) -> Vec<f32> {
+        let rate = 16_000.0;
+        (0..(seconds * rate) as usize)
+            .map(|i| {
+                let t = i as f64 / rate;
+                let env = (std::f64::consts::TAU * 1.5 * t).sin().max(0.0);
+                let voice: f64 = (1..=21)
+                    .map(|k| (std::f64::consts::TAU * 140.0 * k as f64 * t).sin() / k as f64)
+                    .sum();
+                (0.3 * env * voice) as f32
+            })
+            .collect()
+    }
+
+    fn pearson(a: &[f64], b: &[f64]) -> f64 {
+        let n = a.len() as f64;
+        let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+        let cov: f64 = a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum();
+        let va: f64 = a.iter().map(|x| (x - ma).powi(2)).sum();
+        let vb: f64 = b.iter().map(|y| (y - mb).powi(2)).sum();
+        cov / (va * vb).sqrt()
+    }
+
+    /// The built-in model on the committed photo, placed by the face mesh: outside the
+    /// lower-face region (the hull of the jaw line and the lips) by more than 3 px the output
+    /// crop equals the input within 2 levels (the Poisson blend's reach), and the inner-lip gap
+    /// that FaceMesh measures on the output crops follows the speech envelope (Pearson
+    /// correlation with the model's mouth opening at least 0.7).
+    #[test]
+    #[allow(clippy::print_stdout)]
+    fn the_mouth_edit_stays_on_the_lips_and_follows_the_speech() {
+        let photo = astronaut();
+        let mut faces =
+            FaceProcessor::new(&Compute::Cpu, FaceConfig::default()).expect("face stage");
+        let phase = Phase::detached("test", None, "frames");
+        let rec = faces.process_batch(&[photo], &phase).unwrap().remove(0);
+        let crop = rec.crop.clone().expect("a face in the photo");
+        let placement = mouth_placement(&rec).expect("a mesh");
+        let n = 48;
+        let audio =
+            AudioFeatures::from_samples(&speech(n as f64 / 25.0), 1, 16_000, 25.0, n).unwrap();
+        let params = MouthParams::default();
+        let opening = audio.mouth_opening(params.gate_db);
+        let model = MouthModel::new(Compute::Cpu, params);
+        let mut inferencer = Inferencer::new(
+            model,
+            InferConfig {
+                chunk_size: 16,
+                steps: 20,
+                preview_interval: Duration::from_secs(3600),
+            },
+        );
+        let mut out = Vec::new();
+        for first in (0..n).step_by(16) {
+            let crops = vec![crop.clone(); 16];
+            let mouths = vec![Some(placement.clone()); 16];
+            out.extend(
+                inferencer
+                    .run_chunk_placed(&crops, &mouths, first, &audio, None, &phase)
+                    .unwrap(),
+            );
+        }
+        // Nothing drawn outside the region.
+        let region = &placement.region;
+        let outside = |x: f32, y: f32| {
+            region.iter().enumerate().any(|(i, a)| {
+                let b = region[(i + 1) % region.len()];
+                let (ex, ey) = (b[0] - a[0], b[1] - a[1]);
+                (ex * (y - a[1]) - ey * (x - a[0])) / (ex * ex + ey * ey).sqrt() < -3.0
+            })
+        };
+        let size = crop.width();
+        let mut worst = 0u8;
+        for face in &out {
+            for y in 0..size {
+                for x in 0..size {
+                    if outside(x as f32, y as f32) {
+                        let (a, b) = (face.pixel(x, y), crop.pixel(x, y));
+                        for c in 0..3 {
+                            worst = worst.max(a[c].abs_diff(b[c]));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(
+            worst <= 2,
+            "outside the lower face the output differs by {worst} levels"
+        );
+        // The lips part with the speech, as FaceMesh sees it on the output.
+        let to_crop = |p: &[f32; 2]| {
+            let q = rec.to_crop.apply([f64::from(p[0]), f64::from(p[1])]);
+            [q[0] as f32, q[1] as f32, 0.0]
+        };
+        let in_crop = Mesh {
+            points: rec.mesh.iter().map(to_crop).collect(),
+            presence: 1.0,
+        };
+        let mesh_region = facemesh::region_from_mesh(&in_crop);
+        let mut net = CpuFaceMesh::new().unwrap();
+        let gaps: Vec<f64> = out
+            .iter()
+            .map(|face| {
+                let m = net.landmarks(face, &mesh_region);
+                let (p, q) = (m.xy(idx::UPPER_LIP_INNER), m.xy(idx::LOWER_LIP_INNER));
+                f64::from((p[0] - q[0]).hypot(p[1] - q[1]))
+            })
+            .collect();
+        let want: Vec<f64> = opening.iter().map(|&v| f64::from(v)).collect();
+        let r = pearson(&gaps, &want);
+        let (lo, hi) = gaps
+            .iter()
+            .fold((f64::MAX, 0.0f64), |(l, h), &g| (l.min(g), h.max(g)));
+        println!(
+            "mouth edit: outside the region worst {worst} levels; inner-lip gap {lo:.1}..{hi:.1} px, correlation with the opening {r:.3}"
+        );
+        assert!(
+            hi - lo > 3.0,
+            "the lips hardly move: gap {lo:.1}..{hi:.1} px"
+        );
+        assert!(
+            r >= 0.7,
+            "gap/envelope correlation {r:.3} (gap {lo:.1}..{hi:.1} px)"
+        );
     }
 }

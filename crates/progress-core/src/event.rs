@@ -16,7 +16,7 @@
 //! | `run_progress` | `t`, `fraction` (0..1), `eta` (s) |
 //! | `message` | `t`, `phase`, `level` (`debug`/`info`/`warn`/`error`), `text` |
 //! | `preview` | `t`, `phase`, `frame`, `width`, `height`, `format` (`rgb8`/`png`), `data` (base64) |
-//! | `face_status` | `t`, `phase`, `frame`, `faces`, `action` (`aligned`/`passed_through`/`interpolated`/`failed`) |
+//! | `face_status` | `t`, `phase`, `frame`, `faces`, `action` (`aligned`/`passed_through`/`interpolated`/`failed`), `mouth_open` (inner-lip gap / mouth width, from the face mesh), `presence` (the mesh's face-presence score, 0..1), `reason` (why there is no face: `not_detected`/`low_presence`) |
 //! | `phase_finished` | `t`, `id`, `outcome` (`completed`/`failed`/`cancelled`/`abandoned`), `error`, `pos`, `total`, `elapsed` |
 //! | `run_finished` | `t`, `summary`: `elapsed`, `cancelled`, `phases`, `completed`, `failed`, `cancelled_phases`, `abandoned`, `dropped_previews`, `sink_failures` |
 //!
@@ -122,6 +122,16 @@ pub enum Event {
         faces: u32,
         /// What the stage did with the frame.
         action: FaceAction,
+        /// How open the mouth is (the gap between the inner lips over the mouth's width, from
+        /// the face mesh; about 0 closed, 0.3–0.6 wide open); `None` without a mesh.
+        #[serde(default)]
+        mouth_open: Option<f32>,
+        /// The face mesh's face-presence score (0..1); `None` without a mesh.
+        #[serde(default)]
+        presence: Option<f32>,
+        /// Why the frame has no usable face; `None` when it has one.
+        #[serde(default)]
+        reason: Option<NoFaceReason>,
     },
     /// A phase ended. Carries its final position: the last word on the phase.
     PhaseFinished {
@@ -194,6 +204,29 @@ pub enum FaceAction {
     Interpolated,
     /// No usable face and the policy is to fail.
     Failed,
+}
+
+/// Why a frame has no usable face, in a [`Event::FaceStatus`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum NoFaceReason {
+    /// The detector found no face.
+    NotDetected,
+    /// A face was detected but the face mesh's presence score is below the threshold (a
+    /// false detection, or a face turned away or covered).
+    LowPresence,
+}
+
+/// The optional details of a face status (see [`crate::Phase::face_status_detailed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct FaceDetail {
+    /// See [`Event::FaceStatus`]'s `mouth_open`.
+    pub mouth_open: Option<f32>,
+    /// See [`Event::FaceStatus`]'s `presence`.
+    pub presence: Option<f32>,
+    /// See [`Event::FaceStatus`]'s `reason`.
+    pub reason: Option<NoFaceReason>,
 }
 
 /// How a phase ended.

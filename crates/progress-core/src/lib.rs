@@ -66,7 +66,7 @@ mod phase;
 pub use cancel::{CancelToken, Cancelled};
 pub use dispatcher::{Control, Progress, ProgressBuilder, ProgressSink};
 pub use event::{
-    Event, FaceAction, ImageFormat, Level, Outcome, PhaseId, PreviewImage, RunSummary,
-    SCHEMA_VERSION,
+    Event, FaceAction, FaceDetail, ImageFormat, Level, NoFaceReason, Outcome, PhaseId,
+    PreviewImage, RunSummary, SCHEMA_VERSION,
 };
 pub use phase::{LocalCounter, Phase, ProgressIter, ProgressIterExt};

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use crate::cancel::{CancelToken, Cancelled};
-use crate::event::{Event, FaceAction, Level, Outcome, PhaseId, PreviewImage};
+use crate::event::{Event, FaceAction, FaceDetail, Level, Outcome, PhaseId, PreviewImage};
 
 /// `total` stored in an atomic: `u64::MAX` means unknown.
 const UNKNOWN_TOTAL: u64 = u64::MAX;
@@ -402,6 +402,18 @@ impl Phase {
 
     /// Reports how many faces frame `frame` had and what was done. Never lost.
     pub fn face_status(&self, frame: u64, faces: u32, action: FaceAction) {
+        self.face_status_detailed(frame, faces, action, FaceDetail::default());
+    }
+
+    /// [`Self::face_status`] with the mouth-open measure, the mesh presence and the reason
+    /// for a missing face. Never lost.
+    pub fn face_status_detailed(
+        &self,
+        frame: u64,
+        faces: u32,
+        action: FaceAction,
+        detail: FaceDetail,
+    ) {
         let run = &self.owner.run;
         run.send(Msg::Event(Event::FaceStatus {
             t: run.now(),
@@ -409,6 +421,9 @@ impl Phase {
             frame,
             faces,
             action,
+            mouth_open: detail.mouth_open,
+            presence: detail.presence,
+            reason: detail.reason,
         }));
     }
 

@@ -1,7 +1,8 @@
 //! The JSON schema of events, version 1: each event's exact JSON form, and round trips.
 
 use progress_core::{
-    Event, FaceAction, ImageFormat, Level, Outcome, PreviewImage, RunSummary, SCHEMA_VERSION,
+    Event, FaceAction, ImageFormat, Level, NoFaceReason, Outcome, PreviewImage, RunSummary,
+    SCHEMA_VERSION,
 };
 
 fn check(event: Event, json: &str) {
@@ -91,8 +92,26 @@ fn every_event_type() {
             frame: 7,
             faces: 0,
             action: FaceAction::PassedThrough,
+            mouth_open: None,
+            presence: None,
+            reason: None,
         },
-        r#"{"type":"face_status","t":4.0,"phase":2,"frame":7,"faces":0,"action":"passed_through"}"#,
+        r#"{"type":"face_status","t":4.0,"phase":2,"frame":7,"faces":0,"action":"passed_through",
+            "mouth_open":null,"presence":null,"reason":null}"#,
+    );
+    check(
+        Event::FaceStatus {
+            t: 4.5,
+            phase: 2,
+            frame: 8,
+            faces: 1,
+            action: FaceAction::PassedThrough,
+            mouth_open: Some(0.25),
+            presence: Some(0.125),
+            reason: Some(NoFaceReason::LowPresence),
+        },
+        r#"{"type":"face_status","t":4.5,"phase":2,"frame":8,"faces":1,"action":"passed_through",
+            "mouth_open":0.25,"presence":0.125,"reason":"low_presence"}"#,
     );
     check(
         Event::PhaseFinished {

@@ -516,6 +516,9 @@ fn with_previews() -> Vec<Event> {
             frame: 3,
             faces: 0,
             action: progress_core::FaceAction::Interpolated,
+            mouth_open: None,
+            presence: None,
+            reason: Some(progress_core::NoFaceReason::NotDetected),
         },
     );
     events

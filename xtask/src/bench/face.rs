@@ -1,20 +1,25 @@
 //! `cargo xtask bench face [rounds] [--detect-every K] [--passes P] [--gpu-detector]`: the face
 //! stage on 1280×720 frames (test-data/astronaut.png, the 512×512 photo, composited onto grey
 //! with a moving similarity: scale 1.0–1.4, roll ±10°, sweeping across the frame; 48 distinct
-//! frames looped `rounds` times, batches of 16), R = 256. Side by side: the CPU stage
-//! (`Compute::Cpu`: the CPU network on 2 threads, CPU warp) and the GPU stage (the adapter's
-//! warp; detection per `DetectBackend::Auto`, i.e. the CPU network on a software adapter, or the WGSL
-//! network with `--gpu-detector`), each with detection and warp only (detections replayed from
-//! the first run). `--detect-every` and `--passes` set `FaceConfig::detect_every` and
-//! `DecodeConfig::refine_passes` (defaults 1 and 8, the library's). Prints the configuration,
-//! the warp-only line, then last `face-bench: cpu_fps=<a> gpu_fps=<b> adapter=<name> R=256`.
+//! frames, batches of 16), R = 256. The CPU stage (`Compute::Cpu`: the CPU networks on 2
+//! threads, CPU warp) with the face mesh (the default) and without it, alternated (A B A B …,
+//! one pass over the clip each, `rounds` pairs, default 5), medians reported; then the GPU
+//! stage (the adapter's warp; detection per `DetectBackend::Auto`, i.e. the CPU network on a
+//! software adapter, or the WGSL network with `--gpu-detector`; mesh on the CPU), and each
+//! with detection and warp only (detections replayed from the first run). `--detect-every`
+//! and `--passes` set `FaceConfig::detect_every` and `DecodeConfig::refine_passes` (defaults
+//! 1 and 8, the library's). Also prints the mesh accuracy table: per eye corner and mouth
+//! corner, the worst and mean distance over the clip between the mesh point and where the
+//! exact motion puts frame 0's (frame pixels; the clip is placed nearest-neighbour, which alone
+//! moves a point by up to half a pixel). Prints the configuration, the warp-only line, the
+//! table, then last `face-bench: cpu_fps=<mesh on> cpu_fps_no_mesh=<off> gpu_fps=<b> …`.
 
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use face_proc::{
     DecodeConfig, DetectBackend, Detection, FaceConfig, FaceDetector, FaceError, FaceProcessor,
-    Rect,
+    Rect, facemesh,
 };
 use frame::{Affine2, Frame};
 use gpu::Compute;
@@ -69,9 +74,10 @@ fn place(src: &Frame, t: &Affine2) -> Frame {
     Frame::new(W, H, out).expect("frame size")
 }
 
-fn clip() -> Result<Vec<Frame>> {
+/// The clip's frames and their motions (photo → frame).
+fn clip() -> Result<(Vec<Frame>, Vec<Affine2>)> {
     let photo = astronaut()?;
-    Ok((0..DISTINCT)
+    let motions: Vec<Affine2> = (0..DISTINCT)
         .map(|i| {
             let a = i as f64 / DISTINCT as f64 * std::f64::consts::TAU;
             let about = Affine2::similarity(1.0, 0.0, -222.0, -118.0);
@@ -81,9 +87,67 @@ fn clip() -> Result<Vec<Frame>> {
                 640.0 + 200.0 * a.sin(),
                 300.0 + 60.0 * (2.0 * a).sin(),
             );
-            place(&photo, &t.after(&about))
+            t.after(&about)
         })
-        .collect())
+        .collect();
+    let frames = motions.iter().map(|t| place(&photo, t)).collect();
+    Ok((frames, motions))
+}
+
+/// The mesh's eye and mouth corners, named.
+const MESH_POINTS: [(&str, usize); 6] = [
+    ("eye_l_outer", facemesh::idx::EYE_LEFT_OUTER),
+    ("eye_l_inner", facemesh::idx::EYE_LEFT_INNER),
+    ("eye_r_inner", facemesh::idx::EYE_RIGHT_INNER),
+    ("eye_r_outer", facemesh::idx::EYE_RIGHT_OUTER),
+    ("mouth_l", facemesh::idx::MOUTH_LEFT),
+    ("mouth_r", facemesh::idx::MOUTH_RIGHT),
+];
+
+/// Prints, per point of [`MESH_POINTS`], the worst and mean distance over one pass of the
+/// clip between the reported mesh point and where the exact motion puts frame 0's.
+fn mesh_accuracy(config: &FaceConfig, frames: &[Frame], motions: &[Affine2]) -> Result<()> {
+    let mut stage = FaceProcessor::new(&Compute::Cpu, config.clone())?;
+    let phase = Phase::detached("Processing faces", Some(frames.len() as u64), "frames");
+    let mut recs = Vec::new();
+    for batch in frames.chunks(BATCH) {
+        recs.extend(stage.process_batch(batch, &phase)?);
+    }
+    if let Some(r) = recs.iter().find(|r| r.mesh.is_empty()) {
+        bail!("bench frame {} has no mesh", r.index);
+    }
+    let back = motions[0].inverse().context("motion 0 is invertible")?;
+    println!(
+        "face-bench mesh accuracy (frame 0 as reference, {} frames {W}x{H}):",
+        frames.len()
+    );
+    println!("  point        idx  worst_px  mean_px");
+    for (name, i) in MESH_POINTS {
+        let p0 = recs[0].mesh[i];
+        let photo = back.apply([f64::from(p0[0]), f64::from(p0[1])]);
+        let errs: Vec<f64> = recs
+            .iter()
+            .zip(motions)
+            .map(|(r, t)| {
+                let want = t.apply(photo);
+                (f64::from(r.mesh[i][0]) - want[0]).hypot(f64::from(r.mesh[i][1]) - want[1])
+            })
+            .collect();
+        let worst = errs.iter().copied().fold(0.0, f64::max);
+        let mean = errs.iter().sum::<f64>() / errs.len() as f64;
+        println!("  {name:<12} {i:>3}  {worst:>8.2}  {mean:>7.2}");
+    }
+    Ok(())
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 /// Runs `rounds` passes over the clip in batches; frames per second.
@@ -130,7 +194,7 @@ struct Options {
 fn options(args: &[String]) -> Result<Options> {
     let defaults = (FaceConfig::default(), DecodeConfig::default());
     let mut o = Options {
-        rounds: 3,
+        rounds: 5,
         detect_every: defaults.0.detect_every,
         passes: defaults.1.refine_passes,
         gpu_detector: false,
@@ -162,7 +226,7 @@ fn options(args: &[String]) -> Result<Options> {
 pub(crate) fn run(args: &[String]) -> Result<()> {
     let o = options(args)?;
     let rounds = o.rounds;
-    let frames = clip()?;
+    let (frames, motions) = clip()?;
     let gpu = gpu::acquire(&gpu::GpuOptions {
         backend: gpu::BackendChoice::Gpu,
         ..gpu::GpuOptions::from_env()
@@ -179,8 +243,22 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         ..FaceConfig::default()
     };
 
+    // Mesh on (the default) and off, alternated: the machine's load drifts, so each pair
+    // sees about the same conditions; medians of the passes.
     let mut cpu = FaceProcessor::new(&Compute::Cpu, config.clone())?;
-    let (cpu_fps, dets) = run_stage(&mut cpu, &frames, rounds)?;
+    let no_mesh = FaceConfig {
+        mesh: None,
+        ..config.clone()
+    };
+    let mut cpu_plain = FaceProcessor::new(&Compute::Cpu, no_mesh)?;
+    let (mut with, mut without, mut dets) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let (fps, d) = run_stage(&mut cpu, &frames, 1)?;
+        with.push(fps);
+        dets = d;
+        without.push(run_stage(&mut cpu_plain, &frames, 1)?.0);
+    }
+    let (cpu_fps, cpu_plain_fps) = (median(with.clone()), median(without.clone()));
     let gpu_config = FaceConfig {
         detect_backend: if o.gpu_detector {
             DetectBackend::Gpu
@@ -202,23 +280,43 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     let replay: Vec<Detection> = (0..DISTINCT)
         .map(|i| dets[(i + DISTINCT - BATCH) % DISTINCT].clone())
         .collect();
+    // Warp only: replayed detections, no mesh.
+    let warp_only = FaceConfig {
+        mesh: None,
+        ..config.clone()
+    };
     let mut cpu_warp = FaceProcessor::with_detector(
         &Compute::Cpu,
-        config.clone(),
+        warp_only.clone(),
         Box::new(Replay(replay.clone())),
     )?;
     let (cpu_warp_fps, _) = run_stage(&mut cpu_warp, &frames, rounds)?;
-    let mut gpu_warp = FaceProcessor::with_detector(&gpu, config, Box::new(Replay(replay)))?;
+    let config_for_accuracy = config;
+    let mut gpu_warp = FaceProcessor::with_detector(&gpu, warp_only, Box::new(Replay(replay)))?;
     let (gpu_warp_fps, _) = run_stage(&mut gpu_warp, &frames, rounds)?;
 
     let adapter = gpu.name().replace(' ', "_");
     println!(
-        "face-bench config: frames={W}x{H} distinct={DISTINCT} rounds={rounds} batch={BATCH} detect_every={} passes={} cpu_detector=cpu gpu_detector={gpu_detector}",
+        "face-bench config: frames={W}x{H} distinct={DISTINCT} pairs={rounds} batch={BATCH} detect_every={} passes={} mesh=cpu cpu_detector=cpu gpu_detector={gpu_detector}",
         o.detect_every, o.passes
+    );
+    let list = |v: &[f64]| {
+        v.iter()
+            .map(|f| format!("{f:.1}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    println!(
+        "face-bench passes: mesh_on=[{}] mesh_off=[{}]",
+        list(&with),
+        list(&without)
     );
     println!(
         "face-bench warp-only: cpu_fps={cpu_warp_fps:.1} gpu_fps={gpu_warp_fps:.1} adapter={adapter} R={R} frames={W}x{H}"
     );
-    println!("face-bench: cpu_fps={cpu_fps:.1} gpu_fps={gpu_fps:.1} adapter={adapter} R={R}");
+    mesh_accuracy(&config_for_accuracy, &frames, &motions)?;
+    println!(
+        "face-bench: cpu_fps={cpu_fps:.1} cpu_fps_no_mesh={cpu_plain_fps:.1} gpu_fps={gpu_fps:.1} adapter={adapter} R={R}"
+    );
     Ok(())
 }

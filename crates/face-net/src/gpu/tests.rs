@@ -3,9 +3,8 @@
 use gpu::{BackendChoice, GpuOptions};
 
 use super::{GpuBlazeFace, assign_slots};
+use crate::blazeface::{self as model, BLAZEFACE_ONNX};
 use crate::cpu_net::CpuNet;
-use crate::detect::BlazeFaceBackend;
-use crate::model::{self, BLAZEFACE_ONNX};
 use crate::plan::{self, Kind, Slot};
 use crate::testutil::{astronaut, nearest_crop};
 
@@ -85,13 +84,13 @@ fn gpu_matches_cpu_on_real_crops_batched() {
     check_batch(&mut net, model, &[&f[2], &f[0], &f[1]]);
     // Smaller batch after a larger one reuses the buffers.
     check_batch(&mut net, model, &[&f[1]]);
-    // Through the detector's backend seam, on a clone (own buffers, shared weights).
-    let mut backend = net.boxed_clone();
+    // One output per input, on a clone (own buffers, shared weights).
+    let mut clone = net.clone();
     let input: Vec<f32> = [&f[1], &f[2]]
         .iter()
         .flat_map(|v| v.iter().copied())
         .collect();
-    let outs = backend.run(&input).expect("backend run");
+    let outs = clone.run_each(&input).expect("run_each");
     assert_eq!(outs.len(), 2);
     for (out, frame) in outs.iter().zip([&f[1], &f[2]]) {
         let (cs, cb) = cpu_run(model, frame);

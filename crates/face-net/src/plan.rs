@@ -1,13 +1,15 @@
-//! Folds the BlazeFace ONNX graph into a fixed, linear list of GPU layers.
+//! Folds a BlazeFace-like ONNX graph (BlazeFace, FaceMesh) into a fixed, linear list of layers.
 //!
 //! The folding is driven by the graph, not by a hard-coded layer table: every `Conv` becomes a
 //! layer (general, depthwise or pointwise by its attributes), and the other ops are absorbed:
-//! `Relu` into its producer, `Add` into the 1x1 conv it follows (residual), `MaxPool` 2x2/2 and
-//! `Concat(x, ConstantOfShape)` (channel zero-padding) into that residual read, the layout
-//! `Transpose`s disappear because activations are NHWC on the GPU, and the head
-//! `Transpose → Reshape → graph output` chains become a destination offset in the two output
-//! buffers. Anything outside that vocabulary is a [`PlanError`], so a different model fails
-//! loudly instead of computing something else.
+//! `Relu` and `PRelu` into their producer, `Add` into the 1x1 conv it follows (residual),
+//! `MaxPool` 2x2/2 and channel zero-padding (`Concat(x, ConstantOfShape)` or a constant `Pad`)
+//! into that residual read, the layout `Transpose`s disappear because activations are NHWC in
+//! our buffers (an NCHW graph input, as tflite2onnx writes, is read as NHWC: we fill it), the
+//! BlazeFace head `Transpose → Reshape → graph output` chains become a destination offset in
+//! the two anchor output buffers, and a conv that is a graph output itself writes an output
+//! buffer of its own ([`Slot::Output`]). Anything outside that vocabulary is a [`PlanError`],
+//! so a different model fails loudly instead of computing something else.
 
 use std::collections::HashMap;
 
@@ -16,7 +18,7 @@ use crate::onnx as pb;
 /// Why the ONNX graph could not be folded into GPU layers.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub(crate) enum PlanError {
+pub enum PlanError {
     /// The protobuf bytes could not be decoded.
     #[error("blazeface onnx model cannot be decoded: {0}")]
     Decode(String),
@@ -86,6 +88,8 @@ pub(crate) enum Slot {
     Scores { offset: u32 },
     /// The regressors, N×896×16, starting at anchor `offset`.
     Boxes { offset: u32 },
+    /// Graph output number `i` (a conv's output as it is, NHWC), see [`Plan::outputs`].
+    Output(usize),
 }
 
 /// Residual input of a pointwise layer.
@@ -115,6 +119,8 @@ pub(crate) struct Layer {
     /// One bias per output channel (zeros when the graph has none).
     pub(crate) bias: Vec<f32>,
     pub(crate) relu: bool,
+    /// A `PRelu` after the residual add: one slope per output channel for negative values.
+    pub(crate) prelu: Option<Vec<f32>>,
     pub(crate) residual: Option<Residual>,
     pub(crate) dst: Slot,
 }
@@ -130,6 +136,9 @@ pub(crate) struct Plan {
     pub(crate) anchors: u32,
     /// Regressor values per anchor.
     pub(crate) coords: u32,
+    /// Floats of each [`Slot::Output`], in graph output order (empty for BlazeFace, whose
+    /// outputs are the anchor buffers).
+    pub(crate) outputs: Vec<u32>,
 }
 
 /// What an ONNX tensor name stands for while folding.
@@ -199,11 +208,17 @@ pub(crate) fn plan_from_proto(proto: &pb::ModelProto) -> Result<Plan, PlanError>
         )));
     };
     let dims = value_dims(input);
-    let [1, h, w, c] = dims.as_slice() else {
-        return Err(PlanError::Tensor {
-            name: input.name.clone(),
-            why: format!("input shape {dims:?}, expected [1, h, w, c]"),
-        });
+    // An NCHW input (channels ≤ 4 on axis 1, as tflite2onnx writes) is an activation from the
+    // start; an NHWC one (as tf2onnx writes, then transposed by the graph) is not yet.
+    let (nchw, h, w, c) = match dims.as_slice() {
+        [1, c, h, w] if (1..=4).contains(c) && *h > 4 && *w > 4 => (true, h, w, c),
+        [1, h, w, c] => (false, h, w, c),
+        _ => {
+            return Err(PlanError::Tensor {
+                name: input.name.clone(),
+                why: format!("input shape {dims:?}, expected [1, h, w, c] or [1, c, h, w]"),
+            });
+        }
     };
     let mut f = Folder {
         inits: graph
@@ -222,7 +237,12 @@ pub(crate) fn plan_from_proto(proto: &pb::ModelProto) -> Result<Plan, PlanError>
             c: *c as u32,
         },
     };
-    f.syms.insert(input.name.clone(), Sym::InputNhwc);
+    let sym = if nchw {
+        Sym::Act(Slot::Input)
+    } else {
+        Sym::InputNhwc
+    };
+    f.syms.insert(input.name.clone(), sym);
     for node in &graph.node {
         f.node(node)?;
     }
@@ -362,6 +382,8 @@ impl Folder<'_> {
         match node.op_type.as_str() {
             "Conv" => self.conv(node),
             "Relu" => self.relu(node),
+            "PRelu" => self.prelu(node),
+            "Pad" => self.pad(node),
             "Add" => self.add(node),
             "MaxPool" => {
                 let src = self.act(node, 0)?;
@@ -539,6 +561,7 @@ impl Folder<'_> {
             weights,
             bias,
             relu: false,
+            prelu: None,
             residual: None,
             dst: Slot::Value(value),
         });
@@ -555,7 +578,71 @@ impl Folder<'_> {
             return None;
         }
         let l = self.producer[v];
-        (!self.layers[l].relu).then_some(l)
+        (!self.layers[l].relu && self.layers[l].prelu.is_none()).then_some(l)
+    }
+
+    fn prelu(&mut self, node: &pb::NodeProto) -> Result<(), PlanError> {
+        let Some(l) = self.fusable(node, 0) else {
+            return Err(unsupported(
+                node,
+                "prelu of a tensor that is not the single use of a conv output",
+            ));
+        };
+        let slope = node
+            .input
+            .get(1)
+            .ok_or_else(|| unsupported(node, "no slope input"))?;
+        let (dims, alpha) = self.floats(slope)?;
+        let co = self.layers[l].output.c as usize;
+        if alpha.len() != co || dims.iter().filter(|&&d| d != 1).count() > 1 {
+            return Err(unsupported(
+                node,
+                format!("slope dims {dims:?}, expected one per channel ({co})"),
+            ));
+        }
+        self.layers[l].prelu = Some(alpha);
+        let dst = self.layers[l].dst;
+        self.define(node, Sym::Act(dst))
+    }
+
+    /// A constant zero `Pad` that only appends channels (opset 11: pads as an input).
+    fn pad(&mut self, node: &pb::NodeProto) -> Result<(), PlanError> {
+        let mode = node.attribute.iter().find(|a| a.name == "mode");
+        if mode.is_some_and(|a| a.s != b"constant") {
+            return Err(unsupported(node, "only constant padding"));
+        }
+        if let Some(value) = node.input.get(2).filter(|v| !v.is_empty()) {
+            let (_, v) = self.floats(value)?;
+            if v.iter().any(|&x| x != 0.0) {
+                return Err(unsupported(node, "only zero padding"));
+            }
+        }
+        let pads_name = node
+            .input
+            .get(1)
+            .ok_or_else(|| unsupported(node, "no pads input"))?;
+        let pads = self.int64s(pads_name)?;
+        let [0, 0, 0, 0, 0, extra, 0, 0] = pads.as_slice() else {
+            return Err(unsupported(
+                node,
+                format!("pads {pads:?}: only channels appended at the end"),
+            ));
+        };
+        let (src, pool) = match self.sym(node, 0)? {
+            Sym::Act(s) => (s, false),
+            Sym::Pooled(s) => (s, true),
+            other => return Err(unsupported(node, format!("pad of {other:?}"))),
+        };
+        let c = self.shape(src).c;
+        self.define(
+            node,
+            Sym::Padded {
+                src,
+                pool,
+                channels: c,
+                total: c + *extra as u32,
+            },
+        )
     }
 
     fn relu(&mut self, node: &pb::NodeProto) -> Result<(), PlanError> {
@@ -581,6 +668,7 @@ impl Folder<'_> {
             let out = self.layers[l].output;
             let (src, pool, channels, total) = match self.sym(node, other)? {
                 Sym::Act(s) => (s, false, self.shape(s).c, self.shape(s).c),
+                Sym::Pooled(s) => (s, true, self.shape(s).c, self.shape(s).c),
                 Sym::Padded {
                     src,
                     pool,
@@ -655,18 +743,30 @@ impl Folder<'_> {
         let mut score_at = 0;
         let mut box_at = 0;
         let mut coords = None;
+        let mut outputs = Vec::new();
         for out in &graph.output {
             let bad = |why: String| PlanError::Tensor {
                 name: out.name.clone(),
                 why,
             };
-            let Some(Sym::Flat(Slot::Value(v), k)) = self.syms.get(&out.name).cloned() else {
-                return Err(bad("graph output is not a reshaped conv head".into()));
+            let (v, k) = match self.syms.get(&out.name).cloned() {
+                Some(Sym::Flat(Slot::Value(v), k)) => (v, k),
+                Some(Sym::Act(Slot::Value(v))) if self.used_once(&out.name) => {
+                    // A conv output that nothing else reads: written to its own buffer.
+                    self.layers[self.producer[v]].dst = Slot::Output(outputs.len());
+                    outputs.push(self.values[v].len());
+                    continue;
+                }
+                _ => {
+                    return Err(bad(
+                        "graph output is neither a conv nor a reshaped conv head".into(),
+                    ));
+                }
             };
             let anchors = self.values[v].len() / k;
             let l = self.producer[v];
             let layer = &mut self.layers[l];
-            if layer.relu || layer.residual.is_some() {
+            if layer.relu || layer.prelu.is_some() || layer.residual.is_some() {
                 return Err(bad("head conv has an epilogue".into()));
             }
             if k == 1 {
@@ -683,8 +783,15 @@ impl Folder<'_> {
                 box_at += anchors;
             }
         }
-        let Some(coords) = coords else {
-            return Err(PlanError::Decode("no regressor output".into()));
+        let coords = match (coords, outputs.is_empty()) {
+            (Some(_), false) => {
+                return Err(PlanError::Decode(
+                    "anchor heads and plain outputs in one graph".into(),
+                ));
+            }
+            (None, true) => return Err(PlanError::Decode("no output".into())),
+            (Some(c), true) => c,
+            (None, false) => 0,
         };
         if score_at != box_at {
             return Err(PlanError::Decode(format!(
@@ -697,6 +804,7 @@ impl Folder<'_> {
             values: self.values,
             anchors: score_at,
             coords,
+            outputs,
         })
     }
 }

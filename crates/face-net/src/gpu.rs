@@ -43,8 +43,6 @@
 //! let (scores, boxes) = net.run(&frames_nhwc, n)?; // n×896 logits, n×896×16 regressors
 //! ```
 
-pub(crate) mod batcher;
-
 #[cfg(test)]
 mod tests;
 
@@ -53,17 +51,16 @@ use std::sync::Arc;
 use crate::plan::{self, Kind, Plan, PlanError, Slot};
 use gpu::GpuContext;
 
-use crate::FaceError;
-use crate::detect::BlazeFaceBackend;
-use crate::model::{BLAZEFACE_ONNX, INPUT_LEN, RawOutput};
-const SHADER: &str = include_str!("../../../shaders/blazeface_layers.wgsl");
+use crate::blazeface::{BLAZEFACE_ONNX, INPUT_LEN, RawOutput};
+
+const SHADER: &str = include_str!("../shaders/blazeface_layers.wgsl");
 /// Invocations per workgroup in every entry point of the shader.
 const WORKGROUP: u32 = 64;
 
 /// Errors of the GPU BlazeFace path.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub(crate) enum BlazeFaceGpuError {
+pub enum BlazeFaceGpuError {
     /// The model could not be folded into GPU layers.
     #[error(transparent)]
     Plan(#[from] PlanError),
@@ -91,15 +88,6 @@ pub(crate) enum BlazeFaceGpuError {
     /// The device reported an error while running the network.
     #[error("blazeface gpu: {0}")]
     Device(#[from] gpu::GpuError),
-}
-
-impl From<BlazeFaceGpuError> for FaceError {
-    fn from(e: BlazeFaceGpuError) -> Self {
-        match e {
-            BlazeFaceGpuError::Plan(p) => FaceError::Model(p.to_string()),
-            other => FaceError::Gpu(other.to_string()),
-        }
-    }
 }
 
 /// Uniform block of one layer; mirrors `Params` in the shader.
@@ -180,7 +168,7 @@ struct Batch {
 ///
 /// Clones share the weights and pipelines and get their own batch buffers.
 #[derive(Debug)]
-pub(crate) struct GpuBlazeFace {
+pub struct GpuBlazeFace {
     shared: Arc<Shared>,
     /// One uniform block per layer (they carry the batch size).
     params: Vec<wgpu::Buffer>,
@@ -195,10 +183,11 @@ impl Clone for GpuBlazeFace {
     }
 }
 
-impl BlazeFaceBackend for GpuBlazeFace {
-    fn run(&mut self, inputs: &[f32]) -> Result<Vec<RawOutput>, FaceError> {
+impl GpuBlazeFace {
+    /// [`Self::run`] on the `inputs.len() / INPUT_LEN` inputs of `inputs`, one output each.
+    pub fn run_each(&mut self, inputs: &[f32]) -> Result<Vec<RawOutput>, BlazeFaceGpuError> {
         let n = inputs.len() / INPUT_LEN;
-        let (scores, boxes) = GpuBlazeFace::run(self, inputs, n)?;
+        let (scores, boxes) = self.run(inputs, n)?;
         let per_box = self.shared.anchors * self.shared.coords;
         Ok(scores
             .chunks_exact(self.shared.anchors)
@@ -209,17 +198,25 @@ impl BlazeFaceBackend for GpuBlazeFace {
             })
             .collect())
     }
-
-    fn boxed_clone(&self) -> Box<dyn BlazeFaceBackend> {
-        Box::new(self.clone())
-    }
 }
 
 impl GpuBlazeFace {
     /// Builds the network on `ctx`'s device: folds the embedded ONNX graph, uploads the weights
     /// and compiles the kernels.
-    pub(crate) fn new(ctx: &Arc<GpuContext>) -> Result<Self, BlazeFaceGpuError> {
+    pub fn new(ctx: &Arc<GpuContext>) -> Result<Self, BlazeFaceGpuError> {
         let plan = plan::plan_from_onnx(BLAZEFACE_ONNX)?;
+        if let Some(l) = plan
+            .layers
+            .iter()
+            .find(|l| l.prelu.is_some() || matches!(l.dst, Slot::Output(_)))
+        {
+            return Err(PlanError::Unsupported {
+                node: l.name.clone(),
+                op: "Conv".into(),
+                why: "prelu and plain graph outputs have no wgsl kernel".into(),
+            }
+            .into());
+        }
         let shared = Shared::build(ctx.clone(), &plan);
         ctx.take_error()?;
         Ok(Self::with_shared(Arc::new(shared)))
@@ -321,7 +318,7 @@ impl Shared {
             let (dst_stride, dst_off) = match l.dst {
                 Slot::Scores { offset } => (plan.anchors, offset),
                 Slot::Boxes { offset } => (plan.anchors * plan.coords, offset * plan.coords),
-                Slot::Input | Slot::Value(_) => (l.output.len(), 0),
+                Slot::Input | Slot::Value(_) | Slot::Output(_) => (l.output.len(), 0),
             };
             let mut flags = if l.relu { FLAG_RELU } else { 0 };
             if let Some(r) = l.residual {
@@ -382,7 +379,7 @@ impl Shared {
 impl GpuBlazeFace {
     /// Runs `n` frames (N×128×128×3 NHWC floats in [-1,1]) and returns the raw outputs:
     /// N×896 score logits and N×896×16 regressors, anchors in the model's order.
-    pub(crate) fn run(
+    pub fn run(
         &mut self,
         inputs: &[f32],
         n: usize,
@@ -501,7 +498,8 @@ impl GpuBlazeFace {
             mapped_at_creation: false,
         });
         let buffer = |slot: Slot| match slot {
-            Slot::Input => &input,
+            // (No BlazeFace layer writes a plain output: `new` checks.)
+            Slot::Input | Slot::Output(_) => &input,
             Slot::Value(v) => &slots[sh.value_slot[v]],
             Slot::Scores { .. } => &scores,
             Slot::Boxes { .. } => &boxes,

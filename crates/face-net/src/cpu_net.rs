@@ -18,7 +18,7 @@
 
 use std::sync::Arc;
 
-use crate::model::{INPUT_LEN, RawOutput};
+use crate::blazeface::{INPUT_LEN, RawOutput};
 use crate::plan::{Kind, Layer, Plan, Shape, Slot};
 
 /// One BlazeFace instance: the shared plan and this instance's activation buffers.
@@ -28,6 +28,8 @@ pub(crate) struct CpuNet {
     values: Vec<Vec<f32>>,
     scores: Vec<f32>,
     boxes: Vec<f32>,
+    /// The plain graph outputs ([`Slot::Output`]).
+    outputs: Vec<Vec<f32>>,
     /// The stem's input: im2col rows, one output row at a time (portable), or the whole
     /// input with its zero padding (AVX2).
     patches: Vec<f32>,
@@ -44,6 +46,8 @@ struct Packed {
     tiles: Vec<Vec<f32>>,
     /// Per layer: the bias, zero-padded to whole tiles.
     bias: Vec<Vec<f32>>,
+    /// Per layer: the PRelu slopes, zero-padded to whole tiles (empty without a PRelu).
+    alpha: Vec<Vec<f32>>,
 }
 
 impl CpuNet {
@@ -71,6 +75,7 @@ impl CpuNet {
             values,
             scores: vec![0.0; anchors],
             boxes: vec![0.0; anchors * coords],
+            outputs: p.outputs.iter().map(|&n| vec![0.0; n as usize]).collect(),
             patches: vec![0.0; patches],
             fma,
             plan,
@@ -89,30 +94,47 @@ impl CpuNet {
         self
     }
 
-    /// Runs one NHWC 128×128×3 input; outputs in anchor order.
+    /// Runs one NHWC 128×128×3 BlazeFace input; outputs in anchor order.
     pub(crate) fn run(&mut self, input: &[f32]) -> RawOutput {
         assert_eq!(input.len(), INPUT_LEN, "blazeface input length");
-        let packed = Arc::clone(&self.plan);
-        for (i, layer) in packed.plan.layers.iter().enumerate() {
-            let weights = Weights {
-                tiles: &packed.tiles[i],
-                bias: &packed.bias[i],
-            };
-            self.layer(layer, weights, input);
-        }
+        self.forward(input);
         RawOutput {
             scores: self.scores.clone(),
             regressors: self.boxes.clone(),
         }
     }
 
-    fn layer(&mut self, l: &Layer, weights: Weights<'_>, input: &[f32]) {
+    /// Runs one NHWC input of the plan's input shape; the plain graph outputs
+    /// ([`Slot::Output`], NHWC) are then in [`Self::outputs`].
+    pub(crate) fn forward(&mut self, input: &[f32]) {
+        let packed = Arc::clone(&self.plan);
+        assert_eq!(
+            input.len(),
+            packed.plan.input.len() as usize,
+            "network input length"
+        );
+        for (i, layer) in packed.plan.layers.iter().enumerate() {
+            let weights = Weights {
+                tiles: &packed.tiles[i],
+                bias: &packed.bias[i],
+            };
+            self.layer(layer, weights, &packed.alpha[i], input);
+        }
+    }
+
+    /// The plain graph outputs of the last [`Self::forward`].
+    pub(crate) fn outputs(&self) -> &[Vec<f32>] {
+        &self.outputs
+    }
+
+    fn layer(&mut self, l: &Layer, weights: Weights<'_>, alpha: &[f32], input: &[f32]) {
         // The destination is never the source or the residual (the plan gives every value its
         // own buffer and heads write the outputs), so take it out while the inputs are read.
         let mut dst = match l.dst {
             Slot::Value(v) => std::mem::take(&mut self.values[v]),
             Slot::Scores { .. } => std::mem::take(&mut self.scores),
             Slot::Boxes { .. } => std::mem::take(&mut self.boxes),
+            Slot::Output(k) => std::mem::take(&mut self.outputs[k]),
             Slot::Input => unreachable!("no layer writes the input"),
         };
         let off = match l.dst {
@@ -129,6 +151,7 @@ impl CpuNet {
         let epi = Epilogue {
             res,
             relu: l.relu,
+            alpha: l.prelu.is_some().then_some(alpha),
             width: l.output.w as usize,
         };
         // Whether the kernel applied the epilogue itself (the AVX product kernel does).
@@ -141,11 +164,9 @@ impl CpuNet {
             #[cfg(target_arch = "x86_64")]
             Kind::Conv if self.fma && l.residual.is_none() => {
                 let pw = pad_input(l, src, &mut patches);
-                // SAFETY: `fma` is true only when the CPU reports AVX2 and FMA.
-                #[allow(unsafe_code)]
-                unsafe {
-                    avx::conv(&patches, pw, l, weights, epi, out)
-                };
+                // SAFETY: `fma` is true only when the CPU reports AVX2 and FMA, the target
+                // features of `avx::conv`.
+                unsafe { avx::conv(&patches, pw, l, weights, epi, out) };
                 true
             }
             Kind::Conv => {
@@ -158,9 +179,11 @@ impl CpuNet {
                     im2col_row(l, src, oy, rows);
                     // A row knows no residual (the stem has none), and the ReLU must follow the
                     // residual add: fused only without one, else `epilogue` does both below.
+                    let plain = l.residual.is_none();
                     let row_epi = Epilogue {
                         res: None,
-                        relu: l.relu && l.residual.is_none(),
+                        relu: l.relu && plain,
+                        alpha: epi.alpha.filter(|_| plain),
                         ..epi
                     };
                     let out = &mut out[oy * w * co..][..w * co];
@@ -177,6 +200,7 @@ impl CpuNet {
             Slot::Value(v) => self.values[v] = dst,
             Slot::Scores { .. } => self.scores = dst,
             Slot::Boxes { .. } => self.boxes = dst,
+            Slot::Output(k) => self.outputs[k] = dst,
             Slot::Input => {}
         }
     }
@@ -185,7 +209,7 @@ impl CpuNet {
         match slot {
             Slot::Input => input,
             Slot::Value(v) => &self.values[v],
-            Slot::Scores { .. } | Slot::Boxes { .. } => {
+            Slot::Scores { .. } | Slot::Boxes { .. } | Slot::Output(_) => {
                 unreachable!("no layer reads a graph output")
             }
         }
@@ -201,12 +225,18 @@ impl Packed {
     fn new(plan: &Arc<Plan>) -> Self {
         let mut tiles = Vec::new();
         let mut bias = Vec::new();
+        let mut alpha = Vec::new();
         for l in &plan.layers {
             let co = l.output.c as usize;
             let padded = co.div_ceil(CT) * CT;
             let mut b = l.bias.clone();
             b.resize(padded, 0.0);
             bias.push(b);
+            let mut a = l.prelu.clone().unwrap_or_default();
+            if !a.is_empty() {
+                a.resize(padded, 0.0);
+            }
+            alpha.push(a);
             let rows = match l.kind {
                 Kind::Pointwise => l.input.c as usize,
                 Kind::Conv => (l.kernel * l.kernel * l.input.c) as usize,
@@ -233,6 +263,7 @@ impl Packed {
             plan: Arc::clone(plan),
             tiles,
             bias,
+            alpha,
         }
     }
 }
@@ -319,12 +350,14 @@ fn pad_input(l: &Layer, src: &[f32], buf: &mut [f32]) -> usize {
     pw
 }
 
-/// What a layer does after its convolution: residual add and ReLU (see [`epilogue`]);
-/// `width` is the output's, to find a pixel's residual.
+/// What a layer does after its convolution: residual add, then ReLU or PRelu (see
+/// [`epilogue`]); `alpha` holds the PRelu slopes zero-padded to whole tiles; `width` is the
+/// output's, to find a pixel's residual.
 #[derive(Clone, Copy)]
 struct Epilogue<'a> {
     res: Residual<'a>,
     relu: bool,
+    alpha: Option<&'a [f32]>,
     width: usize,
 }
 
@@ -344,10 +377,7 @@ fn gemm(
     if fma {
         // SAFETY: `fma` is true only when the CPU reports AVX2 and FMA (`fma_available`), the
         // target features of `avx::gemm`.
-        #[allow(unsafe_code)]
-        unsafe {
-            avx::gemm(a, k, w, co, epi, out)
-        };
+        unsafe { avx::gemm(a, k, w, co, epi, out) };
         return true;
     }
     let _ = (fma, epi);
@@ -372,11 +402,9 @@ fn gemm(
 fn depthwise(fma: bool, l: &Layer, src: &[f32], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if fma {
-        // SAFETY: as in `gemm`.
-        #[allow(unsafe_code)]
-        unsafe {
-            avx::depthwise(l, src, out)
-        };
+        // SAFETY: `fma` is true only when the CPU reports AVX2 and FMA (`fma_available`), the
+        // target features of `avx::depthwise`.
+        unsafe { avx::depthwise(l, src, out) };
         return;
     }
     let _ = fma;
@@ -496,32 +524,56 @@ fn epilogue(l: &Layer, res: Residual<'_>, out: &mut [f32]) {
             *v = v.max(0.0);
         }
     }
+    if let Some(alpha) = &l.prelu {
+        for px in out.chunks_exact_mut(co) {
+            for (v, &a) in px.iter_mut().zip(alpha) {
+                *v = prelu(*v, a);
+            }
+        }
+    }
+}
+
+/// PRelu of `v` with slope `a`: `v` when it is not negative, else `a · v` (the AVX kernel
+/// selects between the same two values).
+#[inline(always)]
+fn prelu(v: f32, a: f32) -> f32 {
+    if v < 0.0 { v * a } else { v }
 }
 
 /// The AVX2 + FMA kernels. Every load and store goes through [`load`] / [`store`], which check
-/// the slice length, so the only unsafe precondition is the CPU feature itself.
+/// the slice length, so their only precondition is the CPU feature itself; the two unchecked
+/// reads ([`Rows::at`] and the depthwise row loop) are inside bounds asserted before their loops.
 #[cfg(target_arch = "x86_64")]
-#[allow(unsafe_code)]
 pub(crate) mod avx {
     use std::arch::x86_64::{
-        __m256, _mm256_add_ps, _mm256_broadcast_ss, _mm256_fmadd_ps, _mm256_loadu_ps,
-        _mm256_max_ps, _mm256_setzero_ps, _mm256_storeu_ps,
+        __m256, _CMP_LT_OQ, _mm256_add_ps, _mm256_blendv_ps, _mm256_broadcast_ss, _mm256_cmp_ps,
+        _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_max_ps, _mm256_mul_ps, _mm256_setzero_ps,
+        _mm256_storeu_ps,
     };
 
     use super::{CT, Epilogue, Layer, PT, Taps, Weights};
 
     /// The first 8 floats of `s` (panics when it is shorter); shared with the resampler.
+    ///
+    /// # Safety
+    /// The CPU must have AVX. (Not a `target_feature` function: those cannot be
+    /// `inline(always)`, and a call per load would cost more than the load.)
     #[inline(always)]
-    pub(crate) fn load(s: &[f32]) -> __m256 {
+    pub(crate) unsafe fn load(s: &[f32]) -> __m256 {
         assert!(s.len() >= 8);
-        // SAFETY: 8 floats are readable at `s` (checked above); unaligned loads are allowed.
+        // SAFETY: 8 floats are readable at `s` (checked above), unaligned loads are allowed,
+        // and the caller guarantees AVX.
         unsafe { _mm256_loadu_ps(s.as_ptr()) }
     }
 
+    /// Stores `v` into the first 8 floats of `s` (panics when it is shorter).
+    ///
+    /// # Safety
+    /// The CPU must have AVX (see [`load`]).
     #[inline(always)]
-    fn store(s: &mut [f32], v: __m256) {
+    pub(crate) unsafe fn store(s: &mut [f32], v: __m256) {
         assert!(s.len() >= 8);
-        // SAFETY: 8 floats are writable at `s` (checked above).
+        // SAFETY: 8 floats are writable at `s` (checked above), and the caller guarantees AVX.
         unsafe { _mm256_storeu_ps(s.as_mut_ptr(), v) }
     }
 
@@ -581,23 +633,37 @@ pub(crate) mod avx {
                 let zero = _mm256_setzero_ps();
                 acc = [_mm256_max_ps(acc[0], zero), _mm256_max_ps(acc[1], zero)];
             }
+            if let Some(alpha) = epi.alpha {
+                let zero = _mm256_setzero_ps();
+                for (h, a) in acc.iter_mut().enumerate() {
+                    let slope = load(&alpha[c0 + h * 8..]);
+                    let negative = _mm256_cmp_ps::<_CMP_LT_OQ>(*a, zero);
+                    *a = _mm256_blendv_ps(*a, _mm256_mul_ps(*a, slope), negative);
+                }
+            }
         }
         acc
     }
 
     /// Writes the 16 lanes of `acc` to channels `c0 ..` of a pixel's `co` outputs (fewer at
     /// the last tile).
+    ///
+    /// # Safety
+    /// The CPU must have AVX (see [`load`]).
     #[inline(always)]
-    fn put(o: &mut [f32], co: usize, c0: usize, acc: [__m256; 2]) {
-        if c0 + CT <= co {
-            store(&mut o[c0..], acc[0]);
-            store(&mut o[c0 + 8..], acc[1]);
-        } else {
-            let mut tmp = [0.0f32; CT];
-            store(&mut tmp[..], acc[0]);
-            store(&mut tmp[8..], acc[1]);
-            let n = co - c0;
-            o[c0..c0 + n].copy_from_slice(&tmp[..n]);
+    unsafe fn put(o: &mut [f32], co: usize, c0: usize, acc: [__m256; 2]) {
+        // SAFETY: the caller guarantees AVX; `store` checks the lengths.
+        unsafe {
+            if c0 + CT <= co {
+                store(&mut o[c0..], acc[0]);
+                store(&mut o[c0 + 8..], acc[1]);
+            } else {
+                let mut tmp = [0.0f32; CT];
+                store(&mut tmp[..], acc[0]);
+                store(&mut tmp[8..], acc[1]);
+                let n = co - c0;
+                o[c0..c0 + n].copy_from_slice(&tmp[..n]);
+            }
         }
     }
 
@@ -609,8 +675,13 @@ pub(crate) mod avx {
         fn pixels(&self) -> usize;
         /// Values per row.
         fn len(&self) -> usize;
+        /// Where pixel `p`'s row starts.
         fn base(&self, p: usize) -> usize;
-        fn at(&self, base: usize, r: usize) -> &f32;
+        /// Value `r` of the row starting at `base`, read without a bounds check.
+        ///
+        /// # Safety
+        /// `base` must be `self.base(p)` for some `p < self.pixels()`, and `r < self.len()`.
+        unsafe fn at(&self, base: usize, r: usize) -> &f32;
     }
 
     /// Rows stored one after the other, `k` values each (1×1 convolutions).
@@ -633,10 +704,10 @@ pub(crate) mod avx {
             p * self.k
         }
         #[inline(always)]
-        fn at(&self, base: usize, r: usize) -> &f32 {
+        unsafe fn at(&self, base: usize, r: usize) -> &f32 {
             debug_assert!(r < self.k);
-            // SAFETY: `base` is `p · k` for `p < pixels() = a.len() / k` and `r < k`, so
-            // `base + r < a.len()`.
+            // SAFETY: the caller passes `base = p · k` for `p < pixels() = a.len() / k` and
+            // `r < k`, so `base + r < a.len()`.
             unsafe { self.a.get_unchecked(base + r) }
         }
     }
@@ -694,10 +765,10 @@ pub(crate) mod avx {
             ((p / self.ow) * self.s * self.pw + (p % self.ow) * self.s) * self.ci
         }
         #[inline(always)]
-        fn at(&self, base: usize, r: usize) -> &f32 {
+        unsafe fn at(&self, base: usize, r: usize) -> &f32 {
             let i = base + self.offs[r];
-            // SAFETY: `base` is the base of a pixel `p < pixels` and `offs[r]` an offset, so
-            // `i` is within `x` (asserted in `new`).
+            // SAFETY: the caller passes the base of a pixel `p < pixels`, and `offs[r]` is an
+            // offset, so `i` is within `x` (asserted in `new`).
             unsafe { self.x.get_unchecked(i) }
         }
     }
@@ -708,47 +779,50 @@ pub(crate) mod avx {
     #[target_feature(enable = "avx2,fma")]
     fn product<R: Rows>(rows: &R, w: Weights<'_>, co: usize, epi: Epilogue<'_>, out: &mut [f32]) {
         let (pixels, k) = (rows.pixels(), rows.len());
-        for t in 0..co.div_ceil(CT) {
-            let c0 = t * CT;
-            let wt = &w.tiles[t * k * CT..][..k * CT];
-            let b = [load(&w.bias[c0..]), load(&w.bias[c0 + 8..])];
-            let mut p = 0;
-            while p + PT <= pixels {
-                // Spelled out: a closure given to `array::from_fn` would not inherit this
-                // function's target features, and stay a call.
-                let bs = [
-                    rows.base(p),
-                    rows.base(p + 1),
-                    rows.base(p + 2),
-                    rows.base(p + 3),
-                ];
-                let mut acc = [b; PT];
-                for (r, wr) in wt.chunks_exact(CT).enumerate() {
-                    let (w0, w1) = (load(wr), load(&wr[8..]));
-                    for i in 0..PT {
-                        let x = _mm256_broadcast_ss(rows.at(bs[i], r));
-                        acc[i][0] = _mm256_fmadd_ps(x, w0, acc[i][0]);
-                        acc[i][1] = _mm256_fmadd_ps(x, w1, acc[i][1]);
+        // SAFETY: this function runs only where the CPU has AVX2 and FMA (its target
+        // features), which `load`, `finish` and `put` require; `rows.at` gets the base of a
+        // pixel `p < pixels` and an `r < k` (`wt` holds `k` rows of weights).
+        unsafe {
+            for t in 0..co.div_ceil(CT) {
+                let c0 = t * CT;
+                let wt = &w.tiles[t * k * CT..][..k * CT];
+                let b = [load(&w.bias[c0..]), load(&w.bias[c0 + 8..])];
+                let mut p = 0;
+                while p + PT <= pixels {
+                    // Spelled out: a closure given to `array::from_fn` would not inherit this
+                    // function's target features, and stay a call.
+                    let bs = [
+                        rows.base(p),
+                        rows.base(p + 1),
+                        rows.base(p + 2),
+                        rows.base(p + 3),
+                    ];
+                    let mut acc = [b; PT];
+                    for (r, wr) in wt.chunks_exact(CT).enumerate() {
+                        let (w0, w1) = (load(wr), load(&wr[8..]));
+                        for i in 0..PT {
+                            let x = _mm256_broadcast_ss(rows.at(bs[i], r));
+                            acc[i][0] = _mm256_fmadd_ps(x, w0, acc[i][0]);
+                            acc[i][1] = _mm256_fmadd_ps(x, w1, acc[i][1]);
+                        }
                     }
+                    for (i, acc) in acc.into_iter().enumerate() {
+                        let acc = finish(&epi, p + i, c0, acc);
+                        put(&mut out[(p + i) * co..][..co], co, c0, acc);
+                    }
+                    p += PT;
                 }
-                for (i, acc) in acc.into_iter().enumerate() {
-                    // SAFETY: this function runs only where the CPU has AVX2.
-                    let acc = unsafe { finish(&epi, p + i, c0, acc) };
-                    put(&mut out[(p + i) * co..][..co], co, c0, acc);
+                for p in p..pixels {
+                    let base = rows.base(p);
+                    let mut acc = b;
+                    for (r, wr) in wt.chunks_exact(CT).enumerate() {
+                        let x = _mm256_broadcast_ss(rows.at(base, r));
+                        acc[0] = _mm256_fmadd_ps(x, load(wr), acc[0]);
+                        acc[1] = _mm256_fmadd_ps(x, load(&wr[8..]), acc[1]);
+                    }
+                    let acc = finish(&epi, p, c0, acc);
+                    put(&mut out[p * co..][..co], co, c0, acc);
                 }
-                p += PT;
-            }
-            for p in p..pixels {
-                let base = rows.base(p);
-                let mut acc = b;
-                for (r, wr) in wt.chunks_exact(CT).enumerate() {
-                    let x = _mm256_broadcast_ss(rows.at(base, r));
-                    acc[0] = _mm256_fmadd_ps(x, load(wr), acc[0]);
-                    acc[1] = _mm256_fmadd_ps(x, load(&wr[8..]), acc[1]);
-                }
-                // SAFETY: as above.
-                let acc = unsafe { finish(&epi, p, c0, acc) };
-                put(&mut out[p * co..][..co], co, c0, acc);
             }
         }
     }
@@ -815,12 +889,16 @@ pub(crate) mod avx {
                 let taps = taps.of(oy, ox);
                 let o = &mut out[(oy * w + ox) * c..][..c];
                 for g in (0..groups).map(group) {
-                    let mut acc = load(&l.bias[g..]);
-                    for &(xs, ws) in taps {
-                        acc =
-                            _mm256_fmadd_ps(load(&src[xs + g..]), load(&l.weights[ws + g..]), acc);
+                    // SAFETY: this function's target features include AVX, which `load` and
+                    // `store` (length-checked) require.
+                    unsafe {
+                        let mut acc = load(&l.bias[g..]);
+                        for &(xs, ws) in taps {
+                            let (x, wv) = (load(&src[xs + g..]), load(&l.weights[ws + g..]));
+                            acc = _mm256_fmadd_ps(x, wv, acc);
+                        }
+                        store(&mut o[g..], acc);
                     }
-                    store(&mut o[g..], acc);
                 }
             }
             if !fast {
@@ -837,22 +915,28 @@ pub(crate) mod avx {
             let last = row(x_hi - 1) + (c - 8) + offs.iter().max().copied().unwrap_or(0);
             assert!(last + 8 <= src.len());
             let at = |i: usize| -> __m256 {
-                // SAFETY: `i` is at most `last`, and 8 floats are readable there (above).
+                debug_assert!(i <= last);
+                // SAFETY: every `i` passed is at most `last`, and 8 floats are readable there
+                // (asserted above); the CPU has AVX (this function's target features).
                 unsafe { _mm256_loadu_ps(src.as_ptr().add(i)) }
             };
             for g in (0..groups).map(group) {
-                let mut wt = [_mm256_setzero_ps(); MAX_TAPS];
-                for (t, wv) in wt.iter_mut().enumerate() {
-                    *wv = load(&l.weights[t * c + g..]);
-                }
-                let bias = load(&l.bias[g..]);
-                for ox in x_lo..x_hi {
-                    let base = row(ox) + g;
-                    let mut acc = bias;
-                    for t in 0..MAX_TAPS {
-                        acc = _mm256_fmadd_ps(at(base + offs[t]), wt[t], acc);
+                // SAFETY: this function's target features include AVX, which `load` and
+                // `store` (length-checked) require.
+                unsafe {
+                    let mut wt = [_mm256_setzero_ps(); MAX_TAPS];
+                    for (t, wv) in wt.iter_mut().enumerate() {
+                        *wv = load(&l.weights[t * c + g..]);
                     }
-                    store(&mut out[(oy * w + ox) * c + g..], acc);
+                    let bias = load(&l.bias[g..]);
+                    for ox in x_lo..x_hi {
+                        let base = row(ox) + g;
+                        let mut acc = bias;
+                        for t in 0..MAX_TAPS {
+                            acc = _mm256_fmadd_ps(at(base + offs[t]), wt[t], acc);
+                        }
+                        store(&mut out[(oy * w + ox) * c + g..], acc);
+                    }
                 }
             }
         }

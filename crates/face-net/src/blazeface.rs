@@ -1,10 +1,12 @@
-//! The BlazeFace model bytes, its folded layer plan (shared by the CPU and GPU networks), the
-//! SSD anchors and the input preprocessing shared by both back-ends.
+//! BlazeFace: the model bytes, its folded layer plan (shared by the CPU and GPU networks), the
+//! SSD anchors, the input preprocessing (the resampler) and the decoding of the raw outputs
+//! into detections (sigmoid scores, anchors, MediaPipe's weighted non-max suppression).
 
 use std::sync::Arc;
 
 use frame::Frame;
 
+use crate::cpu_net::CpuNet;
 use crate::plan::{self, Plan, PlanError};
 
 /// MediaPipe's short-range ("front") BlazeFace, ONNX (tf2onnx, opset 12), NHWC [1,128,128,3].
@@ -12,13 +14,13 @@ pub(crate) const BLAZEFACE_ONNX: &[u8] =
     include_bytes!("../assets/blazeface/face_detection_front_128x128_barracuda.onnx");
 
 /// Side of the square network input.
-pub(crate) const INPUT_SIDE: usize = 128;
+pub const INPUT_SIDE: usize = 128;
 /// Floats in one network input (NHWC, one frame).
-pub(crate) const INPUT_LEN: usize = INPUT_SIDE * INPUT_SIDE * 3;
+pub const INPUT_LEN: usize = INPUT_SIDE * INPUT_SIDE * 3;
 /// Number of SSD anchors (16×16×2 + 8×8×6).
-pub(crate) const NUM_ANCHORS: usize = 896;
+pub const NUM_ANCHORS: usize = 896;
 /// Regression values per anchor: box (cx, cy, w, h) + 6 keypoints (x, y).
-pub(crate) const NUM_COORDS: usize = 16;
+pub const NUM_COORDS: usize = 16;
 
 /// Decodes the committed ONNX file and folds it into layers (a few milliseconds; done once
 /// per detector, and shared by its clones).
@@ -26,20 +28,52 @@ pub(crate) fn load_plan() -> Result<Arc<Plan>, PlanError> {
     plan::plan_from_onnx(BLAZEFACE_ONNX).map(Arc::new)
 }
 
+pub use crate::gpu::{BlazeFaceGpuError, GpuBlazeFace};
+
+/// BlazeFace on the CPU (the folded plan run by our kernels: AVX2 + FMA where the CPU has
+/// them, portable loops elsewhere). Clones made by [`Self::clone_shared`] share the plan and
+/// have their own activation buffers (one per thread).
+#[derive(Debug, Clone)]
+pub struct CpuBlazeFace {
+    net: CpuNet,
+}
+
+impl CpuBlazeFace {
+    /// Folds the committed model (a few milliseconds).
+    pub fn new() -> Result<Self, PlanError> {
+        Ok(Self {
+            net: CpuNet::new(load_plan()?),
+        })
+    }
+
+    /// Another instance on the same plan, with buffers of its own.
+    pub fn clone_shared(&self) -> Self {
+        Self {
+            net: self.net.clone_shared(),
+        }
+    }
+
+    /// Runs one NHWC 128×128×3 input (see [`preprocess`]). Panics when `input` is not
+    /// [`INPUT_LEN`] floats long.
+    pub fn run(&mut self, input: &[f32]) -> RawOutput {
+        self.net.run(input)
+    }
+}
+
 /// Raw network output for one input.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct RawOutput {
+pub struct RawOutput {
     /// 896 score logits.
-    pub(crate) scores: Vec<f32>,
+    pub scores: Vec<f32>,
     /// 896 × 16 regressors, in input pixels (0..128) relative to the anchor centre.
-    pub(crate) regressors: Vec<f32>,
+    pub regressors: Vec<f32>,
 }
 
 /// The 896 anchor centres `(x, y)` in [0, 1], MediaPipe's `SsdAnchorsCalculator` for the front
 /// model (4 layers, strides 8, 16, 16, 16, offset 0.5, fixed size 1): layers with equal stride
 /// merge, giving 2 anchors per cell on the 16×16 grid then 6 per cell on the 8×8 grid,
 /// in (y, x, anchor) order.
-pub(crate) fn anchors() -> Vec<[f32; 2]> {
+pub fn anchors() -> Vec<[f32; 2]> {
     let mut out = Vec::with_capacity(NUM_ANCHORS);
     for (grid, per_cell) in [(16usize, 2usize), (8, 6)] {
         for y in 0..grid {
@@ -55,25 +89,164 @@ pub(crate) fn anchors() -> Vec<[f32; 2]> {
     out
 }
 
+/// An axis-aligned box in source-frame pixels (pixel centres at integer coordinates).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Rect {
+    /// Left edge.
+    pub x: f32,
+    /// Top edge.
+    pub y: f32,
+    /// Width.
+    pub w: f32,
+    /// Height.
+    pub h: f32,
+}
+
+impl Rect {
+    /// Area (`w * h`).
+    pub fn area(&self) -> f32 {
+        self.w.max(0.0) * self.h.max(0.0)
+    }
+
+    /// Centre point.
+    pub fn centre(&self) -> [f32; 2] {
+        [self.x + self.w / 2.0, self.y + self.h / 2.0]
+    }
+
+    /// Intersection over union with `other` (0 when both are empty).
+    pub fn iou(&self, other: &Rect) -> f32 {
+        let x0 = self.x.max(other.x);
+        let y0 = self.y.max(other.y);
+        let x1 = (self.x + self.w).min(other.x + other.w);
+        let y1 = (self.y + self.h).min(other.y + other.h);
+        let inter = (x1 - x0).max(0.0) * (y1 - y0).max(0.0);
+        let union = self.area() + other.area() - inter;
+        if union <= 0.0 { 0.0 } else { inter / union }
+    }
+}
+
+/// One detected face in source-frame pixels.
+///
+/// `landmarks` follow BlazeFace's order: eye on the image left (the subject's right eye), eye
+/// on the image right, nose tip, mouth centre, ear on the image left, ear on the image right.
+/// Alignment uses the first four.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detection {
+    /// Face box.
+    pub bbox: Rect,
+    /// Keypoints, at least four (see above).
+    pub landmarks: Vec<[f32; 2]>,
+    /// Confidence in [0, 1].
+    pub score: f32,
+}
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x.clamp(-100.0, 100.0)).exp())
+}
+
+/// Decodes one raw output into detections: the candidates whose sigmoid score reaches
+/// `min_score`, boxes and keypoints taken from the anchors (see [`anchors`]) and mapped
+/// through `letterbox` into source pixels, merged by [`weighted_nms`] at `iou`.
+pub fn decode(
+    raw: &RawOutput,
+    anchors: &[[f32; 2]],
+    letterbox: &Letterbox,
+    min_score: f32,
+    iou: f32,
+) -> Vec<Detection> {
+    debug_assert_eq!(raw.scores.len(), NUM_ANCHORS);
+    let scale = INPUT_SIDE as f32;
+    let mut candidates: Vec<Detection> = Vec::new();
+    for (i, (&logit, anchor)) in raw.scores.iter().zip(anchors).enumerate() {
+        let score = sigmoid(logit);
+        if score < min_score {
+            continue;
+        }
+        let r = &raw.regressors[i * NUM_COORDS..(i + 1) * NUM_COORDS];
+        let cx = r[0] / scale + anchor[0];
+        let cy = r[1] / scale + anchor[1];
+        let (w, h) = (r[2] / scale, r[3] / scale);
+        // The box is axis-aligned in the (possibly rotated) region: keep its size, map its centre.
+        let centre = letterbox.to_source([cx, cy]);
+        let (bw, bh) = (w * letterbox.side, h * letterbox.side);
+        let landmarks = (0..6)
+            .map(|k| {
+                letterbox.to_source([
+                    r[4 + 2 * k] / scale + anchor[0],
+                    r[5 + 2 * k] / scale + anchor[1],
+                ])
+            })
+            .collect();
+        candidates.push(Detection {
+            bbox: Rect {
+                x: centre[0] - bw / 2.0,
+                y: centre[1] - bh / 2.0,
+                w: bw,
+                h: bh,
+            },
+            landmarks,
+            score,
+        });
+    }
+    weighted_nms(candidates, iou)
+}
+
+type Numbered = (usize, Detection);
+
+/// MediaPipe's weighted non-max suppression: take the best remaining candidate, gather every
+/// remaining candidate overlapping it by more than `iou`, replace the group by the
+/// score-weighted mean of its boxes and keypoints (keeping the best score).
+pub fn weighted_nms(mut candidates: Vec<Detection>, iou: f32) -> Vec<Detection> {
+    candidates.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let mut out = Vec::new();
+    while let Some(best) = candidates.first().cloned() {
+        let (group, rest): (Vec<Numbered>, Vec<Numbered>) = candidates
+            .into_iter()
+            .enumerate()
+            .partition(|(i, c)| *i == 0 || c.bbox.iou(&best.bbox) > iou);
+        candidates = rest.into_iter().map(|(_, c)| c).collect();
+        let group: Vec<Detection> = group.into_iter().map(|(_, c)| c).collect();
+        let total: f32 = group.iter().map(|d| d.score).sum();
+        let mut merged = Detection {
+            bbox: Rect::default(),
+            landmarks: vec![[0.0; 2]; best.landmarks.len()],
+            score: best.score,
+        };
+        for d in &group {
+            let w = d.score / total;
+            merged.bbox.x += d.bbox.x * w;
+            merged.bbox.y += d.bbox.y * w;
+            merged.bbox.w += d.bbox.w * w;
+            merged.bbox.h += d.bbox.h * w;
+            for (m, p) in merged.landmarks.iter_mut().zip(&d.landmarks) {
+                m[0] += p[0] * w;
+                m[1] += p[1] * w;
+            }
+        }
+        out.push(merged);
+    }
+    out
+}
+
 /// A square region of the source frame mapped onto the 128×128 input (a letterbox when it
 /// reaches outside the frame), in frame coordinates (pixel centres at integers): input pixel
 /// `i` samples the source at `left + (i + 0.5) * side / 128`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Letterbox {
+pub struct Letterbox {
     /// Left edge in source pixels (continuous coordinates: pixel `x` covers `[x-0.5, x+0.5)`).
-    pub(crate) left: f32,
+    pub left: f32,
     /// Top edge.
-    pub(crate) top: f32,
+    pub top: f32,
     /// Side length in source pixels.
-    pub(crate) side: f32,
+    pub side: f32,
     /// Rotation about the region's centre, radians: the input's x axis points along
     /// `(cos, sin)` in the source (so a face whose eye line has this angle comes out upright).
-    pub(crate) angle: f32,
+    pub angle: f32,
 }
 
 impl Letterbox {
     /// The whole frame, centred, padded to a square.
-    pub(crate) fn whole(width: u32, height: u32) -> Self {
+    pub fn whole(width: u32, height: u32) -> Self {
         let side = width.max(height) as f32;
         Self {
             left: (width as f32 - side) / 2.0 - 0.5,
@@ -84,7 +257,7 @@ impl Letterbox {
     }
 
     /// A square of `side` centred at `(cx, cy)`, rotated by `angle`.
-    pub(crate) fn centred(cx: f32, cy: f32, side: f32, angle: f32) -> Self {
+    pub fn centred(cx: f32, cy: f32, side: f32, angle: f32) -> Self {
         Self {
             left: cx - side / 2.0,
             top: cy - side / 2.0,
@@ -94,7 +267,7 @@ impl Letterbox {
     }
 
     /// Maps a normalised input point (0..1) to source pixel coordinates.
-    pub(crate) fn to_source(self, p: [f32; 2]) -> [f32; 2] {
+    pub fn to_source(self, p: [f32; 2]) -> [f32; 2] {
         if self.angle == 0.0 {
             return [self.left + p[0] * self.side, self.top + p[1] * self.side];
         }
@@ -130,17 +303,49 @@ impl Letterbox {
 /// the frame the input is black (-1), as MediaPipe's letterbox. On x86-64 with AVX2 (chosen at
 /// run time) 8 input pixels are sampled at once, with the same operations in the same order
 /// per pixel, so the result is bit for bit the portable one.
-pub(crate) fn preprocess(image: &Frame, region: &Letterbox, out: &mut [f32]) {
+pub fn preprocess(image: &Frame, region: &Letterbox, out: &mut [f32]) {
     assert_eq!(out.len(), INPUT_LEN, "blazeface input buffer length");
-    let grid = Grid::new(region);
+    resample(image, region, INPUT_SIDE, Range::MinusOneToOne, out);
+}
+
+/// The value range a network wants its input in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Range {
+    /// `v / 127.5 − 1` (BlazeFace).
+    MinusOneToOne,
+    /// `v / 255` (FaceMesh).
+    ZeroToOne,
+}
+
+impl Range {
+    /// `(divisor, offset)`: the input is `mean / divisor − offset`.
+    fn scale(self) -> (f32, f32) {
+        match self {
+            Range::MinusOneToOne => (127.5, 1.0),
+            Range::ZeroToOne => (255.0, 0.0),
+        }
+    }
+}
+
+/// [`preprocess`] for a `side`×`side` input (a multiple of 8) in `range`.
+pub(crate) fn resample(
+    image: &Frame,
+    region: &Letterbox,
+    side: usize,
+    range: Range,
+    out: &mut [f32],
+) {
+    assert!(
+        side.is_multiple_of(8),
+        "resampler side {side} is not a multiple of 8"
+    );
+    assert_eq!(out.len(), side * side * 3, "network input buffer length");
+    let grid = Grid::new(region, side, range);
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && image.data().len() < i32::MAX as usize {
         // SAFETY: the CPU reports AVX2, the target feature of `avx::preprocess`; byte
         // offsets into the frame fit an i32 (checked above), as that kernel requires.
-        #[allow(unsafe_code)]
-        unsafe {
-            avx::preprocess(image, &grid, out)
-        };
+        unsafe { avx::preprocess(image, &grid, out) };
         return;
     }
     preprocess_portable(image, &grid, out);
@@ -149,6 +354,11 @@ pub(crate) fn preprocess(image: &Frame, region: &Letterbox, out: &mut [f32]) {
 /// Where a region's taps fall: input pixel `(ix, iy)`'s tap `(tu, tv)` samples the source at
 /// `(origin + u[ix][tu]) + v[iy][tv]` (per coordinate, in that order).
 struct Grid {
+    /// Input side in pixels.
+    side: usize,
+    /// See [`Range::scale`].
+    divisor: f32,
+    offset: f32,
     taps: usize,
     origin: [f32; 2],
     /// `[ix][tu]` offsets along the input's x axis.
@@ -158,22 +368,26 @@ struct Grid {
 }
 
 impl Grid {
-    fn new(region: &Letterbox) -> Self {
-        let step = region.side / INPUT_SIDE as f32;
+    fn new(region: &Letterbox, side: usize, range: Range) -> Self {
+        let step = region.side / side as f32;
         let taps = (step.ceil() as usize).clamp(1, 4);
         let (origin, du, dv) = region.affine();
         // The tap positions along each axis, `(i + (t + 0.5) / taps) / 128`, times the
         // region's axes: the same products as computing them per sample, so the same sums.
         let along = |d: [f32; 2]| -> Vec<[f32; 2]> {
-            (0..INPUT_SIDE * taps)
+            (0..side * taps)
                 .map(|k| {
                     let (i, t) = (k / taps, k % taps);
-                    let u = (i as f32 + (t as f32 + 0.5) / taps as f32) / INPUT_SIDE as f32;
+                    let u = (i as f32 + (t as f32 + 0.5) / taps as f32) / side as f32;
                     [u * d[0], u * d[1]]
                 })
                 .collect()
         };
+        let (divisor, offset) = range.scale();
         Self {
+            side,
+            divisor,
+            offset,
             taps,
             origin,
             us: along(du),
@@ -189,15 +403,17 @@ impl Grid {
 
 /// The input value of an accumulated sum of `taps²` samples.
 #[inline(always)]
-fn normalise(acc: f32, norm: f32) -> f32 {
-    acc * norm / 127.5 - 1.0
+fn normalise(acc: f32, norm: f32, g: &Grid) -> f32 {
+    acc * norm / g.divisor - g.offset
 }
 
 fn preprocess_portable(image: &Frame, grid: &Grid, out: &mut [f32]) {
-    let Grid { taps, origin, .. } = *grid;
+    let Grid {
+        taps, origin, side, ..
+    } = *grid;
     let norm = grid.norm();
-    for iy in 0..INPUT_SIDE {
-        for ix in 0..INPUT_SIDE {
+    for iy in 0..side {
+        for ix in 0..side {
             let mut acc = [0.0f32; 3];
             for v in &grid.vs[iy * taps..(iy + 1) * taps] {
                 for u in &grid.us[ix * taps..(ix + 1) * taps] {
@@ -209,9 +425,9 @@ fn preprocess_portable(image: &Frame, grid: &Grid, out: &mut [f32]) {
                     }
                 }
             }
-            let o = (iy * INPUT_SIDE + ix) * 3;
+            let o = (iy * side + ix) * 3;
             for c in 0..3 {
-                out[o + c] = normalise(acc[c], norm);
+                out[o + c] = normalise(acc[c], norm, grid);
             }
         }
     }
@@ -271,7 +487,7 @@ fn floor_frac(v: f32) -> (i64, f32) {
 /// `v.floor()` as an integer without a libm call (see [`floor_frac`]): exact for finite `v`
 /// within the `i64` range; NaN gives 0, as `v.floor() as i64` does.
 #[inline(always)]
-pub(crate) fn floor_i64(v: f32) -> i64 {
+pub fn floor_i64(v: f32) -> i64 {
     let t = v as i64;
     t - i64::from((t as f32) > v)
 }
@@ -282,7 +498,6 @@ pub(crate) fn floor_i64(v: f32) -> i64 {
 /// with 4 gathers of 4 bytes (R, G, B and one byte more, which is why the last texel of the
 /// frame takes the other way); otherwise each lane takes [`sample`].
 #[cfg(target_arch = "x86_64")]
-#[allow(unsafe_code)]
 mod avx {
     use std::arch::x86_64::{
         __m256, __m256i, _mm256_add_epi32, _mm256_add_ps, _mm256_and_si256, _mm256_castsi256_ps,
@@ -292,30 +507,38 @@ mod avx {
         _mm256_srli_epi32, _mm256_storeu_ps, _mm256_sub_ps,
     };
 
-    use super::{Frame, Grid, INPUT_SIDE, sample};
+    use super::{Frame, Grid, sample};
     use crate::cpu_net::avx::load;
 
     /// Lanes per step.
     const L: usize = 8;
 
+    /// The 8 lanes of `v`.
+    ///
+    /// # Safety
+    /// The CPU must have AVX.
     #[inline(always)]
-    fn lanes(v: __m256) -> [f32; L] {
+    unsafe fn lanes(v: __m256) -> [f32; L] {
         let mut a = [0.0; L];
-        // SAFETY: `a` holds 8 floats.
+        // SAFETY: `a` holds 8 floats, and the caller guarantees AVX.
         unsafe { _mm256_storeu_ps(a.as_mut_ptr(), v) };
         a
     }
 
-    /// See the module docs. Requires every byte offset into the frame to fit an `i32`.
+    /// See the module docs.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2, and every byte offset into the frame must fit an `i32`
+    /// (`image.data().len() < i32::MAX`): the gathers' bounds are checked in `i32` lanes.
     #[target_feature(enable = "avx2")]
-    pub(super) fn preprocess(image: &Frame, g: &Grid, out: &mut [f32]) {
+    pub(super) unsafe fn preprocess(image: &Frame, g: &Grid, out: &mut [f32]) {
         let data = image.data();
         let (w, h) = (image.width() as i32, image.height() as i32);
-        let taps = g.taps;
+        let (taps, side) = (g.taps, g.side);
         // `[tu][ix]`: the x-axis offsets of tap `tu` for consecutive pixels, contiguous.
         let column = |k: usize| -> Vec<f32> {
-            (0..taps * INPUT_SIDE)
-                .map(|j| g.us[(j % INPUT_SIDE) * taps + j / INPUT_SIDE][k])
+            (0..taps * side)
+                .map(|j| g.us[(j % side) * taps + j / side][k])
                 .collect()
         };
         let (ux, uy) = (column(0), column(1));
@@ -326,20 +549,23 @@ mod avx {
         // The last byte a quad's gathers read, `+ row + 6`, must lie before `data.len()`.
         let last = _mm256_set1_epi32(data.len() as i32 - 6);
         let byte = _mm256_set1_epi32(0xff);
-        let (norm, scale, one) = (
+        let (norm, scale, offset) = (
             _mm256_set1_ps(g.norm()),
-            _mm256_set1_ps(127.5),
-            _mm256_set1_ps(1.0),
+            _mm256_set1_ps(g.divisor),
+            _mm256_set1_ps(g.offset),
         );
-        for iy in 0..INPUT_SIDE {
-            for x in (0..INPUT_SIDE).step_by(L) {
+        for iy in 0..side {
+            for x in (0..side).step_by(L) {
                 let mut acc = [_mm256_setzero_ps(); 3];
                 for v in &g.vs[iy * taps..(iy + 1) * taps] {
                     let (vx, vy) = (_mm256_set1_ps(v[0]), _mm256_set1_ps(v[1]));
                     for tu in 0..taps {
-                        let at = tu * INPUT_SIDE + x;
-                        let sx = _mm256_add_ps(_mm256_add_ps(ox, load(&ux[at..])), vx);
-                        let sy = _mm256_add_ps(_mm256_add_ps(oy, load(&uy[at..])), vy);
+                        let at = tu * side + x;
+                        // SAFETY: the CPU has AVX2 (this function's target feature); `load`
+                        // checks the length.
+                        let (dx, dy) = unsafe { (load(&ux[at..]), load(&uy[at..])) };
+                        let sx = _mm256_add_ps(_mm256_add_ps(ox, dx), vx);
+                        let sy = _mm256_add_ps(_mm256_add_ps(oy, dy), vy);
                         let (fx0, fy0) = (_mm256_floor_ps(sx), _mm256_floor_ps(sy));
                         let (fx, fy) = (_mm256_sub_ps(sx, fx0), _mm256_sub_ps(sy, fy0));
                         let (x0, y0) = (_mm256_cvttps_epi32(fx0), _mm256_cvttps_epi32(fy0));
@@ -395,7 +621,8 @@ mod avx {
                             }
                             s
                         } else {
-                            let (sx, sy) = (lanes(sx), lanes(sy));
+                            // SAFETY: the CPU has AVX2 (this function's target feature).
+                            let (sx, sy) = unsafe { (lanes(sx), lanes(sy)) };
                             let mut per = [[0.0f32; L]; 3];
                             for j in 0..L {
                                 let s = sample(image, sx[j], sy[j]);
@@ -403,7 +630,8 @@ mod avx {
                                     per[c][j] = s[c];
                                 }
                             }
-                            [load(&per[0]), load(&per[1]), load(&per[2])]
+                            // SAFETY: as above; each `per[c]` holds 8 floats.
+                            unsafe { [load(&per[0]), load(&per[1]), load(&per[2])] }
                         };
                         for c in 0..3 {
                             acc[c] = _mm256_add_ps(acc[c], s[c]);
@@ -413,9 +641,10 @@ mod avx {
                 let mut vals = [[0.0f32; L]; 3];
                 for (v, a) in vals.iter_mut().zip(acc) {
                     let a = _mm256_div_ps(_mm256_mul_ps(a, norm), scale);
-                    *v = lanes(_mm256_sub_ps(a, one));
+                    // SAFETY: the CPU has AVX2 (this function's target feature).
+                    *v = unsafe { lanes(_mm256_sub_ps(a, offset)) };
                 }
-                let o = &mut out[(iy * INPUT_SIDE + x) * 3..][..L * 3];
+                let o = &mut out[(iy * side + x) * 3..][..L * 3];
                 for (j, px) in o.chunks_exact_mut(3).enumerate() {
                     for c in 0..3 {
                         px[c] = vals[c][j];
@@ -429,7 +658,6 @@ mod avx {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu_net::CpuNet;
     use crate::testutil::{astronaut, nearest_crop};
 
     /// onnxruntime's outputs of the committed model on four real inputs
@@ -520,7 +748,72 @@ mod tests {
         Frame::new(w, h, data).unwrap()
     }
 
+    /// An independent reference of [`preprocess`], written from its definition in f64: input
+    /// pixel `(ix, iy)` is the mean of `taps × taps` bilinear samples (black outside the frame)
+    /// at the points `((ix + (tu + ½) / taps) / 128, (iy + (tv + ½) / taps) / 128)` of the
+    /// region (rotated by its angle about its centre), scaled to `v / 127.5 − 1`.
+    fn reference_preprocess(image: &Frame, region: &Letterbox) -> Vec<f32> {
+        let side = f64::from(region.side);
+        let taps = ((side / INPUT_SIDE as f64).ceil() as usize).clamp(1, 4);
+        let (sin, cos) = f64::from(region.angle).sin_cos();
+        let centre = [
+            f64::from(region.left) + side / 2.0,
+            f64::from(region.top) + side / 2.0,
+        ];
+        let texel = |x: i64, y: i64, c: usize| -> f64 {
+            if x < 0 || y < 0 || x >= i64::from(image.width()) || y >= i64::from(image.height()) {
+                return 0.0;
+            }
+            f64::from(image.pixel(x as u32, y as u32)[c])
+        };
+        let mut out = Vec::with_capacity(INPUT_LEN);
+        for iy in 0..INPUT_SIDE {
+            for ix in 0..INPUT_SIDE {
+                let mut acc = [0.0f64; 3];
+                for tv in 0..taps {
+                    for tu in 0..taps {
+                        let u = (ix as f64 + (tu as f64 + 0.5) / taps as f64) / 128.0 - 0.5;
+                        let v = (iy as f64 + (tv as f64 + 0.5) / taps as f64) / 128.0 - 0.5;
+                        let sx = centre[0] + (cos * u - sin * v) * side;
+                        let sy = centre[1] + (sin * u + cos * v) * side;
+                        let (x0, y0) = (sx.floor(), sy.floor());
+                        let (fx, fy) = (sx - x0, sy - y0);
+                        let (x0, y0) = (x0 as i64, y0 as i64);
+                        for (c, a) in acc.iter_mut().enumerate() {
+                            let top = texel(x0, y0, c) * (1.0 - fx) + texel(x0 + 1, y0, c) * fx;
+                            let bot =
+                                texel(x0, y0 + 1, c) * (1.0 - fx) + texel(x0 + 1, y0 + 1, c) * fx;
+                            *a += top * (1.0 - fy) + bot * fy;
+                        }
+                    }
+                }
+                let n = (taps * taps) as f64;
+                out.extend(acc.map(|a| (a / n / 127.5 - 1.0) as f32));
+            }
+        }
+        out
+    }
+
     proptest::proptest! {
+        /// The resampler against [`reference_preprocess`] (whichever kernel this CPU runs, so
+        /// that the test means something without AVX2 too): every value within 1e-3, on
+        /// regions of every tap count, turned, reaching past every edge of a small frame.
+        #[test]
+        fn resampling_matches_an_independent_reference(
+            w in 1u32..200, h in 1u32..200, seed: u32,
+            cx in -60f32..260.0, cy in -60f32..260.0, side in 1f32..520.0,
+            angle in -3.2f32..3.2,
+        ) {
+            let img = noise(w, h, seed);
+            let region = Letterbox::centred(cx, cy, side, angle);
+            let mut got = vec![0.0; INPUT_LEN];
+            preprocess(&img, &region, &mut got);
+            let want = reference_preprocess(&img, &region);
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                proptest::prop_assert!((g - w).abs() < 1e-3, "value {}: {} vs {}", i, g, w);
+            }
+        }
+
         /// The AVX2 resampler (where the CPU has it) against the portable one, bit for bit:
         /// regions of every tap count (side up to 4 × 128), turned, reaching past every edge
         /// of a frame small enough that many taps straddle a border or its last texel.
@@ -535,7 +828,7 @@ mod tests {
             let mut got = vec![0.0; INPUT_LEN];
             preprocess(&img, &region, &mut got);
             let mut want = vec![0.0; INPUT_LEN];
-            preprocess_portable(&img, &Grid::new(&region), &mut want);
+            preprocess_portable(&img, &Grid::new(&region, INPUT_SIDE, Range::MinusOneToOne), &mut want);
             for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                 proptest::prop_assert_eq!(g.to_bits(), w.to_bits(), "value {}", i);
             }
@@ -547,6 +840,36 @@ mod tests {
             proptest::prop_assert_eq!(i as f32, v.floor());
             proptest::prop_assert_eq!(f, v - v.floor());
         }
+    }
+
+    #[test]
+    fn nms_merges_overlaps_weighted_by_score() {
+        let d = |x: f32, score: f32| Detection {
+            bbox: Rect {
+                x,
+                y: 0.0,
+                w: 10.0,
+                h: 10.0,
+            },
+            landmarks: vec![[x, 0.0]],
+            score,
+        };
+        let out = weighted_nms(vec![d(0.0, 0.9), d(2.0, 0.3), d(50.0, 0.8)], 0.3);
+        assert_eq!(out.len(), 2);
+        assert!((out[0].bbox.x - 0.5).abs() < 1e-5 && out[0].score == 0.9);
+        assert_eq!(out[1].bbox.x, 50.0);
+    }
+
+    #[test]
+    fn anchors_match_mediapipe_layout() {
+        let a = anchors();
+        assert_eq!(a.len(), NUM_ANCHORS);
+        assert_eq!(a[0], [0.5 / 16.0, 0.5 / 16.0]);
+        assert_eq!(a[1], a[0]);
+        assert_eq!(a[2], [1.5 / 16.0, 0.5 / 16.0]);
+        assert_eq!(a[512], [0.5 / 8.0, 0.5 / 8.0]);
+        assert_eq!(a[517], a[512]);
+        assert_eq!(a[895], [7.5 / 8.0, 7.5 / 8.0]);
     }
 
     #[test]

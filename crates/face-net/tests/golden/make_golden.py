@@ -1,4 +1,4 @@
-"""Golden BlazeFace outputs from onnxruntime for face-proc's CPU network test.
+"""Golden BlazeFace outputs from onnxruntime for face-net's CPU network test.
 
 Four inputs from test-data/astronaut.png (512x512 RGB), NHWC float32 in MediaPipe's [-1, 1]
 (v / 127.5 - 1, computed in float32):
@@ -6,10 +6,10 @@ Four inputs from test-data/astronaut.png (512x512 RGB), NHWC float32 in MediaPip
   1-3. nearest-neighbour squares (x0, y0, side, mirrored) = (122, 17, 200, no),
        (0, 0, 512, no) (the whole photo), (150, 45, 150, yes): input pixel (x, y) samples
        source (x0 + (x' * side + side // 2) // 128, y0 + (y * side + side // 2) // 128), with
-       x' = 127 - x when mirrored (face-proc's `testutil::nearest_crop` does the same).
+       x' = 127 - x when mirrored (face-net's `testutil::nearest_crop` does the same).
 Output blazeface_golden.bin: for each input in that order, 896 score logits then 896 x 16
 regressors, little-endian float32 (4 x 15232 values). Run from the repository root:
-    python3 crates/face-proc/tests/golden/make_golden.py
+    python3 crates/face-net/tests/golden/make_golden.py
 """
 import pathlib
 
@@ -18,7 +18,7 @@ import onnxruntime as ort
 from PIL import Image
 
 root = pathlib.Path(__file__).resolve().parents[4]
-model = root / "crates/face-proc/assets/blazeface/face_detection_front_128x128_barracuda.onnx"
+model = root / "crates/face-net/assets/blazeface/face_detection_front_128x128_barracuda.onnx"
 img = np.asarray(Image.open(root / "test-data/astronaut.png").convert("RGB"))
 h, w, _ = img.shape
 

@@ -10,10 +10,10 @@
 
 use std::sync::mpsc::{Receiver, Sender, channel};
 
-use super::GpuBlazeFace;
+use face_net::blazeface::{GpuBlazeFace, INPUT_LEN, RawOutput};
+
 use crate::FaceError;
 use crate::detect::BlazeFaceBackend;
-use crate::model::{INPUT_LEN, RawOutput};
 
 type Reply = Sender<Result<Vec<RawOutput>, String>>;
 
@@ -98,7 +98,7 @@ pub(crate) fn serve(net: &mut GpuBlazeFace, rx: &Receiver<Msg>, workers: usize) 
             .flat_map(|(v, _)| v.iter().copied())
             .collect();
         batches += 1;
-        match BlazeFaceBackend::run(net, &all) {
+        match net.run_each(&all).map_err(FaceError::from) {
             Ok(outputs) => {
                 let mut outputs = outputs.into_iter();
                 for ((_, reply), n) in pending.drain(..).zip(counts) {
