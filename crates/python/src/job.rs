@@ -16,8 +16,11 @@ use pyo3::types::{PyBytes, PyDict};
 use crate::sink::{ComfyOptions, ErrorSlot, OnError, SinkOptions};
 use crate::{Cancelled, FacesyncError};
 
-/// How often the waiting thread wakes up to look for Ctrl-C.
-const SIGNAL_POLL: Duration = Duration::from_millis(50);
+/// How often the waiting thread wakes up to deliver events, look for Ctrl-C and poll the
+/// `interrupted` callable: an interrupt is seen within this time.
+const POLL: Duration = Duration::from_millis(20);
+/// Events waiting for the calling thread; more block the sink's own thread (never the work).
+const EVENT_QUEUE: usize = 256;
 
 /// A cancel handle: pass it as `cancel=` and call `cancel()` from any thread (or a callback);
 /// the run stops at its next batch boundary and raises `facesync.Cancelled`.
@@ -51,15 +54,23 @@ impl PyCancelToken {
 }
 
 /// The keyword options shared by `run` and `run_frames`, checked before any work.
-struct Options {
-    config: PipelineConfig,
+pub(crate) struct Options {
+    pub(crate) config: PipelineConfig,
     sinks: SinkOptions,
+    watch: Watch,
     cancel: CancelToken,
     tick: Duration,
 }
 
+/// What the calling thread does while the run goes on: deliver events to `on_event`, poll
+/// `interrupted`.
+struct Watch {
+    on_event: Option<Py<PyAny>>,
+    interrupted: Option<Py<PyAny>>,
+}
+
 #[allow(clippy::too_many_arguments)]
-fn options(
+pub(crate) fn options(
     resolution: u32,
     steps: u32,
     chunk: usize,
@@ -68,6 +79,7 @@ fn options(
     length: &str,
     console: bool,
     on_event: Option<Py<PyAny>>,
+    interrupted: Option<Py<PyAny>>,
     comfy: Option<&Bound<'_, PyDict>>,
     cancel: Option<&Bound<'_, PyCancelToken>>,
     tick: f64,
@@ -108,60 +120,82 @@ fn options(
         config,
         sinks: SinkOptions {
             console,
-            on_event,
+            on_event: None,
             comfy: comfy.map(ComfyOptions::from_dict).transpose()?,
+            channel: None,
+        },
+        watch: Watch {
+            on_event,
+            interrupted,
         },
         cancel: cancel.map(|c| c.get().token.clone()).unwrap_or_default(),
         tick: Duration::from_secs_f64(tick),
     })
 }
 
-/// Runs `work` under a "Lip sync" phase on a Rust thread, the GIL released, and waits for it
-/// on the calling thread in short slices, checking for signals between them: on
-/// `KeyboardInterrupt` the run is cancelled, finishes cleanly, and the interrupt is re-raised.
-fn run_job<T: Send + 'static>(
+/// Runs `work` under a "Lip sync" phase on a Rust thread and waits for it on the calling
+/// thread with the GIL released, waking every [`POLL`] to take the GIL briefly: it hands the
+/// events that arrived to `on_event` (so Python callbacks run on the caller's thread, in its
+/// context), polls `interrupted` and checks for signals. `KeyboardInterrupt`, a true
+/// `interrupted()` or an exception from `on_event` cancel the run; once it has stopped cleanly
+/// the exception is raised (`facesync.Cancelled` for `interrupted`). `work` may borrow from
+/// the caller (the thread is scoped), e.g. numpy buffers.
+pub(crate) fn run_job<T: Send>(
     py: Python<'_>,
     options: Options,
-    work: impl FnOnce(&PipelineConfig, &Phase) -> Result<T, PipelineError> + Send + 'static,
+    work: impl FnOnce(&PipelineConfig, &Phase) -> Result<T, PipelineError> + Send,
 ) -> PyResult<T> {
     let errors = ErrorSlot::default();
-    let progress = crate::sink::start(
-        options.sinks,
-        &OnError::Cancel(errors.clone()),
-        &options.cancel,
-        options.tick,
-    );
-    let job = progress.phase("Lip sync", None, "frames");
-    let config = options.config;
-    let (tx, rx) = flume::bounded(1);
-    let worker = std::thread::Builder::new()
-        .name("facesync-run".into())
-        .spawn(move || {
-            let result = work(&config, &job);
-            match &result {
-                Ok(_) => job.finish(),
-                Err(e) => job.fail(e),
-            }
-            let _ = tx.send(());
-            result
-        })
-        .map_err(|e| FacesyncError::new_err(format!("cannot start the run's thread: {e}")))?;
-    let mut interrupt = None;
-    while py.detach(|| rx.recv_timeout(SIGNAL_POLL)) == Err(flume::RecvTimeoutError::Timeout) {
-        if interrupt.is_none()
-            && let Err(e) = py.check_signals()
-        {
-            options.cancel.cancel();
-            interrupt = Some(e);
-        }
-    }
-    let result = py.detach(|| {
-        let result = worker.join();
-        // Joins the sink threads, which take the GIL for the Python callbacks.
-        progress.shutdown();
-        result
+    let Options {
+        config,
+        mut sinks,
+        watch,
+        cancel,
+        tick,
+    } = options;
+    let events = watch.on_event.is_some().then(|| {
+        let (sink, rx) = sinks::ChannelSink::bounded(EVENT_QUEUE);
+        sinks.channel = Some(sink);
+        rx
     });
-    if let Some(e) = interrupt {
+    let progress = crate::sink::start(sinks, &OnError::Cancel(errors.clone()), &cancel, tick);
+    let job = progress.phase("Lip sync", None, "frames");
+    let mut caller = Caller {
+        on_event: watch.on_event,
+        interrupted: watch.interrupted,
+        cancel: cancel.clone(),
+        error: None,
+    };
+    let result = py.detach(|| {
+        std::thread::scope(|s| {
+            let worker = std::thread::Builder::new()
+                .name("facesync-run".into())
+                .spawn_scoped(s, || {
+                    let result = work(&config, &job);
+                    match &result {
+                        Ok(_) => job.finish(),
+                        Err(e) => job.fail(e),
+                    }
+                    drop(job);
+                    result
+                })
+                .map_err(|e| FacesyncError::new_err(format!("cannot start the run's thread: {e}")))?;
+            while !worker.is_finished() {
+                caller.wait(events.as_ref(), true);
+            }
+            let result = worker.join();
+            // The last events (phases finished, run finished) come with the shutdown, which
+            // waits for the sinks: drain them meanwhile.
+            let shutdown = s.spawn(|| progress.shutdown());
+            while !shutdown.is_finished() {
+                caller.wait(events.as_ref(), false);
+            }
+            caller.wait(events.as_ref(), false);
+            let _ = shutdown.join();
+            Ok::<_, PyErr>(result)
+        })
+    })?;
+    if let Some(e) = caller.error {
         return Err(e);
     }
     if let Some(e) = errors.take() {
@@ -170,6 +204,63 @@ fn run_job<T: Send + 'static>(
     match result {
         Ok(result) => result.map_err(to_py_err),
         Err(_) => Err(FacesyncError::new_err("the run's thread panicked")),
+    }
+}
+
+/// The calling thread's side of a run (see [`run_job`]).
+struct Caller {
+    on_event: Option<Py<PyAny>>,
+    interrupted: Option<Py<PyAny>>,
+    cancel: CancelToken,
+    /// The first exception: Ctrl-C, or one raised by `on_event` / `interrupted`.
+    error: Option<PyErr>,
+}
+
+impl Caller {
+    /// Waits up to [`POLL`] for events (without the GIL), then takes the GIL once to deliver
+    /// them and, while the run goes on (`polling`), to look for an interrupt.
+    fn wait(&mut self, events: Option<&flume::Receiver<progress_core::Event>>, polling: bool) {
+        let mut batch = Vec::new();
+        match events {
+            Some(rx) => {
+                if let Ok(event) = rx.recv_timeout(POLL) {
+                    batch.push(event);
+                    batch.extend(rx.try_iter());
+                }
+            }
+            None => std::thread::sleep(POLL),
+        }
+        Python::attach(|py| {
+            if let Some(callback) = self.on_event.as_ref().map(|c| c.clone_ref(py)) {
+                for event in &batch {
+                    if self.error.is_some() {
+                        break;
+                    }
+                    let result = crate::convert::event_to_py(py, event)
+                        .and_then(|dict| callback.bind(py).call1((dict,)));
+                    if let Err(e) = result {
+                        self.fail(e);
+                    }
+                }
+            }
+            if !polling || self.cancel.is_cancelled() {
+                return;
+            }
+            if let Err(e) = py.check_signals() {
+                self.fail(e);
+            } else if let Some(flag) = &self.interrupted {
+                match flag.bind(py).call0().and_then(|answer| answer.is_truthy()) {
+                    Ok(true) => self.cancel.cancel(),
+                    Ok(false) => {}
+                    Err(e) => self.fail(e),
+                }
+            }
+        });
+    }
+
+    fn fail(&mut self, error: PyErr) {
+        self.cancel.cancel();
+        self.error.get_or_insert(error);
     }
 }
 
@@ -199,7 +290,8 @@ fn summary_dict<'py>(py: Python<'py>, summary: &Summary) -> PyResult<Bound<'py, 
 #[pyfunction]
 #[pyo3(signature = (
     video, audio, out, *, resolution=256, steps=20, chunk=16, no_face="pass", backend="auto",
-    length="loop", console=false, on_event=None, comfy=None, cancel=None, tick=0.1
+    length="loop", console=false, on_event=None, interrupted=None, comfy=None, cancel=None,
+    tick=0.1
 ))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run<'py>(
@@ -215,12 +307,24 @@ pub(crate) fn run<'py>(
     length: &str,
     console: bool,
     on_event: Option<Py<PyAny>>,
+    interrupted: Option<Py<PyAny>>,
     comfy: Option<&Bound<'py, PyDict>>,
     cancel: Option<&Bound<'py, PyCancelToken>>,
     tick: f64,
 ) -> PyResult<Bound<'py, PyDict>> {
     let options = options(
-        resolution, steps, chunk, no_face, backend, length, console, on_event, comfy, cancel, tick,
+        resolution,
+        steps,
+        chunk,
+        no_face,
+        backend,
+        length,
+        console,
+        on_event,
+        interrupted,
+        comfy,
+        cancel,
+        tick,
     )?;
     let inputs = Inputs { video, audio };
     let summary = run_job(py, options, move |config, job| {
@@ -294,7 +398,8 @@ pub(crate) fn run_frames<'py>(
         )));
     }
     let options = options(
-        resolution, steps, chunk, no_face, backend, length, console, on_event, comfy, cancel, tick,
+        resolution, steps, chunk, no_face, backend, length, console, on_event, None, comfy, cancel,
+        tick,
     )?;
     let memory = InMemory {
         frames,

@@ -23,6 +23,7 @@
 //! The module is built by maturin (`crates/python/pyproject.toml`); the Python tests
 //! (`crates/python/tests`) are its tests.
 
+mod arrays;
 mod convert;
 mod job;
 mod progress;
