@@ -1,12 +1,14 @@
 //! `cargo xtask`: the project's tasks, in Rust so that they run wherever cargo does.
 //!
 //! Commands: `pipeline` (run the lip-sync pipeline, on the built-in sample by default),
-//! `test` (check the system packages the tests need, then run the whole test suite),
+//! `test` (check the system packages the tests need, then run the whole test suite; `test
+//! comfyui`: the node in a real ComfyUI server, see `comfyui.rs`),
 //! `bench <progress|face|restore|infer|pipeline|queue>` (measure side by side and print one summary line),
 //! `worker | submit | watch | cancel` (the NATS JetStream work queue, see `queue.rs`).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod bench;
+mod comfyui;
 mod pipeline;
 mod python;
 mod queue;
@@ -46,6 +48,7 @@ const HELP: &str = "usage: cargo xtask <command>
 commands:
   pipeline [options]   run the lip-sync pipeline (on the built-in sample without --video)
   test                 check/install the system packages the tests need, then run all tests
+  test comfyui         the ComfyUI node in the vendored ComfyUI server (installs torch; not in CI)
   bench <what>         measure and print one summary line; what: progress face restore infer pipeline queue
   worker | submit | watch | cancel   the NATS JetStream work queue (`cargo xtask worker --help`)";
 

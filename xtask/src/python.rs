@@ -21,8 +21,10 @@ const REQUIREMENTS: &[&str] = &[
     "pytest>=8,<10",
     "tqdm>=4,<5",
     "numpy>=1.26,<3",
+    // The ComfyUI node's previews are PIL images, as in ComfyUI.
+    "pillow>=10,<13",
 ];
-const CRATE: &str = "crates/python";
+pub(crate) const CRATE: &str = "crates/python";
 
 pub(crate) fn test() -> Result<()> {
     let target =
@@ -55,9 +57,20 @@ pub(crate) fn test() -> Result<()> {
         "pip install",
     )?;
 
-    let wheels = target.join("py-wheels");
-    std::fs::create_dir_all(&wheels).context("cannot create the wheel directory")?;
-    for old in wheel_files(&wheels)? {
+    install_wheel(&venv, &target.join("py-wheels"))?;
+    run(
+        Command::new(&python)
+            .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+            .arg(Path::new(CRATE).join("tests")),
+        "the Python tests (pytest)",
+    )
+}
+
+/// Builds the `facesync` wheel (release profile) into `wheels` and installs it in `venv`.
+pub(crate) fn install_wheel(venv: &Path, wheels: &Path) -> Result<()> {
+    let python = venv.join("bin").join("python");
+    std::fs::create_dir_all(wheels).context("cannot create the wheel directory")?;
+    for old in wheel_files(wheels)? {
         std::fs::remove_file(&old).with_context(|| format!("cannot remove {}", old.display()))?;
     }
     run(
@@ -75,10 +88,10 @@ pub(crate) fn test() -> Result<()> {
             .arg("--interpreter")
             .arg(&python)
             .arg("--out")
-            .arg(&wheels),
+            .arg(wheels),
         "maturin build",
     )?;
-    let wheel = match wheel_files(&wheels)?.as_slice() {
+    let wheel = match wheel_files(wheels)?.as_slice() {
         [one] => one.clone(),
         other => bail!(
             "expected one wheel in {}, found {}",
@@ -100,12 +113,7 @@ pub(crate) fn test() -> Result<()> {
             .arg(&wheel),
         "pip install the wheel",
     )?;
-    run(
-        Command::new(&python)
-            .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
-            .arg(Path::new(CRATE).join("tests")),
-        "the Python tests (pytest)",
-    )
+    Ok(())
 }
 
 fn wheel_files(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -119,7 +127,7 @@ fn wheel_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(found)
 }
 
-fn run(cmd: &mut Command, what: &str) -> Result<()> {
+pub(crate) fn run(cmd: &mut Command, what: &str) -> Result<()> {
     let status = cmd.status().with_context(|| format!("cannot run {what}"))?;
     if !status.success() {
         bail!("{what} failed ({status})");

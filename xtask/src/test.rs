@@ -15,6 +15,11 @@ use anyhow::{Context, Result, bail};
 const PACKAGES: &[&str] = &["mesa-vulkan-drivers", "libvulkan1", "ffmpeg", "nats-server"];
 
 pub(crate) fn run(args: &[String]) -> Result<()> {
+    if let Some((first, rest)) = args.split_first()
+        && first == "comfyui"
+    {
+        return crate::comfyui::run_bench(rest);
+    }
     ensure_system_packages()?;
     let mut cmd = Command::new(cargo());
     // `--release`: the profile the `cargo xtask` alias builds, so the tests reuse its compiled

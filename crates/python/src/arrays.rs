@@ -2,7 +2,16 @@
 //! the way in, RGB8 frames to float `[N, H, W, 3]` on the way out, one frame at a time on the
 //! pipeline's own threads (decoding and encoding), never on the thread that holds the GIL.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use frame::Frame;
+use pipeline::media_io::{Rational, VideoInfo};
+use pipeline::{FrameSink, FrameSource, PipelineError};
+
+/// How the frames are named in errors.
+const SOURCE_NAME: &str = "frames (the IMAGE batch)";
+const SINK_NAME: &str = "the result batch";
 
 /// Frames read from a borrowed float buffer, `channels` per pixel (1: grey, 3: RGB, 4: RGBA,
 /// alpha dropped), values clamped to 0..1 and rounded to 8 bits.
@@ -12,18 +21,26 @@ pub(crate) struct FloatFrames<'a> {
     width: u32,
     height: u32,
     channels: usize,
+    fps: Rational,
     next: usize,
 }
 
 impl<'a> FloatFrames<'a> {
     /// `data` holds `data.len() / (width * height * channels)` whole frames.
-    pub(crate) fn new(data: &'a [f32], width: u32, height: u32, channels: usize) -> Self {
+    pub(crate) fn new(
+        data: &'a [f32],
+        width: u32,
+        height: u32,
+        channels: usize,
+        fps: Rational,
+    ) -> Self {
         debug_assert!(matches!(channels, 1 | 3 | 4));
         Self {
             data,
             width,
             height,
             channels,
+            fps,
             next: 0,
         }
     }
@@ -37,14 +54,34 @@ impl<'a> FloatFrames<'a> {
         self.data.len() / self.frame_len()
     }
 
-    /// The next frame as RGB8, `None` after the last.
-    pub(crate) fn next_frame(&mut self) -> Option<Frame> {
+}
+
+impl FrameSource for FloatFrames<'_> {
+    fn info(&self) -> VideoInfo {
+        VideoInfo {
+            width: self.width,
+            height: self.height,
+            fps: self.fps,
+            frame_count: Some(self.count() as u64),
+        }
+    }
+
+    fn name(&self) -> String {
+        SOURCE_NAME.into()
+    }
+
+    /// Converts the next frame into `frame` (reusing its buffer when it has the size).
+    fn read_frame(&mut self, frame: &mut Frame) -> Result<bool, PipelineError> {
         let len = self.frame_len();
-        let src = self.data.get(self.next * len..(self.next + 1) * len)?;
+        let Some(src) = self.data.get(self.next * len..(self.next + 1) * len) else {
+            return Ok(false);
+        };
         self.next += 1;
-        let mut rgb = vec![0u8; self.width as usize * self.height as usize * 3];
-        to_rgb8(src, self.channels, &mut rgb);
-        Some(Frame::new(self.width, self.height, rgb).expect("sized for the frame"))
+        if frame.width() != self.width || frame.height() != self.height {
+            *frame = Frame::filled(self.width, self.height, [0, 0, 0]);
+        }
+        to_rgb8(src, self.channels, frame.data_mut());
+        Ok(true)
     }
 }
 
@@ -84,12 +121,13 @@ pub(crate) fn to_float(src: &[u8], dst: &mut [f32]) {
     }
 }
 
-/// Frames written into a borrowed float buffer `[N, H, W, 3]`, in order.
+/// Frames written into a borrowed float buffer `[N, H, W, 3]`, in order. The buffer is the
+/// caller's result, returned only when the run succeeded, so there is nothing to discard.
 #[derive(Debug)]
 pub(crate) struct FloatOutput<'a> {
     data: &'a mut [f32],
     frame_len: usize,
-    written: usize,
+    written: Arc<AtomicUsize>,
 }
 
 impl<'a> FloatOutput<'a> {
@@ -97,27 +135,48 @@ impl<'a> FloatOutput<'a> {
         Self {
             data,
             frame_len: width as usize * height as usize * 3,
-            written: 0,
+            written: Arc::default(),
         }
     }
 
-    /// Frames written so far.
-    pub(crate) fn written(&self) -> usize {
-        self.written
+    /// Frames written, readable after the sink has gone into the pipeline.
+    pub(crate) fn counter(&self) -> Written {
+        Written(Arc::clone(&self.written))
     }
+}
 
-    /// Converts `frame` into the next slot; `false` when the buffer is full or the frame's
-    /// size differs.
-    pub(crate) fn write_frame(&mut self, frame: &Frame) -> bool {
-        let start = self.written * self.frame_len;
+/// The count of frames a [`FloatOutput`] wrote.
+#[derive(Debug)]
+pub(crate) struct Written(Arc<AtomicUsize>);
+
+impl Written {
+    pub(crate) fn get(&self) -> usize {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+impl FrameSink for FloatOutput<'_> {
+    fn write_frame(&mut self, frame: &Frame) -> Result<(), PipelineError> {
+        let n = self.written.load(Ordering::Relaxed);
+        let start = n * self.frame_len;
         let Some(dst) = self.data.get_mut(start..start + self.frame_len) else {
-            return false;
+            return Err(PipelineError::Frames {
+                name: SINK_NAME.into(),
+                message: format!("room for {n} frames, got more"),
+            });
         };
         if frame.data().len() != dst.len() {
-            return false;
+            return Err(PipelineError::Frames {
+                name: SINK_NAME.into(),
+                message: format!("a {}x{} frame does not fit", frame.width(), frame.height()),
+            });
         }
         to_float(frame.data(), dst);
-        self.written += 1;
-        true
+        self.written.store(n + 1, Ordering::Release);
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>) -> Result<(), PipelineError> {
+        Ok(())
     }
 }

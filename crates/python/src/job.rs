@@ -1,18 +1,21 @@
-//! `run`, `run_frames`, `write_sample` and the cancel handle: the pipeline from Python.
+//! `run`, `run_frames`, `write_sample`, `write_wav` and the cancel handle: the pipeline from
+//! Python.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use frame::Frame;
-use pipeline::media_io::{self, MediaError, Rational, ReaderOptions, VideoInfo, VideoReader};
+use numpy::{PyArray4, PyArrayMethods, PyReadonlyArray2, PyReadonlyArray4, PyUntypedArrayMethods};
+use pipeline::media_io::{MediaError, Rational};
 use pipeline::{
-    Backend, Inputs, LengthPolicy, NoFacePolicy, PipelineConfig, PipelineError, Summary,
+    Backend, FeatureStream, Inputs, LengthPolicy, NoFacePolicy, PipelineConfig, PipelineError,
+    Summary,
 };
 use progress_core::{CancelToken, Phase};
 use pyo3::exceptions::{PyFileNotFoundError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::types::PyDict;
 
+use crate::arrays::{FloatFrames, FloatOutput};
 use crate::sink::{ComfyOptions, ErrorSlot, OnError, SinkOptions};
 use crate::{Cancelled, FacesyncError};
 
@@ -333,29 +336,27 @@ pub(crate) fn run<'py>(
     summary_dict(py, &summary)
 }
 
-/// The pipeline on frames in memory (what a ComfyUI node has): `frames` is `count` RGB8
-/// frames of `height`×`width` (row-major, `count*height*width*3` bytes), `audio` is
-/// `channels`-interleaved float32 samples (native byte order). Returns
-/// `(frames_bytes, count)` in the same layout, as long as the audio (see `length`).
+/// The pipeline on frames in memory (what a ComfyUI node has): `frames` is a C-contiguous
+/// float32 numpy array `[count, height, width, channels]` of values in 0..1 (channels 1, 3 or
+/// 4; alpha is dropped), `audio` a C-contiguous float32 array `[channels, samples]`. Returns a
+/// new float32 array `[n, height, width, 3]`, as long as the audio (see `length`).
 ///
-/// The frames go through a lossless temporary PNG folder and the audio through a float WAV
-/// in a temporary directory, removed afterwards: the pipeline streams from files.
+/// Both arrays are borrowed, not copied: the pipeline's decoding thread converts one frame at
+/// a time to 8 bits, and its encoding thread converts each finished frame back into the
+/// result, all with the GIL released. `on_event` and `interrupted` run on the calling thread
+/// (see `run`).
 #[pyfunction]
 #[pyo3(signature = (
-    frames, count, height, width, fps, audio, channels, sample_rate, *, resolution=256,
-    steps=20, chunk=16, no_face="pass", backend="auto", length="loop", console=false,
-    on_event=None, comfy=None, cancel=None, tick=0.1
+    frames, fps, audio, sample_rate, *, resolution=256, steps=20, chunk=16, no_face="pass",
+    backend="auto", length="loop", console=false, on_event=None, interrupted=None, comfy=None,
+    cancel=None, tick=0.1
 ))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run_frames<'py>(
     py: Python<'py>,
-    frames: Vec<u8>,
-    count: usize,
-    height: u32,
-    width: u32,
+    frames: PyReadonlyArray4<'py, f32>,
     fps: f64,
-    audio: Vec<u8>,
-    channels: u16,
+    audio: PyReadonlyArray2<'py, f32>,
     sample_rate: u32,
     resolution: u32,
     steps: u32,
@@ -365,132 +366,192 @@ pub(crate) fn run_frames<'py>(
     length: &str,
     console: bool,
     on_event: Option<Py<PyAny>>,
+    interrupted: Option<Py<PyAny>>,
     comfy: Option<&Bound<'py, PyDict>>,
     cancel: Option<&Bound<'py, PyCancelToken>>,
     tick: f64,
-) -> PyResult<(Bound<'py, PyBytes>, u64)> {
-    let frame_len = width as usize * height as usize * 3;
-    if count == 0 || frame_len == 0 {
+) -> PyResult<Bound<'py, PyArray4<f32>>> {
+    let [count, height, width, channels] = *frames.shape() else {
+        unreachable!("a 4-d array")
+    };
+    if count == 0 || height == 0 || width == 0 || !matches!(channels, 1 | 3 | 4) {
         return Err(PyValueError::new_err(format!(
-            "frames: expected at least one frame of at least 1x1 pixels, got {count} of {width}x{height}"
+            "frames: expected [frames, height, width, channels] with at least one frame and 1, 3 or 4 channels, got {:?}",
+            frames.shape()
         )));
     }
-    if frames.len() != count * frame_len {
+    let (Ok(width), Ok(height)) = (u32::try_from(width), u32::try_from(height)) else {
         return Err(PyValueError::new_err(format!(
-            "frames: {count} frames of {width}x{height} RGB8 need {} bytes, got {}",
-            count * frame_len,
-            frames.len()
+            "frames: {width}x{height} is too large"
+        )));
+    };
+    let pixels = frames.as_slice().map_err(|_| {
+        PyValueError::new_err("frames: expected a C-contiguous float32 array (np.ascontiguousarray)")
+    })?;
+    let [audio_channels, samples] = *audio.shape() else {
+        unreachable!("a 2-d array")
+    };
+    let audio_channels = u16::try_from(audio_channels).unwrap_or(0);
+    if audio_channels == 0 || samples == 0 || sample_rate == 0 {
+        return Err(PyValueError::new_err(format!(
+            "audio: expected [channels, samples] with at least one sample at a positive rate, got {:?} at {sample_rate} Hz",
+            audio.shape()
         )));
     }
-    if channels == 0
-        || sample_rate == 0
-        || audio.is_empty()
-        || !audio.len().is_multiple_of(4 * usize::from(channels))
-    {
-        return Err(PyValueError::new_err(format!(
-            "audio: expected a whole number of float32 samples for {channels} channel(s) at {sample_rate} Hz, got {} bytes",
-            audio.len()
-        )));
-    }
+    let wave = audio.as_slice().map_err(|_| {
+        PyValueError::new_err("audio: expected a C-contiguous float32 array (np.ascontiguousarray)")
+    })?;
     if !(fps.is_finite() && fps > 0.0) {
         return Err(PyValueError::new_err(format!(
             "fps={fps}: expected a positive number"
         )));
     }
     let options = options(
-        resolution, steps, chunk, no_face, backend, length, console, on_event, None, comfy, cancel,
+        resolution,
+        steps,
+        chunk,
+        no_face,
+        backend,
+        length,
+        console,
+        on_event,
+        interrupted,
+        comfy,
+        cancel,
         tick,
     )?;
-    let memory = InMemory {
-        frames,
-        width,
-        height,
-        fps: if fps.fract() == 0.0 {
-            Rational::new(fps as u32, 1)
-        } else {
-            Rational::new((fps * 1000.0).round() as u32, 1000)
-        },
-        audio,
-        channels,
-        sample_rate,
+    let fps = if fps.fract() == 0.0 {
+        Rational::new(fps as u32, 1)
+    } else {
+        Rational::new((fps * 1000.0).round() as u32, 1000)
     };
-    let (out, n) = run_job(py, options, move |config, job| memory.run(config, job))?;
-    Ok((PyBytes::new(py, &out), n))
+    // The pipeline's own rule (`run_with`): as long as the audio, or the shorter with `trim`.
+    let audio_frames =
+        ((samples as f64 / f64::from(sample_rate) * fps.as_f64()) - 1e-6).ceil().max(1.0) as usize;
+    let planned = match options.config.length {
+        LengthPolicy::Loop => audio_frames,
+        LengthPolicy::Trim => audio_frames.min(count),
+    };
+    // Zeroed pages from the allocator: untouched until a frame is written into them.
+    let out = PyArray4::<f32>::zeros(py, [planned, height as usize, width as usize, 3], false);
+    let written = {
+        let mut out_rw = out.readwrite();
+        let out_slice = out_rw.as_slice_mut().expect("a new array is contiguous");
+        let source = FloatFrames::new(pixels, width, height, channels, fps);
+        let sink = FloatOutput::new(out_slice, width, height);
+        run_job(py, options, move |config, job| {
+            run_arrays(config, job, source, sink, wave, audio_channels, sample_rate)
+        })?
+    };
+    if written == planned {
+        Ok(out)
+    } else {
+        let view = out.call_method1("__getitem__", (pyo3::types::PySlice::new(py, 0, written as isize, 1),))?;
+        Ok(view.cast_into::<PyArray4<f32>>()?)
+    }
 }
 
-/// Frames and samples handed over by `run_frames`.
-struct InMemory {
-    frames: Vec<u8>,
-    width: u32,
-    height: u32,
-    fps: Rational,
-    audio: Vec<u8>,
+/// The worker's half of `run_frames`: the audio into features (interleaved block by block),
+/// then the pipeline from `source` into `sink`; returns the frames written.
+fn run_arrays(
+    config: &PipelineConfig,
+    job: &Phase,
+    mut source: FloatFrames<'_>,
+    sink: FloatOutput<'_>,
+    wave: &[f32],
     channels: u16,
     sample_rate: u32,
+) -> Result<usize, PipelineError> {
+    let audio_error = |e: &dyn std::fmt::Display| PipelineError::Frames {
+        name: "audio".into(),
+        message: e.to_string(),
+    };
+    let mut features = FeatureStream::new(channels, sample_rate).map_err(|e| audio_error(&e))?;
+    let c = usize::from(channels);
+    let samples = wave.len() / c;
+    const BLOCK: usize = 8192;
+    let mut block = Vec::with_capacity(BLOCK * c);
+    for start in (0..samples).step_by(BLOCK) {
+        let end = (start + BLOCK).min(samples);
+        block.clear();
+        for t in start..end {
+            block.extend((0..c).map(|ch| wave[ch * samples + t]));
+        }
+        features.push(&block).map_err(|e| audio_error(&e))?;
+    }
+    let written = sink.counter();
+    pipeline::run_with(config, &mut source, features, Box::new(sink), job)?;
+    Ok(written.get())
 }
 
-impl InMemory {
-    fn run(self, config: &PipelineConfig, job: &Phase) -> Result<(Vec<u8>, u64), PipelineError> {
-        let dir = tempfile::Builder::new()
-            .prefix("facesync-frames-")
-            .tempdir()
-            .map_err(|e| io_error(&std::env::temp_dir(), e))?;
-        let video = dir.path().join("in/");
-        let audio = dir.path().join("in.wav");
-        let out = dir.path().join("out/");
-        let info = VideoInfo {
-            width: self.width,
-            height: self.height,
-            fps: self.fps,
-            frame_count: None,
-        };
-        let mut writer = media_io::VideoWriter::create(&video, &info, &Default::default())?;
-        let frame_len = self.width as usize * self.height as usize * 3;
-        for data in self.frames.chunks_exact(frame_len) {
-            let frame =
-                Frame::new(self.width, self.height, data.to_vec()).expect("the length was checked");
-            writer.write_frame(&frame)?;
-        }
-        writer.finish()?;
-        self.write_wav(&audio)?;
-        drop(self.frames);
-        let config = PipelineConfig {
-            png_fps: self.fps,
-            ..config.clone()
-        };
-        let inputs = Inputs {
-            video,
-            audio: audio.clone(),
-        };
-        let summary = pipeline::run(&config, &inputs, &out, job)?;
-        let mut reader = VideoReader::open(&summary.output, &ReaderOptions { png_fps: self.fps })?;
-        let mut bytes = Vec::with_capacity(summary.frames as usize * frame_len);
-        while let Some(frame) = reader.next_frame()? {
-            bytes.extend_from_slice(frame.data());
-        }
-        Ok((bytes, summary.frames))
+/// Writes `audio`, a C-contiguous float32 array `[channels, samples]`, as a float WAV at
+/// `path` (written under a temporary name, then renamed), with the GIL released.
+#[pyfunction]
+pub(crate) fn write_wav(
+    py: Python<'_>,
+    path: PathBuf,
+    audio: PyReadonlyArray2<'_, f32>,
+    sample_rate: u32,
+) -> PyResult<()> {
+    let [channels, samples] = *audio.shape() else {
+        unreachable!("a 2-d array")
+    };
+    let Ok(channels) = u16::try_from(channels) else {
+        return Err(PyValueError::new_err(format!(
+            "audio: {channels} channels is too many"
+        )));
+    };
+    if channels == 0 || sample_rate == 0 {
+        return Err(PyValueError::new_err(format!(
+            "audio: expected at least one channel at a positive rate, got {channels} at {sample_rate} Hz"
+        )));
     }
+    let wave = audio.as_slice().map_err(|_| {
+        PyValueError::new_err("audio: expected a C-contiguous float32 array (np.ascontiguousarray)")
+    })?;
+    py.detach(|| wav_file(&path, wave, channels, samples, sample_rate))
+        .map_err(to_py_err)
+}
 
-    fn write_wav(&self, path: &Path) -> Result<(), PipelineError> {
-        let spec = hound::WavSpec {
-            channels: self.channels,
-            sample_rate: self.sample_rate,
-            bits_per_sample: 32,
-            sample_format: hound::SampleFormat::Float,
-        };
-        let wav_error = |e: hound::Error| {
-            PipelineError::Media(MediaError::Wav {
-                path: path.into(),
-                reason: e.to_string(),
-            })
-        };
-        let mut writer = hound::WavWriter::create(path, spec).map_err(wav_error)?;
-        for sample in self.audio.chunks_exact(4) {
-            let value = f32::from_ne_bytes(sample.try_into().expect("4 bytes"));
-            writer.write_sample(value).map_err(wav_error)?;
+fn wav_file(
+    path: &Path,
+    wave: &[f32],
+    channels: u16,
+    samples: usize,
+    sample_rate: u32,
+) -> Result<(), PipelineError> {
+    let wav_error = |e: hound::Error| {
+        PipelineError::Media(MediaError::Wav {
+            path: path.into(),
+            reason: e.to_string(),
+        })
+    };
+    let spec = hound::WavSpec {
+        channels,
+        sample_rate,
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    };
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let temp = tempfile::Builder::new()
+        .prefix(".facesync-")
+        .suffix(".wav")
+        .tempfile_in(dir)
+        .map_err(|e| io_error(dir, e))?;
+    {
+        let mut writer =
+            hound::WavWriter::new(std::io::BufWriter::new(temp.as_file()), spec).map_err(wav_error)?;
+        for t in 0..samples {
+            for ch in 0..usize::from(channels) {
+                writer
+                    .write_sample(wave[ch * samples + t])
+                    .map_err(wav_error)?;
+            }
         }
-        writer.finalize().map_err(wav_error)
+        writer.finalize().map_err(wav_error)?;
     }
+    temp.persist(path).map_err(|e| io_error(path, e.error))?;
+    Ok(())
 }
 
 fn io_error(path: &Path, source: std::io::Error) -> PipelineError {

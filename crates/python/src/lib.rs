@@ -56,5 +56,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(job::run, m)?)?;
     m.add_function(wrap_pyfunction!(job::run_frames, m)?)?;
     m.add_function(wrap_pyfunction!(job::write_sample, m)?)?;
+    m.add_function(wrap_pyfunction!(job::write_wav, m)?)?;
     Ok(())
 }

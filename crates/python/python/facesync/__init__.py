@@ -24,6 +24,7 @@ from ._native import (
     run,
     run_frames,
     write_sample,
+    write_wav,
 )
 from .progress import Progress
 
@@ -36,4 +37,5 @@ __all__ = [
     "run",
     "run_frames",
     "write_sample",
+    "write_wav",
 ]
