@@ -54,8 +54,48 @@ VIDEO_AUDIO_TOOLTIP = ("The speech the mouths follow; when not connected, the vi
                        "sound track.")
 
 
+MODEL_TOOLTIP = (
+    "The lip-sync model: facesync's built-in one, or a learned one (Wav2Lip-96, EDTalk-256 as "
+    "ONNX; needs ONNX Runtime) from ComfyUI's models/facesync folder. A loaded model is kept "
+    "for the next runs.")
+MODEL_FOLDER = "facesync"
+
+
+def _model_folder():
+    """Registers ``models/facesync`` with ComfyUI (once) and returns its files' choices:
+    ``builtin``, then ``wav2lip:<file>`` / ``edtalk:<file>`` (EDTalk when the name says so)."""
+    import os
+
+    import folder_paths
+
+    if MODEL_FOLDER not in getattr(folder_paths, "folder_names_and_paths", {}):
+        folder_paths.add_model_folder_path(
+            MODEL_FOLDER, os.path.join(folder_paths.models_dir, MODEL_FOLDER), is_default=True)
+    choices = ["builtin"]
+    for name in folder_paths.get_filename_list(MODEL_FOLDER):
+        if name.lower().endswith(".onnx"):
+            kind = "edtalk" if "edtalk" in name.lower() else "wav2lip"
+            choices.append(f"{kind}:{name}")
+    return choices
+
+
+def _model_spec(choice):
+    """A choice of :func:`_model_folder` as facesync's model spec (the file's full path)."""
+    if choice in (None, "builtin"):
+        return "builtin"
+    import folder_paths
+
+    kind, _, name = choice.partition(":")
+    path = folder_paths.get_full_path(MODEL_FOLDER, name)
+    if path is None:
+        raise ValueError(f"model: {name} is not in ComfyUI's models/{MODEL_FOLDER} folder")
+    return f"{kind}:{path}"
+
+
 def _options(kwargs):
     out = {name: kwargs[name] for name, *_ in OPTIONS if name in kwargs}
+    if "model" in kwargs:
+        out["model"] = _model_spec(kwargs["model"])
     if "resolution" in out:
         out["resolution"] = int(out["resolution"])
     if "steps" in out:
@@ -81,7 +121,8 @@ except ImportError:  # ComfyUI without the V3 schema
 if io is not None:
 
     def _v3_options():
-        inputs = []
+        inputs = [io.Combo.Input("model", options=_model_folder(), default="builtin",
+                                 tooltip=MODEL_TOOLTIP)]
         for name, kind, spec, tooltip in OPTIONS:
             if kind == "combo":
                 inputs.append(io.Combo.Input(name, options=spec["options"],
@@ -155,7 +196,7 @@ if io is not None:
 else:
 
     def _v1_options():
-        out = {}
+        out = {"model": (_model_folder(), {"default": "builtin", "tooltip": MODEL_TOOLTIP})}
         for name, kind, spec, tooltip in OPTIONS:
             if kind == "combo":
                 out[name] = (spec["options"], {"default": spec["default"], "tooltip": tooltip})

@@ -223,7 +223,10 @@ def _run(node_id, call):
         model_management.throw_exception_if_processing_interrupted()
         raise
     except facesync.FacesyncError as e:
-        raise RuntimeError(str(e).rstrip()) from None
+        message = str(e).strip()
+        if message != str(e):
+            raise type(e)(message) from None
+        raise
     if getattr(call, "no_face", "") == "interpolate" and not progress.faces_seen:
         progress.warn("no face found in any frame: the frames pass through unchanged")
     model_management.throw_exception_if_processing_interrupted()
