@@ -237,6 +237,7 @@ impl Default for ReaderOptions {
 #[derive(Debug)]
 pub struct VideoReader {
     inner: ReaderKind,
+    path: PathBuf,
 }
 
 #[derive(Debug)]
@@ -259,7 +260,15 @@ impl VideoReader {
         } else {
             ReaderKind::Ffmpeg(ffmpeg::FfmpegReader::open(path)?)
         };
-        Ok(Self { inner })
+        Ok(Self {
+            inner,
+            path: path.into(),
+        })
+    }
+
+    /// The file or folder being read.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Size, rate and length.
@@ -371,6 +380,11 @@ impl VideoWriter {
             WriterKind::Png(w) => w.write_frame(frame),
             WriterKind::Ffmpeg(w) => w.write_frame(frame),
         }
+    }
+
+    /// Where the output appears once finished.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Completes the file and renames it to its final name.

@@ -6,13 +6,26 @@
 //! next chunk overlaps work on this one and memory stays flat however long the video is (the
 //! audio, too, is streamed into its mel features rather than decoded whole). Every
 //! stage has its own progress phase (frames as units, all created up front with their totals so
-//! the whole-run ETA works) and checks the cancel token between chunks. The output is written
-//! under a temporary name and renamed only when everything succeeded.
+//! the whole-run ETA works) and checks the cancel token between chunks. The output is
+//! committed only when everything succeeded (a file is written under a temporary name and
+//! renamed).
+//!
+//! Two entry points:
+//! - [`run`]: files in, a file out (Y4M, PNG folders, anything ffmpeg reads or writes).
+//! - [`run_with`]: frames from any [`FrameSource`], audio as a [`FeatureStream`], frames to any
+//!   [`FrameSink`]; what an embedder with frames in memory calls (no temporary file).
+//!   [`run`] is a wrapper over it with media-io's [`VideoReader`] and [`VideoWriter`], which
+//!   implement the traits; [`RawSource`] and [`RawSink`] do for raw RGB8 memory. The sink's
+//!   `finish` is called only after every stage succeeded; on an error or a cancellation it is
+//!   dropped unfinished, which discards what it holds. Frame buffers travel back from the
+//!   encoder to the decoder, so a source that copies into the buffer it is given does not
+//!   allocate per frame.
 //!
 //! Length policy (as in LatentSync): the output lasts as long as the audio. With
 //! [`LengthPolicy::Loop`] (default) a shorter video is played forwards, backwards, forwards…
-//! (ping-pong) until the audio ends, and a longer one is cut; with [`LengthPolicy::Trim`] the
-//! output stops at the shorter of the two.
+//! (ping-pong, the frames kept in an anonymous temporary file, not in memory) until the audio
+//! ends, and a longer one is cut; with [`LengthPolicy::Trim`] the output stops at the shorter
+//! of the two.
 //!
 //! ```no_run
 //! use pipeline::{Inputs, PipelineConfig, run};
@@ -25,9 +38,36 @@
 //! job.finish();
 //! # Ok::<(), pipeline::PipelineError>(())
 //! ```
+//!
+//! Frames and samples in memory:
+//!
+//! ```no_run
+//! use pipeline::{FeatureStream, PipelineConfig, RawSink, RawSource, run_with};
+//! use pipeline::media_io::Rational;
+//! use progress_core::Phase;
+//!
+//! let (width, height) = (256, 256);
+//! let frames = vec![0u8; 25 * width as usize * height as usize * 3]; // 25 RGB8 frames
+//! let samples = vec![0.0f32; 16_000]; // one second of mono audio at 16 kHz
+//! let mut source = RawSource::new(&frames, width, height, Rational::new(25, 1), "frames")?;
+//! let mut audio = FeatureStream::new(1, 16_000).expect("a usable rate");
+//! audio.push(&samples).expect("whole samples");
+//! let mut out = Vec::new();
+//! let job = Phase::detached("Lip sync", None, "frames");
+//! let stats = run_with(
+//!     &PipelineConfig::default(),
+//!     &mut source,
+//!     audio,
+//!     Box::new(RawSink::new(&mut out)),
+//!     &job,
+//! )?;
+//! assert_eq!(out.len() as u64, stats.frames * 256 * 256 * 3);
+//! # Ok::<(), pipeline::PipelineError>(())
+//! ```
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod frames;
 pub mod sample;
 mod stages;
 
@@ -43,6 +83,8 @@ use media_io::{
 };
 use progress_core::Phase;
 
+pub use frames::{FrameSink, FrameSource, RawSink, RawSource};
+pub use infer::FeatureStream;
 pub use media_io;
 
 /// Why a run stopped.
@@ -69,6 +111,14 @@ pub enum PipelineError {
     /// The configuration cannot work.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// A frame source or sink other than a file failed, or holds unusable frames (names it).
+    #[error("{name}: {message}")]
+    Frames {
+        /// The source's or sink's name ([`FrameSource::name`]).
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A file-system error outside media decoding.
     #[error("{path}: {source}")]
     Io {
@@ -205,6 +255,19 @@ pub struct Summary {
     pub elapsed_secs: f64,
 }
 
+/// What [`run_with`] streamed.
+#[derive(Debug, Clone)]
+pub struct RunStats {
+    /// Frames written to the sink.
+    pub frames: u64,
+    /// Frames per second of the output (the source's).
+    pub fps: Rational,
+    /// Frames read from the source (before looping or trimming).
+    pub input_frames: u64,
+    /// Wall-clock seconds.
+    pub elapsed_secs: f64,
+}
+
 /// A run of consecutive frames travelling through the stages together.
 #[derive(Debug)]
 pub(crate) struct Chunk {
@@ -221,8 +284,12 @@ pub(crate) const INFERENCE: &str = "Doing inference";
 pub(crate) const RESTORING: &str = "Restoring faces";
 pub(crate) const ENCODING: &str = "Encoding";
 
-/// Runs the whole job, reporting under `parent` (one child phase per stage) and honouring its
-/// cancel token. On any error or cancellation nothing is left at `output`.
+/// Runs the whole job on files, reporting under `parent` (one child phase per stage) and
+/// honouring its cancel token. On any error or cancellation nothing is left at `output`.
+///
+/// The convenient wrapper over [`run_with`]: opens `inputs.video` as a [`VideoReader`], streams
+/// `inputs.audio` into its features ([`audio_features`]), writes `output` with a
+/// [`VideoWriter`] (the audio muxed in for an ffmpeg container).
 pub fn run(
     config: &PipelineConfig,
     inputs: &Inputs,
@@ -231,14 +298,68 @@ pub fn run(
 ) -> Result<Summary, PipelineError> {
     let started = Instant::now();
     config.validate()?;
-    let reader = VideoReader::open(
+    let mut reader = VideoReader::open(
         &inputs.video,
         &ReaderOptions {
             png_fps: config.png_fps,
         },
     )?;
-    let info = reader.info().clone();
-    let audio = stages::audio_features(&inputs.audio)?;
+    let audio = audio_features(&inputs.audio)?;
+    let writer = VideoWriter::create(
+        output,
+        &VideoInfo {
+            frame_count: None,
+            ..reader.info().clone()
+        },
+        &WriterOptions {
+            y4m_chroma: config.y4m_chroma,
+            audio: Some(inputs.audio.clone()),
+        },
+    )?;
+    let stats = run_with(config, &mut reader, audio, Box::new(writer), parent)?;
+    Ok(Summary {
+        output: output.to_path_buf(),
+        frames: stats.frames,
+        fps: stats.fps,
+        input_frames: stats.input_frames,
+        elapsed_secs: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Streams the audio file at `path` into its mel features, block by block (the decoded
+/// samples are never held whole): the `audio` argument of [`run_with`]. An embedder holding
+/// samples in memory pushes them into a [`FeatureStream`] instead.
+pub fn audio_features(path: &Path) -> Result<FeatureStream, PipelineError> {
+    stages::audio_features(path)
+}
+
+/// Runs the whole job from `source` to `sink`, reporting under `parent` (one child phase per
+/// stage) and honouring its cancel token.
+///
+/// `audio` holds the audio track's features (see [`audio_features`], or push samples into
+/// [`FeatureStream::new`]); the output lasts as long as the audio (see the crate docs for the
+/// length policy) at the source's frame rate and size. `sink.finish()` is called only after
+/// every stage succeeded; on an error or a cancellation the sink is dropped unfinished.
+/// `config.png_fps` and `config.y4m_chroma` are the file wrapper's and play no part here.
+pub fn run_with(
+    config: &PipelineConfig,
+    source: &mut dyn FrameSource,
+    audio: FeatureStream,
+    sink: Box<dyn FrameSink + '_>,
+    parent: &Phase,
+) -> Result<RunStats, PipelineError> {
+    let started = Instant::now();
+    config.validate()?;
+    let info = source.info();
+    if info.width == 0 || info.height == 0 || info.fps.num == 0 || info.fps.den == 0 {
+        return Err(PipelineError::Frames {
+            name: source.name(),
+            message: format!(
+                "{}x{} frames at {} fps cannot be processed",
+                info.width, info.height, info.fps
+            ),
+        });
+    }
     let fps = info.fps.as_f64();
     let audio_frames = ((audio.duration_secs() * fps) - 1e-6).ceil().max(1.0) as u64;
     let planned = match (config.length, info.frame_count) {
@@ -258,30 +379,24 @@ pub fn run(
     let mut faces = stages::FaceStage::new(&compute, config)?;
     let mut infer = stages::InferStage::new(&compute, config, audio, fps, planned)?;
     let mut restore = stages::RestoreStage::new(&compute, config)?;
-    let writer = VideoWriter::create(
-        output,
-        &VideoInfo {
-            frame_count: None,
-            ..info.clone()
-        },
-        &WriterOptions {
-            y4m_chroma: config.y4m_chroma,
-            audio: Some(inputs.audio.clone()),
-        },
-    )?;
 
     let (tx_dec, rx_face) = sync_channel::<Chunk>(1);
     let (tx_face, rx_infer) = sync_channel::<Chunk>(1);
     let (tx_infer, rx_restore) = sync_channel::<Chunk>(1);
     let (tx_restore, rx_enc) = sync_channel::<Chunk>(1);
+    // Written frames go back to the decoder to be filled again (one chunk's worth waits at
+    // most; the rest are dropped), so a source that copies into its buffer does not allocate.
+    let (tx_spare, rx_spare) = sync_channel::<Vec<Frame>>(1);
     let decode_job = Decoder {
-        reader,
-        path: inputs.video.clone(),
+        name: source.name(),
+        source,
+        info: info.clone(),
+        spare: rx_spare,
         planned,
         policy: config.length,
         chunk: config.chunk,
     };
-    let mut finished_writer = None;
+    let mut finished_sink = None;
     let results = std::thread::scope(|s| {
         let p = &phases;
         let dec = s.spawn(move || decode_job.run(&p[0], tx_dec));
@@ -298,15 +413,15 @@ pub fn run(
                 restore.process(c, ph)
             })
         });
-        let enc = s.spawn(move || encode(&p[4], rx_enc, writer));
+        let enc = s.spawn(move || encode(&p[4], rx_enc, sink, tx_spare));
         [dec, fc, inf, rst]
             .map(|h| h.join().unwrap_or_else(|_| Err(panicked())))
             .into_iter()
             .chain(std::iter::once(
                 enc.join()
                     .unwrap_or_else(|_| Err(panicked()))
-                    .map(|(frames, writer)| {
-                        finished_writer = Some(writer);
+                    .map(|(frames, sink)| {
+                        finished_sink = Some(sink);
                         frames
                     }),
             ))
@@ -316,20 +431,19 @@ pub fn run(
     // Committed only once every stage succeeded: a stage that failed part-way (a video corrupt
     // after some frames) closes its channel like a finished one, and the encoder alone cannot
     // tell the two apart.
-    let writer = finished_writer.expect("the encoder succeeded");
-    match writer.finish() {
-        Ok(_) => {
+    let sink = finished_sink.expect("the encoder succeeded");
+    match sink.finish() {
+        Ok(()) => {
             phases[4].set_total(Some(counts[4]));
             phases[4].finish();
         }
         Err(e) => {
             phases[4].fail(&e);
-            return Err(e.into());
+            return Err(e);
         }
     }
     let (input_frames, frames) = (counts[0], counts[4]);
-    Ok(Summary {
-        output: output.to_path_buf(),
+    Ok(RunStats {
         frames,
         fps: info.fps,
         input_frames,
@@ -434,92 +548,108 @@ fn stage_loop(
     Ok(n)
 }
 
-/// Writes every chunk; returns the frame count and the writer, not yet finished (see `run`).
-fn encode(
+/// Writes every chunk; returns the frame count and the sink, not yet finished (see
+/// `run_with`). Written frames go back to the decoder through `spare` when it has room.
+fn encode<'a>(
     phase: &Phase,
     rx: Receiver<Chunk>,
-    mut writer: VideoWriter,
-) -> Result<(u64, VideoWriter), Exit> {
+    mut sink: Box<dyn FrameSink + 'a>,
+    spare: SyncSender<Vec<Frame>>,
+) -> Result<(u64, Box<dyn FrameSink + 'a>), Exit> {
     let mut n = 0;
     for chunk in rx {
         cancelled(phase, ENCODING)?;
         for frame in &chunk.frames {
-            writer.write_frame(frame)?;
+            sink.write_frame(frame)?;
         }
         n += chunk.frames.len() as u64;
         phase.inc(chunk.frames.len() as u64);
+        let _ = spare.try_send(chunk.frames);
     }
     let expected = phase.total().unwrap_or(0);
     if n == 0 || (n < expected && phase.cancel_token().is_cancelled()) {
-        // Upstream stopped early; the writer's temporary output is dropped (removed).
+        // Upstream stopped early; the sink is dropped unfinished (a file's temporary output
+        // is removed).
         return Err(Exit::Disconnected);
     }
     cancelled(phase, ENCODING)?;
-    Ok((n, writer))
+    Ok((n, sink))
 }
 
 /// The decoding stage: reads frames, applies the length policy, sends chunks.
-struct Decoder {
-    reader: VideoReader,
-    path: PathBuf,
+struct Decoder<'a> {
+    source: &'a mut dyn FrameSource,
+    name: String,
+    info: VideoInfo,
+    /// Frames the encoder is done with, to be filled again.
+    spare: Receiver<Vec<Frame>>,
     planned: u64,
     policy: LengthPolicy,
     chunk: usize,
 }
 
-impl Decoder {
+impl Decoder<'_> {
+    /// A frame buffer of the video's size: a written one when the encoder sent some back.
+    fn buffer(&self, spares: &mut Vec<Frame>) -> Frame {
+        if spares.is_empty()
+            && let Ok(more) = self.spare.try_recv()
+        {
+            *spares = more;
+        }
+        spares.pop().unwrap_or_else(|| {
+            let len = self.info.width as usize * self.info.height as usize * 3;
+            Frame::new(self.info.width, self.info.height, vec![0; len]).expect("non-empty size")
+        })
+    }
+
     /// Returns the number of frames decoded from the input.
-    fn run(mut self, phase: &Phase, tx: SyncSender<Chunk>) -> Result<u64, Exit> {
-        let info = self.reader.info().clone();
+    fn run(self, phase: &Phase, tx: SyncSender<Chunk>) -> Result<u64, Exit> {
+        let info = self.info.clone();
         // Looping needs the frames again, backwards: keep them on disk, not in memory.
         let needs_spool =
             self.policy == LengthPolicy::Loop && info.frame_count.is_none_or(|n| n < self.planned);
+        let spool_error = |e| Exit::Error(PipelineError::io(&std::env::temp_dir(), e));
         let mut spool = needs_spool
             .then(|| Spool::new(&info))
             .transpose()
-            .map_err(|e| Exit::Error(PipelineError::io(&std::env::temp_dir(), e)))?;
+            .map_err(spool_error)?;
+        let no_frames = || {
+            Exit::from(MediaError::NoFrames {
+                path: PathBuf::from(&self.name),
+            })
+        };
+        let mut spares = Vec::new();
         let mut decoded: u64 = 0;
         let mut source_done = false;
         let mut out_index: u64 = 0;
         let mut chunk = Vec::with_capacity(self.chunk);
         let mut chunk_start = 0;
         while out_index < self.planned {
-            let frame = if !source_done {
-                match self.reader.next_frame()? {
-                    Some(f) => {
-                        decoded += 1;
-                        if let Some(s) = spool.as_mut() {
-                            s.push(&f)
-                                .map_err(|e| Exit::Error(PipelineError::io(&self.path, e)))?;
-                        }
-                        Some(f)
-                    }
-                    None => {
-                        source_done = true;
-                        if decoded == 0 {
-                            return Err(MediaError::NoFrames {
-                                path: self.path.clone(),
-                            }
-                            .into());
-                        }
-                        None
-                    }
+            let mut frame = self.buffer(&mut spares);
+            if !source_done && self.source.read_frame(&mut frame)? {
+                if frame.width() != info.width || frame.height() != info.height {
+                    return Err(frames::size_mismatch(self.name.clone(), &info, &frame).into());
+                }
+                decoded += 1;
+                if let Some(s) = spool.as_mut() {
+                    s.push(&frame).map_err(spool_error)?;
                 }
             } else {
-                None
-            };
-            let frame = match (frame, spool.as_mut()) {
-                (Some(f), _) => f,
-                (None, Some(s)) if self.policy == LengthPolicy::Loop => {
-                    // Ping-pong: 0 1 … L-1 L-1 … 0 0 1 …
-                    let l = decoded;
-                    let k = out_index % (2 * l);
-                    let src = if k < l { k } else { 2 * l - 1 - k };
-                    s.get(src)
-                        .map_err(|e| Exit::Error(PipelineError::io(&self.path, e)))?
+                if !source_done && decoded == 0 {
+                    return Err(no_frames());
                 }
-                _ => break, // trim: the video ended first
-            };
+                source_done = true;
+                match spool.as_mut() {
+                    Some(s) if self.policy == LengthPolicy::Loop => {
+                        // Ping-pong: 0 1 … L-1 L-1 … 0 0 1 …
+                        let l = decoded;
+                        let k = out_index % (2 * l);
+                        let src = if k < l { k } else { 2 * l - 1 - k };
+                        s.get(src, &mut frame).map_err(spool_error)?;
+                    }
+                    _ => break, // trim: the video ended first
+                }
+            }
             chunk.push(frame);
             out_index += 1;
             phase.inc(1);
@@ -545,10 +675,7 @@ impl Decoder {
             .map_err(|_| Exit::Disconnected)?;
         }
         if out_index == 0 {
-            return Err(MediaError::NoFrames {
-                path: self.path.clone(),
-            }
-            .into());
+            return Err(no_frames());
         }
         phase.set_total(Some(out_index));
         phase.finish();
@@ -586,11 +713,11 @@ impl Spool {
         Ok(())
     }
 
-    fn get(&mut self, index: u64) -> std::io::Result<Frame> {
-        let mut data = vec![0; self.frame_len() as usize];
+    /// Reads frame `index` into `frame` (the video's size).
+    fn get(&mut self, index: u64, frame: &mut Frame) -> std::io::Result<()> {
+        debug_assert_eq!((frame.width(), frame.height()), (self.width, self.height));
         self.file.seek(SeekFrom::Start(index * self.frame_len()))?;
-        self.file.read_exact(&mut data)?;
-        Ok(Frame::new(self.width, self.height, data).expect("sized"))
+        self.file.read_exact(frame.data_mut())
     }
 }
 
