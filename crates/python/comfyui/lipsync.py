@@ -30,6 +30,9 @@ MIN_INTERVAL = 0.1
 MIN_STEP = 5
 #: Text progress at most this often (phase changes and warnings go at once).
 TEXT_INTERVAL = 0.25
+#: Frames per chunk: the unit of streaming, and of cancellation in the face and restore stages
+#: (smaller than facesync's default 16 so that an interrupt is honoured sooner).
+CHUNK = 8
 #: Longest side of a preview sent to the UI.
 PREVIEW_SIZE = 256
 
@@ -247,13 +250,14 @@ def as_array(tensor):
     return np.ascontiguousarray(tensor, dtype=np.float32)
 
 
-def as_tensor(array):
-    """A numpy array as a torch tensor sharing its memory (numpy itself without torch)."""
-    try:
+def as_tensor(array, like):
+    """A numpy array as a torch tensor sharing its memory when ``like`` (the input) is one,
+    else the array itself (torch is never imported here: in ComfyUI it already is)."""
+    if type(like).__module__.startswith("torch"):
         import torch
-    except ImportError:
-        return array
-    return torch.from_numpy(array)
+
+        return torch.from_numpy(array)
+    return array
 
 
 def waveform(audio):
@@ -289,10 +293,10 @@ def lipsync_images(node_id, images, audio, fps, options):
 
     def call(on_event, interrupted):
         return facesync.run_frames(frames, float(fps), samples, rate, on_event=on_event,
-                                       interrupted=interrupted, **options)
+                                   interrupted=interrupted, chunk=CHUNK, **options)
 
     call.no_face = options.get("no_face", "")
-    return as_tensor(_run(node_id, call))
+    return as_tensor(_run(node_id, call), images)
 
 
 def lipsync_video(node_id, video, audio, options, out_dir):
@@ -323,7 +327,7 @@ def lipsync_video(node_id, video, audio, options, out_dir):
 
         def call(on_event, interrupted):
             return facesync.run(source, audio_path, out, on_event=on_event,
-                                interrupted=interrupted, **options)
+                                interrupted=interrupted, chunk=CHUNK, **options)
 
         call.no_face = options.get("no_face", "")
         _run(node_id, call)

@@ -484,8 +484,10 @@ fn run_arrays(
     Ok(written.get())
 }
 
-/// Writes `audio`, a C-contiguous float32 array `[channels, samples]`, as a float WAV at
-/// `path` (written under a temporary name, then renamed), with the GIL released.
+/// Writes `audio`, a C-contiguous float32 array `[channels, samples]` in -1..1, as a 16-bit
+/// WAV at `path` (written under a temporary name, then renamed), with the GIL released.
+/// 16-bit PCM because every reader takes it: a float WAV carries a channel mask that ffmpeg's
+/// AAC encoder refuses for mono.
 #[pyfunction]
 pub(crate) fn write_wav(
     py: Python<'_>,
@@ -529,8 +531,8 @@ fn wav_file(
     let spec = hound::WavSpec {
         channels,
         sample_rate,
-        bits_per_sample: 32,
-        sample_format: hound::SampleFormat::Float,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
     };
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let temp = tempfile::Builder::new()
@@ -543,8 +545,9 @@ fn wav_file(
             hound::WavWriter::new(std::io::BufWriter::new(temp.as_file()), spec).map_err(wav_error)?;
         for t in 0..samples {
             for ch in 0..usize::from(channels) {
+                let value = wave[ch * samples + t].clamp(-1.0, 1.0) * 32767.0;
                 writer
-                    .write_sample(wave[ch * samples + t])
+                    .write_sample(value.round() as i16)
                     .map_err(wav_error)?;
             }
         }

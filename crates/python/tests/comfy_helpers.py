@@ -79,7 +79,8 @@ def pattern_frames(frames, height, width, channels=3):
     for i in range(frames):
         shift = (i % 50) / 50.0
         out[i, :, :, 0] = (x + shift) % 1.0
-        out[i, :, :, 1] = y
+        if channels > 1:
+            out[i, :, :, 1] = y
         if channels > 2:
             out[i, :, :, 2] = (x + y) * 0.5
         if channels > 3:

@@ -20,6 +20,18 @@ from comfy_helpers import (execute, load_node, pattern_frames, read_wav_audio, r
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
+def bytes_of(images):
+    """float32 images as facesync rounds them to 8 bits: clamped, x * 255 + 0.5, floored."""
+    return np.floor(np.clip(images, 0, 1) * np.float32(255) + np.float32(0.5))
+
+
+def numpy_of(out):
+    """The node's IMAGE output for a numpy input: the array itself (a torch input gives a
+    tensor sharing the result's memory, see test_torch_in_torch_out)."""
+    assert isinstance(out, np.ndarray)
+    return out
+
+
 # -- the schema ---------------------------------------------------------------------------
 
 def test_v3_schema_has_a_description_and_a_tooltip_on_every_input(comfy):
@@ -82,24 +94,35 @@ def test_v1_mappings_without_the_v3_api(comfy, monkeypatch):
 def test_frames_without_a_face_come_back_exactly(comfy, channels):
     images = pattern_frames(16, 48, 64, channels)
     (out,) = execute(comfy.node, "FacesyncLipSync", images=images, audio=tone(0.64), fps=25.0)
-    assert isinstance(out, np.ndarray) and out.dtype == np.float32  # no torch here
+    out = numpy_of(out)
+    assert out.dtype == np.float32
     assert out.shape == (16, 48, 64, 3) and out.flags.c_contiguous
     rgb = images[..., :3] if channels > 1 else np.repeat(images, 3, axis=-1)
-    # 8 bits inside: every value is the input's rounded to the nearest 1/255.
-    np.testing.assert_array_equal(np.round(out * 255), np.round(rgb * 255))
+    # 8 bits inside: every value is the input's rounded to the nearest 1/255 (halves up).
+    np.testing.assert_array_equal(np.round(out * 255), bytes_of(rgb))
+
+
+def test_torch_in_torch_out(comfy):
+    torch = pytest.importorskip("torch")  # as in ComfyUI, where IMAGE is a torch tensor
+    images = torch.from_numpy(pattern_frames(4, 16, 16))
+    (out,) = execute(comfy.node, "FacesyncLipSync", images=images, audio=tone(0.16), fps=25.0)
+    assert isinstance(out, torch.Tensor) and out.dtype == torch.float32
+    assert torch.equal(torch.round(out * 255), torch.from_numpy(bytes_of(images.numpy())))
 
 
 def test_a_short_video_plays_ping_pong_to_the_audio_length(comfy):
     images = pattern_frames(4, 16, 16)
     (out,) = execute(comfy.node, "FacesyncLipSync", images=images, audio=tone(0.4), fps=25.0)
+    out = numpy_of(out)
     order = [0, 1, 2, 3, 3, 2, 1, 0, 0, 1]
-    np.testing.assert_array_equal(np.round(out * 255), np.round(images[order] * 255))
+    np.testing.assert_array_equal(np.round(out * 255), bytes_of(images[order]))
 
 
 def test_the_faces_are_lip_synced_and_progress_reaches_comfyui(comfy, face_clip):
     images, audio = face_clip
     (out,) = execute(comfy.node, "FacesyncLipSync", images=images, audio=audio, fps=25.0,
                      unique_id="12")
+    out = numpy_of(out)
     assert out.shape == images.shape
     assert np.abs(out - images).max() > 0.1  # mouths regenerated
 
@@ -195,17 +218,22 @@ def test_an_interrupt_at_any_point_stops_the_node_within_half_a_second(comfy, fa
     assert max(delays) <= 0.5
 
 
-def test_an_interrupt_as_the_node_is_about_to_return_gives_no_result(comfy):
+def test_an_interrupt_after_the_pipeline_ended_gives_no_result(comfy, monkeypatch):
+    """The user presses cancel when the work is done but the node has not returned yet."""
     images = pattern_frames(8, 32, 32)
     mm = comfy.mm
+    lipsync = sys.modules["facesync_comfyui.lipsync"]
+    deliver = lipsync.ComfyProgress.__call__
 
-    def press_stop_at_the_end(value, total):
-        if value == total - 1 or value >= 990:
+    def on_event(self, event):
+        deliver(self, event)
+        if event["type"] == "run_finished":  # the pipeline's very last event
             mm.interrupt_current_processing()
 
-    comfy.hook.on_call = press_stop_at_the_end
+    monkeypatch.setattr(lipsync.ComfyProgress, "__call__", on_event)
     with pytest.raises(mm.InterruptProcessingException):
         execute(comfy.node, "FacesyncLipSync", images=images, audio=tone(0.32), fps=25.0)
+    assert 1000 not in comfy.hook.values
 
 
 # -- errors and warnings ------------------------------------------------------------------
