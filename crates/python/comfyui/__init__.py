@@ -79,6 +79,18 @@ def _model_folder():
     return choices
 
 
+def _has_models():
+    """Whether this facesync build takes ``model=`` (learned models, from facesync 0.2)."""
+    import inspect
+
+    import facesync
+
+    try:
+        return "model" in inspect.signature(facesync.run_frames).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def _model_spec(choice):
     """A choice of :func:`_model_folder` as facesync's model spec (the file's full path)."""
     if choice in (None, "builtin"):
@@ -121,8 +133,10 @@ except ImportError:  # ComfyUI without the V3 schema
 if io is not None:
 
     def _v3_options():
-        inputs = [io.Combo.Input("model", options=_model_folder(), default="builtin",
-                                 tooltip=MODEL_TOOLTIP)]
+        inputs = []
+        if _has_models():
+            inputs.append(io.Combo.Input("model", options=_model_folder(), default="builtin",
+                                         tooltip=MODEL_TOOLTIP))
         for name, kind, spec, tooltip in OPTIONS:
             if kind == "combo":
                 inputs.append(io.Combo.Input(name, options=spec["options"],
@@ -196,7 +210,9 @@ if io is not None:
 else:
 
     def _v1_options():
-        out = {"model": (_model_folder(), {"default": "builtin", "tooltip": MODEL_TOOLTIP})}
+        out = {}
+        if _has_models():
+            out["model"] = (_model_folder(), {"default": "builtin", "tooltip": MODEL_TOOLTIP})
         for name, kind, spec, tooltip in OPTIONS:
             if kind == "combo":
                 out[name] = (spec["options"], {"default": spec["default"], "tooltip": tooltip})

@@ -53,7 +53,6 @@ impl<'a> FloatFrames<'a> {
     pub(crate) fn count(&self) -> usize {
         self.data.len() / self.frame_len()
     }
-
 }
 
 impl FrameSource for FloatFrames<'_> {

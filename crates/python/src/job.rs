@@ -182,7 +182,9 @@ pub(crate) fn run_job<T: Send>(
                     drop(job);
                     result
                 })
-                .map_err(|e| FacesyncError::new_err(format!("cannot start the run's thread: {e}")))?;
+                .map_err(|e| {
+                    FacesyncError::new_err(format!("cannot start the run's thread: {e}"))
+                })?;
             while !worker.is_finished() {
                 caller.wait(events.as_ref(), true);
             }
@@ -386,7 +388,9 @@ pub(crate) fn run_frames<'py>(
         )));
     };
     let pixels = frames.as_slice().map_err(|_| {
-        PyValueError::new_err("frames: expected a C-contiguous float32 array (np.ascontiguousarray)")
+        PyValueError::new_err(
+            "frames: expected a C-contiguous float32 array (np.ascontiguousarray)",
+        )
     })?;
     let [audio_channels, samples] = *audio.shape() else {
         unreachable!("a 2-d array")
@@ -426,8 +430,9 @@ pub(crate) fn run_frames<'py>(
         Rational::new((fps * 1000.0).round() as u32, 1000)
     };
     // The pipeline's own rule (`run_with`): as long as the audio, or the shorter with `trim`.
-    let audio_frames =
-        ((samples as f64 / f64::from(sample_rate) * fps.as_f64()) - 1e-6).ceil().max(1.0) as usize;
+    let audio_frames = ((samples as f64 / f64::from(sample_rate) * fps.as_f64()) - 1e-6)
+        .ceil()
+        .max(1.0) as usize;
     let planned = match options.config.length {
         LengthPolicy::Loop => audio_frames,
         LengthPolicy::Trim => audio_frames.min(count),
@@ -446,7 +451,10 @@ pub(crate) fn run_frames<'py>(
     if written == planned {
         Ok(out)
     } else {
-        let view = out.call_method1("__getitem__", (pyo3::types::PySlice::new(py, 0, written as isize, 1),))?;
+        let view = out.call_method1(
+            "__getitem__",
+            (pyo3::types::PySlice::new(py, 0, written as isize, 1),),
+        )?;
         Ok(view.cast_into::<PyArray4<f32>>()?)
     }
 }
@@ -534,15 +542,18 @@ fn wav_file(
         bits_per_sample: 16,
         sample_format: hound::SampleFormat::Int,
     };
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let temp = tempfile::Builder::new()
         .prefix(".facesync-")
         .suffix(".wav")
         .tempfile_in(dir)
         .map_err(|e| io_error(dir, e))?;
     {
-        let mut writer =
-            hound::WavWriter::new(std::io::BufWriter::new(temp.as_file()), spec).map_err(wav_error)?;
+        let mut writer = hound::WavWriter::new(std::io::BufWriter::new(temp.as_file()), spec)
+            .map_err(wav_error)?;
         for t in 0..samples {
             for ch in 0..usize::from(channels) {
                 let value = wave[ch * samples + t].clamp(-1.0, 1.0) * 32767.0;

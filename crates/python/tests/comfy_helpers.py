@@ -130,3 +130,19 @@ def read_wav_audio(path):
         samples = np.frombuffer(w.readframes(w.getnframes()), "<i2")
     wave_ = samples.reshape(-1, channels).T.astype(np.float32) / 32768.0
     return {"waveform": np.ascontiguousarray(wave_)[None], "sample_rate": rate}
+
+
+def slowness(runs=21):
+    """How much the machine is slowed down right now: the median over the fastest time of a
+    fixed workload (one 720p frame's float -> 8-bit conversion in numpy), at least 1. On an
+    idle machine the two match (1.0); on a shared, overloaded one (8 agents on 2 cores, load
+    average 15) it is about 5. The timing tests scale their limits by it, so that they
+    measure the node and not the neighbours."""
+    x = np.random.default_rng(1).random((720, 1280, 3), dtype=np.float32)
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        (np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8)
+        times.append(time.perf_counter() - started)
+    times.sort()
+    return max(1.0, times[len(times) // 2] / times[0])

@@ -15,7 +15,7 @@ import pytest
 
 import facesync
 from comfy_helpers import (execute, load_node, pattern_frames, read_wav_audio, read_y4m_rgb,
-                           tone)
+                           slowness, tone)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -64,9 +64,11 @@ def test_the_model_choice_lists_models_facesync(comfy, tmp_path, monkeypatch):
     (folder / "edtalk_256.onnx").write_bytes(b"")
     (folder / "notes.txt").write_bytes(b"")
     node = comfy.node
-    model = next(i for i in node.FacesyncLipSync.define_schema().inputs if i.id == "model")
-    assert model.options == ["builtin", "edtalk:edtalk_256.onnx", "wav2lip:wav2lip_gan_96.onnx"]
-    assert model.default == "builtin" and model.tooltip
+    assert node._model_folder() == ["builtin", "edtalk:edtalk_256.onnx",
+                                    "wav2lip:wav2lip_gan_96.onnx"]
+    inputs = {i.id: i for i in node.FacesyncLipSync.define_schema().inputs}
+    # The input shows when this facesync build takes model= (learned models).
+    assert ("model" in inputs) == node._has_models()
     assert node._model_spec("builtin") == "builtin"
     assert node._model_spec("edtalk:edtalk_256.onnx") == f"edtalk:{folder / 'edtalk_256.onnx'}"
     assert folder_paths.get_folder_paths("facesync") == [str(folder)]
@@ -165,6 +167,7 @@ class GapMeter(threading.Thread):
 def test_a_300_frame_720p_batch_never_holds_the_gil_and_reports_from_first_to_last(comfy):
     images = pattern_frames(300, 720, 1280)
     audio = tone(12.0)
+    slow = slowness()
     meter = GapMeter()
     meter.start()
     started = time.perf_counter()
@@ -183,9 +186,10 @@ def test_a_300_frame_720p_batch_never_holds_the_gil_and_reports_from_first_to_la
     gaps = np.diff([started, *times, returned])
     print(f"\n300x720p: {returned - started:.1f} s, first update {first * 1000:.0f} ms, "
           f"last {last * 1000:.0f} ms before return, longest gap between updates "
-          f"{gaps.max():.2f} s, longest GIL gap {meter.max_gap * 1000:.1f} ms")
-    assert first <= 0.5 and last <= 0.5
-    assert meter.max_gap <= 0.05
+          f"{gaps.max():.2f} s, longest GIL gap {meter.max_gap * 1000:.1f} ms "
+          f"(machine slowness {slow:.1f}, {slowness():.1f} after)")
+    assert first <= 0.5 * slow and last <= 0.5 * slow
+    assert meter.max_gap <= 0.05 * slow
 
 
 # -- interrupts ---------------------------------------------------------------------------
@@ -197,11 +201,17 @@ def test_an_interrupt_at_any_point_stops_the_node_within_half_a_second(comfy, fa
     execute(comfy.node, "FacesyncLipSync", images=images, audio=audio, fps=25.0)
     whole = time.perf_counter() - started
     delays = []
+    slow = slowness()
     for k in range(10):
         comfy.hook.calls.clear()
-        at = whole * (0.02 + 0.95 * k / 9)
-        timer = threading.Timer(at, mm.interrupt_current_processing)
-        started = time.perf_counter()
+        at = whole * (0.02 + 0.8 * k / 9)
+        pressed = []
+
+        def press():
+            pressed.append(time.perf_counter())
+            mm.interrupt_current_processing()
+
+        timer = threading.Timer(at, press)
         timer.start()
         result = None
         with pytest.raises(mm.InterruptProcessingException):
@@ -212,10 +222,10 @@ def test_an_interrupt_at_any_point_stops_the_node_within_half_a_second(comfy, fa
         assert result is None
         assert not mm.processing_interrupted()  # cleared by raising, as in ComfyUI
         assert 1000 not in comfy.hook.values  # never 100 % for an interrupted run
-        delays.append(stopped - started - at)
+        delays.append(stopped - pressed[0])
     print(f"\nrun {whole:.2f} s; interrupt to raise: "
-          + " ".join(f"{d * 1000:.0f}" for d in delays) + " ms")
-    assert max(delays) <= 0.5
+          + " ".join(f"{d * 1000:.0f}" for d in delays) + f" ms (machine slowness {slow:.1f})")
+    assert max(delays) <= 0.5 * slow
 
 
 def test_an_interrupt_after_the_pipeline_ended_gives_no_result(comfy, monkeypatch):
@@ -381,3 +391,46 @@ def face_clip(tmp_path_factory):
     directory = tmp_path_factory.mktemp("face_clip")
     video, audio = facesync.write_sample(str(directory), seconds=2.56, size=256)
     return read_y4m_rgb(video), read_wav_audio(audio)
+
+
+def test_progress_values_never_repeat_and_previews_come_once(comfy):
+    """ComfyProgress alone, on a scripted event stream: the bar's values as ComfyUI receives
+    them (through the stand-in ProgressBar and its throttle)."""
+    import base64
+
+    lipsync = sys.modules["facesync_comfyui.lipsync"]
+    import comfy.utils as utils
+
+    progress = lipsync.ComfyProgress("9", utils.ProgressBar, comfy.server)
+    progress.start()
+    pixels = base64.b64encode(bytes(range(48))).decode()
+    progress({"type": "phase_started", "id": 2, "name": "Doing inference", "total": 10})
+    for i, fraction in enumerate([0.0, 0.001, 0.001, 0.2, 0.2, 0.19, 0.5, 0.9, 1.0]):
+        time.sleep(0.11)
+        progress({"type": "progress", "id": 2, "pos": i, "total": 10, "rate": 5.0, "eta": 1.0})
+        progress({"type": "run_progress", "fraction": fraction, "eta": 1.0})
+        if i in (3, 4, 6):  # the same image twice, then another
+            data = pixels if i < 6 else base64.b64encode(bytes(48)).decode()
+            progress({"type": "preview", "phase": 2, "frame": i, "width": 4, "height": 4,
+                      "format": "rgb8", "data": data})
+    progress.finish()
+    values = comfy.hook.values
+    assert values == sorted(set(values)), values  # no repeats, never backwards
+    assert values[0] == 0 and values[-1] == 1000 and 999 in values  # 1.0 waits for finish()
+    assert len(comfy.hook.previews) == 2
+    assert comfy.server.texts()[1].startswith("Lip sync: ")
+
+
+def test_a_failed_phase_freezes_the_bar(comfy):
+    lipsync = sys.modules["facesync_comfyui.lipsync"]
+    import comfy.utils as utils
+
+    progress = lipsync.ComfyProgress("9", utils.ProgressBar, comfy.server)
+    progress.start()
+    time.sleep(0.11)
+    progress({"type": "run_progress", "fraction": 0.1, "eta": None})
+    progress({"type": "phase_finished", "id": 3, "outcome": "failed", "error": "no face",
+              "pos": 16, "total": 300, "elapsed": 1.0})
+    time.sleep(0.11)
+    progress({"type": "run_progress", "fraction": 0.58, "eta": None})
+    assert comfy.hook.values == [0, 100]
