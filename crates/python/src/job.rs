@@ -168,6 +168,7 @@ pub(crate) fn run_job<T: Send>(
         interrupted: watch.interrupted,
         cancel: cancel.clone(),
         error: None,
+        callback_failed: false,
     };
     let result = py.detach(|| {
         std::thread::scope(|s| {
@@ -219,6 +220,8 @@ struct Caller {
     cancel: CancelToken,
     /// The first exception: Ctrl-C, or one raised by `on_event` / `interrupted`.
     error: Option<PyErr>,
+    /// `on_event` raised: it is not called again (after Ctrl-C it still gets the run's end).
+    callback_failed: bool,
 }
 
 impl Caller {
@@ -238,12 +241,13 @@ impl Caller {
         Python::attach(|py| {
             if let Some(callback) = self.on_event.as_ref().map(|c| c.clone_ref(py)) {
                 for event in &batch {
-                    if self.error.is_some() {
+                    if self.callback_failed {
                         break;
                     }
                     let result = crate::convert::event_to_py(py, event)
                         .and_then(|dict| callback.bind(py).call1((dict,)));
                     if let Err(e) = result {
+                        self.callback_failed = true;
                         self.fail(e);
                     }
                 }

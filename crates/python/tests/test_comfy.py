@@ -141,7 +141,9 @@ def test_the_faces_are_lip_synced_and_progress_reaches_comfyui(comfy, face_clip)
     assert len(set(pixels)) == len(pixels)  # one preview per distinct image
     texts = comfy.server.texts()
     assert texts[0] == "Starting" and texts[-1].startswith("Done in")
-    assert any("Lip sync:" in t and "frames/s" in t for t in texts), texts
+    labels = ("Reading frames:", "Finding faces:", "Lip sync:", "Restoring faces:",
+              "Writing frames:")
+    assert any(t.startswith(labels) and "frames/s" in t and "left" in t for t in texts), texts
 
 
 # -- responsiveness -----------------------------------------------------------------------
