@@ -436,3 +436,18 @@ def test_a_failed_phase_freezes_the_bar(comfy):
     time.sleep(0.11)
     progress({"type": "run_progress", "fraction": 0.58, "eta": None})
     assert comfy.hook.values == [0, 100]
+
+
+def test_backend_gpu_on_a_software_renderer_warns_in_the_ui(comfy):
+    import glob
+
+    if glob.glob("/dev/dri/renderD*") or glob.glob("/dev/nvidia*"):
+        pytest.skip("a GPU device exists here: the adapter may be hardware")
+    images = pattern_frames(4, 32, 32)
+    try:
+        execute(comfy.node, "FacesyncLipSync", images=images, audio=tone(0.16), fps=25.0,
+                backend="gpu")
+    except facesync.FacesyncError as e:  # no adapter at all (no lavapipe): a clean error
+        assert "adapter" in str(e)
+        return
+    assert "software rasterizer" in comfy.server.texts()[-1]
