@@ -2,12 +2,14 @@
 //!
 //! Commands: `pipeline` (`facesync run`: the lip-sync pipeline, on the built-in sample by
 //! default; the same code as the installed `facesync` binary), `test` (check the system
-//! packages the tests need, then run the whole test suite), `bench <progress|face|restore|infer|model|latentsync|pipeline|queue>`
+//! packages the tests need, then run the whole test suite; `test comfyui`: the node in a
+//! real ComfyUI server, see `comfyui.rs`), `bench <progress|face|restore|infer|model|latentsync|pipeline|queue>`
 //! (measure side by side and print one summary line). The work-queue commands are
 //! `facesync worker | submit | watch | cancel`.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod bench;
+mod comfyui;
 mod python;
 mod test;
 
@@ -77,6 +79,7 @@ commands:
   pipeline [options]   `facesync run` (the same code): the lip-sync pipeline, on the built-in
                        sample in target/facesync-sample without --video (`cargo xtask pipeline --help`)
   test                 check/install the system packages the tests need, then run all tests
+  test comfyui         the ComfyUI node in the vendored ComfyUI server (installs torch; not in CI)
   bench <what>         measure and print one summary line; what: progress face restore infer model latentsync pipeline queue
 
 The work queue and the sample have their own commands in the facesync CLI

@@ -27,8 +27,10 @@ const REQUIREMENTS: &[&str] = &[
     "onnx>=1.16,<2",
     // LatentSync's Whisper log-mel is checked against librosa, which its ONNX port uses.
     "librosa>=0.10,<1",
+    // The ComfyUI node's previews are PIL images, as in ComfyUI.
+    "pillow>=10,<13",
 ];
-const CRATE: &str = "crates/python";
+pub(crate) const CRATE: &str = "crates/python";
 
 /// The test environment's Python, made and filled with [`REQUIREMENTS`] when needed.
 pub(crate) fn environment() -> Result<PathBuf> {
@@ -104,9 +106,20 @@ pub(crate) fn test(python: &Path) -> Result<()> {
         .parent()
         .and_then(Path::parent)
         .context("the environment's python is not in <venv>/bin")?;
-    let wheels = target.join("py-wheels");
-    std::fs::create_dir_all(&wheels).context("cannot create the wheel directory")?;
-    for old in wheel_files(&wheels)? {
+    install_wheel(venv, &target.join("py-wheels"))?;
+    run(
+        Command::new(python)
+            .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+            .arg(Path::new(CRATE).join("tests")),
+        "the Python tests (pytest)",
+    )
+}
+
+/// Builds the `facesync` wheel (release profile) into `wheels` and installs it in `venv`.
+pub(crate) fn install_wheel(venv: &Path, wheels: &Path) -> Result<()> {
+    let python = venv.join("bin").join("python");
+    std::fs::create_dir_all(wheels).context("cannot create the wheel directory")?;
+    for old in wheel_files(wheels)? {
         std::fs::remove_file(&old).with_context(|| format!("cannot remove {}", old.display()))?;
     }
     run(
@@ -122,12 +135,12 @@ pub(crate) fn test(python: &Path) -> Result<()> {
             .arg("--manifest-path")
             .arg(Path::new(CRATE).join("Cargo.toml"))
             .arg("--interpreter")
-            .arg(python)
+            .arg(&python)
             .arg("--out")
-            .arg(&wheels),
+            .arg(wheels),
         "maturin build",
     )?;
-    let wheel = match wheel_files(&wheels)?.as_slice() {
+    let wheel = match wheel_files(wheels)?.as_slice() {
         [one] => one.clone(),
         other => bail!(
             "expected one wheel in {}, found {}",
@@ -149,12 +162,7 @@ pub(crate) fn test(python: &Path) -> Result<()> {
             .arg(&wheel),
         "pip install the wheel",
     )?;
-    run(
-        Command::new(python)
-            .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
-            .arg(Path::new(CRATE).join("tests")),
-        "the Python tests (pytest)",
-    )
+    Ok(())
 }
 
 fn wheel_files(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -168,7 +176,7 @@ fn wheel_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(found)
 }
 
-fn run(cmd: &mut Command, what: &str) -> Result<()> {
+pub(crate) fn run(cmd: &mut Command, what: &str) -> Result<()> {
     let status = cmd.status().with_context(|| format!("cannot run {what}"))?;
     if !status.success() {
         bail!("{what} failed ({status})");

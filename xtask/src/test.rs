@@ -17,6 +17,11 @@ use anyhow::{Context, Result, bail};
 const PACKAGES: &[&str] = &["mesa-vulkan-drivers", "libvulkan1", "ffmpeg", "nats-server"];
 
 pub(crate) fn run(args: &[String]) -> Result<()> {
+    if let Some((first, rest)) = args.split_first()
+        && first == "comfyui"
+    {
+        return crate::comfyui::run_bench(rest);
+    }
     ensure_system_packages()?;
     // The Python environment first: the learned-model tests load its ONNX Runtime library and
     // generate their models with its `onnx`; FACESYNC_REQUIRE_ORT makes them fail, not skip,

@@ -35,6 +35,14 @@ impl std::fmt::Debug for GpuContext {
 ///   `Cpu`, e.g. Mesa's lavapipe): `Compute::Cpu` with an information notice, because every
 ///   stage's CPU path is faster than its shaders emulated on the same cores
 ///   (`cargo xtask bench face|restore|infer` measure both side by side).
+/// - [`BackendChoice::Auto`] on a Linux machine with no GPU device node at all (no
+///   `/dev/dri/renderD*`, `/dev/nvidia*` or `/dev/dxg`) and no adapter name asked for:
+///   `Ok(Compute::Cpu)` without creating a wgpu instance. Only a software adapter could be
+///   found there, and `auto` skips it; creating the Vulkan instance would also run Mesa's
+///   device-select layer, which prints `error: XDG_RUNTIME_DIR is invalid or not set` twice
+///   to stderr in a server process without a session.
+/// - [`BackendChoice::Gpu`] on a software adapter: the adapter, and a warning through
+///   `tracing` and in the notice that the shaders run emulated on the CPU cores (slower than `cpu`).
 /// - [`BackendChoice::Gpu`] without a usable adapter: an error naming what was searched.
 ///
 /// Never panics for a missing adapter or device.
@@ -46,6 +54,17 @@ pub fn acquire(opts: &GpuOptions) -> Result<Acquired, GpuError> {
     if opts.backend == BackendChoice::Cpu {
         tracing::info!("compute: CPU path chosen by options");
         return Ok(cpu(None));
+    }
+    if opts.backend == BackendChoice::Auto
+        && opts.adapter_name.is_none()
+        && !gpu_device_node_exists()
+    {
+        let text = "no GPU device on this machine; running on the CPU";
+        tracing::info!("{text}");
+        return Ok(cpu(Some(Notice {
+            warning: false,
+            text: text.into(),
+        })));
     }
     match GpuContext::new(opts) {
         Ok(ctx)
@@ -62,6 +81,21 @@ pub fn acquire(opts: &GpuOptions) -> Result<Acquired, GpuError> {
                 warning: false,
                 text,
             })))
+        }
+        Ok(ctx) if ctx.info.device_type == wgpu::DeviceType::Cpu => {
+            let text = format!(
+                "backend gpu: {} is a software rasterizer, the shaders run emulated on the CPU \
+                 cores (several times slower than backend cpu)",
+                ctx.info.name
+            );
+            tracing::warn!("{text}");
+            Ok(Acquired {
+                compute: Compute::Gpu(Arc::new(ctx)),
+                notice: Some(Notice {
+                    warning: true,
+                    text,
+                }),
+            })
         }
         Ok(ctx) => {
             tracing::info!(
@@ -84,6 +118,27 @@ pub fn acquire(opts: &GpuOptions) -> Result<Acquired, GpuError> {
         }
         Err(err) => Err(err),
     }
+}
+
+/// Whether a hardware GPU could exist: false only on Linux when none of the device nodes that
+/// GPU drivers create is there (DRM render nodes, NVIDIA's, WSL's `/dev/dxg`).
+fn gpu_device_node_exists() -> bool {
+    if !cfg!(target_os = "linux") {
+        return true;
+    }
+    let render_node = std::fs::read_dir("/dev/dri").is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("renderD"))
+    });
+    let other = std::fs::read_dir("/dev").is_ok_and(|entries| {
+        entries.flatten().any(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("nvidia") || name == "dxg"
+        })
+    });
+    render_node || other
 }
 
 fn type_rank(t: wgpu::DeviceType) -> u8 {

@@ -1,160 +1,249 @@
-"""facesync lip sync as a ComfyUI custom node.
+"""facesync lip sync as ComfyUI custom nodes.
 
-Install: ``pip install facesync`` into ComfyUI's Python (see the repository README), then copy
-or link this folder into ``ComfyUI/custom_nodes/facesync``.
+Install: ``pip install facesync`` into ComfyUI's Python, then copy or link this folder into
+``ComfyUI/custom_nodes/facesync`` (see the repository README).
 
-The node "facesync lip sync" takes an IMAGE batch (float ``[B, H, W, C]`` in 0..1) and an
-AUDIO (``{"waveform": [B, C, T], "sample_rate": int}``) and returns the lip-synced IMAGE batch,
-as long as the audio (a shorter video plays ping-pong). While it runs, the UI's progress bar
-moves through ``comfy.utils.ProgressBar.update_absolute`` (from facesync's ComfyUI adapter,
-throttled as ComfyUI throttles), previews of the inference show in the node (when Pillow is
-there, as it is in ComfyUI), and ComfyUI's interrupt (``comfy.model_management``) cancels the
-run between batches: the node then raises ComfyUI's ``InterruptProcessingException``.
+Two nodes:
+
+- **facesync lip sync** (``FacesyncLipSync``): IMAGE batch + AUDIO -> IMAGE batch, as long as
+  the audio (a shorter video plays ping-pong). The batch goes to Rust without a copy and the
+  result comes back as one float tensor, filled chunk by chunk while the pipeline runs.
+- **facesync lip sync (video)** (``FacesyncLipSyncVideo``): VIDEO (what ``Load Video`` gives)
+  + optional AUDIO -> VIDEO. facesync decodes the file and writes the result to a file; a long
+  clip never exists as a float tensor.
+
+Both report from their first to their last second (see ``lipsync.py``) and stop within a
+fraction of a second when the queue is interrupted.
+
+Node APIs: the V3 schema (``comfy_api.latest``, ComfyUI 0.3.44 and newer; tested on 0.12.1)
+when ComfyUI has it, the V1 mappings (``NODE_CLASS_MAPPINGS``) on older versions.
 """
 
-import json
+from . import lipsync
 
 CATEGORY = "facesync"
-PREVIEW_IMAGE = 1  # ComfyUI's binary event type
-FORMAT_PNG = 2  # ComfyUI's image format code
+DESCRIPTION = (
+    "Lip-syncs the faces of a video to an audio track with facesync (Rust): the mouth region "
+    "of each face is regenerated from the audio and pasted back. Progress, previews and "
+    "interrupts work throughout; the output lasts as long as the audio."
+)
+VIDEO_DESCRIPTION = (
+    "Lip-syncs a VIDEO (as Load Video gives it) to an AUDIO track, or to its own sound: "
+    "facesync decodes the file and writes the result to a file, so a long clip never sits in "
+    "memory as frames."
+)
+
+# (name, kind, options, tooltip): one source for both node APIs.
+OPTIONS = [
+    ("resolution", "combo", {"options": ["256", "512"], "default": "256"},
+     "Size of the aligned face crop the model works on: 512 keeps more detail and is slower."),
+    ("steps", "int", {"default": 20, "min": 1, "max": 200},
+     "Refinement steps of the mouth model: more steps, smoother mouths, longer runs."),
+    ("no_face", "combo", {"options": ["pass", "interpolate", "error"], "default": "pass"},
+     "Frames without a face: pass them through unchanged, interpolate the face position from "
+     "the neighbouring frames (gaps up to 12 frames), or stop with an error."),
+    ("backend", "combo", {"options": ["auto", "cpu", "gpu"], "default": "auto"},
+     "Where the per-pixel stages run: auto picks a hardware GPU if there is one (else the "
+     "CPU); gpu forces the GPU even if it is a slow software renderer (a warning says so)."),
+]
+FPS_TOOLTIP = "Frame rate of the images (GetVideoComponents gives it as its fps output)."
+IMAGES_TOOLTIP = "The video frames, an IMAGE batch [frames, height, width, channels]."
+AUDIO_TOOLTIP = "The speech the mouths follow; its length sets the output's length."
+VIDEO_TOOLTIP = "The video to lip-sync, read from its file by facesync."
+VIDEO_AUDIO_TOOLTIP = ("The speech the mouths follow; when not connected, the video's own "
+                       "sound track.")
 
 
-class FacesyncLipSync:
-    """IMAGE batch + AUDIO in, IMAGE batch out, with progress, previews and cancellation."""
+MODEL_TOOLTIP = (
+    "The lip-sync model: facesync's built-in one, or a learned one (Wav2Lip-96, EDTalk-256 as "
+    "ONNX; needs ONNX Runtime) from ComfyUI's models/facesync folder. A loaded model is kept "
+    "for the next runs.")
+MODEL_FOLDER = "facesync"
 
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "images": ("IMAGE",),
-                "audio": ("AUDIO",),
-                "fps": ("FLOAT", {"default": 25.0, "min": 1.0, "max": 240.0, "step": 0.01}),
-                "resolution": (["256", "512"],),
-                "steps": ("INT", {"default": 20, "min": 1, "max": 200}),
-                "no_face": (["pass", "interpolate", "error"],),
-                "backend": (["auto", "cpu", "gpu"],),
-            },
-            "hidden": {"unique_id": "UNIQUE_ID"},
-        }
 
-    RETURN_TYPES = ("IMAGE",)
-    RETURN_NAMES = ("images",)
-    FUNCTION = "lipsync"
-    CATEGORY = CATEGORY
+def _model_folder():
+    """Registers ``models/facesync`` with ComfyUI (once) and returns its files' choices:
+    ``builtin``, then ``wav2lip:<file>`` / ``edtalk:<file>`` (EDTalk when the name says so)."""
+    import os
 
-    def lipsync(self, images, audio, fps=25.0, resolution="256", steps=20, no_face="pass",
-                backend="auto", unique_id=None):
-        import numpy as np
+    import folder_paths
 
-        import comfy.model_management as model_management
-        import comfy.utils
+    if MODEL_FOLDER not in getattr(folder_paths, "folder_names_and_paths", {}):
+        folder_paths.add_model_folder_path(
+            MODEL_FOLDER, os.path.join(folder_paths.models_dir, MODEL_FOLDER), is_default=True)
+    choices = ["builtin"]
+    for name in folder_paths.get_filename_list(MODEL_FOLDER):
+        if name.lower().endswith(".onnx"):
+            kind = "edtalk" if "edtalk" in name.lower() else "wav2lip"
+            choices.append(f"{kind}:{name}")
+    return choices
 
-        import facesync
 
-        frames = _frames_u8(images)
-        count, height, width, _ = frames.shape
-        samples, channels, sample_rate = _audio_f32(audio)
-        bar = comfy.utils.ProgressBar(100)
-        state = {"value": 0, "max": 100}
+def _has_models():
+    """Whether this facesync build takes ``model=`` (learned models, from facesync 0.2)."""
+    import inspect
 
-        def send(message):
-            # Called on facesync's sink thread. In ComfyUI, update_absolute first checks the
-            # interrupt flag and raises when set: facesync then cancels the run and re-raises.
-            if isinstance(message, str):
-                decoded = json.loads(message)
-                if decoded["type"] == "progress":
-                    state.update(value=decoded["data"]["value"], max=decoded["data"]["max"])
-                    bar.update_absolute(state["value"], state["max"])
-                return
-            preview = comfy_preview(message)
-            if preview is not None:
-                bar.update_absolute(state["value"], state["max"], preview)
+    import facesync
 
-        comfy_options = {
-            "send": send,
-            "node_id": "" if unique_id is None else str(unique_id),
-            "node_type": "FacesyncLipSync",
-            "interrupted": model_management.processing_interrupted,
-        }
-        try:
-            out, n = facesync.run_frames(
-                frames.tobytes(), count, height, width, float(fps),
-                samples.tobytes(), channels, sample_rate,
-                resolution=int(resolution), steps=int(steps), no_face=no_face, backend=backend,
-                comfy=comfy_options,
+    try:
+        return "model" in inspect.signature(facesync.run_frames).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _model_spec(choice):
+    """A choice of :func:`_model_folder` as facesync's model spec (the file's full path)."""
+    if choice in (None, "builtin"):
+        return "builtin"
+    import folder_paths
+
+    kind, _, name = choice.partition(":")
+    path = folder_paths.get_full_path(MODEL_FOLDER, name)
+    if path is None:
+        raise ValueError(f"model: {name} is not in ComfyUI's models/{MODEL_FOLDER} folder")
+    return f"{kind}:{path}"
+
+
+def _options(kwargs):
+    out = {name: kwargs[name] for name, *_ in OPTIONS if name in kwargs}
+    if "model" in kwargs:
+        out["model"] = _model_spec(kwargs["model"])
+    if "resolution" in out:
+        out["resolution"] = int(out["resolution"])
+    if "steps" in out:
+        out["steps"] = int(out["steps"])
+    return out
+
+
+def _temp_directory():
+    import os
+
+    import folder_paths
+
+    path = folder_paths.get_temp_directory()
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+try:
+    from comfy_api.latest import ComfyExtension, InputImpl, io
+except ImportError:  # ComfyUI without the V3 schema
+    io = None
+
+if io is not None:
+
+    def _v3_options():
+        inputs = []
+        if _has_models():
+            inputs.append(io.Combo.Input("model", options=_model_folder(), default="builtin",
+                                         tooltip=MODEL_TOOLTIP))
+        for name, kind, spec, tooltip in OPTIONS:
+            if kind == "combo":
+                inputs.append(io.Combo.Input(name, options=spec["options"],
+                                             default=spec["default"], tooltip=tooltip))
+            else:
+                inputs.append(io.Int.Input(name, default=spec["default"], min=spec["min"],
+                                           max=spec["max"], tooltip=tooltip))
+        return inputs
+
+    class FacesyncLipSync(io.ComfyNode):
+        """IMAGE batch + AUDIO in, IMAGE batch out."""
+
+        @classmethod
+        def define_schema(cls):
+            return io.Schema(
+                node_id="FacesyncLipSync",
+                display_name="facesync lip sync",
+                category=CATEGORY,
+                description=DESCRIPTION,
+                inputs=[
+                    io.Image.Input("images", tooltip=IMAGES_TOOLTIP),
+                    io.Audio.Input("audio", tooltip=AUDIO_TOOLTIP),
+                    io.Float.Input("fps", default=25.0, min=1.0, max=240.0, step=0.01,
+                                   tooltip=FPS_TOOLTIP),
+                    *_v3_options(),
+                ],
+                outputs=[io.Image.Output(display_name="images",
+                                         tooltip="The lip-synced frames, as long as the audio.")],
+                hidden=[io.Hidden.unique_id],
             )
-        except facesync.Cancelled:
-            # ComfyUI's interrupt: let ComfyUI see its own exception (it clears the flag).
-            model_management.throw_exception_if_processing_interrupted()
-            raise
-        result = np.frombuffer(out, dtype=np.uint8).reshape(n, height, width, 3)
-        return (_to_image(result.astype(np.float32) / 255.0),)
 
+        @classmethod
+        def execute(cls, images, audio, fps, **kwargs):
+            out = lipsync.lipsync_images(cls.hidden.unique_id, images, audio, fps,
+                                         _options(kwargs))
+            return io.NodeOutput(out)
 
-def _frames_u8(images):
-    """IMAGE ([B, H, W, C] floats in 0..1, torch or anything numpy takes) as uint8 RGB."""
-    import numpy as np
+    class FacesyncLipSyncVideo(io.ComfyNode):
+        """VIDEO (+ AUDIO) in, VIDEO out, streamed through facesync's decoder and encoder."""
 
-    if hasattr(images, "detach"):
-        images = images.detach().cpu().numpy()
-    array = np.asarray(images, dtype=np.float32)
-    if array.ndim == 3:
-        array = array[None]
-    if array.ndim != 4 or array.shape[-1] not in (1, 3, 4) or array.shape[0] == 0:
-        raise ValueError(f"images: expected an IMAGE batch [B, H, W, C], got shape {array.shape}")
-    if array.shape[-1] == 1:
-        array = np.repeat(array, 3, axis=-1)
-    array = array[..., :3]
-    return np.ascontiguousarray((np.clip(array, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8))
+        @classmethod
+        def define_schema(cls):
+            return io.Schema(
+                node_id="FacesyncLipSyncVideo",
+                display_name="facesync lip sync (video)",
+                category=CATEGORY,
+                description=VIDEO_DESCRIPTION,
+                inputs=[
+                    io.Video.Input("video", tooltip=VIDEO_TOOLTIP),
+                    io.Audio.Input("audio", optional=True, tooltip=VIDEO_AUDIO_TOOLTIP),
+                    *_v3_options(),
+                ],
+                outputs=[io.Video.Output(display_name="video",
+                                         tooltip="The lip-synced video (H.264, with the audio).")],
+                hidden=[io.Hidden.unique_id],
+            )
 
+        @classmethod
+        def execute(cls, video, audio=None, **kwargs):
+            path = lipsync.lipsync_video(cls.hidden.unique_id, video, audio,
+                                         _options(kwargs), _temp_directory())
+            return io.NodeOutput(InputImpl.VideoFromFile(path))
 
-def _audio_f32(audio):
-    """AUDIO ({"waveform": [B, C, T], "sample_rate": int}) as interleaved float32 samples of
-    its first batch item, its channel count and rate."""
-    import numpy as np
+    class FacesyncExtension(ComfyExtension):
+        async def get_node_list(self):
+            return [FacesyncLipSync, FacesyncLipSyncVideo]
 
-    try:
-        waveform, rate = audio["waveform"], int(audio["sample_rate"])
-    except (KeyError, TypeError) as e:
-        raise ValueError(f"audio: expected {{'waveform': [B, C, T], 'sample_rate': int}} ({e})")
-    if hasattr(waveform, "detach"):
-        waveform = waveform.detach().cpu().numpy()
-    wave = np.asarray(waveform, dtype=np.float32)
-    if wave.ndim == 3:
-        wave = wave[0]
-    if wave.ndim == 1:
-        wave = wave[None]
-    if wave.ndim != 2 or wave.shape[1] == 0:
-        raise ValueError(f"audio: expected a waveform [B, C, T], got shape {np.shape(waveform)}")
-    return np.ascontiguousarray(wave.T), wave.shape[0], rate
+    async def comfy_entrypoint():
+        return FacesyncExtension()
 
+else:
 
-def _to_image(array):
-    try:
-        import torch
-    except ImportError:
-        return array
-    return torch.from_numpy(array)
+    def _v1_options():
+        out = {}
+        if _has_models():
+            out["model"] = (_model_folder(), {"default": "builtin", "tooltip": MODEL_TOOLTIP})
+        for name, kind, spec, tooltip in OPTIONS:
+            if kind == "combo":
+                out[name] = (spec["options"], {"default": spec["default"], "tooltip": tooltip})
+            else:
+                out[name] = ("INT", {**spec, "tooltip": tooltip})
+        return out
 
+    class FacesyncLipSync:
+        """IMAGE batch + AUDIO in, IMAGE batch out (V1 API)."""
 
-def comfy_preview(frame):
-    """A preview frame from facesync's ComfyUI adapter (4-byte big-endian event type 1, 4-byte
-    BE image format 2 = PNG, the PNG) as the ``(format, PIL image, max_size)`` tuple that
-    ``ProgressBar.update_absolute`` takes; ``None`` without Pillow or for another frame."""
-    if len(frame) < 8:
-        return None
-    kind = int.from_bytes(frame[0:4], "big")
-    image_format = int.from_bytes(frame[4:8], "big")
-    if kind != PREVIEW_IMAGE or image_format != FORMAT_PNG:
-        return None
-    try:
-        import io
+        DESCRIPTION = DESCRIPTION
+        RETURN_TYPES = ("IMAGE",)
+        RETURN_NAMES = ("images",)
+        FUNCTION = "lipsync"
+        CATEGORY = CATEGORY
 
-        from PIL import Image
-    except ImportError:
-        return None
-    return ("PNG", Image.open(io.BytesIO(bytes(frame[8:]))), 512)
+        @classmethod
+        def INPUT_TYPES(cls):
+            return {
+                "required": {
+                    "images": ("IMAGE", {"tooltip": IMAGES_TOOLTIP}),
+                    "audio": ("AUDIO", {"tooltip": AUDIO_TOOLTIP}),
+                    "fps": ("FLOAT", {"default": 25.0, "min": 1.0, "max": 240.0, "step": 0.01,
+                                      "tooltip": FPS_TOOLTIP}),
+                    **_v1_options(),
+                },
+                "hidden": {"unique_id": "UNIQUE_ID"},
+            }
 
+        def lipsync(self, images, audio, fps=25.0, unique_id=None, **kwargs):
+            return (lipsync.lipsync_images(unique_id, images, audio, fps, _options(kwargs)),)
 
-NODE_CLASS_MAPPINGS = {"FacesyncLipSync": FacesyncLipSync}
-NODE_DISPLAY_NAME_MAPPINGS = {"FacesyncLipSync": "facesync lip sync"}
+    NODE_CLASS_MAPPINGS = {"FacesyncLipSync": FacesyncLipSync}
+    NODE_DISPLAY_NAME_MAPPINGS = {"FacesyncLipSync": "facesync lip sync"}

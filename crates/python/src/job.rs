@@ -1,21 +1,26 @@
-//! `run`, `run_frames`, `write_sample` and the cancel handle: the pipeline from Python.
+//! `run`, `run_frames`, `write_sample`, `write_wav` and the cancel handle: the pipeline from
+//! Python.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use frame::Frame;
-use pipeline::media_io::{self, MediaError, Rational, ReaderOptions, VideoInfo, VideoReader};
-use pipeline::{Inputs, PipelineConfig, PipelineError, Summary};
+use numpy::{PyArray4, PyArrayMethods, PyReadonlyArray2, PyReadonlyArray4, PyUntypedArrayMethods};
+use pipeline::media_io::{MediaError, Rational};
+use pipeline::{Inputs, LengthPolicy, PipelineConfig, PipelineError, RawAudio, Summary};
 use progress_core::{CancelToken, Phase};
 use pyo3::exceptions::{PyFileNotFoundError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::types::PyDict;
 
+use crate::arrays::{FloatFrames, FloatOutput};
 use crate::sink::{ComfyOptions, ErrorSlot, OnError, SinkOptions};
 use crate::{Cancelled, FacesyncError};
 
-/// How often the waiting thread wakes up to look for Ctrl-C.
-const SIGNAL_POLL: Duration = Duration::from_millis(50);
+/// How often the waiting thread wakes up to deliver events, look for Ctrl-C and poll the
+/// `interrupted` callable: an interrupt is seen within this time.
+const POLL: Duration = Duration::from_millis(20);
+/// Events waiting for the calling thread; more block the sink's own thread (never the work).
+const EVENT_QUEUE: usize = 256;
 
 /// A cancel handle: pass it as `cancel=` and call `cancel()` from any thread (or a callback);
 /// the run stops at its next batch boundary and raises `facesync.Cancelled`.
@@ -49,23 +54,34 @@ impl PyCancelToken {
 }
 
 /// The keyword options shared by `run` and `run_frames`, checked before any work.
-struct Options {
-    config: PipelineConfig,
+pub(crate) struct Options {
+    pub(crate) config: PipelineConfig,
     sinks: SinkOptions,
+    watch: Watch,
     cancel: CancelToken,
     tick: Duration,
 }
 
+/// What the calling thread does while the run goes on: deliver events to `on_event`, poll
+/// `interrupted`.
+struct Watch {
+    on_event: Option<Py<PyAny>>,
+    interrupted: Option<Py<PyAny>>,
+}
+
 #[allow(clippy::too_many_arguments)]
-fn options(
+pub(crate) fn options(
     resolution: u32,
     steps: u32,
     chunk: usize,
     no_face: &str,
     backend: &str,
     length: &str,
+    model: &str,
+    model_weight: f32,
     console: bool,
     on_event: Option<Py<PyAny>>,
+    interrupted: Option<Py<PyAny>>,
     comfy: Option<&Bound<'_, PyDict>>,
     cancel: Option<&Bound<'_, PyCancelToken>>,
     tick: f64,
@@ -78,6 +94,8 @@ fn options(
         no_face: no_face.parse().map_err(|e| bad("no_face", &e))?,
         backend: backend.parse().map_err(|e| bad("backend", &e))?,
         length: length.parse().map_err(|e| bad("length", &e))?,
+        model: model.parse().map_err(|e| bad("model", &e))?,
+        model_weight,
         ..PipelineConfig::default()
     };
     config.validate().map_err(to_py_err)?;
@@ -90,60 +108,85 @@ fn options(
         config,
         sinks: SinkOptions {
             console,
-            on_event,
+            on_event: None,
             comfy: comfy.map(ComfyOptions::from_dict).transpose()?,
+            channel: None,
+        },
+        watch: Watch {
+            on_event,
+            interrupted,
         },
         cancel: cancel.map(|c| c.get().token.clone()).unwrap_or_default(),
         tick: Duration::from_secs_f64(tick),
     })
 }
 
-/// Runs `work` under a "Lip sync" phase on a Rust thread, the GIL released, and waits for it
-/// on the calling thread in short slices, checking for signals between them: on
-/// `KeyboardInterrupt` the run is cancelled, finishes cleanly, and the interrupt is re-raised.
-fn run_job<T: Send + 'static>(
+/// Runs `work` under a "Lip sync" phase on a Rust thread and waits for it on the calling
+/// thread with the GIL released, waking every [`POLL`] to take the GIL briefly: it hands the
+/// events that arrived to `on_event` (so Python callbacks run on the caller's thread, in its
+/// context), polls `interrupted` and checks for signals. `KeyboardInterrupt`, a true
+/// `interrupted()` or an exception from `on_event` cancel the run; once it has stopped cleanly
+/// the exception is raised (`facesync.Cancelled` for `interrupted`). `work` may borrow from
+/// the caller (the thread is scoped), e.g. numpy buffers.
+pub(crate) fn run_job<T: Send>(
     py: Python<'_>,
     options: Options,
-    work: impl FnOnce(&PipelineConfig, &Phase) -> Result<T, PipelineError> + Send + 'static,
+    work: impl FnOnce(&PipelineConfig, &Phase) -> Result<T, PipelineError> + Send,
 ) -> PyResult<T> {
     let errors = ErrorSlot::default();
-    let progress = crate::sink::start(
-        options.sinks,
-        &OnError::Cancel(errors.clone()),
-        &options.cancel,
-        options.tick,
-    );
-    let job = progress.phase("Lip sync", None, "frames");
-    let config = options.config;
-    let (tx, rx) = flume::bounded(1);
-    let worker = std::thread::Builder::new()
-        .name("facesync-run".into())
-        .spawn(move || {
-            let result = work(&config, &job);
-            match &result {
-                Ok(_) => job.finish(),
-                Err(e) => job.fail(e),
-            }
-            let _ = tx.send(());
-            result
-        })
-        .map_err(|e| FacesyncError::new_err(format!("cannot start the run's thread: {e}")))?;
-    let mut interrupt = None;
-    while py.detach(|| rx.recv_timeout(SIGNAL_POLL)) == Err(flume::RecvTimeoutError::Timeout) {
-        if interrupt.is_none()
-            && let Err(e) = py.check_signals()
-        {
-            options.cancel.cancel();
-            interrupt = Some(e);
-        }
-    }
-    let result = py.detach(|| {
-        let result = worker.join();
-        // Joins the sink threads, which take the GIL for the Python callbacks.
-        progress.shutdown();
-        result
+    let Options {
+        config,
+        mut sinks,
+        watch,
+        cancel,
+        tick,
+    } = options;
+    let events = watch.on_event.is_some().then(|| {
+        let (sink, rx) = sinks::ChannelSink::bounded(EVENT_QUEUE);
+        sinks.channel = Some(sink);
+        rx
     });
-    if let Some(e) = interrupt {
+    let progress = crate::sink::start(sinks, &OnError::Cancel(errors.clone()), &cancel, tick);
+    let job = progress.phase("Lip sync", None, "frames");
+    let mut caller = Caller {
+        on_event: watch.on_event,
+        interrupted: watch.interrupted,
+        cancel: cancel.clone(),
+        error: None,
+        callback_failed: false,
+    };
+    let result = py.detach(|| {
+        std::thread::scope(|s| {
+            let worker = std::thread::Builder::new()
+                .name("facesync-run".into())
+                .spawn_scoped(s, || {
+                    let result = work(&config, &job);
+                    match &result {
+                        Ok(_) => job.finish(),
+                        Err(e) => job.fail(e),
+                    }
+                    drop(job);
+                    result
+                })
+                .map_err(|e| {
+                    FacesyncError::new_err(format!("cannot start the run's thread: {e}"))
+                })?;
+            while !worker.is_finished() {
+                caller.wait(events.as_ref(), true);
+            }
+            let result = worker.join();
+            // The last events (phases finished, run finished) come with the shutdown, which
+            // waits for the sinks: drain them meanwhile.
+            let shutdown = s.spawn(|| progress.shutdown());
+            while !shutdown.is_finished() {
+                caller.wait(events.as_ref(), false);
+            }
+            caller.wait(events.as_ref(), false);
+            let _ = shutdown.join();
+            Ok::<_, PyErr>(result)
+        })
+    })?;
+    if let Some(e) = caller.error {
         return Err(e);
     }
     if let Some(e) = errors.take() {
@@ -152,6 +195,66 @@ fn run_job<T: Send + 'static>(
     match result {
         Ok(result) => result.map_err(to_py_err),
         Err(_) => Err(FacesyncError::new_err("the run's thread panicked")),
+    }
+}
+
+/// The calling thread's side of a run (see [`run_job`]).
+struct Caller {
+    on_event: Option<Py<PyAny>>,
+    interrupted: Option<Py<PyAny>>,
+    cancel: CancelToken,
+    /// The first exception: Ctrl-C, or one raised by `on_event` / `interrupted`.
+    error: Option<PyErr>,
+    /// `on_event` raised: it is not called again (after Ctrl-C it still gets the run's end).
+    callback_failed: bool,
+}
+
+impl Caller {
+    /// Waits up to [`POLL`] for events (without the GIL), then takes the GIL once to deliver
+    /// them and, while the run goes on (`polling`), to look for an interrupt.
+    fn wait(&mut self, events: Option<&flume::Receiver<progress_core::Event>>, polling: bool) {
+        let mut batch = Vec::new();
+        match events {
+            Some(rx) => {
+                if let Ok(event) = rx.recv_timeout(POLL) {
+                    batch.push(event);
+                    batch.extend(rx.try_iter());
+                }
+            }
+            None => std::thread::sleep(POLL),
+        }
+        Python::attach(|py| {
+            if let Some(callback) = self.on_event.as_ref().map(|c| c.clone_ref(py)) {
+                for event in &batch {
+                    if self.callback_failed {
+                        break;
+                    }
+                    let result = crate::convert::event_to_py(py, event)
+                        .and_then(|dict| callback.bind(py).call1((dict,)));
+                    if let Err(e) = result {
+                        self.callback_failed = true;
+                        self.fail(e);
+                    }
+                }
+            }
+            if !polling || self.cancel.is_cancelled() {
+                return;
+            }
+            if let Err(e) = py.check_signals() {
+                self.fail(e);
+            } else if let Some(flag) = &self.interrupted {
+                match flag.bind(py).call0().and_then(|answer| answer.is_truthy()) {
+                    Ok(true) => self.cancel.cancel(),
+                    Ok(false) => {}
+                    Err(e) => self.fail(e),
+                }
+            }
+        });
+    }
+
+    fn fail(&mut self, error: PyErr) {
+        self.cancel.cancel();
+        self.error.get_or_insert(error);
     }
 }
 
@@ -181,7 +284,8 @@ fn summary_dict<'py>(py: Python<'py>, summary: &Summary) -> PyResult<Bound<'py, 
 #[pyfunction]
 #[pyo3(signature = (
     video, audio, out, *, resolution=256, steps=20, chunk=16, no_face="pass", backend="auto",
-    length="loop", console=false, on_event=None, comfy=None, cancel=None, tick=0.1
+    length="loop", model="builtin", model_weight=0.5, console=false, on_event=None, interrupted=None, comfy=None, cancel=None,
+    tick=0.1
 ))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run<'py>(
@@ -195,14 +299,30 @@ pub(crate) fn run<'py>(
     no_face: &str,
     backend: &str,
     length: &str,
+    model: &str,
+    model_weight: f32,
     console: bool,
     on_event: Option<Py<PyAny>>,
+    interrupted: Option<Py<PyAny>>,
     comfy: Option<&Bound<'py, PyDict>>,
     cancel: Option<&Bound<'py, PyCancelToken>>,
     tick: f64,
 ) -> PyResult<Bound<'py, PyDict>> {
     let options = options(
-        resolution, steps, chunk, no_face, backend, length, console, on_event, comfy, cancel, tick,
+        resolution,
+        steps,
+        chunk,
+        no_face,
+        backend,
+        length,
+        model,
+        model_weight,
+        console,
+        on_event,
+        interrupted,
+        comfy,
+        cancel,
+        tick,
     )?;
     let inputs = Inputs { video, audio };
     let summary = run_job(py, options, move |config, job| {
@@ -211,29 +331,27 @@ pub(crate) fn run<'py>(
     summary_dict(py, &summary)
 }
 
-/// The pipeline on frames in memory (what a ComfyUI node has): `frames` is `count` RGB8
-/// frames of `height`×`width` (row-major, `count*height*width*3` bytes), `audio` is
-/// `channels`-interleaved float32 samples (native byte order). Returns
-/// `(frames_bytes, count)` in the same layout, as long as the audio (see `length`).
+/// The pipeline on frames in memory (what a ComfyUI node has): `frames` is a C-contiguous
+/// float32 numpy array `[count, height, width, channels]` of values in 0..1 (channels 1, 3 or
+/// 4; alpha is dropped), `audio` a C-contiguous float32 array `[channels, samples]`. Returns a
+/// new float32 array `[n, height, width, 3]`, as long as the audio (see `length`).
 ///
-/// The frames go through a lossless temporary PNG folder and the audio through a float WAV
-/// in a temporary directory, removed afterwards: the pipeline streams from files.
+/// Both arrays are borrowed, not copied: the pipeline's decoding thread converts one frame at
+/// a time to 8 bits, and its encoding thread converts each finished frame back into the
+/// result, all with the GIL released. `on_event` and `interrupted` run on the calling thread
+/// (see `run`).
 #[pyfunction]
 #[pyo3(signature = (
-    frames, count, height, width, fps, audio, channels, sample_rate, *, resolution=256,
-    steps=20, chunk=16, no_face="pass", backend="auto", length="loop", console=false,
-    on_event=None, comfy=None, cancel=None, tick=0.1
+    frames, fps, audio, sample_rate, *, resolution=256, steps=20, chunk=16, no_face="pass",
+    backend="auto", length="loop", model="builtin", model_weight=0.5, console=false, on_event=None, interrupted=None, comfy=None,
+    cancel=None, tick=0.1
 ))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run_frames<'py>(
     py: Python<'py>,
-    frames: Vec<u8>,
-    count: usize,
-    height: u32,
-    width: u32,
+    frames: PyReadonlyArray4<'py, f32>,
     fps: f64,
-    audio: Vec<u8>,
-    channels: u16,
+    audio: PyReadonlyArray2<'py, f32>,
     sample_rate: u32,
     resolution: u32,
     steps: u32,
@@ -241,133 +359,193 @@ pub(crate) fn run_frames<'py>(
     no_face: &str,
     backend: &str,
     length: &str,
+    model: &str,
+    model_weight: f32,
     console: bool,
     on_event: Option<Py<PyAny>>,
+    interrupted: Option<Py<PyAny>>,
     comfy: Option<&Bound<'py, PyDict>>,
     cancel: Option<&Bound<'py, PyCancelToken>>,
     tick: f64,
-) -> PyResult<(Bound<'py, PyBytes>, u64)> {
-    let frame_len = width as usize * height as usize * 3;
-    if count == 0 || frame_len == 0 {
+) -> PyResult<Bound<'py, PyArray4<f32>>> {
+    let [count, height, width, channels] = *frames.shape() else {
+        unreachable!("a 4-d array")
+    };
+    if count == 0 || height == 0 || width == 0 || !matches!(channels, 1 | 3 | 4) {
         return Err(PyValueError::new_err(format!(
-            "frames: expected at least one frame of at least 1x1 pixels, got {count} of {width}x{height}"
+            "frames: expected [frames, height, width, channels] with at least one frame and 1, 3 or 4 channels, got {:?}",
+            frames.shape()
         )));
     }
-    if frames.len() != count * frame_len {
+    let (Ok(width), Ok(height)) = (u32::try_from(width), u32::try_from(height)) else {
         return Err(PyValueError::new_err(format!(
-            "frames: {count} frames of {width}x{height} RGB8 need {} bytes, got {}",
-            count * frame_len,
-            frames.len()
+            "frames: {width}x{height} is too large"
+        )));
+    };
+    let pixels = frames.as_slice().map_err(|_| {
+        PyValueError::new_err(
+            "frames: expected a C-contiguous float32 array (np.ascontiguousarray)",
+        )
+    })?;
+    let [audio_channels, samples] = *audio.shape() else {
+        unreachable!("a 2-d array")
+    };
+    let audio_channels = u16::try_from(audio_channels).unwrap_or(0);
+    if audio_channels == 0 || samples == 0 || sample_rate == 0 {
+        return Err(PyValueError::new_err(format!(
+            "audio: expected [channels, samples] with at least one sample at a positive rate, got {:?} at {sample_rate} Hz",
+            audio.shape()
         )));
     }
-    if channels == 0
-        || sample_rate == 0
-        || audio.is_empty()
-        || !audio.len().is_multiple_of(4 * usize::from(channels))
-    {
-        return Err(PyValueError::new_err(format!(
-            "audio: expected a whole number of float32 samples for {channels} channel(s) at {sample_rate} Hz, got {} bytes",
-            audio.len()
-        )));
-    }
+    let wave = audio.as_slice().map_err(|_| {
+        PyValueError::new_err("audio: expected a C-contiguous float32 array (np.ascontiguousarray)")
+    })?;
     if !(fps.is_finite() && fps > 0.0) {
         return Err(PyValueError::new_err(format!(
             "fps={fps}: expected a positive number"
         )));
     }
     let options = options(
-        resolution, steps, chunk, no_face, backend, length, console, on_event, comfy, cancel, tick,
+        resolution,
+        steps,
+        chunk,
+        no_face,
+        backend,
+        length,
+        model,
+        model_weight,
+        console,
+        on_event,
+        interrupted,
+        comfy,
+        cancel,
+        tick,
     )?;
-    let memory = InMemory {
-        frames,
-        width,
-        height,
-        fps: if fps.fract() == 0.0 {
-            Rational::new(fps as u32, 1)
-        } else {
-            Rational::new((fps * 1000.0).round() as u32, 1000)
-        },
-        audio,
-        channels,
-        sample_rate,
+    let fps = if fps.fract() == 0.0 {
+        Rational::new(fps as u32, 1)
+    } else {
+        Rational::new((fps * 1000.0).round() as u32, 1000)
     };
-    let (out, n) = run_job(py, options, move |config, job| memory.run(config, job))?;
-    Ok((PyBytes::new(py, &out), n))
+    // The pipeline's own rule (`run_with`): as long as the audio, or the shorter with `trim`.
+    let audio_frames = ((samples as f64 / f64::from(sample_rate) * fps.as_f64()) - 1e-6)
+        .ceil()
+        .max(1.0) as usize;
+    let planned = match options.config.length {
+        LengthPolicy::Loop => audio_frames,
+        LengthPolicy::Trim => audio_frames.min(count),
+    };
+    // Zeroed pages from the allocator: untouched until a frame is written into them.
+    let out = PyArray4::<f32>::zeros(py, [planned, height as usize, width as usize, 3], false);
+    let written = {
+        let mut out_rw = out.readwrite();
+        let out_slice = out_rw.as_slice_mut().expect("a new array is contiguous");
+        let source = FloatFrames::new(pixels, width, height, channels, fps);
+        let sink = FloatOutput::new(out_slice, width, height);
+        run_job(py, options, move |config, job| {
+            run_arrays(config, job, source, sink, wave, audio_channels, sample_rate)
+        })?
+    };
+    if written == planned {
+        Ok(out)
+    } else {
+        let view = out.call_method1(
+            "__getitem__",
+            (pyo3::types::PySlice::new(py, 0, written as isize, 1),),
+        )?;
+        Ok(view.cast_into::<PyArray4<f32>>()?)
+    }
 }
 
-/// Frames and samples handed over by `run_frames`.
-struct InMemory {
-    frames: Vec<u8>,
-    width: u32,
-    height: u32,
-    fps: Rational,
-    audio: Vec<u8>,
+/// The worker's half of `run_frames`: the pipeline from `source` into `sink`; returns the frames written.
+fn run_arrays(
+    config: &PipelineConfig,
+    job: &Phase,
+    mut source: FloatFrames<'_>,
+    sink: FloatOutput<'_>,
+    wave: &[f32],
     channels: u16,
     sample_rate: u32,
+) -> Result<usize, PipelineError> {
+    let mut audio = RawAudio::planar(wave, channels, sample_rate, "audio")?;
+    let written = sink.counter();
+    pipeline::run_with(config, &mut source, &mut audio, Box::new(sink), job)?;
+    Ok(written.get())
 }
 
-impl InMemory {
-    fn run(self, config: &PipelineConfig, job: &Phase) -> Result<(Vec<u8>, u64), PipelineError> {
-        let dir = tempfile::Builder::new()
-            .prefix("facesync-frames-")
-            .tempdir()
-            .map_err(|e| io_error(&std::env::temp_dir(), e))?;
-        let video = dir.path().join("in/");
-        let audio = dir.path().join("in.wav");
-        let out = dir.path().join("out/");
-        let info = VideoInfo {
-            width: self.width,
-            height: self.height,
-            fps: self.fps,
-            frame_count: None,
-        };
-        let mut writer = media_io::VideoWriter::create(&video, &info, &Default::default())?;
-        let frame_len = self.width as usize * self.height as usize * 3;
-        for data in self.frames.chunks_exact(frame_len) {
-            let frame =
-                Frame::new(self.width, self.height, data.to_vec()).expect("the length was checked");
-            writer.write_frame(&frame)?;
-        }
-        writer.finish()?;
-        self.write_wav(&audio)?;
-        drop(self.frames);
-        let config = PipelineConfig {
-            png_fps: self.fps,
-            ..config.clone()
-        };
-        let inputs = Inputs {
-            video,
-            audio: audio.clone(),
-        };
-        let summary = pipeline::run(&config, &inputs, &out, job)?;
-        let mut reader = VideoReader::open(&summary.output, &ReaderOptions { png_fps: self.fps })?;
-        let mut bytes = Vec::with_capacity(summary.frames as usize * frame_len);
-        while let Some(frame) = reader.next_frame()? {
-            bytes.extend_from_slice(frame.data());
-        }
-        Ok((bytes, summary.frames))
+/// Writes `audio`, a C-contiguous float32 array `[channels, samples]` in -1..1, as a 16-bit
+/// WAV at `path` (written under a temporary name, then renamed), with the GIL released.
+/// 16-bit PCM because every reader takes it: a float WAV carries a channel mask that ffmpeg's
+/// AAC encoder refuses for mono.
+#[pyfunction]
+pub(crate) fn write_wav(
+    py: Python<'_>,
+    path: PathBuf,
+    audio: PyReadonlyArray2<'_, f32>,
+    sample_rate: u32,
+) -> PyResult<()> {
+    let [channels, samples] = *audio.shape() else {
+        unreachable!("a 2-d array")
+    };
+    let Ok(channels) = u16::try_from(channels) else {
+        return Err(PyValueError::new_err(format!(
+            "audio: {channels} channels is too many"
+        )));
+    };
+    if channels == 0 || sample_rate == 0 {
+        return Err(PyValueError::new_err(format!(
+            "audio: expected at least one channel at a positive rate, got {channels} at {sample_rate} Hz"
+        )));
     }
+    let wave = audio.as_slice().map_err(|_| {
+        PyValueError::new_err("audio: expected a C-contiguous float32 array (np.ascontiguousarray)")
+    })?;
+    py.detach(|| wav_file(&path, wave, channels, samples, sample_rate))
+        .map_err(to_py_err)
+}
 
-    fn write_wav(&self, path: &Path) -> Result<(), PipelineError> {
-        let spec = hound::WavSpec {
-            channels: self.channels,
-            sample_rate: self.sample_rate,
-            bits_per_sample: 32,
-            sample_format: hound::SampleFormat::Float,
-        };
-        let wav_error = |e: hound::Error| {
-            PipelineError::Media(MediaError::Wav {
-                path: path.into(),
-                reason: e.to_string(),
-            })
-        };
-        let mut writer = hound::WavWriter::create(path, spec).map_err(wav_error)?;
-        for sample in self.audio.chunks_exact(4) {
-            let value = f32::from_ne_bytes(sample.try_into().expect("4 bytes"));
-            writer.write_sample(value).map_err(wav_error)?;
+fn wav_file(
+    path: &Path,
+    wave: &[f32],
+    channels: u16,
+    samples: usize,
+    sample_rate: u32,
+) -> Result<(), PipelineError> {
+    let wav_error = |e: hound::Error| {
+        PipelineError::Media(MediaError::Wav {
+            path: path.into(),
+            reason: e.to_string(),
+        })
+    };
+    let spec = hound::WavSpec {
+        channels,
+        sample_rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let temp = tempfile::Builder::new()
+        .prefix(".facesync-")
+        .suffix(".wav")
+        .tempfile_in(dir)
+        .map_err(|e| io_error(dir, e))?;
+    {
+        let mut writer = hound::WavWriter::new(std::io::BufWriter::new(temp.as_file()), spec)
+            .map_err(wav_error)?;
+        for t in 0..samples {
+            for ch in 0..usize::from(channels) {
+                let value = wave[ch * samples + t].clamp(-1.0, 1.0) * 32767.0;
+                writer
+                    .write_sample(value.round() as i16)
+                    .map_err(wav_error)?;
+            }
         }
-        writer.finalize().map_err(wav_error)
+        writer.finalize().map_err(wav_error)?;
     }
+    temp.persist(path).map_err(|e| io_error(path, e.error))?;
+    Ok(())
 }
 
 fn io_error(path: &Path, source: std::io::Error) -> PipelineError {

@@ -23,6 +23,7 @@
 //! The module is built by maturin (`crates/python/pyproject.toml`); the Python tests
 //! (`crates/python/tests`) are its tests.
 
+mod arrays;
 mod convert;
 mod job;
 mod progress;
@@ -55,5 +56,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(job::run, m)?)?;
     m.add_function(wrap_pyfunction!(job::run_frames, m)?)?;
     m.add_function(wrap_pyfunction!(job::write_sample, m)?)?;
+    m.add_function(wrap_pyfunction!(job::write_wav, m)?)?;
     Ok(())
 }

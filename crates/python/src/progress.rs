@@ -133,6 +133,7 @@ impl PyProgress {
                 .filter(|_| !disable)
                 .map(ComfyOptions::from_dict)
                 .transpose()?,
+            channel: None,
         };
         let (phase, run, console) = match parent {
             Some(parent) => {

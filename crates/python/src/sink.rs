@@ -120,12 +120,14 @@ pub(crate) struct SinkOptions {
     pub(crate) on_event: Option<Py<PyAny>>,
     /// The ComfyUI adapter.
     pub(crate) comfy: Option<ComfyOptions>,
+    /// Events for the calling thread, which hands them to `on_event` between its waits.
+    pub(crate) channel: Option<sinks::ChannelSink>,
 }
 
 impl SinkOptions {
     /// Whether any sink is asked for (without one a run needs no dispatcher).
     pub(crate) fn any(&self) -> bool {
-        self.console || self.on_event.is_some() || self.comfy.is_some()
+        self.console || self.on_event.is_some() || self.comfy.is_some() || self.channel.is_some()
     }
 }
 
@@ -139,6 +141,9 @@ pub(crate) fn start(
     let mut builder: ProgressBuilder = Progress::builder().tick(tick).cancel_token(cancel.clone());
     if options.console {
         builder = builder.sink(sinks::ConsoleSink::stderr());
+    }
+    if let Some(channel) = options.channel {
+        builder = builder.sink(channel);
     }
     if let Some(callback) = options.on_event {
         let on_error = on_error.clone();

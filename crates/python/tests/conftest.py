@@ -1,13 +1,15 @@
-"""Shared fixtures: a tiny built-in sample, and the ComfyUI stand-in modules on sys.path."""
+"""Shared fixtures: a tiny built-in sample, and a ComfyUI stand-in with the node loaded."""
 
 import os
 import sys
+import types
 
 import pytest
 
 import facesync
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
 
 
 @pytest.fixture(scope="session")
@@ -25,14 +27,26 @@ def long_sample(tmp_path_factory):
 
 
 @pytest.fixture
-def comfy_standins(monkeypatch):
-    """`comfy.utils` and `comfy.model_management` stand-ins (tests/standins/comfy), fresh."""
+def comfy(monkeypatch, tmp_path):
+    """A ComfyUI stand-in (tests/standins, as ComfyUI 0.12.1 has those modules), fresh: a
+    ``PromptServer.instance``, a recording progress hook installed as ComfyUI's ``main.py``
+    installs its own, and the ``facesync`` custom node loaded as ComfyUI loads it (V3)."""
+    import comfy_helpers
+
     monkeypatch.syspath_prepend(os.path.join(HERE, "standins"))
-    for name in ["comfy", "comfy.utils", "comfy.model_management"]:
-        sys.modules.pop(name, None)
+    monkeypatch.setenv("FACESYNC_TEST_COMFY_DIR", str(tmp_path / "comfyui"))
+    comfy_helpers.forget_comfy_modules()
     import comfy.model_management
     import comfy.utils
+    import server
 
-    yield comfy
-    for name in ["comfy", "comfy.utils", "comfy.model_management"]:
-        sys.modules.pop(name, None)
+    env = types.SimpleNamespace(
+        mm=comfy.model_management,
+        utils=comfy.utils,
+        server=server.PromptServer(),
+        hook=comfy_helpers.Hook(comfy.model_management),
+    )
+    comfy.utils.set_progress_bar_global_hook(env.hook)
+    env.node = comfy_helpers.load_node()
+    yield env
+    comfy_helpers.forget_comfy_modules()

@@ -1,98 +1,305 @@
-"""The ComfyUI node, with stand-ins of comfy.utils and comfy.model_management, and the
-ComfyUI messages of facesync's adapter checked byte by byte against ComfyUI's protocol."""
+"""The ComfyUI nodes against stand-ins of ComfyUI 0.12.1 (tests/standins): schema, results,
+progress as ComfyUI draws it, interrupts, errors; and the messages of facesync's ComfyUI
+adapter (``comfy=``) checked byte by byte against ComfyUI's protocol."""
 
-import importlib.util
 import json
-import os
+import logging
 import struct
+import sys
+import threading
+import time
 import zlib
 
 import numpy as np
 import pytest
 
 import facesync
+from comfy_helpers import (execute, load_node, pattern_frames, read_wav_audio, read_y4m_rgb,
+                           slowness, tone)
 
-NODE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "comfyui")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def load_node():
-    spec = importlib.util.spec_from_file_location(
-        "facesync_comfyui", os.path.join(NODE_DIR, "__init__.py"),
-        submodule_search_locations=[NODE_DIR])
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bytes_of(images):
+    """float32 images as facesync rounds them to 8 bits: clamped, x * 255 + 0.5, floored."""
+    return np.floor(np.clip(images, 0, 1) * np.float32(255) + np.float32(0.5))
 
 
-def images_and_audio(frames=16, size=64, seconds=0.64, rate=16000):
-    """Frames with no face (so the pipeline passes them through untouched) and a tone."""
-    y, x = np.mgrid[0:size, 0:size]
-    images = np.stack([
-        np.stack([(x + 3 * i) % size, y, (x + y) % size], axis=-1) / (size - 1)
-        for i in range(frames)
-    ]).astype(np.float32)
-    t = np.arange(int(seconds * rate)) / rate
-    wave = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
-    audio = {"waveform": np.stack([wave, wave])[None], "sample_rate": rate}  # [B, C, T]
-    return images, audio
+def numpy_of(out):
+    """The node's IMAGE output for a numpy input: the array itself (a torch input gives a
+    tensor sharing the result's memory, see test_torch_in_torch_out)."""
+    assert isinstance(out, np.ndarray)
+    return out
 
 
-def test_node_mappings():
+# -- the schema ---------------------------------------------------------------------------
+
+def test_v3_schema_has_a_description_and_a_tooltip_on_every_input(comfy):
+    node = comfy.node
+    assert not hasattr(node, "NODE_CLASS_MAPPINGS")  # V1 mappings would win over V3
+    import asyncio
+
+    extension = asyncio.run(node.comfy_entrypoint())
+    nodes = asyncio.run(extension.get_node_list())
+    assert [n.define_schema().node_id for n in nodes] == ["FacesyncLipSync",
+                                                           "FacesyncLipSyncVideo"]
+    for cls in nodes:
+        schema = cls.define_schema()
+        assert schema.description and schema.category == "facesync"
+        assert schema.inputs and all(i.tooltip for i in schema.inputs), schema.node_id
+        assert all(o.tooltip for o in schema.outputs)
+        assert [h.value for h in schema.hidden] == ["UNIQUE_ID"]
+    image_inputs = {i.id: i.io_type for i in nodes[0].define_schema().inputs}
+    assert image_inputs["images"] == "IMAGE" and image_inputs["audio"] == "AUDIO"
+    video = {i.id: i for i in nodes[1].define_schema().inputs}
+    assert video["video"].io_type == "VIDEO" and video["audio"].optional
+
+
+def test_the_model_choice_lists_models_facesync(comfy, tmp_path, monkeypatch):
+    import folder_paths
+
+    folder = tmp_path / "comfyui" / "models" / "facesync"
+    folder.mkdir(parents=True)
+    (folder / "wav2lip_gan_96.onnx").write_bytes(b"")
+    (folder / "edtalk_256.onnx").write_bytes(b"")
+    (folder / "notes.txt").write_bytes(b"")
+    node = comfy.node
+    assert node._model_folder() == ["builtin", "edtalk:edtalk_256.onnx",
+                                    "wav2lip:wav2lip_gan_96.onnx"]
+    inputs = {i.id: i for i in node.FacesyncLipSync.define_schema().inputs}
+    # The input shows when this facesync build takes model= (learned models).
+    assert ("model" in inputs) == node._has_models()
+    assert node._model_spec("builtin") == "builtin"
+    assert node._model_spec("edtalk:edtalk_256.onnx") == f"edtalk:{folder / 'edtalk_256.onnx'}"
+    assert folder_paths.get_folder_paths("facesync") == [str(folder)]
+    with pytest.raises(ValueError, match="gone.onnx"):
+        node._model_spec("wav2lip:gone.onnx")
+
+
+def test_v1_mappings_without_the_v3_api(comfy, monkeypatch):
+    monkeypatch.setitem(sys.modules, "comfy_api.latest", None)  # ImportError, as before V3
     node = load_node()
+    assert not hasattr(node, "comfy_entrypoint")
     assert node.NODE_CLASS_MAPPINGS == {"FacesyncLipSync": node.FacesyncLipSync}
     assert node.NODE_DISPLAY_NAME_MAPPINGS == {"FacesyncLipSync": "facesync lip sync"}
-    inputs = node.FacesyncLipSync.INPUT_TYPES()
-    assert inputs["required"]["images"] == ("IMAGE",)
-    assert inputs["required"]["audio"] == ("AUDIO",)
-    assert node.FacesyncLipSync.RETURN_TYPES == ("IMAGE",)
+    inputs = node.FacesyncLipSync.INPUT_TYPES()["required"]
+    assert all(spec[1].get("tooltip") for spec in inputs.values())
+    assert node.FacesyncLipSync.DESCRIPTION
+    images = pattern_frames(4, 32, 32)
+    (out,) = execute(node, "FacesyncLipSync", images=images, audio=tone(0.16), fps=25.0)
+    assert out.shape == (4, 32, 32, 3)
 
 
-def test_node_returns_the_frames_and_moves_the_progress_bar(comfy_standins):
-    node = load_node()
-    images, audio = images_and_audio()
-    (out,) = node.FacesyncLipSync().lipsync(images, audio, fps=25.0, unique_id="12")
+# -- results ------------------------------------------------------------------------------
 
-    assert isinstance(out, np.ndarray)  # no torch here: numpy comes back
-    assert out.shape == images.shape and out.dtype == np.float32
-    # No face in these frames: they pass through, and the round trip is lossless at 8 bits.
-    np.testing.assert_array_equal(np.round(out * 255), np.round(images * 255))
-    calls = comfy_standins.utils.calls
-    assert calls[0][:2] == (0, 100) and calls[-1][:2] == (100, 100)
-    values = [value for value, _, _ in calls]
-    assert values == sorted(values) and len(set(values)) == len(values)
+@pytest.mark.parametrize("channels", [3, 4, 1])
+def test_frames_without_a_face_come_back_exactly(comfy, channels):
+    images = pattern_frames(16, 48, 64, channels)
+    (out,) = execute(comfy.node, "FacesyncLipSync", images=images, audio=tone(0.64), fps=25.0)
+    out = numpy_of(out)
+    assert out.dtype == np.float32
+    assert out.shape == (16, 48, 64, 3) and out.flags.c_contiguous
+    rgb = images[..., :3] if channels > 1 else np.repeat(images, 3, axis=-1)
+    # 8 bits inside: every value is the input's rounded to the nearest 1/255 (halves up).
+    np.testing.assert_array_equal(np.round(out * 255), bytes_of(rgb))
 
 
-def test_node_loops_a_short_video_to_the_audio_length(comfy_standins):
-    node = load_node()
-    images, audio = images_and_audio(frames=4, seconds=0.4)
-    (out,) = node.FacesyncLipSync().lipsync(images, audio, fps=25.0)
-    assert out.shape[0] == 10
-    # Ping-pong: 0 1 2 3 3 2 1 0 0 1
+def test_torch_in_torch_out(comfy):
+    torch = pytest.importorskip("torch")  # as in ComfyUI, where IMAGE is a torch tensor
+    images = torch.from_numpy(pattern_frames(4, 16, 16))
+    (out,) = execute(comfy.node, "FacesyncLipSync", images=images, audio=tone(0.16), fps=25.0)
+    assert isinstance(out, torch.Tensor) and out.dtype == torch.float32
+    assert torch.equal(torch.round(out * 255), torch.from_numpy(bytes_of(images.numpy())))
+
+
+def test_a_short_video_plays_ping_pong_to_the_audio_length(comfy):
+    images = pattern_frames(4, 16, 16)
+    (out,) = execute(comfy.node, "FacesyncLipSync", images=images, audio=tone(0.4), fps=25.0)
+    out = numpy_of(out)
     order = [0, 1, 2, 3, 3, 2, 1, 0, 0, 1]
-    np.testing.assert_array_equal(np.round(out * 255), np.round(images[order] * 255))
+    np.testing.assert_array_equal(np.round(out * 255), bytes_of(images[order]))
 
 
-def test_comfy_interrupt_cancels_the_run(comfy_standins):
-    node = load_node()
-    images, audio = images_and_audio(frames=64, seconds=2.56)
-    mm = comfy_standins.model_management
-    # The user presses "cancel" as soon as the bar first moves.
-    comfy_standins.utils.on_update = lambda value, total: mm.interrupt_current_processing()
+def test_the_faces_are_lip_synced_and_progress_reaches_comfyui(comfy, face_clip):
+    images, audio = face_clip
+    (out,) = execute(comfy.node, "FacesyncLipSync", images=images, audio=audio, fps=25.0,
+                     unique_id="12")
+    out = numpy_of(out)
+    assert out.shape == images.shape
+    assert np.abs(out - images).max() > 0.1  # mouths regenerated
+
+    calls, values = comfy.hook.calls, comfy.hook.values
+    assert values[0] == 0 and values[-1] == calls[-1][2] == 1000
+    assert values == sorted(values) and len(set(values)) == len(values)  # each value once
+    assert {c[4] for c in calls} == {"12"}
+    assert {c[5] for c in calls} == {threading.current_thread().name}  # the node's thread
+    previews = comfy.hook.previews
+    assert previews, "no preview"
+    for kind, image, size in previews:
+        assert kind == "JPEG" and size is None and max(image.size) <= 256
+    pixels = [zlib.crc32(image.tobytes()) for _, image, _ in previews]
+    assert len(set(pixels)) == len(pixels)  # one preview per distinct image
+    texts = comfy.server.texts()
+    assert texts[0] == "Starting" and texts[-1].startswith("Done in")
+    labels = ("Reading frames:", "Finding faces:", "Lip sync:", "Restoring faces:",
+              "Writing frames:")
+    assert any(t.startswith(labels) and "frames/s" in t and "left" in t for t in texts), texts
+
+
+# -- responsiveness -----------------------------------------------------------------------
+
+class GapMeter(threading.Thread):
+    """A Python thread that asks for the GIL every millisecond and records how late it got
+    it: its longest gap is the longest time anything held the GIL (or starved it)."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.stop = threading.Event()
+        self.max_gap = 0.0
+
+    def run(self):
+        last = time.perf_counter()
+        while not self.stop.is_set():
+            time.sleep(0.001)
+            now = time.perf_counter()
+            self.max_gap = max(self.max_gap, now - last)
+            last = now
+
+
+def test_a_300_frame_720p_batch_never_holds_the_gil_and_reports_from_first_to_last(comfy):
+    images = pattern_frames(300, 720, 1280)
+    audio = tone(12.0)
+    slow = slowness()
+    meter = GapMeter()
+    meter.start()
+    started = time.perf_counter()
+    try:
+        (out,) = execute(comfy.node, "FacesyncLipSync", images=images, audio=audio, fps=25.0,
+                         backend="cpu")
+        returned = time.perf_counter()
+    finally:
+        meter.stop.set()
+        meter.join()
+    assert out.shape == images.shape
+    del out
+    times = [c[0] for c in comfy.hook.calls]
+    moving = [c[0] for c in comfy.hook.calls if c[1] > 0]
+    first, last = moving[0] - started, returned - times[-1]
+    gaps = np.diff([started, *times, returned])
+    print(f"\n300x720p: {returned - started:.1f} s, first update {first * 1000:.0f} ms, "
+          f"last {last * 1000:.0f} ms before return, longest gap between updates "
+          f"{gaps.max():.2f} s, longest GIL gap {meter.max_gap * 1000:.1f} ms "
+          f"(machine slowness {slow:.1f}, {slowness():.1f} after)")
+    assert first <= 0.5 * slow and last <= 0.5 * slow
+    assert meter.max_gap <= 0.05 * slow
+
+
+# -- interrupts ---------------------------------------------------------------------------
+
+def test_an_interrupt_at_any_point_stops_the_node_within_half_a_second(comfy, face_clip):
+    images, audio = face_clip
+    mm = comfy.mm
+    started = time.perf_counter()
+    execute(comfy.node, "FacesyncLipSync", images=images, audio=audio, fps=25.0)
+    whole = time.perf_counter() - started
+    delays = []
+    slow = slowness()
+    for k in range(10):
+        comfy.hook.calls.clear()
+        at = whole * (0.02 + 0.8 * k / 9)
+        pressed = []
+
+        def press():
+            pressed.append(time.perf_counter())
+            mm.interrupt_current_processing()
+
+        timer = threading.Timer(at, press)
+        timer.start()
+        result = None
+        with pytest.raises(mm.InterruptProcessingException):
+            result = execute(comfy.node, "FacesyncLipSync", images=images, audio=audio,
+                             fps=25.0)
+        stopped = time.perf_counter()
+        timer.join()
+        assert result is None
+        assert not mm.processing_interrupted()  # cleared by raising, as in ComfyUI
+        assert 1000 not in comfy.hook.values  # never 100 % for an interrupted run
+        delays.append(stopped - pressed[0])
+    print(f"\nrun {whole:.2f} s; interrupt to raise: "
+          + " ".join(f"{d * 1000:.0f}" for d in delays) + f" ms (machine slowness {slow:.1f})")
+    assert max(delays) <= 0.5 * slow
+
+
+def test_an_interrupt_after_the_pipeline_ended_gives_no_result(comfy, monkeypatch):
+    """The user presses cancel when the work is done but the node has not returned yet."""
+    images = pattern_frames(8, 32, 32)
+    mm = comfy.mm
+    lipsync = sys.modules["facesync_comfyui.lipsync"]
+    deliver = lipsync.ComfyProgress.__call__
+
+    def on_event(self, event):
+        deliver(self, event)
+        if event["type"] == "run_finished":  # the pipeline's very last event
+            mm.interrupt_current_processing()
+
+    monkeypatch.setattr(lipsync.ComfyProgress, "__call__", on_event)
     with pytest.raises(mm.InterruptProcessingException):
-        node.FacesyncLipSync().lipsync(images, audio, fps=25.0)
-    assert not mm.processing_interrupted()  # cleared by raising, as in ComfyUI
-    assert comfy_standins.utils.calls[-1][0] < 100
+        execute(comfy.node, "FacesyncLipSync", images=images, audio=tone(0.32), fps=25.0)
+    assert 1000 not in comfy.hook.values
 
 
-def test_bad_node_inputs_name_the_input(comfy_standins):
-    node = load_node()
-    images, audio = images_and_audio()
+# -- errors and warnings ------------------------------------------------------------------
+
+def test_no_face_error_is_clean_and_the_bar_stays_where_it_failed(comfy):
+    images = pattern_frames(64, 64, 64)
+    with pytest.raises(facesync.FacesyncError) as error:
+        execute(comfy.node, "FacesyncLipSync", images=images, audio=tone(2.56), fps=25.0,
+                no_face="error")
+    message = str(error.value)
+    assert "face" in message and message == message.strip()
+    # The face stage fails on its first chunk: the bar never passes the frames read so far.
+    assert max(comfy.hook.values) < 300, comfy.hook.values
+
+
+def test_interpolate_without_any_face_warns(comfy, caplog):
+    images = pattern_frames(8, 32, 32)
+    with caplog.at_level(logging.WARNING, logger="facesync"):
+        (out,) = execute(comfy.node, "FacesyncLipSync", images=images, audio=tone(0.32),
+                         fps=25.0, no_face="interpolate")
+    assert out.shape == (8, 32, 32, 3)
+    assert "no face found in any frame" in comfy.server.texts()[-1]
+    assert "no face found in any frame" in caplog.text
+
+
+def test_bad_inputs_name_the_input(comfy):
+    images = pattern_frames(4, 16, 16)
     with pytest.raises(ValueError, match="images"):
-        node.FacesyncLipSync().lipsync(images[..., :2], audio)
+        execute(comfy.node, "FacesyncLipSync", images=images[..., :2], audio=tone(0.2),
+                fps=25.0)
     with pytest.raises(ValueError, match="audio"):
-        node.FacesyncLipSync().lipsync(images, {"waveform": audio["waveform"]})
+        execute(comfy.node, "FacesyncLipSync", images=images,
+                audio={"waveform": tone(0.2)["waveform"]}, fps=25.0)
 
+
+# -- the VIDEO node -----------------------------------------------------------------------
+
+def test_the_video_node_streams_a_file_and_returns_a_video(comfy, sample):
+    from comfy_api.latest import InputImpl
+
+    video, audio = sample
+    (out,) = execute(comfy.node, "FacesyncLipSyncVideo", video=InputImpl.VideoFromFile(video),
+                     audio=read_wav_audio(audio))
+    path = out.get_stream_source()
+    assert path.endswith(".mp4") or path.endswith(".y4m")
+    import os
+
+    assert os.path.getsize(path) > 0
+    assert comfy.hook.values[-1] == 1000
+
+
+
+
+# -- facesync's ComfyUI adapter (comfy=) ------------------------------------------------------
 
 def png_size(png):
     assert png[:8] == PNG_SIGNATURE
@@ -180,8 +387,67 @@ def test_comfy_messages_match_comfyui_protocol(sample, tmp_path, metadata):
     assert any(base64.b64decode(p["data"]) == pixels for p in previews)
 
 
-def test_comfy_preview_tuple_for_progressbar():
-    node = load_node()
-    assert node.comfy_preview(b"\x00\x00\x00\x02" + b"\x00" * 8) is None  # not a preview
-    frame = struct.pack(">II", 1, 1) + PNG_SIGNATURE  # JPEG: ComfyUI's format 1, never ours
-    assert node.comfy_preview(frame) is None
+@pytest.fixture(scope="module")
+def face_clip(tmp_path_factory):
+    """2.56 s of the built-in face sample at 256x256 as ComfyUI's IMAGE batch and AUDIO."""
+    directory = tmp_path_factory.mktemp("face_clip")
+    video, audio = facesync.write_sample(str(directory), seconds=2.56, size=256)
+    return read_y4m_rgb(video), read_wav_audio(audio)
+
+
+def test_progress_values_never_repeat_and_previews_come_once(comfy):
+    """ComfyProgress alone, on a scripted event stream: the bar's values as ComfyUI receives
+    them (through the stand-in ProgressBar and its throttle)."""
+    import base64
+
+    lipsync = sys.modules["facesync_comfyui.lipsync"]
+    import comfy.utils as utils
+
+    progress = lipsync.ComfyProgress("9", utils.ProgressBar, comfy.server)
+    progress.start()
+    pixels = base64.b64encode(bytes(range(48))).decode()
+    progress({"type": "phase_started", "id": 2, "name": "Doing inference", "total": 10})
+    for i, fraction in enumerate([0.0, 0.001, 0.001, 0.2, 0.2, 0.19, 0.5, 0.9, 1.0]):
+        time.sleep(0.11)
+        progress({"type": "progress", "id": 2, "pos": i, "total": 10, "rate": 5.0, "eta": 1.0})
+        progress({"type": "run_progress", "fraction": fraction, "eta": 1.0})
+        if i in (3, 4, 6):  # the same image twice, then another
+            data = pixels if i < 6 else base64.b64encode(bytes(48)).decode()
+            progress({"type": "preview", "phase": 2, "frame": i, "width": 4, "height": 4,
+                      "format": "rgb8", "data": data})
+    progress.finish()
+    values = comfy.hook.values
+    assert values == sorted(set(values)), values  # no repeats, never backwards
+    assert values[0] == 0 and values[-1] == 1000 and 999 in values  # 1.0 waits for finish()
+    assert len(comfy.hook.previews) == 2
+    assert comfy.server.texts()[1].startswith("Lip sync: ")
+
+
+def test_a_failed_phase_freezes_the_bar(comfy):
+    lipsync = sys.modules["facesync_comfyui.lipsync"]
+    import comfy.utils as utils
+
+    progress = lipsync.ComfyProgress("9", utils.ProgressBar, comfy.server)
+    progress.start()
+    time.sleep(0.11)
+    progress({"type": "run_progress", "fraction": 0.1, "eta": None})
+    progress({"type": "phase_finished", "id": 3, "outcome": "failed", "error": "no face",
+              "pos": 16, "total": 300, "elapsed": 1.0})
+    time.sleep(0.11)
+    progress({"type": "run_progress", "fraction": 0.58, "eta": None})
+    assert comfy.hook.values == [0, 100]
+
+
+def test_backend_gpu_on_a_software_renderer_warns_in_the_ui(comfy):
+    import glob
+
+    if glob.glob("/dev/dri/renderD*") or glob.glob("/dev/nvidia*"):
+        pytest.skip("a GPU device exists here: the adapter may be hardware")
+    images = pattern_frames(4, 32, 32)
+    try:
+        execute(comfy.node, "FacesyncLipSync", images=images, audio=tone(0.16), fps=25.0,
+                backend="gpu")
+    except facesync.FacesyncError as e:  # no adapter at all (no lavapipe): a clean error
+        assert "adapter" in str(e)
+        return
+    assert "software rasterizer" in comfy.server.texts()[-1]

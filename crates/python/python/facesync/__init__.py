@@ -1,10 +1,12 @@
 """facesync: the lip-sync pipeline and its non-blocking progress system, from Python.
 
 ``run(video, audio, out, **options, on_event=callable)`` runs the Rust pipeline with the GIL
-released; Ctrl-C (``KeyboardInterrupt``) or ``CancelToken.cancel()`` stops it between
-batches, leaving no output file. ``on_event`` receives each progress event as a dict (JSON
-schema v1, see ``SCHEMA_VERSION``), from a sink thread, at most ~10 progress snapshots a
-second; an exception it raises cancels the run and is re-raised by ``run()``.
+released; Ctrl-C (``KeyboardInterrupt``), ``CancelToken.cancel()`` or a true
+``interrupted()`` stops it, leaving no output file. ``on_event`` receives each progress event
+as a dict (JSON schema v1, see ``SCHEMA_VERSION``) on the calling thread, which wakes every
+20 ms to deliver them; an exception it raises cancels the run and is re-raised by ``run()``.
+``run_frames(frames, fps, audio, sample_rate)`` does the same on numpy arrays, borrowed
+without copies, and returns the frames as a new float32 array.
 
 ``facesync.progress.Progress`` is a tqdm-compatible bar backed by the same progress system.
 
@@ -24,6 +26,7 @@ from ._native import (
     run,
     run_frames,
     write_sample,
+    write_wav,
 )
 from .progress import Progress
 
@@ -36,4 +39,5 @@ __all__ = [
     "run",
     "run_frames",
     "write_sample",
+    "write_wav",
 ]

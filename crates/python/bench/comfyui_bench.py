@@ -1,0 +1,314 @@
+"""The facesync node in a real ComfyUI server, driven as the frontend drives it.
+
+Run by ``cargo xtask test comfyui`` (which sets up the server and this environment):
+
+    python comfyui_bench.py --comfyui <ComfyUI dir> --work <scratch dir>
+
+Makes a 300-frame 720p clip with speech (facesync's built-in face sample, padded to
+1280x720, H.264 + AAC), starts the server on a free loopback port with only the facesync
+custom node, and over HTTP + websocket runs LoadVideo -> GetVideoComponents -> facesync lip
+sync -> CreateVideo -> SaveVideo once to the end, then interrupts it at several points. Prints
+
+    comfyui-bench: first_progress_s=<a> last_gap_s=<b> max_stall_ms=<c> interrupt_max_s=<d> peak_rss_gb=<e>
+
+a: from the node's ``executing`` message to its first ``progress`` above 0; b: from its last
+``progress`` to the next node's ``executing`` (the node returned); c: the slowest answer of
+``GET /queue``, asked every 20 ms while the node runs (HTTP and the websocket share the
+server's event loop: a held GIL freezes both); d: the slowest ``POST /interrupt`` ->
+``execution_interrupted``; e: the server's peak resident memory during the full run (its
+baseline, and the IMAGE tensors in and out, are printed on the line before).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+
+import facesync
+import websocket
+
+FRAMES, WIDTH, HEIGHT, FPS = 300, 1280, 720, 25
+NODE = "3"
+
+
+def log(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def make_clip(work, input_dir):
+    """300 frames of the face sample (720x720, padded to 1280x720) with its speech."""
+    path = os.path.join(input_dir, "facesync-bench.mp4")
+    if os.path.exists(path):
+        return os.path.basename(path)
+    video, audio = facesync.write_sample(work, seconds=FRAMES / FPS, size=HEIGHT, fps=FPS)
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", video, "-i", audio,
+                    "-vf", f"pad={WIDTH}:{HEIGHT}:{(WIDTH - HEIGHT) // 2}:0",
+                    "-c:v", "libx264", "-crf", "18", "-pix_fmt", "yuv420p",
+                    "-c:a", "aac", "-shortest", path + ".tmp.mp4"], check=True)
+    os.replace(path + ".tmp.mp4", path)
+    return os.path.basename(path)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_bytes(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+class Server:
+    def __init__(self, comfyui, port):
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = open(os.path.join(comfyui, "facesync-bench-server.log"), "w")
+        self.process = subprocess.Popen(
+            [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
+             "--disable-auto-launch", "--disable-api-nodes", "--disable-all-custom-nodes",
+             "--whitelist-custom-nodes", "facesync"],
+            cwd=comfyui, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 300
+        while True:
+            if self.process.poll() is not None:
+                raise SystemExit(f"the ComfyUI server exited ({self.process.returncode}); "
+                                 f"see {self.log.name}")
+            try:
+                self.get("/queue")
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise SystemExit("the ComfyUI server did not answer within 300 s")
+                time.sleep(0.5)
+
+    def get(self, path):
+        with urllib.request.urlopen(self.url + path, timeout=30) as r:
+            return json.loads(r.read())
+
+    def post(self, path, body=None):
+        data = json.dumps(body or {}).encode()
+        request = urllib.request.Request(self.url + path, data=data,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as r:
+            text = r.read()
+        return json.loads(text) if text else None
+
+    def stop(self):
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+class Client:
+    """The websocket, read on a thread: every message with its arrival time."""
+
+    def __init__(self, server):
+        self.id = str(uuid.uuid4())
+        self.ws = websocket.create_connection(
+            server.url.replace("http", "ws") + f"/ws?clientId={self.id}", timeout=600)
+        self.ws.send(json.dumps({"type": "feature_flags",
+                                 "data": {"supports_preview_metadata": True}}))
+        self.messages = []
+        self.cond = threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        while True:
+            try:
+                message = self.ws.recv()
+            except Exception:
+                return
+            t = time.perf_counter()
+            if isinstance(message, str):
+                message = json.loads(message)
+            with self.cond:
+                self.messages.append((t, message))
+                self.cond.notify_all()
+
+    def wait_for(self, predicate, timeout=1800):
+        deadline = time.time() + timeout
+        with self.cond:
+            while True:
+                for t, m in self.messages:
+                    if isinstance(m, dict) and predicate(m):
+                        return t, m
+                left = deadline - time.time()
+                if left <= 0:
+                    raise SystemExit("timed out waiting for the server")
+                self.cond.wait(left)
+
+
+def workflow(clip, steps):
+    return {
+        "1": {"class_type": "LoadVideo", "inputs": {"file": clip}},
+        "2": {"class_type": "GetVideoComponents", "inputs": {"video": ["1", 0]}},
+        NODE: {"class_type": "FacesyncLipSync", "inputs": {
+            "images": ["2", 0], "audio": ["2", 1], "fps": ["2", 2], "resolution": "256",
+            "steps": steps, "no_face": "pass", "backend": "auto"}},
+        "4": {"class_type": "CreateVideo", "inputs": {
+            "images": [NODE, 0], "audio": ["2", 1], "fps": ["2", 2]}},
+        "5": {"class_type": "SaveVideo", "inputs": {
+            "video": ["4", 0], "filename_prefix": "facesync-bench", "format": "auto",
+            "codec": "auto"}},
+    }
+
+
+def submit(server, client, clip, steps):
+    answer = server.post("/prompt", {"prompt": workflow(clip, steps), "client_id": client.id})
+    if answer.get("node_errors"):
+        raise SystemExit(f"the server refused the workflow: {answer}")
+    return answer["prompt_id"]
+
+
+def is_(kind, prompt_id, **data):
+    def check(m):
+        d = m.get("data") or {}
+        return (m.get("type") == kind and d.get("prompt_id") == prompt_id
+                and all(d.get(k) == v for k, v in data.items()))
+    return check
+
+
+class Prober(threading.Thread):
+    """GET /queue every 20 ms; the slowest answer while `active`."""
+
+    def __init__(self, server):
+        super().__init__(daemon=True)
+        self.server, self.active, self.done = server, False, threading.Event()
+        self.slowest = 0.0
+
+    def run(self):
+        while not self.done.is_set():
+            started = time.perf_counter()
+            self.server.get("/queue")
+            took = time.perf_counter() - started
+            if self.active:
+                self.slowest = max(self.slowest, took)
+            time.sleep(0.02)
+
+
+class RssWatch(threading.Thread):
+    """The server's peak resident memory, overall and while `active` (the facesync node)."""
+
+    def __init__(self, pid):
+        super().__init__(daemon=True)
+        self.pid, self.done, self.active = pid, threading.Event(), False
+        self.peak = self.node_peak = 0
+
+    def run(self):
+        while not self.done.is_set():
+            rss = rss_bytes(self.pid)
+            self.peak = max(self.peak, rss)
+            if self.active:
+                self.node_peak = max(self.node_peak, rss)
+            time.sleep(0.05)
+
+
+def full_run(server, client, clip):
+    base = len(client.messages)
+    baseline = rss_bytes(server.process.pid)
+    rss = RssWatch(server.process.pid)
+    rss.start()
+    prober = Prober(server)
+    prober.start()
+    prompt_id = submit(server, client, clip, 20)
+    t_start, _ = client.wait_for(is_("executing", prompt_id, node=NODE))
+    prober.active = rss.active = True
+    t_next, _ = client.wait_for(is_("executing", prompt_id, node="4"))
+    prober.active = rss.active = False
+    client.wait_for(lambda m: m.get("type") in ("execution_success", "execution_error")
+                    and (m.get("data") or {}).get("prompt_id") == prompt_id)
+    rss.done.set()
+    prober.done.set()
+    rss.join()
+    prober.join()
+    history = server.get(f"/history/{prompt_id}")
+    status = history[prompt_id]["status"]
+    if status.get("status_str") != "success":
+        raise SystemExit(f"the workflow failed: {json.dumps(status)[:2000]}")
+    progress = [t for t, m in client.messages[base:]
+                if isinstance(m, dict) and m.get("type") == "progress"
+                and m["data"].get("node") == NODE and m["data"]["value"] > 0]
+    texts = [m for _, m in client.messages[base:] if isinstance(m, bytes)]
+    log(f"facesync node: {t_next - t_start:.1f} s, {len(progress)} progress messages, "
+        f"{len(texts)} binary messages (previews, text)")
+    return {
+        "first_progress_s": progress[0] - t_start,
+        "last_gap_s": t_next - progress[-1],
+        "max_stall_ms": prober.slowest * 1000,
+        "node_s": t_next - t_start,
+        "baseline": baseline,
+        "peak": rss.peak,
+        "node_peak": rss.node_peak,
+    }
+
+
+def interrupted_run(server, client, clip, steps, fraction, node_s):
+    prompt_id = submit(server, client, clip, steps)
+    t_start, _ = client.wait_for(is_("executing", prompt_id, node=NODE))
+    delay = fraction * node_s
+    time.sleep(max(0.0, t_start + delay - time.perf_counter()))
+    t_interrupt = time.perf_counter()
+    server.post("/interrupt")
+    t_stop, m = client.wait_for(lambda m: m.get("type") in ("execution_interrupted",
+                                                            "execution_success",
+                                                            "execution_error")
+                                and (m.get("data") or {}).get("prompt_id") == prompt_id)
+    if m["type"] != "execution_interrupted":
+        log(f"interrupt {delay:5.1f} s into the node: too late, the run ended first "
+            f"({m['type']}); not counted")
+        return None
+    log(f"interrupt {delay:5.1f} s into the node: stopped after {t_stop - t_interrupt:.3f} s "
+        f"(in {m['data'].get('node_type')})")
+    return t_stop - t_interrupt
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--comfyui", required=True)
+    parser.add_argument("--work", required=True)
+    args = parser.parse_args()
+    os.makedirs(args.work, exist_ok=True)
+    input_dir = os.path.join(args.comfyui, "input")
+    os.makedirs(input_dir, exist_ok=True)
+    clip = make_clip(args.work, input_dir)
+    server = Server(args.comfyui, free_port())
+    try:
+        client = Client(server)
+        result = full_run(server, client, clip)
+        log("full run: " + " ".join(f"{k}={v:.3f}" for k, v in result.items()))
+        # Other step counts so that ComfyUI runs the node again (more steps: the points stay
+        # inside the run).
+        delays = [interrupted_run(server, client, clip, 20 + i, f, result["node_s"])
+                  for i, f in enumerate([0.02, 0.3, 0.6, 0.85], start=1)]
+        delays = [d for d in delays if d is not None]
+    finally:
+        server.stop()
+    tensors = 2 * FRAMES * WIDTH * HEIGHT * 3 * 4
+    log(f"server memory: {result['baseline'] / 1e9:.2f} GB before the run, peak "
+        f"{result['node_peak'] / 1e9:.2f} GB during the facesync node, "
+        f"{result['peak'] / 1e9:.2f} GB over the workflow; IMAGE tensors in + out "
+        f"{tensors / 1e9:.2f} GB")
+    print(f"comfyui-bench: first_progress_s={result['first_progress_s']:.2f} "
+          f"last_gap_s={result['last_gap_s']:.2f} max_stall_ms={result['max_stall_ms']:.0f} "
+          f"interrupt_max_s={max(delays):.2f} peak_rss_gb={result['peak'] / 1e9:.2f}",
+          flush=True)
+    shutil.rmtree(os.path.join(args.comfyui, "output"), ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,336 @@
+"""What the facesync nodes do, whichever ComfyUI node API declares them (V3 or V1).
+
+The work runs in Rust (``facesync.run_frames`` / ``facesync.run``) with the GIL released;
+this thread only wakes every few milliseconds to look at ComfyUI's interrupt flag and to hand
+facesync's progress events to :class:`ComfyProgress`, which speaks ComfyUI's progress protocol:
+
+- the node's bar through ``comfy.utils.ProgressBar`` (so ``progress`` and ``progress_state``
+  reach the UI), each value once, 0 at the node's start and the maximum only when the node is
+  about to return;
+- one preview per distinct image, downscaled and sent as JPEG (ComfyUI encodes it; a small
+  image keeps that cheap);
+- the current phase, its count, rate and ETA as the node's text progress
+  (``PromptServer.instance.send_progress_text``); warnings (no face anywhere, a software GPU)
+  stay there and go to the log.
+"""
+
+import base64
+import logging
+import math
+import time
+import zlib
+
+logger = logging.getLogger("facesync")
+
+#: The bar's maximum: tenths of a percent, so that it moves every few frames.
+BAR_MAX = 1000
+#: ComfyUI's throttle (``comfy.utils``): an update closer than this, or smaller than
+#: ``MIN_STEP`` of the bar, would be dropped there; we do not send it at all.
+MIN_INTERVAL = 0.1
+MIN_STEP = 5
+#: Text progress at most this often (phase changes and warnings go at once).
+TEXT_INTERVAL = 0.25
+#: Frames per chunk: the unit of streaming, and of cancellation in the face and restore stages
+#: (smaller than facesync's default 16 so that an interrupt is honoured sooner).
+CHUNK = 8
+#: Longest side of a preview sent to the UI.
+PREVIEW_SIZE = 256
+
+#: What facesync's phases mean to a ComfyUI user.
+PHASE_LABELS = {
+    "Decoding": "Reading frames",
+    "Processing faces": "Finding faces",
+    "Doing inference": "Lip sync",
+    "Restoring faces": "Restoring faces",
+    "Encoding": "Writing frames",
+}
+
+
+def _duration(seconds):
+    seconds = int(round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class ComfyProgress:
+    """facesync events to ComfyUI's bar, previews and text progress (see the module docs).
+
+    Called on the node's own thread (facesync delivers events between its waits), so every
+    ComfyUI call happens where ComfyUI expects it, in the node's execution context.
+    """
+
+    def __init__(self, node_id, progress_bar, server=None):
+        self.node_id = "" if node_id is None else str(node_id)
+        self.bar = progress_bar(BAR_MAX, node_id=node_id)
+        self.server = server
+        self.sent = None  # (time, value) of the last bar update
+        self.fraction = 0.0
+        self.failed = False
+        self.preview = None  # pending preview tuple
+        self.preview_keys = set()
+        self.phases = {}  # id -> {"name", "pos", "total", "rate", "eta", "done"}
+        self.current = None  # id of the phase the text shows
+        self.run_eta = None
+        self.text_sent = (0.0, None)
+        self.warnings = []
+        self.faces_seen = False
+        self.started = time.perf_counter()
+
+    # -- the bar -------------------------------------------------------------------------
+
+    def start(self):
+        """The node started: 0 on the bar and a first line of text, at once."""
+        self._bar(0, force=True)
+        self._text("Starting", force=True)
+
+    def finish(self):
+        """The node is about to return: the bar's maximum (ComfyUI checks its interrupt flag
+        here and raises if it was set)."""
+        self._bar(BAR_MAX, force=True)
+        done = f"Done in {_duration(time.perf_counter() - self.started)}"
+        self._text("\n".join([done, *self.warnings]), force=True)
+
+    def _bar(self, value, force=False):
+        now = time.perf_counter()
+        if self.sent is not None:
+            last_t, last_v = self.sent
+            if value <= last_v:
+                return  # never back, never twice
+            due = (force or self.preview is not None
+                   or (now - last_t >= MIN_INTERVAL and value - last_v >= MIN_STEP))
+            if not due:
+                return
+        preview, self.preview = self.preview, None
+        self.sent = (now, value)
+        self.bar.update_absolute(value, BAR_MAX, preview)
+
+    # -- events --------------------------------------------------------------------------
+
+    def __call__(self, event):
+        kind = event["type"]
+        if kind == "run_progress":
+            if not self.failed:
+                self.fraction = max(self.fraction, event["fraction"])
+                self.run_eta = event.get("eta")
+                # The maximum is the node's return, not the pipeline's end.
+                self._bar(min(int(self.fraction * BAR_MAX), BAR_MAX - 1))
+                self._text(self._status())
+        elif kind == "phase_started":
+            self.phases[event["id"]] = {"name": event["name"], "pos": 0,
+                                        "total": event["total"], "rate": None, "eta": None,
+                                        "done": False}
+        elif kind == "progress":
+            phase = self.phases.get(event["id"])
+            if phase is not None:
+                phase.update(pos=event["pos"], total=event["total"], rate=event["rate"],
+                             eta=event["eta"])
+                if event["id"] != self.current and phase["name"] in PHASE_LABELS:
+                    self.current = event["id"]
+        elif kind == "phase_finished":
+            phase = self.phases.get(event["id"])
+            if phase is not None:
+                phase["done"] = True
+            if event["outcome"] in ("failed", "cancelled"):
+                # Nothing moves past the phase that failed.
+                self.failed = True
+        elif kind == "preview":
+            self._preview(event)
+        elif kind == "face_status":
+            self.faces_seen = self.faces_seen or event["faces"] > 0
+        elif kind == "message" and event["level"] in ("warn", "error"):
+            self.warn(event["text"])
+
+    def warn(self, text):
+        if text in self.warnings:
+            return
+        self.warnings.append(text)
+        logger.warning("facesync: %s", text)
+        self._text(self._status(), force=True)
+
+    def _preview(self, event):
+        if event.get("format") != "rgb8":
+            return
+        data = base64.b64decode(event["data"])
+        key = zlib.crc32(data)
+        if key in self.preview_keys:
+            return  # one preview per distinct image
+        self.preview_keys.add(key)
+        try:
+            from PIL import Image
+        except ImportError:
+            return
+        image = Image.frombytes("RGB", (event["width"], event["height"]), data)
+        if max(image.size) > PREVIEW_SIZE:
+            image.thumbnail((PREVIEW_SIZE, PREVIEW_SIZE))
+        # ComfyUI's preview tuple: format, PIL image, max size (None: as it is).
+        self.preview = ("JPEG", image, None)
+
+    # -- text ----------------------------------------------------------------------------
+
+    def _status(self):
+        lines = []
+        phase = self.phases.get(self.current)
+        if phase is not None:
+            label = PHASE_LABELS.get(phase["name"], phase["name"])
+            line = f"{label}: {phase['pos']}"
+            if phase["total"]:
+                line += f"/{phase['total']}"
+            line += " frames"
+            if phase["rate"]:
+                line += f", {phase['rate']:.1f} frames/s"
+            lines.append(line)
+        total = f"{int(self.fraction * 100)}%"
+        if self.run_eta is not None and math.isfinite(self.run_eta):
+            total += f", {_duration(self.run_eta)} left"
+        lines.append(total)
+        lines.extend(self.warnings)
+        return "\n".join(lines)
+
+    def _text(self, text, force=False):
+        if self.server is None:
+            return
+        now = time.perf_counter()
+        last_t, last_text = self.text_sent
+        if text == last_text or (not force and now - last_t < TEXT_INTERVAL):
+            return
+        self.text_sent = (now, text)
+        self.server.send_progress_text(text, self.node_id)
+
+
+def comfy_modules():
+    """ComfyUI's progress bar class, interrupt functions and server instance (None outside a
+    server)."""
+    import comfy.model_management as model_management
+    import comfy.utils
+
+    try:
+        from server import PromptServer
+
+        server = PromptServer.instance
+    except ImportError:
+        server = None
+    return comfy.utils.ProgressBar, model_management, server
+
+
+def _run(node_id, call):
+    """Runs ``call(on_event, interrupted)`` under ComfyUI's progress and interrupt; returns
+    its result only if no interrupt came before the node returns."""
+    import facesync
+
+    progress_bar, model_management, server = comfy_modules()
+    progress = ComfyProgress(node_id, progress_bar, server)
+    progress.start()
+    try:
+        result = call(progress, model_management.processing_interrupted)
+    except facesync.Cancelled:
+        # ComfyUI's interrupt: raise ComfyUI's own exception (which clears the flag).
+        model_management.throw_exception_if_processing_interrupted()
+        raise
+    except facesync.FacesyncError as e:
+        message = str(e).strip()
+        if message != str(e):
+            raise type(e)(message) from None
+        raise
+    if getattr(call, "no_face", "") == "interpolate" and not progress.faces_seen:
+        progress.warn("no face found in any frame: the frames pass through unchanged")
+    model_management.throw_exception_if_processing_interrupted()
+    progress.finish()
+    return result
+
+
+def as_array(tensor):
+    """A torch tensor (or anything numpy takes) as a numpy array, without a copy when it is a
+    contiguous float32 CPU tensor (what ComfyUI's IMAGE and AUDIO are)."""
+    import numpy as np
+
+    if hasattr(tensor, "detach"):
+        tensor = tensor.detach()
+        if tensor.device.type != "cpu":
+            tensor = tensor.cpu()
+        tensor = tensor.numpy()
+    return np.ascontiguousarray(tensor, dtype=np.float32)
+
+
+def as_tensor(array, like):
+    """A numpy array as a torch tensor sharing its memory when ``like`` (the input) is one,
+    else the array itself (torch is never imported here: in ComfyUI it already is)."""
+    if type(like).__module__.startswith("torch"):
+        import torch
+
+        return torch.from_numpy(array)
+    return array
+
+
+def waveform(audio):
+    """AUDIO (``{"waveform": [B, C, T], "sample_rate": int}``) as its first item, [C, T]
+    float32, and its rate."""
+    try:
+        wave, rate = audio["waveform"], int(audio["sample_rate"])
+    except (KeyError, TypeError) as e:
+        raise ValueError(
+            f"audio: expected {{'waveform': [B, C, T], 'sample_rate': int}}, missing {e}"
+        ) from None
+    array = as_array(wave)
+    if array.ndim == 3:
+        array = array[0]
+    if array.ndim == 1:
+        array = array[None]
+    if array.ndim != 2 or array.shape[1] == 0:
+        raise ValueError(f"audio: expected a waveform [B, C, T], got shape {tuple(array.shape)}")
+    return array, rate
+
+
+def lipsync_images(node_id, images, audio, fps, options):
+    """IMAGE batch + AUDIO -> IMAGE batch (as long as the audio), streamed chunk by chunk."""
+    import facesync
+
+    frames = as_array(images)
+    if frames.ndim == 3:
+        frames = frames[None]
+    if frames.ndim != 4 or frames.shape[-1] not in (1, 3, 4) or frames.shape[0] == 0:
+        raise ValueError(
+            f"images: expected an IMAGE batch [B, H, W, C], got shape {tuple(frames.shape)}")
+    samples, rate = waveform(audio)
+
+    def call(on_event, interrupted):
+        return facesync.run_frames(frames, float(fps), samples, rate, on_event=on_event,
+                                   interrupted=interrupted, chunk=CHUNK, **options)
+
+    call.no_face = options.get("no_face", "")
+    return as_tensor(_run(node_id, call), images)
+
+
+def lipsync_video(node_id, video, audio, options, out_dir):
+    """VIDEO (+ AUDIO) -> VIDEO: decoded from its file by facesync, written to a file in
+    ``out_dir``; no frame of it is ever in ComfyUI's memory."""
+    import os
+    import shutil
+    import tempfile
+    import uuid
+
+    import facesync
+
+    source = video.get_stream_source()
+    work = tempfile.mkdtemp(prefix="facesync-", dir=out_dir)
+    try:
+        if not isinstance(source, str):
+            path = os.path.join(work, "input.mp4")
+            with open(path, "wb") as f:
+                shutil.copyfileobj(source, f)
+            source = path
+        if audio is not None:
+            samples, rate = waveform(audio)
+            audio_path = os.path.join(work, "audio.wav")
+            facesync.write_wav(audio_path, samples, rate)
+        else:
+            audio_path = source  # the video's own sound track
+        out = os.path.join(out_dir, f"facesync-{uuid.uuid4().hex[:12]}.mp4")
+
+        def call(on_event, interrupted):
+            return facesync.run(source, audio_path, out, on_event=on_event,
+                                interrupted=interrupted, chunk=CHUNK, **options)
+
+        call.no_face = options.get("no_face", "")
+        _run(node_id, call)
+        return out
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

@@ -1,0 +1,105 @@
+//! `cargo xtask test comfyui`: the facesync node in a real ComfyUI server (not part of
+//! `cargo xtask test` or CI: it installs torch and ComfyUI's other requirements from PyPI,
+//! several GB).
+//!
+//! Sets up the vendored ComfyUI 0.12.1 (`FACESYNC_COMFYUI_TARBALL`, by default
+//! `../shared/vendor/comfyui-0.12.1.tar.gz` next to the checkout) under
+//! `<target>/comfyui/ComfyUI`, a virtual environment with its requirements
+//! (`FACESYNC_COMFYUI_VENV` to reuse one that has them), the facesync wheel and the custom node
+//! linked into `custom_nodes/facesync`; then `crates/python/bench/comfyui_bench.py` starts the
+//! server on a loopback port, drives LoadVideo -> GetVideoComponents -> facesync ->
+//! CreateVideo -> SaveVideo over HTTP and websocket on a 300-frame 720p clip and prints
+//! `comfyui-bench: first_progress_s=… last_gap_s=… max_stall_ms=… interrupt_max_s=… peak_rss_gb=…`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use crate::python::{CRATE, install_wheel, run};
+
+const TARBALL: &str = "../shared/vendor/comfyui-0.12.1.tar.gz";
+
+pub(crate) fn run_bench(args: &[String]) -> Result<()> {
+    if !args.is_empty() {
+        bail!("`cargo xtask test comfyui` takes no arguments, got {args:?}");
+    }
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
+    let target = std::path::absolute(&target).context("cannot resolve the target directory")?;
+    let root = target.join("comfyui");
+    let comfyui = root.join("ComfyUI");
+    if !comfyui.join("main.py").exists() {
+        let tarball = std::env::var_os("FACESYNC_COMFYUI_TARBALL")
+            .map_or_else(|| PathBuf::from(TARBALL), PathBuf::from);
+        if !tarball.exists() {
+            bail!(
+                "{}: no ComfyUI tarball there (set FACESYNC_COMFYUI_TARBALL to comfyui-0.12.1.tar.gz)",
+                tarball.display()
+            );
+        }
+        std::fs::create_dir_all(&root).context("cannot create the ComfyUI directory")?;
+        eprintln!("unpacking {} into {}", tarball.display(), root.display());
+        run(
+            Command::new("tar")
+                .arg("xzf")
+                .arg(&tarball)
+                .arg("-C")
+                .arg(&root),
+            "tar (unpacking ComfyUI)",
+        )?;
+    }
+    let venv = match std::env::var_os("FACESYNC_COMFYUI_VENV") {
+        Some(v) => PathBuf::from(v),
+        None => root.join("venv"),
+    };
+    let python = venv.join("bin").join("python");
+    if !python.exists() {
+        eprintln!("creating a Python environment in {}", venv.display());
+        run(
+            Command::new("python3").args(["-m", "venv"]).arg(&venv),
+            "python3 -m venv",
+        )?;
+    }
+    eprintln!("installing ComfyUI's requirements (torch included: several GB the first time)");
+    run(
+        Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-r",
+            ])
+            .arg(comfyui.join("requirements.txt"))
+            .args(["maturin>=1.9,<2", "websocket-client>=1.6,<2"]),
+        "pip install (ComfyUI's requirements)",
+    )?;
+    install_wheel(&venv, &root.join("wheels"))?;
+    link_node(&comfyui.join("custom_nodes").join("facesync"))?;
+    run(
+        Command::new(&python)
+            .arg(Path::new(CRATE).join("bench").join("comfyui_bench.py"))
+            .arg("--comfyui")
+            .arg(&comfyui)
+            .arg("--work")
+            .arg(root.join("work")),
+        "the ComfyUI benchmark",
+    )
+}
+
+/// `crates/python/comfyui` linked as the custom node (replacing an older link).
+fn link_node(link: &Path) -> Result<()> {
+    let node = std::path::absolute(Path::new(CRATE).join("comfyui"))
+        .context("cannot resolve the node's folder")?;
+    if std::fs::symlink_metadata(link).is_ok() {
+        std::fs::remove_file(link).with_context(|| format!("cannot replace {}", link.display()))?;
+    }
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(&node, link)
+        .with_context(|| format!("cannot link {} to {}", link.display(), node.display()))?;
+    #[cfg(not(unix))]
+    bail!("linking the custom node needs a Unix system");
+    Ok(())
+}
