@@ -36,6 +36,10 @@ impl Worker {
         let log = dir.join(format!("{name}.log"));
         let child = Command::new(env!("CARGO_BIN_EXE_xtask"))
             .args(["worker", "--nats", url, "--name", name])
+            .arg("--input-root")
+            .arg(dir)
+            .arg("--output-root")
+            .arg(dir)
             .args([
                 "--ack-wait",
                 "3",

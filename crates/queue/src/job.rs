@@ -8,10 +8,28 @@ use serde::{Deserialize, Serialize};
 
 use crate::QueueError;
 
+/// The version of the job message this build writes and reads. A worker dead-letters a job
+/// of a newer version (it cannot know what the new fields mean) rather than guess.
+pub const JOB_VERSION: u32 = 1;
+/// The largest job message a worker reads, in bytes; a larger one is dead-lettered unread.
+pub const MAX_JOB_BYTES: usize = 64 * 1024;
+/// The most inference steps a job may ask for (the default is 20).
+pub const MAX_STEPS: u32 = 100;
+/// The largest chunk a job may ask for, in frames (the default is 16): frames in flight, so
+/// memory, grow with it.
+pub const MAX_CHUNK: usize = 256;
+
 /// One lip-sync job: inputs, output and options. Paths are as every worker sees them (absolute
 /// paths on storage shared by the fleet).
+///
+/// Unknown fields are refused (a misspelt option would otherwise be silently ignored); a
+/// message without `version` is version 1.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Job {
+    /// The message format's version, [`JOB_VERSION`] for the jobs this build writes.
+    #[serde(default = "first_version")]
+    pub version: u32,
     /// Unique id, one subject token (letters, digits, `-`, `_`).
     pub id: String,
     /// The video input.
@@ -34,6 +52,7 @@ impl Job {
         options: JobOptions,
     ) -> Self {
         Self {
+            version: JOB_VERSION,
             id: nuid::next().to_string(),
             video: video.into(),
             audio: audio.into(),
@@ -42,7 +61,49 @@ impl Job {
         }
     }
 
-    /// Checks what can be checked before a worker runs it: the id and the options.
+    /// Reads a job message as a worker does: at most [`MAX_JOB_BYTES`], JSON, a version
+    /// this build knows, no unknown field, then [`validate`](Self::validate). Every refusal
+    /// says what is wrong; nothing in the message can make it panic.
+    pub fn decode(payload: &[u8]) -> Result<Self, QueueError> {
+        if payload.len() > MAX_JOB_BYTES {
+            return Err(QueueError::InvalidJob(format!(
+                "the job message has {} bytes, more than the {MAX_JOB_BYTES} allowed",
+                payload.len()
+            )));
+        }
+        #[derive(Deserialize)]
+        struct Head {
+            version: Option<serde_json::Value>,
+        }
+        let json_error = |source| QueueError::Json {
+            what: "not a job message".into(),
+            source,
+        };
+        let head: Head = serde_json::from_slice(payload).map_err(json_error)?;
+        if let Some(version) = head.version {
+            match version.as_u64() {
+                Some(v) if (1..=u64::from(JOB_VERSION)).contains(&v) => {}
+                Some(v) if v > u64::from(JOB_VERSION) => {
+                    return Err(QueueError::InvalidJob(format!(
+                        "job message version {v} is newer than this worker's {JOB_VERSION}: \
+                         upgrade the worker"
+                    )));
+                }
+                _ => {
+                    return Err(QueueError::InvalidJob(format!(
+                        "job message version {version}: expected a whole number from 1 to \
+                         {JOB_VERSION}"
+                    )));
+                }
+            }
+        }
+        let job: Self = serde_json::from_slice(payload).map_err(json_error)?;
+        job.validate()?;
+        Ok(job)
+    }
+
+    /// Checks what can be checked before a worker runs it: the version, the id and the
+    /// options (their limits: [`JobOptions::validate`]).
     pub fn validate(&self) -> Result<(), QueueError> {
         if !crate::names::valid_job_id(&self.id) {
             return Err(QueueError::InvalidJob(format!(
@@ -50,22 +111,44 @@ impl Job {
                 self.id
             )));
         }
+        if !(1..=JOB_VERSION).contains(&self.version) {
+            return Err(QueueError::InvalidJob(format!(
+                "job {}: version {} (this build knows 1 to {JOB_VERSION})",
+                self.id, self.version
+            )));
+        }
+        for (what, path) in [
+            ("video", &self.video),
+            ("audio", &self.audio),
+            ("output", &self.output),
+        ] {
+            if path.as_os_str().is_empty() {
+                return Err(QueueError::InvalidJob(format!(
+                    "job {}: the {what} path is empty",
+                    self.id
+                )));
+            }
+        }
         self.options
-            .config()
             .validate()
             .map_err(|e| QueueError::InvalidJob(format!("job {}: {e}", self.id)))
     }
 }
 
-/// The pipeline options a job carries: the serialisable part of [`PipelineConfig`].
+fn first_version() -> u32 {
+    1
+}
+
+/// The pipeline options a job carries: the serialisable part of [`PipelineConfig`]. Every
+/// field is optional in a message (the default is used); an unknown one is refused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct JobOptions {
     /// Face crop size: 256 or 512.
     pub resolution: u32,
-    /// Inference refinement steps.
+    /// Inference refinement steps: 1 to [`MAX_STEPS`].
     pub steps: u32,
-    /// Frames per chunk.
+    /// Frames per chunk: 1 to [`MAX_CHUNK`].
     pub chunk: usize,
     /// Frames without a face.
     pub no_face: NoFace,
@@ -90,6 +173,24 @@ impl Default for JobOptions {
 }
 
 impl JobOptions {
+    /// Checks the limits: resolution 256 or 512, steps 1 to [`MAX_STEPS`], chunk 1 to
+    /// [`MAX_CHUNK`], and what the pipeline itself checks.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=MAX_STEPS).contains(&self.steps) {
+            return Err(format!(
+                "steps {} is out of range (1 to {MAX_STEPS})",
+                self.steps
+            ));
+        }
+        if !(1..=MAX_CHUNK).contains(&self.chunk) {
+            return Err(format!(
+                "chunk {} is out of range (1 to {MAX_CHUNK})",
+                self.chunk
+            ));
+        }
+        self.config().validate().map_err(|e| e.to_string())
+    }
+
     /// The pipeline configuration these options stand for.
     pub fn config(&self) -> PipelineConfig {
         PipelineConfig {

@@ -19,7 +19,7 @@ use pipeline::sample::{SampleSpec, write_sample};
 use pipeline::{Inputs, PipelineConfig};
 use progress_core::Progress;
 use queue::local_server::LocalServer;
-use queue::{CancelToken, Job, JobOptions, JobOutcome, Queue, WorkerConfig};
+use queue::{CancelToken, Job, JobOptions, JobOutcome, PathPolicy, PathRoots, Queue, WorkerConfig};
 
 pub(crate) fn run(args: &[String]) -> Result<()> {
     let n: usize = match args.first() {
@@ -52,9 +52,14 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     let stop = CancelToken::new();
     let worker = {
         let (url, stop) = (server.url(), stop.clone());
+        let paths = PathPolicy::Roots(PathRoots {
+            inputs: vec![std::path::absolute(dir.join("in"))?],
+            output: out.clone(),
+        });
         std::thread::spawn(move || -> Result<()> {
             let config = WorkerConfig {
                 name: "bench".into(),
+                paths,
                 ..WorkerConfig::default()
             };
             Queue::connect(&url)?.run_worker(&config, &stop)?;
