@@ -72,6 +72,19 @@ mod warp;
 
 use std::path::PathBuf;
 
+/// Entry points for the fuzzers in `fuzz/` (feature `fuzzing`): not an API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Decodes `bytes` as an ONNX model and folds its graph into a layer plan, as the
+    /// detector does with its built-in model.
+    pub fn onnx_plan(bytes: &[u8]) -> Result<(), String> {
+        crate::plan::plan_from_onnx(bytes)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+}
+
 pub use align::{OneEuroConfig, Smoothing};
 pub use detect::{BlazeFace, DecodeConfig, Detection, FaceDetector, Rect};
 pub use landmarks::LandmarkFile;

@@ -146,19 +146,46 @@ impl Queue {
     }
 
     /// Fails with [`QueueError::PermissionDenied`] when the server refused a publish to
-    /// `subject`: round-trips to the server first, so that its error has arrived.
+    /// `subject`: round-trips to the server first, so that its error has arrived, and gives
+    /// the connection's event task a few milliseconds to record it.
     async fn check_published(&self, subject: &str, what: &str) -> Result<(), QueueError> {
         self.client
             .flush()
             .await
             .text()
             .map_err(QueueError::nats(what))?;
-        match self.denials.take(subject) {
-            Some(message) => Err(QueueError::PermissionDenied {
-                what: what.into(),
-                message,
+        for _ in 0..5 {
+            if let Some(message) = self.denials.take(subject) {
+                return Err(QueueError::PermissionDenied {
+                    what: what.into(),
+                    message,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        Ok(())
+    }
+
+    /// The stream's acknowledgement of a publish to `subject`; a denial the server sent
+    /// meanwhile explains a missing one.
+    async fn stored(
+        &self,
+        ack: jetstream::context::PublishAckFuture,
+        subject: &str,
+        what: &str,
+    ) -> Result<(), QueueError> {
+        match ack.await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(match self.denials.take(subject) {
+                Some(message) => QueueError::PermissionDenied {
+                    what: what.into(),
+                    message,
+                },
+                None => QueueError::Nats {
+                    what: what.into(),
+                    message: e.to_string(),
+                },
             }),
-            None => Ok(()),
         }
     }
 
@@ -187,8 +214,7 @@ impl Queue {
                 .text()
                 .map_err(QueueError::nats(&what))?;
             self.check_published(JOBS_SUBJECT, &what).await?;
-            ack.await.text().map_err(QueueError::nats(&what))?;
-            Ok(())
+            self.stored(ack, JOBS_SUBJECT, &what).await
         })
     }
 
@@ -205,8 +231,7 @@ impl Queue {
                 .text()
                 .map_err(QueueError::nats(&what))?;
             self.check_published(&subject, &what).await?;
-            ack.await.text().map_err(QueueError::nats(&what))?;
-            Ok(())
+            self.stored(ack, &subject, &what).await
         })
     }
 
