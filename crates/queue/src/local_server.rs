@@ -32,6 +32,13 @@ pub struct LocalServer {
     config: Option<ServerConfig>,
 }
 
+/// `crates/queue/fleet.conf`: the secure fleet set-up the README describes (an account, a
+/// role per kind of client with its subject permissions, TLS), for
+/// [`LocalServer::start_configured`]. Its `$NAME`s: `FACESYNC_WORKER_NKEY` (the workers'
+/// public NKey), `FACESYNC_SUBMITTER_PASSWORD`, `FACESYNC_WATCHER_PASSWORD`,
+/// `FACESYNC_TLS_CERT` and `FACESYNC_TLS_KEY` (the server's PEM files).
+pub const FLEET_CONF: &str = include_str!("../fleet.conf");
+
 /// A nats-server configuration for [`LocalServer::start_configured`]: accounts, users,
 /// permissions, TLS (the port, address and JetStream store are set on the command line).
 #[derive(Debug, Clone, Default)]

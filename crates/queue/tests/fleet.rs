@@ -13,7 +13,7 @@ use queue::{
     PathRoots, Queue, QueueError, Secret, TlsConfig, WorkerConfig, WorkerStats,
 };
 
-const FLEET_CONF: &str = include_str!("../fleet.conf");
+use queue::local_server::FLEET_CONF;
 const TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A CA, a server certificate for 127.0.0.1 signed by it, a client certificate signed by it,
