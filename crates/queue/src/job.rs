@@ -388,6 +388,45 @@ mod tests {
     }
 
     #[test]
+    fn the_decoder_refuses_hostile_messages_with_the_reason() {
+        let ok = r#"{"id":"j1","video":"/v","audio":"/a","output":"/o"}"#;
+        assert_eq!(Job::decode(ok.as_bytes()).unwrap().version, 1);
+        let with = |extra: &str| ok.replace('}', &format!(",{extra}}}"));
+        for (payload, expected) in [
+            (String::new(), "not a job message: EOF"),
+            ("null".into(), "not a job message"),
+            ("{\"id\":\"j\"".into(), "not a job message: EOF"),
+            (with(r#""version":0"#), "job message version 0: expected"),
+            (
+                with(r#""version":1.5"#),
+                "job message version 1.5: expected",
+            ),
+            (
+                with(r#""version":7"#),
+                "version 7 is newer than this worker's 1",
+            ),
+            (with(r#""extra":1"#), "unknown field `extra`"),
+            (
+                with(r#""options":{"chunk":0}"#),
+                "chunk 0 is out of range (1 to 256)",
+            ),
+            (
+                with(r#""options":{"steps":101}"#),
+                "steps 101 is out of range (1 to 100)",
+            ),
+            (ok.replace("\"/v\"", "\"\""), "the video path is empty"),
+            (ok.replace("j1", "j 1"), "job id \"j 1\""),
+            (
+                with(&format!(r#""pad":"{}""#, "x".repeat(MAX_JOB_BYTES))),
+                "more than the 65536 allowed",
+            ),
+        ] {
+            let err = Job::decode(payload.as_bytes()).unwrap_err().to_string();
+            assert!(err.contains(expected), "{payload:.80}: {err}");
+        }
+    }
+
+    #[test]
     fn option_names_parse_and_bad_ones_list_the_choices() {
         assert_eq!("interpolate".parse::<NoFace>(), Ok(NoFace::Interpolate));
         assert_eq!("cpu".parse::<Device>(), Ok(Device::Cpu));
