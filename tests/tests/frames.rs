@@ -4,8 +4,7 @@
 use frame::Frame;
 use media_io::{Rational, VideoInfo};
 use pipeline::{
-    Backend, FrameSource, RawAudio, PipelineConfig, PipelineError, RawSink, RawSource,
-    run_with,
+    Backend, FrameSource, PipelineConfig, PipelineError, RawAudio, RawSink, RawSource, run_with,
 };
 use progress_core::Phase;
 

@@ -13,7 +13,7 @@ use face_proc::{FaceConfig, FaceProcessor};
 use frame::{Affine2, Frame};
 use media_io::Rational;
 use pipeline::sample::{photo, render_frame, speech};
-use pipeline::{Backend, RawAudio, PipelineConfig, RawSink, RawSource, run_with};
+use pipeline::{Backend, PipelineConfig, RawAudio, RawSink, RawSource, run_with};
 use progress_core::{Control, Event, FaceAction, Progress};
 
 const SIZE: u32 = 256;

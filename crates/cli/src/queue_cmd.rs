@@ -7,7 +7,10 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use pipeline::ModelSpec;
-use queue::{CancelToken, Job, JobOptions, JobOutcome, Queue, WatchEnd, WorkerConfig};
+use queue::{
+    Auth, CancelToken, ClientCert, Job, JobOptions, JobOutcome, NatsConfig, PathPolicy, PathRoots,
+    Queue, Secret, WatchEnd, WorkerConfig,
+};
 
 use crate::options::{JobArgs, seconds};
 
@@ -16,9 +19,19 @@ The server needs JetStream (`nats-server -js`). Workers must see the jobs' paths
 place (shared storage). Ctrl-C hands the running job back to the queue and stops.
 
 Examples:
-  facesync worker
-      run jobs from nats://127.0.0.1:4222 (or $FACESYNC_NATS) until Ctrl-C
-  facesync worker --nats nats://queue-host:4222 --name gpu-box-1 --max-jobs 10";
+  facesync worker --input-root /shared/in --output-root /shared/out
+      run jobs from nats://127.0.0.1:4222 (or $FACESYNC_NATS) until Ctrl-C; only paths under
+      the roots
+  FACESYNC_NATS_CREDS=/etc/facesync/worker.creds facesync worker --nats tls://queue-host:4222 \
+      --tls-ca /etc/facesync/ca.pem --require-tls --input-root /shared --output-root /shared/out \
+      --name gpu-box-1 --max-jobs 10
+  facesync worker --allow-any-path
+      a single-user machine: jobs may use any path this user may
+
+Connection settings also come from the environment: FACESYNC_NATS (URL), FACESYNC_NATS_USER
+with FACESYNC_NATS_PASSWORD[_FILE], FACESYNC_NATS_TOKEN[_FILE], FACESYNC_NATS_NKEY_FILE,
+FACESYNC_NATS_CREDS, FACESYNC_NATS_CA, FACESYNC_NATS_CERT + FACESYNC_NATS_KEY,
+FACESYNC_NATS_REQUIRE_TLS=1; a flag overrides its variable.";
 
 pub(crate) const SUBMIT_EXAMPLES: &str = "\
 Paths are made absolute from the current directory: workers must see them at the same place.
@@ -42,22 +55,91 @@ Examples:
   facesync cancel 4Zl3bB1UqT1d2yqN5nH0Xb
   facesync cancel --nats nats://queue-host:4222 take-42";
 
-/// Where the queue is.
+/// Where the queue is and how to log in. Secrets come from files or the environment, never
+/// from the command line alone (a URL with a password goes in $FACESYNC_NATS, not --nats).
 #[derive(Debug, Clone, Args)]
 pub(crate) struct Nats {
-    /// NATS server URL (JetStream enabled)
-    #[arg(
-        long,
-        value_name = "URL",
-        env = "FACESYNC_NATS",
-        default_value = "nats://127.0.0.1:4222"
-    )]
-    nats: String,
+    /// NATS server URL (JetStream enabled); tls:// for TLS [default: $FACESYNC_NATS, else
+    /// nats://127.0.0.1:4222]
+    #[arg(long, value_name = "URL")]
+    nats: Option<String>,
+    /// User name, with --password-file [default: $FACESYNC_NATS_USER with
+    /// $FACESYNC_NATS_PASSWORD or $FACESYNC_NATS_PASSWORD_FILE]
+    #[arg(long, value_name = "NAME", requires = "password_file")]
+    user: Option<String>,
+    /// File holding the user's password
+    #[arg(long, value_name = "FILE", requires = "user")]
+    password_file: Option<PathBuf>,
+    /// File holding a token [default: $FACESYNC_NATS_TOKEN or $FACESYNC_NATS_TOKEN_FILE]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["user", "nkey_file", "creds"])]
+    token_file: Option<PathBuf>,
+    /// File holding an NKey seed [default: $FACESYNC_NATS_NKEY_FILE]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["user", "creds"])]
+    nkey_file: Option<PathBuf>,
+    /// A .creds file (JWT + NKey seed) [default: $FACESYNC_NATS_CREDS]
+    #[arg(long, value_name = "FILE", conflicts_with = "user")]
+    creds: Option<PathBuf>,
+    /// Trust only the certificate authorities in this PEM file [default: $FACESYNC_NATS_CA]
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+    /// This client's certificate for mutual TLS, with --tls-key [default: $FACESYNC_NATS_CERT]
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// This client's private key [default: $FACESYNC_NATS_KEY]
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Refuse a plain (non-TLS) connection [default: $FACESYNC_NATS_REQUIRE_TLS=1]
+    #[arg(long)]
+    require_tls: bool,
 }
 
 impl Nats {
+    /// The environment's connection settings ($FACESYNC_NATS*) with the flags on top.
+    fn config(&self) -> Result<NatsConfig> {
+        let mut config = NatsConfig::from_env()?;
+        if let Some(url) = &self.nats {
+            if queue::url_has_credentials(url) {
+                bail!(
+                    "--nats {}: credentials on the command line are visible to every user of \
+                     this machine; put the URL in $FACESYNC_NATS, or use --user with \
+                     --password-file, or --token-file",
+                    queue::redact_url(url)
+                );
+            }
+            config.url = url.clone();
+        }
+        if let (Some(user), Some(file)) = (&self.user, &self.password_file) {
+            config.auth = Auth::UserPassword {
+                user: user.clone(),
+                password: Secret::from_file(file)?,
+            };
+        }
+        if let Some(file) = &self.token_file {
+            config.auth = Auth::Token(Secret::from_file(file)?);
+        }
+        if let Some(file) = &self.nkey_file {
+            config.auth = Auth::NKey(Secret::from_file(file)?);
+        }
+        if let Some(file) = &self.creds {
+            config.auth = Auth::CredsFile(file.clone());
+        }
+        if let Some(ca) = &self.tls_ca {
+            config.tls.ca_file = Some(ca.clone());
+        }
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            config.tls.client_cert = Some(ClientCert {
+                cert: cert.clone(),
+                key: key.clone(),
+            });
+        }
+        config.tls.required |= self.require_tls;
+        Ok(config)
+    }
+
     fn connect(&self) -> Result<Queue> {
-        Queue::connect(&self.nats).with_context(|| format!("cannot use the queue at {}", self.nats))
+        let config = self.config()?;
+        Queue::connect_with(&config)
+            .with_context(|| format!("cannot use the queue at {}", config.display_url()))
     }
 }
 
@@ -81,6 +163,18 @@ pub(crate) struct WorkerArgs {
     /// Stop after N jobs
     #[arg(long, value_name = "N")]
     max_jobs: Option<u64>,
+    /// Jobs' inputs must lie under DIR (repeatable; with --output-root). A job whose path,
+    /// resolved (`..` and symlinks included), lies outside is dead-lettered unread
+    #[arg(long, value_name = "DIR", requires = "output_root")]
+    input_root: Vec<PathBuf>,
+    /// Jobs' outputs must lie under DIR (with --input-root)
+    #[arg(long, value_name = "DIR", requires = "input_root")]
+    output_root: Option<PathBuf>,
+    /// No roots: jobs may read and write any path this user may. Without roots or this flag
+    /// a worker refuses to start: anyone who may publish a job could otherwise make every
+    /// worker overwrite any file it can write
+    #[arg(long, conflicts_with_all = ["input_root", "output_root"])]
+    allow_any_path: bool,
 }
 
 #[derive(Debug, Args)]
@@ -139,6 +233,14 @@ pub(crate) fn worker(args: &WorkerArgs) -> Result<()> {
         config.retry_delay = v;
     }
     config.max_jobs = args.max_jobs;
+    config.paths = match (&args.output_root, args.allow_any_path) {
+        (Some(output), _) => PathPolicy::Roots(PathRoots {
+            inputs: args.input_root.clone(),
+            output: output.clone(),
+        }),
+        (None, true) => PathPolicy::AnyPath,
+        (None, false) => PathPolicy::Unset,
+    };
     let queue = args.nats.connect()?;
     let stop = CancelToken::new();
     let on_signal = stop.clone();

@@ -37,6 +37,10 @@ impl Worker {
         let log = dir.join(format!("{name}.log"));
         let child = Command::new(env!("CARGO_BIN_EXE_facesync"))
             .args(["worker", "--nats", url, "--name", name])
+            .arg("--input-root")
+            .arg(dir)
+            .arg("--output-root")
+            .arg(dir)
             .args([
                 "--ack-wait",
                 "3",

@@ -57,5 +57,18 @@ mod plan;
 #[cfg(test)]
 mod testutil;
 
+/// Entry points for the fuzzers in `fuzz/` (feature `fuzzing`): not an API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Decodes `bytes` as an ONNX model and folds its graph into a layer plan, as the
+    /// detector does with its built-in model.
+    pub fn onnx_plan(bytes: &[u8]) -> Result<(), String> {
+        crate::plan::plan_from_onnx(bytes)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+}
+
 pub use blazeface::floor_i64;
 pub use plan::PlanError;

@@ -439,7 +439,10 @@ impl Folder<'_> {
                 let target = self.int64s(&node.input[1])?;
                 let len = i64::from(self.shape(src).len());
                 let sym = match target.as_slice() {
-                    [1, a, k] if a * k == len && *k > 0 => Sym::Flat(src, *k as u32),
+                    // checked: a model's numbers are untrusted (fuzzing found the overflow)
+                    [1, a, k] if a.checked_mul(*k) == Some(len) && *k > 0 => {
+                        Sym::Flat(src, *k as u32)
+                    }
                     [1, -1, k] if *k > 0 && len % k == 0 => Sym::Flat(src, *k as u32),
                     _ => return Err(unsupported(node, format!("reshape to {target:?}"))),
                 };

@@ -183,7 +183,6 @@ pub fn polygon_weight(polygon: &[[f32; 2]], feather: f32, x: f32, y: f32) -> f32
     (inside / feather.max(1e-3)).clamp(0.0, 1.0)
 }
 
-
 /// Per-video-frame audio windows of a model's own features (Wav2Lip's 80×16 mel windows...).
 pub trait FrameFeatures: Send + Sync + std::fmt::Debug {
     /// Values in one frame's window.

@@ -79,7 +79,10 @@ impl Y4mReader {
         let mut chroma = Chroma::C420;
         let mut full_range = false;
         for token in tokens {
-            let (tag, value) = token.split_at(1);
+            // The tag is the first character, which need not be ASCII (found by fuzzing:
+            // `split_at(1)` panicked inside a multi-byte one).
+            let first = token.chars().next().map_or(0, char::len_utf8);
+            let (tag, value) = token.split_at(first);
             match tag {
                 "W" => width = value.parse::<u32>().ok().filter(|&w| w > 0),
                 "H" => height = value.parse::<u32>().ok().filter(|&h| h > 0),

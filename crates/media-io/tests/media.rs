@@ -248,6 +248,10 @@ fn bad_inputs_give_clear_errors() {
         open_and_read,
         "missing the YUV4MPEG2 signature",
     );
+    // Found by `fuzz/run y4m`: a header token starting with a multi-byte character (here
+    // invalid UTF-8, read as U+FFFD) made the reader panic.
+    std::fs::write(p("fuzz-tag.y4m"), b"YUV4MPEG2 \xf44 H4 F25:1\nFRAME\n").unwrap();
+    check_error(&p("fuzz-tag.y4m"), open_and_read, "lacks a valid width");
     std::fs::write(p("nosize.y4m"), b"YUV4MPEG2 F25:1\nFRAME\n").unwrap();
     check_error(&p("nosize.y4m"), open_and_read, "lacks a valid width");
     std::fs::write(p("c422.y4m"), b"YUV4MPEG2 W2 H2 C422\n").unwrap();

@@ -83,10 +83,10 @@ use media_io::{
 };
 use progress_core::Phase;
 
-pub use frames::{AudioSource, FrameSink, FrameSource, RawAudio, RawSink, RawSource};
 /// How faces are aligned to the crop (`face_proc`'s option: the default template, or
 /// LatentSync's three mesh points).
 pub use face_proc::Alignment;
+pub use frames::{AudioSource, FrameSink, FrameSource, RawAudio, RawSink, RawSource};
 pub use media_io;
 pub use model::{ModelSpec, PROVIDER_ENV, ParseModelError, build_model};
 

@@ -345,9 +345,9 @@ impl RestoreStage {
 mod tests {
     use super::*;
     use face_proc::facemesh::{self, CpuFaceMesh, Mesh, idx};
+    use frame::Frame;
     use infer::{InferConfig, Inferencer, MouthModel, MouthParams};
     use std::time::Duration;
-    use frame::Frame;
 
     fn astronaut() -> Frame {
         let bytes: &[u8] = include_bytes!("../../../test-data/astronaut.png");

@@ -1,5 +1,6 @@
 //! The connection, the streams, and everything but the worker loop.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, stream};
@@ -7,6 +8,7 @@ use futures_util::StreamExt;
 use progress_core::{Control, Event, ProgressSink};
 use tokio::time::Instant;
 
+use crate::connection::NatsConfig;
 use crate::job::{DeadLetter, Job, JobResult};
 use crate::names::{self, EVENTS_STREAM, JOBS_STREAM, JOBS_SUBJECT};
 use crate::{QueueError, Text};
@@ -23,7 +25,36 @@ pub struct Queue {
     pub(crate) rt: tokio::runtime::Runtime,
     pub(crate) client: async_nats::Client,
     pub(crate) js: jetstream::Context,
+    /// The URL without credentials.
     url: String,
+    /// The server's "Permissions Violation" errors not yet reported (they arrive
+    /// asynchronously, not as the answer to the publish that caused them).
+    pub(crate) denials: Denials,
+}
+
+/// The latest permission errors the server sent, newest last (at most 16).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Denials(Arc<Mutex<Vec<String>>>);
+
+impl Denials {
+    fn push(&self, message: String) {
+        let mut list = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if list.len() == 16 {
+            list.remove(0);
+        }
+        list.push(message);
+    }
+
+    /// Takes the first denial that names `subject` (with its quotes, as the server writes
+    /// it), dropping it and every earlier one.
+    pub(crate) fn take(&self, subject: &str) -> Option<String> {
+        let quoted = format!("\"{subject}\"");
+        let mut list = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let at = list.iter().position(|m| m.contains(&quoted))?;
+        let found = list[at].clone();
+        list.drain(..=at);
+        Some(found)
+    }
 }
 
 /// How [`Queue::watch`] ended.
@@ -37,28 +68,52 @@ pub enum WatchEnd {
 }
 
 impl Queue {
-    /// Connects to `url` (e.g. `nats://127.0.0.1:4222`) and makes sure the streams exist.
+    /// Connects to `url` (e.g. `nats://127.0.0.1:4222`, or `nats://user:password@host`)
+    /// with no other credentials and no TLS settings, and makes sure the streams exist. See
+    /// [`connect_with`](Self::connect_with) for credentials and TLS.
     pub fn connect(url: &str) -> Result<Self, QueueError> {
+        Self::connect_with(&NatsConfig {
+            url: url.into(),
+            ..NatsConfig::default()
+        })
+    }
+
+    /// Connects as `config` says (URL, credentials, TLS) and makes sure the streams exist.
+    pub fn connect_with(config: &NatsConfig) -> Result<Self, QueueError> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("facesync-queue")
             .enable_all()
             .build()
             .map_err(QueueError::Runtime)?;
+        let shown = config.display_url();
+        let denials = Denials::default();
         let client = rt.block_on(async {
-            async_nats::ConnectOptions::new()
+            let (options, url) = config.client_options().await?;
+            let on_event = denials.clone();
+            options
                 .name("facesync")
                 .connection_timeout(Duration::from_secs(5))
                 .request_timeout(Some(REQUEST_TIMEOUT))
-                .event_callback(|event| async move {
-                    tracing::info!(target: "facesync::queue", "nats connection: {event}");
+                .event_callback(move |event| {
+                    let denials = on_event.clone();
+                    async move {
+                        match event {
+                            async_nats::Event::ServerError(async_nats::ServerError::Other(m))
+                                if m.starts_with("Permissions Violation") =>
+                            {
+                                tracing::warn!(target: "facesync::queue", "nats server: {m}");
+                                denials.push(m);
+                            }
+                            event => {
+                                tracing::info!(target: "facesync::queue", "nats connection: {event}");
+                            }
+                        }
+                    }
                 })
                 .connect(url)
                 .await
-        });
-        let client = client.map_err(|e| QueueError::Connect {
-            url: url.into(),
-            message: e.to_string(),
+                .map_err(|e| connect_error(&shown, &e))
         })?;
         // The context spawns its acknowledgement task: inside the runtime.
         let js = rt.block_on(async { jetstream::new(client.clone()) });
@@ -66,13 +121,75 @@ impl Queue {
             rt,
             client,
             js,
-            url: url.into(),
+            url: shown,
+            denials,
         };
-        queue.rt.block_on(ensure_streams(&queue.js))?;
+        queue
+            .rt
+            .block_on(ensure_streams(&queue.js))
+            .map_err(|e| queue.denied_instead(e))?;
         Ok(queue)
     }
 
-    /// The server's URL.
+    /// `error`, or the permission error the server sent meanwhile (it explains the failure:
+    /// a denied request is dropped by the server and only times out here).
+    pub(crate) fn denied_instead(&self, error: QueueError) -> QueueError {
+        let what = match &error {
+            QueueError::Nats { what, .. } => what.clone(),
+            _ => return error,
+        };
+        let list = self.denials.0.lock().map(|l| l.last().cloned());
+        match list.ok().flatten() {
+            Some(message) => QueueError::PermissionDenied { what, message },
+            None => error,
+        }
+    }
+
+    /// Fails with [`QueueError::PermissionDenied`] when the server refused a publish to
+    /// `subject`: round-trips to the server first, so that its error has arrived, and gives
+    /// the connection's event task a few milliseconds to record it.
+    async fn check_published(&self, subject: &str, what: &str) -> Result<(), QueueError> {
+        self.client
+            .flush()
+            .await
+            .text()
+            .map_err(QueueError::nats(what))?;
+        for _ in 0..5 {
+            if let Some(message) = self.denials.take(subject) {
+                return Err(QueueError::PermissionDenied {
+                    what: what.into(),
+                    message,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        Ok(())
+    }
+
+    /// The stream's acknowledgement of a publish to `subject`; a denial the server sent
+    /// meanwhile explains a missing one.
+    async fn stored(
+        &self,
+        ack: jetstream::context::PublishAckFuture,
+        subject: &str,
+        what: &str,
+    ) -> Result<(), QueueError> {
+        match ack.await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(match self.denials.take(subject) {
+                Some(message) => QueueError::PermissionDenied {
+                    what: what.into(),
+                    message,
+                },
+                None => QueueError::Nats {
+                    what: what.into(),
+                    message: e.to_string(),
+                },
+            }),
+        }
+    }
+
+    /// The server's URL, without credentials.
     pub fn url(&self) -> &str {
         &self.url
     }
@@ -90,31 +207,31 @@ impl Queue {
             let publish = jetstream::message::PublishMessage::build()
                 .message_id(job.id.as_str())
                 .payload(payload.into());
-            self.js
+            let ack = self
+                .js
                 .send_publish(JOBS_SUBJECT, publish)
                 .await
                 .text()
-                .map_err(QueueError::nats(&what))?
-                .await
-                .text()
                 .map_err(QueueError::nats(&what))?;
-            Ok(())
+            self.check_published(JOBS_SUBJECT, &what).await?;
+            self.stored(ack, JOBS_SUBJECT, &what).await
         })
     }
 
     /// Asks for job `id` to be cancelled, whether it is running or still waiting.
     pub fn cancel(&self, id: &str) -> Result<(), QueueError> {
+        check_id(id)?;
         let what = format!("cancelling job {id}");
+        let subject = names::cancel_subject(id);
         self.rt.block_on(async {
-            self.js
-                .publish(names::cancel_subject(id), "cancel".into())
-                .await
-                .text()
-                .map_err(QueueError::nats(&what))?
+            let ack = self
+                .js
+                .publish(subject.clone(), "cancel".into())
                 .await
                 .text()
                 .map_err(QueueError::nats(&what))?;
-            Ok(())
+            self.check_published(&subject, &what).await?;
+            self.stored(ack, &subject, &what).await
         })
     }
 
@@ -127,8 +244,9 @@ impl Queue {
         sink: &mut dyn ProgressSink,
         timeout: Option<Duration>,
     ) -> Result<WatchEnd, QueueError> {
+        check_id(id)?;
         let deadline = timeout.map(|t| Instant::now() + t);
-        self.rt.block_on(async {
+        let watched = self.rt.block_on(async {
             let mut messages =
                 ordered_messages(&self.js, EVENTS_STREAM, names::job_events_filter(id)).await?;
             let result_subject = names::result_subject(id);
@@ -156,7 +274,8 @@ impl Queue {
                     }
                 }
             }
-        })
+        });
+        watched.map_err(|e| self.denied_instead(e))
     }
 
     /// Waits for job `id`'s result (at once if it is finished already).
@@ -170,14 +289,18 @@ impl Queue {
 
     /// Every result stored for job `id`, oldest first: one, once the job is finished.
     pub fn results(&self, id: &str) -> Result<Vec<JobResult>, QueueError> {
+        check_id(id)?;
         let subject = names::result_subject(id);
-        self.rt.block_on(stored(&self.js, EVENTS_STREAM, subject))
+        self.rt
+            .block_on(stored(&self.js, EVENTS_STREAM, subject))
+            .map_err(|e| self.denied_instead(e))
     }
 
     /// Every dead letter stored, oldest first.
     pub fn dead_letters(&self) -> Result<Vec<DeadLetter>, QueueError> {
         self.rt
             .block_on(stored(&self.js, EVENTS_STREAM, names::DEAD_SUBJECTS.into()))
+            .map_err(|e| self.denied_instead(e))
     }
 
     /// How many jobs wait in the queue (submitted, not yet acknowledged by a worker).
@@ -196,6 +319,18 @@ impl Queue {
                 .map_err(QueueError::nats("reading the jobs stream"))?;
             Ok(info.state.messages)
         })
+    }
+}
+
+/// A job id given to watch, cancel or results must be one subject token: `*` or `>` would
+/// address other jobs.
+fn check_id(id: &str) -> Result<(), QueueError> {
+    if names::valid_job_id(id) {
+        Ok(())
+    } else {
+        Err(QueueError::InvalidJob(format!(
+            "job id {id:?}: expected 1 to 64 ASCII letters, digits, '-' or '_'"
+        )))
     }
 }
 
@@ -349,4 +484,28 @@ pub(crate) fn json<T: serde::de::DeserializeOwned>(
         what: what(),
         source,
     })
+}
+
+/// The connection error, telling refused credentials apart.
+fn connect_error(url: &str, e: &async_nats::ConnectError) -> QueueError {
+    use async_nats::ConnectErrorKind as Kind;
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !message.contains(&text) {
+            message = format!("{message}: {text}");
+        }
+        source = s.source();
+    }
+    match e.kind() {
+        Kind::AuthorizationViolation | Kind::Authentication => QueueError::NotAuthorized {
+            url: url.into(),
+            message,
+        },
+        _ => QueueError::Connect {
+            url: url.into(),
+            message,
+        },
+    }
 }

@@ -7,10 +7,28 @@ use serde::{Deserialize, Serialize};
 
 use crate::QueueError;
 
+/// The version of the job message this build writes and reads. A worker dead-letters a job
+/// of a newer version (it cannot know what the new fields mean) rather than guess.
+pub const JOB_VERSION: u32 = 1;
+/// The largest job message a worker reads, in bytes; a larger one is dead-lettered unread.
+pub const MAX_JOB_BYTES: usize = 64 * 1024;
+/// The most inference steps a job may ask for (the default is 20).
+pub const MAX_STEPS: u32 = 100;
+/// The largest chunk a job may ask for, in frames (the default is 16): frames in flight, so
+/// memory, grow with it.
+pub const MAX_CHUNK: usize = 256;
+
 /// One lip-sync job: inputs, output and options. Paths are as every worker sees them (absolute
 /// paths on storage shared by the fleet).
+///
+/// Unknown fields are refused (a misspelt option would otherwise be silently ignored); a
+/// message without `version` is version 1.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Job {
+    /// The message format's version, [`JOB_VERSION`] for the jobs this build writes.
+    #[serde(default = "first_version")]
+    pub version: u32,
     /// Unique id, one subject token (letters, digits, `-`, `_`).
     pub id: String,
     /// The video input.
@@ -33,6 +51,7 @@ impl Job {
         options: JobOptions,
     ) -> Self {
         Self {
+            version: JOB_VERSION,
             id: nuid::next().to_string(),
             video: video.into(),
             audio: audio.into(),
@@ -41,7 +60,49 @@ impl Job {
         }
     }
 
-    /// Checks what can be checked before a worker runs it: the id and the options.
+    /// Reads a job message as a worker does: at most [`MAX_JOB_BYTES`], JSON, a version
+    /// this build knows, no unknown field, then [`validate`](Self::validate). Every refusal
+    /// says what is wrong; nothing in the message can make it panic.
+    pub fn decode(payload: &[u8]) -> Result<Self, QueueError> {
+        if payload.len() > MAX_JOB_BYTES {
+            return Err(QueueError::InvalidJob(format!(
+                "the job message has {} bytes, more than the {MAX_JOB_BYTES} allowed",
+                payload.len()
+            )));
+        }
+        #[derive(Deserialize)]
+        struct Head {
+            version: Option<serde_json::Value>,
+        }
+        let json_error = |source| QueueError::Json {
+            what: "not a job message".into(),
+            source,
+        };
+        let head: Head = serde_json::from_slice(payload).map_err(json_error)?;
+        if let Some(version) = head.version {
+            match version.as_u64() {
+                Some(v) if (1..=u64::from(JOB_VERSION)).contains(&v) => {}
+                Some(v) if v > u64::from(JOB_VERSION) => {
+                    return Err(QueueError::InvalidJob(format!(
+                        "job message version {v} is newer than this worker's {JOB_VERSION}: \
+                         upgrade the worker"
+                    )));
+                }
+                _ => {
+                    return Err(QueueError::InvalidJob(format!(
+                        "job message version {version}: expected a whole number from 1 to \
+                         {JOB_VERSION}"
+                    )));
+                }
+            }
+        }
+        let job: Self = serde_json::from_slice(payload).map_err(json_error)?;
+        job.validate()?;
+        Ok(job)
+    }
+
+    /// Checks what can be checked before a worker runs it: the version, the id and the
+    /// options (their limits: [`JobOptions::validate`]).
     pub fn validate(&self) -> Result<(), QueueError> {
         if !crate::names::valid_job_id(&self.id) {
             return Err(QueueError::InvalidJob(format!(
@@ -49,22 +110,44 @@ impl Job {
                 self.id
             )));
         }
+        if !(1..=JOB_VERSION).contains(&self.version) {
+            return Err(QueueError::InvalidJob(format!(
+                "job {}: version {} (this build knows 1 to {JOB_VERSION})",
+                self.id, self.version
+            )));
+        }
+        for (what, path) in [
+            ("video", &self.video),
+            ("audio", &self.audio),
+            ("output", &self.output),
+        ] {
+            if path.as_os_str().is_empty() {
+                return Err(QueueError::InvalidJob(format!(
+                    "job {}: the {what} path is empty",
+                    self.id
+                )));
+            }
+        }
         self.options
-            .config()
             .validate()
             .map_err(|e| QueueError::InvalidJob(format!("job {}: {e}", self.id)))
     }
 }
 
-/// The pipeline options a job carries: the serialisable part of [`PipelineConfig`].
+fn first_version() -> u32 {
+    1
+}
+
+/// The pipeline options a job carries: the serialisable part of [`PipelineConfig`]. Every
+/// field is optional in a message (the default is used); an unknown one is refused.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct JobOptions {
     /// Face crop size: 256 or 512.
     pub resolution: u32,
-    /// Inference refinement steps.
+    /// Inference refinement steps: 1 to [`MAX_STEPS`].
     pub steps: u32,
-    /// Frames per chunk.
+    /// Frames per chunk: 1 to [`MAX_CHUNK`].
     pub chunk: usize,
     /// Frames without a face (`"pass"`, `"error"`, `"interpolate"` in JSON).
     #[serde(with = "as_text")]
@@ -124,6 +207,24 @@ impl Default for JobOptions {
 }
 
 impl JobOptions {
+    /// Checks the limits: resolution 256 or 512, steps 1 to [`MAX_STEPS`], chunk 1 to
+    /// [`MAX_CHUNK`], and what the pipeline itself checks.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=MAX_STEPS).contains(&self.steps) {
+            return Err(format!(
+                "steps {} is out of range (1 to {MAX_STEPS})",
+                self.steps
+            ));
+        }
+        if !(1..=MAX_CHUNK).contains(&self.chunk) {
+            return Err(format!(
+                "chunk {} is out of range (1 to {MAX_CHUNK})",
+                self.chunk
+            ));
+        }
+        self.config().validate().map_err(|e| e.to_string())
+    }
+
     /// The pipeline configuration these options stand for.
     pub fn config(&self) -> PipelineConfig {
         PipelineConfig {
@@ -268,6 +369,45 @@ mod tests {
         job.id = "a.b".into();
         let err = job.validate().unwrap_err().to_string();
         assert!(err.contains("job id \"a.b\""), "{err}");
+    }
+
+    #[test]
+    fn the_decoder_refuses_hostile_messages_with_the_reason() {
+        let ok = r#"{"id":"j1","video":"/v","audio":"/a","output":"/o"}"#;
+        assert_eq!(Job::decode(ok.as_bytes()).unwrap().version, 1);
+        let with = |extra: &str| ok.replace('}', &format!(",{extra}}}"));
+        for (payload, expected) in [
+            (String::new(), "not a job message: EOF"),
+            ("null".into(), "not a job message"),
+            ("{\"id\":\"j\"".into(), "not a job message: EOF"),
+            (with(r#""version":0"#), "job message version 0: expected"),
+            (
+                with(r#""version":1.5"#),
+                "job message version 1.5: expected",
+            ),
+            (
+                with(r#""version":7"#),
+                "version 7 is newer than this worker's 1",
+            ),
+            (with(r#""extra":1"#), "unknown field `extra`"),
+            (
+                with(r#""options":{"chunk":0}"#),
+                "chunk 0 is out of range (1 to 256)",
+            ),
+            (
+                with(r#""options":{"steps":101}"#),
+                "steps 101 is out of range (1 to 100)",
+            ),
+            (ok.replace("\"/v\"", "\"\""), "the video path is empty"),
+            (ok.replace("j1", "j 1"), "job id \"j 1\""),
+            (
+                with(&format!(r#""pad":"{}""#, "x".repeat(MAX_JOB_BYTES))),
+                "more than the 65536 allowed",
+            ),
+        ] {
+            let err = Job::decode(payload.as_bytes()).unwrap_err().to_string();
+            assert!(err.contains(expected), "{payload:.80}: {err}");
+        }
     }
 
     #[test]

@@ -43,16 +43,26 @@
 #![forbid(unsafe_code)]
 
 mod client;
+mod connection;
 mod job;
 pub mod local_server;
 pub mod names;
+mod roots;
 mod sink;
 mod worker;
 
 pub use client::{Queue, WatchEnd};
-pub use job::{DeadLetter, Job, JobOptions, JobOutcome, JobResult};
+pub use connection::{
+    Auth, ClientCert, DEFAULT_URL, NatsConfig, Secret, TlsConfig, env, redact_url,
+    url_has_credentials,
+};
+pub use job::{
+    DeadLetter, JOB_VERSION, Job, JobOptions, JobOutcome, JobResult, MAX_CHUNK, MAX_JOB_BYTES,
+    MAX_STEPS,
+};
 pub use pipeline::{Backend, LengthPolicy, NoFacePolicy};
 pub use progress_core::{CancelToken, ProgressSink};
+pub use roots::{PathPolicy, PathRoots};
 pub use worker::{WorkerConfig, WorkerStats};
 
 /// What went wrong talking to the queue.
@@ -67,6 +77,32 @@ pub enum QueueError {
         /// The client's error.
         message: String,
     },
+    /// The server refused this client's credentials (or their absence).
+    #[error(
+        "the NATS server at {url} refused the connection: {message} (check the credentials: \
+         FACESYNC_NATS_USER and FACESYNC_NATS_PASSWORD_FILE, FACESYNC_NATS_TOKEN_FILE, \
+         FACESYNC_NATS_NKEY_FILE or FACESYNC_NATS_CREDS)"
+    )]
+    NotAuthorized {
+        /// The server's URL, without credentials.
+        url: String,
+        /// The client's error.
+        message: String,
+    },
+    /// The server denied a publish or subscription: this user lacks the permission.
+    #[error("{what}: the server denied it ({message}): this NATS user lacks the permission")]
+    PermissionDenied {
+        /// What was being done.
+        what: String,
+        /// The server's message.
+        message: String,
+    },
+    /// The connection settings are wrong (a file missing, credentials set twice…).
+    #[error("NATS connection settings: {0}")]
+    Settings(String),
+    /// The worker's path roots are wrong or missing.
+    #[error("worker path roots: {0}")]
+    PathRoots(String),
     /// A JetStream or NATS request failed.
     #[error("{what}: {message}")]
     Nats {

@@ -22,19 +22,48 @@ pub fn binary() -> Option<PathBuf> {
     })
 }
 
-/// A running `nats-server -js -a 127.0.0.1 -p <port> -sd <store>`.
+/// A running `nats-server -js -a 127.0.0.1 -p <port> -sd <store> [-c <config>]`.
 #[derive(Debug)]
 pub struct LocalServer {
     child: Option<Child>,
     binary: PathBuf,
     port: u16,
     store: PathBuf,
+    config: Option<ServerConfig>,
+}
+
+/// `crates/queue/fleet.conf`: the secure fleet set-up the README describes (an account, a
+/// role per kind of client with its subject permissions, TLS), for
+/// [`LocalServer::start_configured`]. Its `$NAME`s: `FACESYNC_WORKER_NKEY` (the workers'
+/// public NKey), `FACESYNC_SUBMITTER_PASSWORD`, `FACESYNC_WATCHER_PASSWORD`,
+/// `FACESYNC_TLS_CERT` and `FACESYNC_TLS_KEY` (the server's PEM files).
+pub const FLEET_CONF: &str = include_str!("../fleet.conf");
+
+/// A nats-server configuration for [`LocalServer::start_configured`]: accounts, users,
+/// permissions, TLS (the port, address and JetStream store are set on the command line).
+#[derive(Debug, Clone, Default)]
+pub struct ServerConfig {
+    /// The configuration file's text. It may use `$NAME` variables (nats-server takes them
+    /// from its environment).
+    pub text: String,
+    /// Environment variables for the server (the values of those `$NAME`s).
+    pub env: Vec<(String, String)>,
 }
 
 impl LocalServer {
     /// Starts a server with JetStream storing in `store`, on a free loopback port, and waits
     /// until it accepts connections.
     pub fn start(store: &Path) -> Result<Self, QueueError> {
+        Self::launch(store, None)
+    }
+
+    /// Starts a server as [`start`](Self::start) does, with `config` (written next to the
+    /// store as `<store>.conf`).
+    pub fn start_configured(store: &Path, config: &ServerConfig) -> Result<Self, QueueError> {
+        Self::launch(store, Some(config.clone()))
+    }
+
+    fn launch(store: &Path, config: Option<ServerConfig>) -> Result<Self, QueueError> {
         let binary = binary().ok_or(QueueError::ServerMissing)?;
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -45,6 +74,7 @@ impl LocalServer {
             binary,
             port,
             store: store.to_path_buf(),
+            config,
         };
         server.spawn()?;
         Ok(server)
@@ -53,6 +83,11 @@ impl LocalServer {
     /// `nats://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// `tls://127.0.0.1:<port>`, for a server configured with TLS.
+    pub fn tls_url(&self) -> String {
+        format!("tls://127.0.0.1:{}", self.port)
     }
 
     /// Stops the server (SIGTERM, as a service manager would; SIGKILL after 10 s).
@@ -83,7 +118,19 @@ impl LocalServer {
     fn spawn(&mut self) -> Result<(), QueueError> {
         std::fs::create_dir_all(&self.store)
             .map_err(|e| QueueError::LocalServer(format!("{}: {e}", self.store.display())))?;
-        let mut child = Command::new(&self.binary)
+        // The server's log, quoted when it exits at start (a configuration error).
+        let log_path = self.store.with_extension("log");
+        let log = std::fs::File::create(&log_path)
+            .map_err(|e| QueueError::LocalServer(format!("{}: {e}", log_path.display())))?;
+        let mut command = Command::new(&self.binary);
+        if let Some(config) = &self.config {
+            let file = self.store.with_extension("conf");
+            std::fs::write(&file, &config.text)
+                .map_err(|e| QueueError::LocalServer(format!("{}: {e}", file.display())))?;
+            command.arg("-c").arg(&file);
+            command.envs(config.env.iter().map(|(k, v)| (k, v)));
+        }
+        let mut child = command
             .args([
                 "-js",
                 "-a",
@@ -95,7 +142,7 @@ impl LocalServer {
             .arg(&self.store)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .map_err(|e| QueueError::LocalServer(format!("{}: {e}", self.binary.display())))?;
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -105,9 +152,11 @@ impl LocalServer {
                 return Ok(());
             }
             if let Ok(Some(status)) = child.try_wait() {
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
                 return Err(QueueError::LocalServer(format!(
-                    "nats-server on port {} exited at start ({status})",
-                    self.port
+                    "nats-server on port {} exited at start ({status}): {}",
+                    self.port,
+                    log.trim()
                 )));
             }
             if Instant::now() > deadline {

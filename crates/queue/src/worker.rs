@@ -10,12 +10,16 @@ use pipeline::{Inputs, PipelineError};
 use progress_core::{CancelToken, Progress};
 
 use crate::client::{Queue, ensure_streams, json};
-use crate::job::{DeadLetter, Job, JobOutcome, JobResult};
+use crate::job::{DeadLetter, Job, JobOutcome, JobResult, MAX_JOB_BYTES};
 use crate::names::{self, EVENTS_STREAM, JOBS_STREAM, WORKERS_CONSUMER};
+use crate::roots::{Allowed, JobPaths, PathPolicy};
 use crate::sink::{CHANNEL, NatsSink};
 use crate::{QueueError, Text};
 
 const TARGET: &str = "facesync::queue";
+
+/// How much of a message that is not a job its dead letter keeps.
+const DEAD_PAYLOAD_BYTES: usize = 4096;
 
 /// How a worker behaves.
 #[derive(Debug, Clone)]
@@ -37,6 +41,10 @@ pub struct WorkerConfig {
     pub progress_interval: Duration,
     /// Stop after this many jobs have been handled (default: never).
     pub max_jobs: Option<u64>,
+    /// Which paths jobs may read and write. The default ([`PathPolicy::Unset`]) makes
+    /// [`Queue::run_worker`] refuse to start; a job outside the roots is dead-lettered at
+    /// once, before anything is read or written.
+    pub paths: PathPolicy,
 }
 
 impl Default for WorkerConfig {
@@ -53,6 +61,7 @@ impl Default for WorkerConfig {
             retry_delay: Duration::from_secs(5),
             progress_interval: Duration::from_millis(250),
             max_jobs: None,
+            paths: PathPolicy::Unset,
         }
     }
 }
@@ -103,6 +112,7 @@ struct Worker<'a> {
     events: jetstream::stream::Stream,
     config: &'a WorkerConfig,
     stop: &'a CancelToken,
+    allowed: Allowed,
 }
 
 /// How one delivery ended, for the acknowledgement.
@@ -120,6 +130,7 @@ impl<'a> Worker<'a> {
         config: &'a WorkerConfig,
         stop: &'a CancelToken,
     ) -> Result<Self, QueueError> {
+        let allowed = config.paths.resolve()?;
         let js = &queue.js;
         ensure_streams(js).await?;
         let what = "creating the workers' consumer";
@@ -166,6 +177,7 @@ impl<'a> Worker<'a> {
             events,
             config,
             stop,
+            allowed,
         })
     }
 
@@ -226,20 +238,29 @@ impl<'a> Worker<'a> {
             .map(|i| u64::try_from(i.delivered).unwrap_or(1))
             .unwrap_or(1);
         let message = Arc::new(message);
-        let job: Job = match serde_json::from_slice::<Job>(&message.payload)
-            .map_err(|e| format!("not a job: {e}"))
-            .and_then(|job| job.validate().map(|()| job).map_err(|e| e.to_string()))
-        {
+        let job = match Job::decode(&message.payload) {
             Ok(job) => job,
             Err(error) => {
-                let payload = String::from_utf8_lossy(&message.payload).into_owned();
-                let id = serde_json::from_slice::<serde_json::Value>(&message.payload)
-                    .ok()
-                    .and_then(|v| v["id"].as_str().map(String::from))
+                let payload = &message.payload;
+                // The id, when the message has a usable one, so that the sender's `watch`
+                // sees the job end; no parsing of an oversized message.
+                let id = (payload.len() <= MAX_JOB_BYTES)
+                    .then(|| serde_json::from_slice::<serde_json::Value>(payload).ok())
+                    .flatten()
+                    .and_then(|v| v.get("id").and_then(|id| id.as_str()).map(String::from))
                     .filter(|id| names::valid_job_id(id))
                     .unwrap_or_else(|| "unknown".into());
-                self.bury(&message, &id, None, Some(payload), error, delivered)
-                    .await;
+                let shown = &payload[..payload.len().min(DEAD_PAYLOAD_BYTES)];
+                let payload = String::from_utf8_lossy(shown).into_owned();
+                self.bury(
+                    &message,
+                    &id,
+                    None,
+                    Some(payload),
+                    error.to_string(),
+                    delivered,
+                )
+                .await;
                 return Handled::Dead;
             }
         };
@@ -273,6 +294,17 @@ impl<'a> Worker<'a> {
             worker: self.config.name.clone(),
             elapsed: 0.0,
         };
+        // Before anything is read or written: a job outside the roots never runs here, and
+        // no other worker would run it either (they share the fleet's roots), so at once.
+        let paths = match self.allowed.check(&job) {
+            Ok(paths) => paths,
+            Err(error) => {
+                let error = format!("refused: {error}");
+                self.bury(&message, &job.id, Some(job.clone()), None, error, delivered)
+                    .await;
+                return Handled::Dead;
+            }
+        };
         if self.cancel_requested(&job.id).await {
             outcome.outcome = JobOutcome::Cancelled;
             outcome.error = Some("cancelled before it started".into());
@@ -285,12 +317,12 @@ impl<'a> Worker<'a> {
         }
         tracing::info!(target: TARGET, "running job {} (delivery {delivered})", job.id);
         let started = Instant::now();
-        let (result, user_cancel) = self.run_job(&job, &message).await;
+        let (result, user_cancel) = self.run_job(&job, paths, &message).await;
         outcome.elapsed = started.elapsed().as_secs_f64();
         let elapsed = outcome.elapsed;
         match result {
             Ok(summary) => {
-                outcome.output = Some(summary.output);
+                outcome.output = Some(job.output.clone());
                 outcome.frames = Some(summary.frames);
                 if !self.publish_result(&outcome).await {
                     return self.retry(&message, &job.id, Duration::ZERO).await;
@@ -348,6 +380,7 @@ impl<'a> Worker<'a> {
     async fn run_job(
         &self,
         job: &Job,
+        paths: JobPaths,
         message: &Arc<jetstream::Message>,
     ) -> (Result<pipeline::Summary, PipelineError>, bool) {
         let token = CancelToken::new();
@@ -408,10 +441,10 @@ impl<'a> Worker<'a> {
         let (config, inputs, output) = (
             job.options.config(),
             Inputs {
-                video: job.video.clone(),
-                audio: job.audio.clone(),
+                video: paths.video,
+                audio: paths.audio,
             },
-            job.output.clone(),
+            paths.output,
         );
         let run_token = token.clone();
         let result = tokio::task::spawn_blocking(move || {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use pipeline::sample::{SampleSpec, write_sample};
 use progress_core::{CancelToken, Control, Event};
 use queue::local_server::LocalServer;
-use queue::{Backend, Job, JobOptions, JobOutcome, Queue, WatchEnd, WorkerConfig};
+use queue::{Backend, Job, JobOptions, JobOutcome, PathPolicy, Queue, WatchEnd, WorkerConfig};
 
 #[test]
 fn a_job_left_at_auto_runs_on_the_backend_facesync_backend_names() {
@@ -47,6 +47,7 @@ fn a_job_left_at_auto_runs_on_the_backend_facesync_backend_names() {
     queue.submit(&job).unwrap();
     let worker = WorkerConfig {
         max_jobs: Some(1),
+        paths: PathPolicy::AnyPath,
         ..WorkerConfig::default()
     };
     queue.run_worker(&worker, &CancelToken::new()).unwrap();

@@ -9,7 +9,13 @@
 //! - queue: submit the N jobs, then wait for every result (the worker pulls one job at a
 //!   time, publishes its progress, stores its result, acknowledges).
 //!
-//! Prints `queue-bench: jobs_per_s=<N / queue time> overhead_vs_local=<queue time / local time>`.
+//! The queue is measured twice in each round, side by side: on a plain server (no
+//! credentials, no TLS) and on a secured one running `crates/queue/fleet.conf` (TLS verified
+//! by a CA made for the run, the worker authenticated by an NKey, the submitter by a
+//! password, per-role subject permissions), the worker confined to input and output roots.
+//!
+//! Prints `queue-bench: jobs_per_s=<N / queue time> overhead_vs_local=<queue time / local time>`
+//! for the plain server and `queue-bench-secured: …` for the secured one.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -18,8 +24,11 @@ use anyhow::{Context, Result, bail};
 use pipeline::sample::{SampleSpec, write_sample};
 use pipeline::{Inputs, PipelineConfig};
 use progress_core::Progress;
-use queue::local_server::LocalServer;
-use queue::{CancelToken, Job, JobOptions, JobOutcome, Queue, WorkerConfig};
+use queue::local_server::{FLEET_CONF, LocalServer, ServerConfig};
+use queue::{
+    Auth, CancelToken, Job, JobOptions, JobOutcome, NatsConfig, PathPolicy, PathRoots, Queue,
+    Secret, TlsConfig, WorkerConfig,
+};
 
 pub(crate) fn run(args: &[String]) -> Result<()> {
     let n: usize = match args.first() {
@@ -47,43 +56,149 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     };
     let out = std::path::absolute(&out)?;
 
-    let server = LocalServer::start(&dir.join("nats"))?;
-    let queue = Queue::connect(&server.url())?;
-    let stop = CancelToken::new();
-    let worker = {
-        let (url, stop) = (server.url(), stop.clone());
-        std::thread::spawn(move || -> Result<()> {
-            let config = WorkerConfig {
-                name: "bench".into(),
-                ..WorkerConfig::default()
-            };
-            Queue::connect(&url)?.run_worker(&config, &stop)?;
-            Ok(())
-        })
-    };
+    let paths = PathPolicy::Roots(PathRoots {
+        inputs: vec![std::path::absolute(dir.join("in"))?],
+        output: out.clone(),
+    });
+    let plain_server = LocalServer::start(&dir.join("nats-plain"))?;
+    let plain = Fleet::start(
+        NatsConfig {
+            url: plain_server.url(),
+            ..NatsConfig::default()
+        },
+        NatsConfig {
+            url: plain_server.url(),
+            ..NatsConfig::default()
+        },
+        paths.clone(),
+    )?;
+    let (secured_server, worker_config, submitter_config) = secured_server(dir)?;
+    let secured = Fleet::start(worker_config, submitter_config, paths)?;
+
     // Warm-up: one job each way (first-run costs: page cache, allocator, connections).
     local(&options.config(), &inputs, &out, 1)?;
-    through_queue(&queue, &options, &inputs, &out, 1)?;
+    through_queue(&plain.queue, &options, &inputs, &out, 1)?;
+    through_queue(&secured.queue, &options, &inputs, &out, 1)?;
 
-    let (mut t_local, mut t_queue) = (f64::INFINITY, f64::INFINITY);
+    let (mut t_local, mut t_plain, mut t_secured) = (f64::INFINITY, f64::INFINITY, f64::INFINITY);
     for _ in 0..2 {
         t_local = t_local.min(local(&options.config(), &inputs, &out, n)?);
-        t_queue = t_queue.min(through_queue(&queue, &options, &inputs, &out, n)?);
+        t_plain = t_plain.min(through_queue(&plain.queue, &options, &inputs, &out, n)?);
+        t_secured = t_secured.min(through_queue(&secured.queue, &options, &inputs, &out, n)?);
     }
-    stop.cancel();
-    worker
-        .join()
-        .map_err(|_| anyhow::anyhow!("the worker thread panicked"))??;
+    plain.stop()?;
+    secured.stop()?;
+    drop((plain_server, secured_server));
     println!(
-        "{n} jobs of {} frames: local {t_local:.2} s, queue with 1 worker {t_queue:.2} s",
+        "{n} jobs of {} frames: local {t_local:.2} s, queue with 1 worker {t_plain:.2} s \
+         (plain), {t_secured:.2} s (TLS, NKey and password, subject permissions, path roots)",
         spec.frame_count()
     );
     println!(
         "queue-bench: jobs_per_s={:.2} overhead_vs_local={:.3}",
-        n as f64 / t_queue,
-        t_queue / t_local
+        n as f64 / t_plain,
+        t_plain / t_local
+    );
+    println!(
+        "queue-bench-secured: jobs_per_s={:.2} overhead_vs_local={:.3}",
+        n as f64 / t_secured,
+        t_secured / t_local
     );
     Ok(())
+}
+
+/// A submitter's connection and a worker thread of this process.
+struct Fleet {
+    queue: Queue,
+    stop: CancelToken,
+    worker: std::thread::JoinHandle<Result<()>>,
+}
+
+impl Fleet {
+    fn start(worker: NatsConfig, submitter: NatsConfig, paths: PathPolicy) -> Result<Self> {
+        // The worker connects first: it creates the streams (a submitter may not).
+        let worker_queue = Queue::connect_with(&worker)?;
+        let queue = Queue::connect_with(&submitter)?;
+        let stop = CancelToken::new();
+        let on = stop.clone();
+        let worker = std::thread::spawn(move || -> Result<()> {
+            let config = WorkerConfig {
+                name: "bench".into(),
+                paths,
+                ..WorkerConfig::default()
+            };
+            worker_queue.run_worker(&config, &on)?;
+            Ok(())
+        });
+        Ok(Self {
+            queue,
+            stop,
+            worker,
+        })
+    }
+
+    fn stop(self) -> Result<()> {
+        self.stop.cancel();
+        self.worker
+            .join()
+            .map_err(|_| anyhow::anyhow!("the worker thread panicked"))?
+    }
+}
+
+/// A server running `fleet.conf` with certificates made for the run, and the worker's and
+/// the submitter's connection settings.
+fn secured_server(dir: &Path) -> Result<(LocalServer, NatsConfig, NatsConfig)> {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let pki = dir.join("pki");
+    std::fs::create_dir_all(&pki)?;
+    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate()?)?;
+    let key = KeyPair::generate()?;
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])?.signed_by(&key, &ca)?;
+    let (ca_file, cert_file, key_file) = (
+        pki.join("ca.pem"),
+        pki.join("server.pem"),
+        pki.join("server-key.pem"),
+    );
+    std::fs::write(&ca_file, ca.pem())?;
+    std::fs::write(&cert_file, cert.pem())?;
+    std::fs::write(&key_file, key.serialize_pem())?;
+    let worker_key = nkeys::KeyPair::new_user();
+    let password = nuid::next().to_string();
+    let text = |p: &Path| std::path::absolute(p).map(|p| p.display().to_string());
+    let config = ServerConfig {
+        text: FLEET_CONF.into(),
+        env: vec![
+            ("FACESYNC_WORKER_NKEY".into(), worker_key.public_key()),
+            ("FACESYNC_SUBMITTER_PASSWORD".into(), password.clone()),
+            ("FACESYNC_WATCHER_PASSWORD".into(), nuid::next().to_string()),
+            ("FACESYNC_TLS_CERT".into(), text(&cert_file)?),
+            ("FACESYNC_TLS_KEY".into(), text(&key_file)?),
+        ],
+    };
+    let server = LocalServer::start_configured(&dir.join("nats-secured"), &config)?;
+    let tls = TlsConfig {
+        ca_file: Some(std::path::absolute(&ca_file)?),
+        client_cert: None,
+        required: true,
+    };
+    let worker = NatsConfig {
+        url: server.tls_url(),
+        auth: Auth::NKey(Secret::new(
+            worker_key.seed().context("the worker's NKey seed")?,
+        )),
+        tls: tls.clone(),
+    };
+    let submitter = NatsConfig {
+        url: server.tls_url(),
+        auth: Auth::UserPassword {
+            user: "submitter".into(),
+            password: Secret::new(password),
+        },
+        tls,
+    };
+    Ok((server, worker, submitter))
 }
 
 /// Seconds to run `n` jobs one after another in this process.
