@@ -20,7 +20,6 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 
 fn main() -> ExitCode {
-    one_malloc_arena();
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     if args.first().is_some_and(|a| a == "pipeline") {
         // `facesync run` with the sample under target/: paths stay relative to the caller's
@@ -94,12 +93,10 @@ pub(crate) fn project_root() -> PathBuf {
 
 /// Mesa's window-system probing prints "XDG_RUNTIME_DIR is invalid or not set" at every device
 /// creation when that variable is unset (containers, CI). Nothing here draws to a window, so a
-/// private empty directory under `target/` is enough; child processes (tests, the release
-/// re-run of benchmarks) inherit it.
+/// private empty directory under `target/` is enough: `.cargo/config.toml` points
+/// `XDG_RUNTIME_DIR` there (`[env]`, for every process cargo runs, unless the variable is already
+/// set), and this makes sure the directory exists, private to its user as the spec asks.
 fn quiet_mesa(root: &std::path::Path) -> Result<()> {
-    if std::env::var_os("XDG_RUNTIME_DIR").is_some() {
-        return Ok(());
-    }
     let dir = root.join("target/xdg-runtime");
     std::fs::create_dir_all(&dir).context("cannot create target/xdg-runtime")?;
     #[cfg(unix)]
@@ -108,23 +105,5 @@ fn quiet_mesa(root: &std::path::Path) -> Result<()> {
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
             .context("cannot set the mode of target/xdg-runtime")?;
     }
-    let dir = std::fs::canonicalize(&dir).context("cannot resolve target/xdg-runtime")?;
-    // SAFETY: called at the start of `main`, before this process starts any thread, so no other
-    // thread can read the environment concurrently.
-    unsafe { std::env::set_var("XDG_RUNTIME_DIR", dir) };
     Ok(())
-}
-
-/// The pipeline hands frame buffers from thread to thread (decode → stages → encode); glibc's
-/// per-thread malloc arenas then fragment and the resident size creeps up with the video's
-/// length (measured: 190 MB for a 10 s clip, 227 MB for 120 s). One arena keeps it flat
-/// (169 MB, 178 MB) for about 2 % of speed. Embedders of `pipeline` can do the same, or use
-/// `MALLOC_ARENA_MAX=1`.
-fn one_malloc_arena() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: `mallopt` only sets an allocator parameter; this runs first in `main`, before
-    // any other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 1);
-    }
 }

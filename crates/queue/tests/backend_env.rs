@@ -1,8 +1,12 @@
 //! A queue job left at `backend: auto` runs on the backend the worker's `FACESYNC_BACKEND`
 //! names: the override is resolved inside the pipeline, the same way for every caller. Needs
-//! `nats-server` (`cargo xtask test` installs it). One test in this binary, because it sets a
-//! process-wide environment variable.
+//! `nats-server` (`cargo xtask test` installs it).
+//!
+//! The worker must see the variable from its start, and setting a process's environment from
+//! Rust is `unsafe` (other threads may read it): the test runs itself again as a child process
+//! with the variable set, and the child does the work.
 
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,11 +15,39 @@ use progress_core::{CancelToken, Control, Event};
 use queue::local_server::LocalServer;
 use queue::{Backend, Job, JobOptions, JobOutcome, PathPolicy, Queue, WatchEnd, WorkerConfig};
 
+/// Set in the child process: it runs the test's body.
+const CHILD: &str = "FACESYNC_TEST_BACKEND_ENV_CHILD";
+
 #[test]
 fn a_job_left_at_auto_runs_on_the_backend_facesync_backend_names() {
-    // SAFETY: set before this test starts any thread of its own (server, runtime, worker), and
-    // this binary runs no other test that could read the environment concurrently.
-    unsafe { std::env::set_var("FACESYNC_BACKEND", "cpu") };
+    if std::env::var_os(CHILD).is_some() {
+        return worker_on_auto();
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_job_left_at_auto_runs_on_the_backend_facesync_backend_names",
+            "--nocapture",
+        ])
+        .env(CHILD, "1")
+        .env("FACESYNC_BACKEND", "cpu")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the child test failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+        "the child ran no test:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+fn worker_on_auto() {
+    assert_eq!(std::env::var("FACESYNC_BACKEND").as_deref(), Ok("cpu"));
     let dir = tempfile::tempdir().unwrap();
     let mut server = match LocalServer::start(&dir.path().join("nats")) {
         Ok(server) => server,

@@ -564,7 +564,7 @@ fn hostile_messages_are_dead_lettered_while_a_good_job_completes() {
         ),
         (
             job("tpu", r#","options":{"backend":"tpu"}"#),
-            "unknown variant `tpu`",
+            "unknown backend \"tpu\": expected one of auto, gpu, cpu",
         ),
         (
             format!(
