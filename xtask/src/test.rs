@@ -14,7 +14,14 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-const PACKAGES: &[&str] = &["mesa-vulkan-drivers", "libvulkan1", "ffmpeg", "nats-server"];
+// g++: libFuzzer, which `fuzz/run` (CI's short fuzz runs, after the tests) compiles.
+const PACKAGES: &[&str] = &[
+    "mesa-vulkan-drivers",
+    "libvulkan1",
+    "ffmpeg",
+    "nats-server",
+    "g++",
+];
 
 pub(crate) fn run(args: &[String]) -> Result<()> {
     if let Some((first, rest)) = args.split_first()
@@ -102,6 +109,9 @@ fn missing() -> Vec<&'static str> {
     }
     if queue::local_server::binary().is_none() {
         missing.push("nats-server");
+    }
+    if !on_path("c++") {
+        missing.push("a C++ compiler (g++)");
     }
     missing
 }
