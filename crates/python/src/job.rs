@@ -281,6 +281,14 @@ fn summary_dict<'py>(py: Python<'py>, summary: &Summary) -> PyResult<Bound<'py, 
 
 /// Runs the lip-sync pipeline on `video` and `audio`, writing `out` (`.y4m`, a folder of
 /// PNG frames, or any container ffmpeg writes); returns a summary dict.
+///
+/// `model` is the lip-sync model: `"builtin"` (default, no runtime needed), `"wav2lip:PATH"`
+/// (a Wav2Lip-96 ONNX file), `"edtalk:PATH"` (an EDTalk-256 ONNX file) or `"latentsync:DIR"`
+/// (a LatentSync ONNX export folder; `resolution=256`). Learned models run under ONNX Runtime
+/// (`ORT_DYLIB_PATH`, or the `onnxruntime` Python package) and stay loaded for the next runs.
+/// `model_weight` (0 to 10, default 0.5) is EDTalk's lip strength. A spec that does not parse
+/// raises `ValueError` before any work; a model that cannot be loaded raises `FacesyncError`
+/// naming its file.
 #[pyfunction]
 #[pyo3(signature = (
     video, audio, out, *, resolution=256, steps=20, chunk=16, no_face="pass", backend="auto",
@@ -338,8 +346,8 @@ pub(crate) fn run<'py>(
 ///
 /// Both arrays are borrowed, not copied: the pipeline's decoding thread converts one frame at
 /// a time to 8 bits, and its encoding thread converts each finished frame back into the
-/// result, all with the GIL released. `on_event` and `interrupted` run on the calling thread
-/// (see `run`).
+/// result, all with the GIL released. `on_event` and `interrupted` run on the calling thread,
+/// and `model` / `model_weight` choose the lip-sync model (see `run`).
 #[pyfunction]
 #[pyo3(signature = (
     frames, fps, audio, sample_rate, *, resolution=256, steps=20, chunk=16, no_face="pass",

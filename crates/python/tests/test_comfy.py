@@ -76,6 +76,35 @@ def test_the_model_choice_lists_models_facesync(comfy, tmp_path, monkeypatch):
         node._model_spec("wav2lip:gone.onnx")
 
 
+def test_the_model_choice_offers_latentsync_export_folders(comfy, tmp_path):
+    import folder_paths
+
+    folder = tmp_path / "comfyui" / "models" / "facesync"
+    export = folder / "latentsync-1.5"
+    export.mkdir(parents=True)
+    for name in ["unet.onnx", "unet_weights.pb", "vae_encoder.onnx", "vae_decoder.onnx",
+                 "whisper_tiny.onnx"]:
+        (export / name).write_bytes(b"")
+    partial = folder / "half"  # not an export: a file missing; its ONNX files are listed
+    partial.mkdir()
+    for name in ["unet.onnx", "vae_encoder.onnx", "vae_decoder.onnx"]:
+        (partial / name).write_bytes(b"")
+    (folder / "wav2lip_96.onnx").write_bytes(b"")
+    node = comfy.node
+    assert node._model_folder() == [
+        "builtin", "wav2lip:half/unet.onnx", "wav2lip:half/vae_decoder.onnx",
+        "wav2lip:half/vae_encoder.onnx", "latentsync:latentsync-1.5", "wav2lip:wav2lip_96.onnx"]
+    assert node._model_spec("latentsync:latentsync-1.5") == f"latentsync:{export}"
+    assert folder_paths.get_folder_paths("facesync") == [str(folder)]
+    (export / "unet.onnx").unlink()
+    with pytest.raises(ValueError, match="latentsync-1.5"):
+        node._model_spec("latentsync:latentsync-1.5")
+    # What the node hands to facesync: the folder's full path.
+    (export / "unet.onnx").write_bytes(b"")
+    assert node._options({"model": "latentsync:latentsync-1.5", "resolution": "256"}) == {
+        "model": f"latentsync:{export}", "resolution": 256}
+
+
 def test_v1_mappings_without_the_v3_api(comfy, monkeypatch):
     monkeypatch.setitem(sys.modules, "comfy_api.latest", None)  # ImportError, as before V3
     node = load_node()
