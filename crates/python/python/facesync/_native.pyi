@@ -49,12 +49,14 @@ def run(
     comfy: dict[str, Any] | None = None,
     cancel: CancelToken | None = None,
     tick: float = 0.1,
+    nice: int = 0,
 ) -> dict[str, Any]:
     """Runs the pipeline on files; returns ``{"output", "frames", "fps", "input_frames",
     "elapsed"}``. ``model``: see :data:`ModelSpec`; ``model_weight``: EDTalk's lip strength
     (0 to 10, default 0.5; other models ignore it). A bad spec raises ``ValueError`` before any
     work; a model that cannot be loaded (missing file, not ONNX, wrong contract, no runtime)
-    raises ``FacesyncError`` naming the file."""
+    raises ``FacesyncError`` naming the file. ``nice`` (0 to 19; Linux) lowers the CPU priority
+    of the run's threads, not the caller's: a server keeps its event loop responsive."""
 
 def run_frames(
     frames: npt.NDArray[np.float32],
@@ -76,10 +78,11 @@ def run_frames(
     comfy: dict[str, Any] | None = None,
     cancel: CancelToken | None = None,
     tick: float = 0.1,
+    nice: int = 0,
 ) -> npt.NDArray[np.float32]:
     """The pipeline on frames in memory: ``frames`` [count, height, width, 1|3|4] float32 in
     0..1, ``audio`` [channels, samples] float32; returns [n, height, width, 3] float32 as long
-    as the audio. Same options as :func:`run` (``model``, ``model_weight`` included)."""
+    as the audio. Same options as :func:`run` (``model``, ``model_weight``, ``nice`` included)."""
 
 def write_sample(
     dir: str | PathLike[str], *, seconds: float = 4.0, size: int = 512, fps: int = 25
