@@ -154,8 +154,9 @@ if io is not None:
     def _v3_options():
         inputs = []
         if _has_models():
+            # Optional: API workflows saved before the input existed still validate.
             inputs.append(io.Combo.Input("model", options=_model_folder(), default="builtin",
-                                         tooltip=MODEL_TOOLTIP))
+                                         optional=True, tooltip=MODEL_TOOLTIP))
         for name, kind, spec, tooltip in OPTIONS:
             if kind == "combo":
                 inputs.append(io.Combo.Input(name, options=spec["options"],
@@ -228,10 +229,14 @@ if io is not None:
 
 else:
 
+    def _v1_model():
+        """The model choice, optional as in V3 (older API workflows lack it)."""
+        if not _has_models():
+            return {}
+        return {"model": (_model_folder(), {"default": "builtin", "tooltip": MODEL_TOOLTIP})}
+
     def _v1_options():
         out = {}
-        if _has_models():
-            out["model"] = (_model_folder(), {"default": "builtin", "tooltip": MODEL_TOOLTIP})
         for name, kind, spec, tooltip in OPTIONS:
             if kind == "combo":
                 out[name] = (spec["options"], {"default": spec["default"], "tooltip": tooltip})
@@ -258,6 +263,7 @@ else:
                                       "tooltip": FPS_TOOLTIP}),
                     **_v1_options(),
                 },
+                "optional": _v1_model(),
                 "hidden": {"unique_id": "UNIQUE_ID"},
             }
 

@@ -16,8 +16,7 @@ facesync's progress events to :class:`ComfyProgress`, which speaks ComfyUI's pro
   anywhere, a software GPU) stay there and go to the log.
 
 The server stays responsive while the node runs: no copy or conversion of frames happens with
-the GIL held (the batch is borrowed by Rust, the result is filled by Rust), and facesync's
-threads run at a lower CPU priority (``nice=NICE``) than the server's event loop. The node
+the GIL held (the batch is borrowed by Rust, the result is filled by Rust). The node
 adds at most its output to the server's memory: before it allocates anything it hands back to
 the system the heap pages that earlier nodes freed but glibc kept (``GetVideoComponents``
 frees a float tensor per frame, as much as the whole batch).
@@ -45,8 +44,11 @@ CHUNK = 8
 #: Longest side of a preview sent to the UI.
 PREVIEW_SIZE = 256
 #: How much lower than the server's threads facesync's run threads are scheduled (Linux nice
-#: increment, see ``facesync.run``): the event loop answers while the run uses every core.
-NICE = 10
+#: increment, ``facesync.run``'s ``nice=``). 0: measured in the real server on a loaded
+#: machine, 10 left the slowest HTTP answer where it was (the machine's other processes, not
+#: the run, starve the event loop) and made the run 3x slower and interrupts 1.1-1.6 s late
+#: (the run must reach a chunk boundary before the node can return).
+NICE = 0
 
 #: What facesync's phases mean to a ComfyUI user.
 PHASE_LABELS = {
@@ -347,7 +349,7 @@ def lipsync_images(node_id, images, audio, fps, options):
             f"images: expected an IMAGE batch [B, H, W, C], got shape {tuple(frames.shape)}")
     samples, rate = waveform(audio)
 
-    extra = {"nice": NICE} if _takes("nice") else {}
+    extra = {"nice": NICE} if NICE and _takes("nice") else {}
 
     def call(on_event, interrupted):
         return facesync.run_frames(frames, float(fps), samples, rate, on_event=on_event,
@@ -383,7 +385,7 @@ def lipsync_video(node_id, video, audio, options, out_dir):
             audio_path = source  # the video's own sound track
         out = os.path.join(out_dir, f"facesync-{uuid.uuid4().hex[:12]}.mp4")
 
-        extra = {"nice": NICE} if _takes("nice") else {}
+        extra = {"nice": NICE} if NICE and _takes("nice") else {}
 
         def call(on_event, interrupted):
             return facesync.run(source, audio_path, out, on_event=on_event,

@@ -240,10 +240,12 @@ def _nice_of_threads():
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="nice is per thread on Linux")
-def test_the_run_threads_yield_the_cpu_to_the_server(comfy, monkeypatch):
-    """facesync's threads run at a lower priority (the node's NICE) than the server's, and the
-    node's own thread (ComfyUI's executor) keeps its priority."""
+@pytest.mark.parametrize("nice", [0, 10])
+def test_nice_lowers_the_run_threads_not_the_callers(comfy, monkeypatch, nice):
+    """``nice=`` (what the node passes as NICE): facesync's threads run at a lower priority
+    and the node's own thread (ComfyUI's executor) keeps its priority."""
     lipsync = sys.modules["facesync_comfyui.lipsync"]
+    monkeypatch.setattr(lipsync, "NICE", nice)
     deliver = lipsync.ComfyProgress.__call__
     seen = []
 
@@ -260,8 +262,8 @@ def test_the_run_threads_yield_the_cpu_to_the_server(comfy, monkeypatch):
     threads = seen[0]
     assert threads[threading.get_native_id()][1] == before
     # The run's thread and the stage threads it starts (unnamed: they inherit its name).
-    run = [nice for name, nice in threads.values() if name == "facesync-run"]
-    assert run and set(run) == {min(19, before + lipsync.NICE)}, threads
+    run = [n for name, n in threads.values() if name == "facesync-run"]
+    assert run and set(run) == {min(19, before + nice)}, threads
     with pytest.raises(ValueError, match="nice=20"):
         facesync.run_frames(pattern_frames(1, 8, 8), 25.0, tone(0.04)["waveform"][0], 16000,
                             nice=20)
