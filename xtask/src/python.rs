@@ -97,8 +97,9 @@ pub(crate) fn onnx_runtime(python: &Path) -> Result<PathBuf> {
         .with_context(|| format!("no libonnxruntime in {}", capi.display()))
 }
 
-/// Builds the wheel into the environment of `python` and runs the Python tests.
-pub(crate) fn test(python: &Path) -> Result<()> {
+/// Builds the wheel into the environment of `python` and runs the Python tests; the
+/// learned-model tests (`test_models.py`) get ONNX Runtime's library `ort` and must not skip.
+pub(crate) fn test(python: &Path, ort: &Path) -> Result<()> {
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
     let target = std::path::absolute(&target).context("cannot resolve the target directory")?;
@@ -109,6 +110,8 @@ pub(crate) fn test(python: &Path) -> Result<()> {
     install_wheel(venv, &target.join("py-wheels"))?;
     run(
         Command::new(python)
+            .env("ORT_DYLIB_PATH", ort)
+            .env("FACESYNC_REQUIRE_ORT", "1")
             .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
             .arg(Path::new(CRATE).join("tests")),
         "the Python tests (pytest)",

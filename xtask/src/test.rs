@@ -46,7 +46,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     if !status.success() {
         bail!("cargo test failed ({status})");
     }
-    crate::python::test(&python)
+    crate::python::test(&python, &ort)
 }
 
 fn cargo() -> String {

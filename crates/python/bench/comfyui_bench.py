@@ -158,7 +158,8 @@ def workflow(clip, steps):
         "1": {"class_type": "LoadVideo", "inputs": {"file": clip}},
         "2": {"class_type": "GetVideoComponents", "inputs": {"video": ["1", 0]}},
         NODE: {"class_type": "FacesyncLipSync", "inputs": {
-            "images": ["2", 0], "audio": ["2", 1], "fps": ["2", 2], "resolution": "256",
+            "images": ["2", 0], "audio": ["2", 1], "fps": ["2", 2], "model": "builtin",
+            "resolution": "256",
             "steps": steps, "no_face": "pass", "backend": "auto"}},
         "4": {"class_type": "CreateVideo", "inputs": {
             "images": [NODE, 0], "audio": ["2", 1], "fps": ["2", 2]}},

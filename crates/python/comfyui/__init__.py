@@ -55,15 +55,20 @@ VIDEO_AUDIO_TOOLTIP = ("The speech the mouths follow; when not connected, the vi
 
 
 MODEL_TOOLTIP = (
-    "The lip-sync model: facesync's built-in one, or a learned one (Wav2Lip-96, EDTalk-256 as "
-    "ONNX; needs ONNX Runtime) from ComfyUI's models/facesync folder. A loaded model is kept "
-    "for the next runs.")
+    "The lip-sync model: facesync's built-in one, or a learned one from ComfyUI's "
+    "models/facesync folder (needs ONNX Runtime): Wav2Lip-96 or EDTalk-256 as an ONNX file, or "
+    "a LatentSync export folder (unet.onnx, vae_encoder.onnx, vae_decoder.onnx, "
+    "whisper_tiny.onnx; resolution 256). A loaded model is kept for the next runs.")
 MODEL_FOLDER = "facesync"
+#: The files that make a sub-folder of models/facesync a LatentSync export.
+LATENTSYNC_FILES = ("unet.onnx", "vae_encoder.onnx", "vae_decoder.onnx", "whisper_tiny.onnx")
 
 
 def _model_folder():
-    """Registers ``models/facesync`` with ComfyUI (once) and returns its files' choices:
-    ``builtin``, then ``wav2lip:<file>`` / ``edtalk:<file>`` (EDTalk when the name says so)."""
+    """Registers ``models/facesync`` with ComfyUI (once) and returns its models as choices:
+    ``builtin``, then in name order ``wav2lip:<file>`` / ``edtalk:<file>`` for ONNX files
+    (EDTalk when the name says so) and ``latentsync:<folder>`` for each sub-folder holding a
+    LatentSync export (:data:`LATENTSYNC_FILES`; its files are not offered one by one)."""
     import os
 
     import folder_paths
@@ -71,12 +76,19 @@ def _model_folder():
     if MODEL_FOLDER not in getattr(folder_paths, "folder_names_and_paths", {}):
         folder_paths.add_model_folder_path(
             MODEL_FOLDER, os.path.join(folder_paths.models_dir, MODEL_FOLDER), is_default=True)
-    choices = ["builtin"]
-    for name in folder_paths.get_filename_list(MODEL_FOLDER):
-        if name.lower().endswith(".onnx"):
+    names = [n.replace(os.sep, "/") for n in folder_paths.get_filename_list(MODEL_FOLDER)]
+    in_folder = {}
+    for name in names:
+        folder, _, base = name.rpartition("/")
+        in_folder.setdefault(folder, set()).add(base)
+    latentsync = {folder for folder, files in in_folder.items()
+                  if folder and all(f in files for f in LATENTSYNC_FILES)}
+    found = [(folder, f"latentsync:{folder}") for folder in latentsync]
+    for name in names:
+        if name.lower().endswith(".onnx") and name.rpartition("/")[0] not in latentsync:
             kind = "edtalk" if "edtalk" in name.lower() else "wav2lip"
-            choices.append(f"{kind}:{name}")
-    return choices
+            found.append((name, f"{kind}:{name}"))
+    return ["builtin"] + [choice for _, choice in sorted(found)]
 
 
 def _has_models():
@@ -92,13 +104,20 @@ def _has_models():
 
 
 def _model_spec(choice):
-    """A choice of :func:`_model_folder` as facesync's model spec (the file's full path)."""
+    """A choice of :func:`_model_folder` as facesync's model spec (the full path of the file,
+    or of the LatentSync folder)."""
     if choice in (None, "builtin"):
         return "builtin"
+    import os
+
     import folder_paths
 
     kind, _, name = choice.partition(":")
-    path = folder_paths.get_full_path(MODEL_FOLDER, name)
+    if kind == "latentsync":
+        unet = folder_paths.get_full_path(MODEL_FOLDER, f"{name}/{LATENTSYNC_FILES[0]}")
+        path = None if unet is None else os.path.dirname(unet)
+    else:
+        path = folder_paths.get_full_path(MODEL_FOLDER, name)
     if path is None:
         raise ValueError(f"model: {name} is not in ComfyUI's models/{MODEL_FOLDER} folder")
     return f"{kind}:{path}"
@@ -135,8 +154,9 @@ if io is not None:
     def _v3_options():
         inputs = []
         if _has_models():
+            # Optional: API workflows saved before the input existed still validate.
             inputs.append(io.Combo.Input("model", options=_model_folder(), default="builtin",
-                                         tooltip=MODEL_TOOLTIP))
+                                         optional=True, tooltip=MODEL_TOOLTIP))
         for name, kind, spec, tooltip in OPTIONS:
             if kind == "combo":
                 inputs.append(io.Combo.Input(name, options=spec["options"],
@@ -209,10 +229,14 @@ if io is not None:
 
 else:
 
+    def _v1_model():
+        """The model choice, optional as in V3 (older API workflows lack it)."""
+        if not _has_models():
+            return {}
+        return {"model": (_model_folder(), {"default": "builtin", "tooltip": MODEL_TOOLTIP})}
+
     def _v1_options():
         out = {}
-        if _has_models():
-            out["model"] = (_model_folder(), {"default": "builtin", "tooltip": MODEL_TOOLTIP})
         for name, kind, spec, tooltip in OPTIONS:
             if kind == "combo":
                 out[name] = (spec["options"], {"default": spec["default"], "tooltip": tooltip})
@@ -239,6 +263,7 @@ else:
                                       "tooltip": FPS_TOOLTIP}),
                     **_v1_options(),
                 },
+                "optional": _v1_model(),
                 "hidden": {"unique_id": "UNIQUE_ID"},
             }
 

@@ -5,13 +5,21 @@ this thread only wakes every few milliseconds to look at ComfyUI's interrupt fla
 facesync's progress events to :class:`ComfyProgress`, which speaks ComfyUI's progress protocol:
 
 - the node's bar through ``comfy.utils.ProgressBar`` (so ``progress`` and ``progress_state``
-  reach the UI), each value once, 0 at the node's start and the maximum only when the node is
-  about to return;
+  reach the UI), each value once: the first as soon as a frame is counted (ComfyUI always
+  sends a bar's first update, then drops changes under 0.5 % or 0.1 s apart; a 0 at the start
+  would only push the first movement back to 0.5 %), the maximum only when the node is about
+  to return;
 - one preview per distinct image, downscaled and sent as JPEG (ComfyUI encodes it; a small
   image keeps that cheap);
 - the current phase, its count, rate and ETA as the node's text progress
-  (``PromptServer.instance.send_progress_text``); warnings (no face anywhere, a software GPU)
-  stay there and go to the log.
+  (``PromptServer.instance.send_progress_text``), the first line at once; warnings (no face
+  anywhere, a software GPU) stay there and go to the log.
+
+The server stays responsive while the node runs: no copy or conversion of frames happens with
+the GIL held (the batch is borrowed by Rust, the result is filled by Rust). The node
+adds at most its output to the server's memory: before it allocates anything it hands back to
+the system the heap pages that earlier nodes freed but glibc kept (``GetVideoComponents``
+frees a float tensor per frame, as much as the whole batch).
 """
 
 import base64
@@ -35,6 +43,12 @@ TEXT_INTERVAL = 0.25
 CHUNK = 8
 #: Longest side of a preview sent to the UI.
 PREVIEW_SIZE = 256
+#: How much lower than the server's threads facesync's run threads are scheduled (Linux nice
+#: increment, ``facesync.run``'s ``nice=``). 0: measured in the real server on a loaded
+#: machine, 10 left the slowest HTTP answer where it was (the machine's other processes, not
+#: the run, starve the event loop) and made the run 3x slower and interrupts 1.1-1.6 s late
+#: (the run must reach a chunk boundary before the node can return).
+NICE = 0
 
 #: What facesync's phases mean to a ComfyUI user.
 PHASE_LABELS = {
@@ -78,8 +92,8 @@ class ComfyProgress:
     # -- the bar -------------------------------------------------------------------------
 
     def start(self):
-        """The node started: 0 on the bar and a first line of text, at once."""
-        self._bar(0, force=True)
+        """The node started: a first line of text, at once (the bar's first value comes with
+        the first frame counted)."""
         self._text("Starting", force=True)
 
     def finish(self):
@@ -91,6 +105,8 @@ class ComfyProgress:
 
     def _bar(self, value, force=False):
         now = time.perf_counter()
+        if value <= 0:
+            return  # the bar starts moving with the first frame counted
         if self.sent is not None:
             last_t, last_v = self.sent
             if value <= last_v:
@@ -111,8 +127,12 @@ class ComfyProgress:
             if not self.failed:
                 self.fraction = max(self.fraction, event["fraction"])
                 self.run_eta = event.get("eta")
-                # The maximum is the node's return, not the pipeline's end.
-                self._bar(min(int(self.fraction * BAR_MAX), BAR_MAX - 1))
+                # The first frame counted moves the bar (1 at least); the maximum is the
+                # node's return, not the pipeline's end.
+                value = int(self.fraction * BAR_MAX)
+                if self.fraction > 0:
+                    value = max(1, value)
+                self._bar(min(value, BAR_MAX - 1))
                 self._text(self._status())
         elif kind == "phase_started":
             self.phases[event["id"]] = {"name": event["name"], "pos": 0,
@@ -211,6 +231,43 @@ def comfy_modules():
     return comfy.utils.ProgressBar, model_management, server
 
 
+_malloc_trim = None
+
+
+def release_freed_memory():
+    """Hands the C heap's free pages back to the system: glibc's ``malloc_trim(0)``, through
+    ctypes (which releases the GIL for the call); nothing where the C library is not glibc.
+
+    Why: ComfyUI's ``GetVideoComponents`` builds the IMAGE batch from one float tensor per
+    frame, then frees them; glibc keeps those pages (as large as the whole batch: 3.4 GB for
+    300 frames of 720p) and this node would add its output on top of them."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        _malloc_trim = False
+        try:
+            import ctypes
+
+            trim = ctypes.CDLL("libc.so.6").malloc_trim
+            trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+            _malloc_trim = trim
+        except (OSError, AttributeError):
+            pass
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+def _takes(name):
+    """Whether this facesync build's ``run_frames`` takes the keyword ``name``."""
+    import inspect
+
+    import facesync
+
+    try:
+        return name in inspect.signature(facesync.run_frames).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def _run(node_id, call):
     """Runs ``call(on_event, interrupted)`` under ComfyUI's progress and interrupt; returns
     its result only if no interrupt came before the node returns."""
@@ -219,6 +276,7 @@ def _run(node_id, call):
     progress_bar, model_management, server = comfy_modules()
     progress = ComfyProgress(node_id, progress_bar, server)
     progress.start()
+    release_freed_memory()
     try:
         result = call(progress, model_management.processing_interrupted)
     except facesync.Cancelled:
@@ -291,9 +349,11 @@ def lipsync_images(node_id, images, audio, fps, options):
             f"images: expected an IMAGE batch [B, H, W, C], got shape {tuple(frames.shape)}")
     samples, rate = waveform(audio)
 
+    extra = {"nice": NICE} if NICE and _takes("nice") else {}
+
     def call(on_event, interrupted):
         return facesync.run_frames(frames, float(fps), samples, rate, on_event=on_event,
-                                   interrupted=interrupted, chunk=CHUNK, **options)
+                                   interrupted=interrupted, chunk=CHUNK, **extra, **options)
 
     call.no_face = options.get("no_face", "")
     return as_tensor(_run(node_id, call), images)
@@ -325,9 +385,11 @@ def lipsync_video(node_id, video, audio, options, out_dir):
             audio_path = source  # the video's own sound track
         out = os.path.join(out_dir, f"facesync-{uuid.uuid4().hex[:12]}.mp4")
 
+        extra = {"nice": NICE} if NICE and _takes("nice") else {}
+
         def call(on_event, interrupted):
             return facesync.run(source, audio_path, out, on_event=on_event,
-                                interrupted=interrupted, chunk=CHUNK, **options)
+                                interrupted=interrupted, chunk=CHUNK, **extra, **options)
 
         call.no_face = options.get("no_face", "")
         _run(node_id, call)

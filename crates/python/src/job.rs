@@ -60,6 +60,7 @@ pub(crate) struct Options {
     watch: Watch,
     cancel: CancelToken,
     tick: Duration,
+    nice: i32,
 }
 
 /// What the calling thread does while the run goes on: deliver events to `on_event`, poll
@@ -85,6 +86,7 @@ pub(crate) fn options(
     comfy: Option<&Bound<'_, PyDict>>,
     cancel: Option<&Bound<'_, PyCancelToken>>,
     tick: f64,
+    nice: i32,
 ) -> PyResult<Options> {
     let bad = |name: &str, e: &dyn std::fmt::Display| PyValueError::new_err(format!("{name}: {e}"));
     let config = PipelineConfig {
@@ -104,6 +106,11 @@ pub(crate) fn options(
             "tick={tick}: expected a positive number of seconds"
         )));
     }
+    if !(0..=19).contains(&nice) {
+        return Err(PyValueError::new_err(format!(
+            "nice={nice}: expected 0 (the caller's priority) to 19 (the lowest)"
+        )));
+    }
     Ok(Options {
         config,
         sinks: SinkOptions {
@@ -118,7 +125,21 @@ pub(crate) fn options(
         },
         cancel: cancel.map(|c| c.get().token.clone()).unwrap_or_default(),
         tick: Duration::from_secs_f64(tick),
+        nice,
     })
+}
+
+/// Lowers the calling thread's CPU priority by `nice` (the threads it starts inherit it): on
+/// Linux the nice value belongs to a thread, so the caller's other threads keep theirs.
+/// Elsewhere `nice` is ignored (there it would apply to the whole process).
+fn lower_priority(nice: i32) {
+    #[cfg(target_os = "linux")]
+    if nice > 0 {
+        // A failure leaves the priority as it was, which is harmless.
+        let _ = rustix::process::nice(nice);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = nice;
 }
 
 /// Runs `work` under a "Lip sync" phase on a Rust thread and waits for it on the calling
@@ -140,6 +161,7 @@ pub(crate) fn run_job<T: Send>(
         watch,
         cancel,
         tick,
+        nice,
     } = options;
     let events = watch.on_event.is_some().then(|| {
         let (sink, rx) = sinks::ChannelSink::bounded(EVENT_QUEUE);
@@ -160,6 +182,7 @@ pub(crate) fn run_job<T: Send>(
             let worker = std::thread::Builder::new()
                 .name("facesync-run".into())
                 .spawn_scoped(s, || {
+                    lower_priority(nice);
                     let result = work(&config, &job);
                     match &result {
                         Ok(_) => job.finish(),
@@ -281,11 +304,23 @@ fn summary_dict<'py>(py: Python<'py>, summary: &Summary) -> PyResult<Bound<'py, 
 
 /// Runs the lip-sync pipeline on `video` and `audio`, writing `out` (`.y4m`, a folder of
 /// PNG frames, or any container ffmpeg writes); returns a summary dict.
+///
+/// `model` is the lip-sync model: `"builtin"` (default, no runtime needed), `"wav2lip:PATH"`
+/// (a Wav2Lip-96 ONNX file), `"edtalk:PATH"` (an EDTalk-256 ONNX file) or `"latentsync:DIR"`
+/// (a LatentSync ONNX export folder; `resolution=256`). Learned models run under ONNX Runtime
+/// (`ORT_DYLIB_PATH`, or the `onnxruntime` Python package) and stay loaded for the next runs.
+/// `model_weight` (0 to 10, default 0.5) is EDTalk's lip strength. A spec that does not parse
+/// raises `ValueError` before any work; a model that cannot be loaded raises `FacesyncError`
+/// naming its file.
+///
+/// `nice` (0 to 19, default 0) lowers the CPU priority of the run's threads (Linux; ignored
+/// elsewhere): a server that calls this keeps its own threads (its event loop) responsive
+/// while the run uses every core. The calling thread's priority is left alone.
 #[pyfunction]
 #[pyo3(signature = (
     video, audio, out, *, resolution=256, steps=20, chunk=16, no_face="pass", backend="auto",
     length="loop", model="builtin", model_weight=0.5, console=false, on_event=None, interrupted=None, comfy=None, cancel=None,
-    tick=0.1
+    tick=0.1, nice=0
 ))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run<'py>(
@@ -307,6 +342,7 @@ pub(crate) fn run<'py>(
     comfy: Option<&Bound<'py, PyDict>>,
     cancel: Option<&Bound<'py, PyCancelToken>>,
     tick: f64,
+    nice: i32,
 ) -> PyResult<Bound<'py, PyDict>> {
     let options = options(
         resolution,
@@ -323,6 +359,7 @@ pub(crate) fn run<'py>(
         comfy,
         cancel,
         tick,
+        nice,
     )?;
     let inputs = Inputs { video, audio };
     let summary = run_job(py, options, move |config, job| {
@@ -338,13 +375,13 @@ pub(crate) fn run<'py>(
 ///
 /// Both arrays are borrowed, not copied: the pipeline's decoding thread converts one frame at
 /// a time to 8 bits, and its encoding thread converts each finished frame back into the
-/// result, all with the GIL released. `on_event` and `interrupted` run on the calling thread
-/// (see `run`).
+/// result, all with the GIL released. `on_event` and `interrupted` run on the calling thread,
+/// and `model` / `model_weight` choose the lip-sync model (see `run`).
 #[pyfunction]
 #[pyo3(signature = (
     frames, fps, audio, sample_rate, *, resolution=256, steps=20, chunk=16, no_face="pass",
     backend="auto", length="loop", model="builtin", model_weight=0.5, console=false, on_event=None, interrupted=None, comfy=None,
-    cancel=None, tick=0.1
+    cancel=None, tick=0.1, nice=0
 ))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run_frames<'py>(
@@ -367,6 +404,7 @@ pub(crate) fn run_frames<'py>(
     comfy: Option<&Bound<'py, PyDict>>,
     cancel: Option<&Bound<'py, PyCancelToken>>,
     tick: f64,
+    nice: i32,
 ) -> PyResult<Bound<'py, PyArray4<f32>>> {
     let [count, height, width, channels] = *frames.shape() else {
         unreachable!("a 4-d array")
@@ -420,6 +458,7 @@ pub(crate) fn run_frames<'py>(
         comfy,
         cancel,
         tick,
+        nice,
     )?;
     let fps = if fps.fract() == 0.0 {
         Rational::new(fps as u32, 1)

@@ -23,6 +23,9 @@
 //! The module is built by maturin (`crates/python/pyproject.toml`); the Python tests
 //! (`crates/python/tests`) are its tests.
 
+// No `unsafe` of our own (pyo3's macros allow theirs in what they generate).
+#![deny(unsafe_code)]
+
 mod arrays;
 mod convert;
 mod job;

@@ -8,6 +8,14 @@ as a dict (JSON schema v1, see ``SCHEMA_VERSION``) on the calling thread, which 
 ``run_frames(frames, fps, audio, sample_rate)`` does the same on numpy arrays, borrowed
 without copies, and returns the frames as a new float32 array.
 
+Both take the lip-sync model as ``model=``: ``"builtin"`` (the default, no runtime needed),
+``"wav2lip:PATH"`` (a Wav2Lip-96 ONNX file), ``"edtalk:PATH"`` (an EDTalk-256 ONNX file) or
+``"latentsync:DIR"`` (a LatentSync ONNX export folder, with ``resolution=256``); learned
+models run under ONNX Runtime (``ORT_DYLIB_PATH``, or the ``onnxruntime`` Python package) and
+stay loaded for the next runs. ``model_weight=0.5`` is EDTalk's lip strength (0 to 10). A spec
+that does not parse raises ``ValueError`` before any work; a model that cannot be loaded
+raises ``FacesyncError`` naming its file.
+
 ``facesync.progress.Progress`` is a tqdm-compatible bar backed by the same progress system.
 
 Example::

@@ -1,0 +1,93 @@
+"""Type stub of ``facesync._native`` (the Rust extension module): the pipeline functions and
+their options. ``Progress`` is typed by ``facesync/progress.py``'s docs; the rest of the module
+is left to ``__getattr__``."""
+
+from collections.abc import Callable
+from os import PathLike
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+SCHEMA_VERSION: int
+
+class FacesyncError(Exception):
+    """A facesync run failed; the message names the input and the problem."""
+
+class Cancelled(FacesyncError):
+    """The run was cancelled (cancel handle, a sink, or ComfyUI's interrupt)."""
+
+class CancelToken:
+    def __init__(self) -> None: ...
+    def cancel(self) -> None: ...
+    @property
+    def cancelled(self) -> bool: ...
+
+#: ``builtin`` (facesync's own mouth model, no runtime needed), ``wav2lip:PATH`` (Wav2Lip-96
+#: ONNX file), ``edtalk:PATH`` (EDTalk-256 ONNX file) or ``latentsync:DIR`` (LatentSync ONNX
+#: export folder: unet.onnx, vae_encoder.onnx, vae_decoder.onnx, whisper_tiny.onnx; needs
+#: ``resolution=256``). Learned models run under ONNX Runtime (``ORT_DYLIB_PATH``, or the
+#: ``onnxruntime`` Python package); a loaded model is kept for the next runs of the process.
+ModelSpec = str
+
+def run(
+    video: str | PathLike[str],
+    audio: str | PathLike[str],
+    out: str | PathLike[str],
+    *,
+    resolution: int = 256,
+    steps: int = 20,
+    chunk: int = 16,
+    no_face: Literal["pass", "interpolate", "error"] = "pass",
+    backend: Literal["auto", "cpu", "gpu"] = "auto",
+    length: Literal["loop", "trim"] = "loop",
+    model: ModelSpec = "builtin",
+    model_weight: float = 0.5,
+    console: bool = False,
+    on_event: Callable[[dict[str, Any]], object] | None = None,
+    interrupted: Callable[[], bool] | None = None,
+    comfy: dict[str, Any] | None = None,
+    cancel: CancelToken | None = None,
+    tick: float = 0.1,
+    nice: int = 0,
+) -> dict[str, Any]:
+    """Runs the pipeline on files; returns ``{"output", "frames", "fps", "input_frames",
+    "elapsed"}``. ``model``: see :data:`ModelSpec`; ``model_weight``: EDTalk's lip strength
+    (0 to 10, default 0.5; other models ignore it). A bad spec raises ``ValueError`` before any
+    work; a model that cannot be loaded (missing file, not ONNX, wrong contract, no runtime)
+    raises ``FacesyncError`` naming the file. ``nice`` (0 to 19; Linux) lowers the CPU priority
+    of the run's threads, not the caller's: a server keeps its event loop responsive."""
+
+def run_frames(
+    frames: npt.NDArray[np.float32],
+    fps: float,
+    audio: npt.NDArray[np.float32],
+    sample_rate: int,
+    *,
+    resolution: int = 256,
+    steps: int = 20,
+    chunk: int = 16,
+    no_face: Literal["pass", "interpolate", "error"] = "pass",
+    backend: Literal["auto", "cpu", "gpu"] = "auto",
+    length: Literal["loop", "trim"] = "loop",
+    model: ModelSpec = "builtin",
+    model_weight: float = 0.5,
+    console: bool = False,
+    on_event: Callable[[dict[str, Any]], object] | None = None,
+    interrupted: Callable[[], bool] | None = None,
+    comfy: dict[str, Any] | None = None,
+    cancel: CancelToken | None = None,
+    tick: float = 0.1,
+    nice: int = 0,
+) -> npt.NDArray[np.float32]:
+    """The pipeline on frames in memory: ``frames`` [count, height, width, 1|3|4] float32 in
+    0..1, ``audio`` [channels, samples] float32; returns [n, height, width, 3] float32 as long
+    as the audio. Same options as :func:`run` (``model``, ``model_weight``, ``nice`` included)."""
+
+def write_sample(
+    dir: str | PathLike[str], *, seconds: float = 4.0, size: int = 512, fps: int = 25
+) -> tuple[str, str]: ...
+def write_wav(
+    path: str | PathLike[str], audio: npt.NDArray[np.float32], sample_rate: int
+) -> None: ...
+def __getattr__(name: str) -> Any: ...
