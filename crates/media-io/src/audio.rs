@@ -32,13 +32,19 @@ impl Audio {
     }
 }
 
+/// Samples per block in [`read_audio`].
+const BLOCK_SAMPLES: usize = 65_536;
+
 /// Reads a whole audio file: `.wav` natively (PCM 8/16/24/32-bit integer or 32-bit float), any
 /// other format through `ffmpeg`. Fails on a missing, truncated or corrupt file, or one without
 /// samples. For long files prefer [`AudioReader`], which holds one block at a time.
 pub fn read_audio(path: &Path) -> Result<Audio, MediaError> {
     let mut reader = AudioReader::open(path)?;
     let mut samples = Vec::new();
-    let mut block = vec![0.0f32; 16_384 * usize::from(reader.channels())];
+    // About 64 Ki samples whatever the header's channel count (up to 65535): a block sized
+    // `frames × channels` would let a corrupt header ask for gigabytes. At least one frame.
+    let channels = usize::from(reader.channels());
+    let mut block = vec![0.0f32; (BLOCK_SAMPLES / channels).max(1) * channels];
     loop {
         let n = reader.read(&mut block)?;
         if n == 0 {

@@ -123,6 +123,7 @@ impl FfmpegReader {
         ) else {
             return Err(MediaError::NoFrames { path: path.into() });
         };
+        crate::check_frame_size(path, width, height)?;
         let fps = parse_rate(get("avg_frame_rate"))
             .or_else(|| parse_rate(get("r_frame_rate")))
             .unwrap_or(Rational::new(25, 1));

@@ -16,6 +16,12 @@
 //! - **Audio in** ([`AudioReader`], block by block, or [`read_audio`]): WAV natively (8/16/24/32-bit PCM, 32-bit float, any rate and
 //!   channel count); other formats through `ffmpeg`.
 //!
+//! Untrusted input: a frame size comes from a header (Y4M `W`/`H`, PNG `IHDR`, `ffprobe`), so
+//! every reader refuses a frame wider or taller than [`MAX_FRAME_SIDE`] (16384 pixels, which
+//! covers 8K video: 7680×4320 and 8192×4320) with [`MediaError::FrameTooLarge`], before
+//! allocating anything for it. WAV buffers do not grow with the header's channel count or
+//! declared length.
+//!
 //! Colour: Y4M is read and written as BT.601 YCbCr. Written files are full range (tagged
 //! `XCOLORRANGE=FULL`); files read without that tag are taken as limited (studio) range, as
 //! ffmpeg does. Chroma is subsampled by averaging 2×2 blocks and upsampled bilinearly with
@@ -90,6 +96,19 @@ pub enum MediaError {
         path: PathBuf,
         /// What is wrong.
         reason: String,
+    },
+    /// A header declares a frame wider or taller than [`MAX_FRAME_SIDE`]; refused before
+    /// anything is allocated for it.
+    #[error("{path}: frame {width}x{height} is larger than the {limit}x{limit} limit")]
+    FrameTooLarge {
+        /// The file (for a PNG folder, the PNG file).
+        path: PathBuf,
+        /// The declared width.
+        width: u32,
+        /// The declared height.
+        height: u32,
+        /// [`MAX_FRAME_SIDE`].
+        limit: u32,
     },
     /// The video has no frames.
     #[error("{path}: the video has no frames")]
@@ -178,6 +197,25 @@ impl MediaError {
     }
 }
 
+/// The largest frame width and height, in pixels, that the readers accept: 16384, enough for
+/// 8K video (7680×4320, 8192×4320). A Y4M, PNG or `ffprobe` header that declares a larger
+/// frame is refused with [`MediaError::FrameTooLarge`] before anything is allocated for it (a
+/// 16384×16384 RGB frame is 768 MiB; a corrupt header could otherwise ask for terabytes).
+pub const MAX_FRAME_SIDE: u32 = 16_384;
+
+/// Refuses a declared frame size over [`MAX_FRAME_SIDE`] (called before allocating).
+pub(crate) fn check_frame_size(path: &Path, width: u32, height: u32) -> Result<(), MediaError> {
+    if width > MAX_FRAME_SIDE || height > MAX_FRAME_SIDE {
+        return Err(MediaError::FrameTooLarge {
+            path: path.into(),
+            width,
+            height,
+            limit: MAX_FRAME_SIDE,
+        });
+    }
+    Ok(())
+}
+
 /// A frame rate as a fraction, e.g. `30000/1001`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Rational {
@@ -249,8 +287,9 @@ enum ReaderKind {
 
 impl VideoReader {
     /// Opens a video: a folder of `.png` files (sorted by name), a `.y4m` file, or anything else
-    /// through `ffmpeg`. Fails on a missing input, a malformed header, or a video known to have
-    /// no frames.
+    /// through `ffmpeg`. Fails on a missing input, a malformed header, a frame wider or taller
+    /// than [`MAX_FRAME_SIDE`] (16384 pixels; [`MediaError::FrameTooLarge`], checked before
+    /// allocating), or a video known to have no frames.
     pub fn open(path: &Path, options: &ReaderOptions) -> Result<Self, MediaError> {
         let meta = std::fs::metadata(path).map_err(|e| MediaError::io(path, e))?;
         let inner = if meta.is_dir() {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use frame::Frame;
 
 use crate::temp::TempOutput;
-use crate::{MediaError, Rational, VideoInfo, has_extension};
+use crate::{MediaError, Rational, VideoInfo, check_frame_size, has_extension};
 
 #[derive(Debug)]
 pub(crate) struct PngSeqReader {
@@ -24,6 +24,8 @@ fn png_err(path: &Path, e: impl std::fmt::Display) -> MediaError {
 }
 
 /// Decodes any PNG (grey, grey+alpha, RGB, RGBA, palette; 1–16 bits) to RGB8; alpha is dropped.
+/// A PNG wider or taller than [`crate::MAX_FRAME_SIDE`] is refused before its pixel buffer is
+/// allocated.
 pub(crate) fn decode_png(path: &Path, bytes: Option<&[u8]>) -> Result<Frame, MediaError> {
     let reader: Box<dyn ReadSeek> = match bytes {
         Some(b) => Box::new(std::io::Cursor::new(b.to_vec())),
@@ -34,6 +36,8 @@ pub(crate) fn decode_png(path: &Path, bytes: Option<&[u8]>) -> Result<Frame, Med
     let mut decoder = png::Decoder::new(reader);
     decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
     let mut reader = decoder.read_info().map_err(|e| png_err(path, e))?;
+    let (width, height) = reader.info().size();
+    check_frame_size(path, width, height)?;
     let size = reader
         .output_buffer_size()
         .ok_or_else(|| png_err(path, "image too large"))?;
@@ -122,6 +126,7 @@ fn png_size(path: &Path) -> Result<(u32, u32), MediaError> {
         .read_info()
         .map_err(|e| png_err(path, e))?;
     let info = reader.info();
+    check_frame_size(path, info.width, info.height)?;
     Ok((info.width, info.height))
 }
 

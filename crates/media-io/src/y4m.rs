@@ -1,4 +1,8 @@
 //! YUV4MPEG2 (Y4M) reading and writing, with BT.601 YCbCr ↔ RGB conversion.
+//!
+//! The reader refuses a header whose `W` or `H` exceeds [`crate::MAX_FRAME_SIDE`] (16384, which covers
+//! 8K video) before allocating its frame buffer (found by `fuzz/run y4m`: a huge `H` aborted
+//! the process on allocation).
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
@@ -7,7 +11,7 @@ use std::path::{Path, PathBuf};
 use frame::Frame;
 
 use crate::temp::TempOutput;
-use crate::{MediaError, Rational, VideoInfo, Y4mChroma};
+use crate::{MediaError, Rational, VideoInfo, Y4mChroma, check_frame_size};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Chroma {
@@ -120,6 +124,8 @@ impl Y4mReader {
                 "the header lacks a valid width (W) or height (H)",
             ));
         };
+        // Before sizing anything from the header: `W`/`H` are untrusted (up to u32::MAX each).
+        check_frame_size(path, width, height)?;
         let fps = fps.unwrap_or(Rational::new(25, 1));
         let frame_bytes = chroma.frame_bytes(width as usize, height as usize);
         let body = file_len.saturating_sub(header_len);

@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 
 use frame::Frame;
 use media_io::{
-    AudioReader, MediaError, Rational, ReaderOptions, VideoInfo, VideoReader, VideoWriter,
-    WriterOptions, Y4mChroma, read_audio,
+    AudioReader, MAX_FRAME_SIDE, MediaError, Rational, ReaderOptions, VideoInfo, VideoReader,
+    VideoWriter, WriterOptions, Y4mChroma, read_audio,
 };
 
 /// A smooth colour image (gradients + a slow sine): chroma subsampling barely changes it.
@@ -299,6 +299,122 @@ fn bad_inputs_give_clear_errors() {
     check_error(&p("noise.wav"), open_audio, "bad WAV");
     write_wav::<i16>(&p("silent.wav"), spec(1, 16_000, 16, false), &[]);
     check_error(&p("silent.wav"), open_audio, "the audio has no samples");
+}
+
+/// A finding of `fuzz/run` (the input that crashed a target), kept in `fuzz/findings/`.
+fn finding(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/findings")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A PNG file whose `IHDR` declares `w`×`h` RGB8, with an `IDAT` but no pixels in it.
+fn png_header_only(w: u32, h: u32) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let mut encoder = png::Encoder::new(&mut bytes, w, h);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().unwrap();
+    // The start of a zlib stream: the decoder reads the header up to the first IDAT.
+    writer.write_chunk(png::chunk::IDAT, &[0x78, 0x9c]).unwrap();
+    drop(writer);
+    bytes
+}
+
+#[test]
+fn frame_sizes_over_the_limit_are_refused_before_allocating() {
+    assert_eq!(MAX_FRAME_SIDE, 16_384);
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n);
+
+    // Found by `fuzz/run y4m` (fuzz/findings/y4m-huge-frame): a header declaring a
+    // 233332x1101457 frame aborted the process allocating its frame buffer.
+    std::fs::write(p("huge-frame.y4m"), finding("y4m-huge-frame")).unwrap();
+    check_error(
+        &p("huge-frame.y4m"),
+        open_and_read,
+        "frame 233332x1101457 is larger than the 16384x16384 limit",
+    );
+    let err = VideoReader::open(&p("huge-frame.y4m"), &ReaderOptions::default()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            MediaError::FrameTooLarge {
+                width: 233_332,
+                height: 1_101_457,
+                limit: 16_384,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    // The largest u32 sizes (their product overflowed the frame-size arithmetic).
+    std::fs::write(
+        p("max.y4m"),
+        b"YUV4MPEG2 W4294967295 H4294967295 F25:1 C444\nFRAME\n",
+    )
+    .unwrap();
+    check_error(
+        &p("max.y4m"),
+        open_and_read,
+        "frame 4294967295x4294967295 is larger than the 16384x16384 limit",
+    );
+    // One pixel over on one side is refused; 8K (8192x4320) is read (here: to its truncation).
+    std::fs::write(p("wide.y4m"), b"YUV4MPEG2 W16385 H2 F25:1\nFRAME\n").unwrap();
+    check_error(
+        &p("wide.y4m"),
+        open_and_read,
+        "frame 16385x2 is larger than the 16384x16384 limit",
+    );
+    std::fs::write(p("8k.y4m"), b"YUV4MPEG2 W8192 H4320 F25:1\nFRAME\n\x10").unwrap();
+    check_error(&p("8k.y4m"), open_and_read, "frame 0 is truncated");
+
+    // A PNG folder whose first file declares 100000x100000 (30 GB of RGB): refused when the
+    // folder is opened, and a later frame that declares it is refused before decoding.
+    std::fs::create_dir(p("huge-png")).unwrap();
+    std::fs::write(p("huge-png/0001.png"), png_header_only(100_000, 100_000)).unwrap();
+    let err = open_and_read(&p("huge-png")).unwrap_err().to_string();
+    assert!(
+        err.contains("0001.png")
+            && err.contains("frame 100000x100000 is larger than the 16384x16384 limit"),
+        "{err}"
+    );
+    std::fs::create_dir(p("huge-second")).unwrap();
+    write_video(
+        &p("huge-second/a"),
+        &[smooth(8, 8, 0)],
+        &WriterOptions::default(),
+    );
+    std::fs::rename(
+        p("huge-second/a/frame_000000.png"),
+        p("huge-second/0001.png"),
+    )
+    .unwrap();
+    std::fs::write(p("huge-second/0002.png"), png_header_only(8, 100_000)).unwrap();
+    let err = open_and_read(&p("huge-second")).unwrap_err().to_string();
+    assert!(
+        err.contains("0002.png")
+            && err.contains("frame 8x100000 is larger than the 16384x16384 limit"),
+        "{err}"
+    );
+}
+
+#[test]
+fn wav_with_many_channels_reads_in_bounded_blocks() {
+    // `read_audio` once sized its block as 16384 frames × the header's channel count (up to
+    // 65535: 4 GiB of f32). Blocks are now about 64 Ki samples, and many channels still read.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("many.wav");
+    let channels = 1000u16;
+    let samples: Vec<i16> = (0..3 * i32::from(channels))
+        .map(|i| (i * 7) as i16)
+        .collect();
+    write_wav(&path, spec(channels, 8_000, 16, false), &samples);
+    let audio = read_audio(&path).unwrap();
+    assert_eq!(audio.channels, channels);
+    assert_eq!(audio.samples.len(), samples.len());
+    assert_eq!(audio.samples[1], 7.0 / 32768.0);
 }
 
 #[test]
