@@ -36,8 +36,9 @@ fn stage_error(stage: &str, e: impl std::fmt::Display) -> PipelineError {
 /// the adapter. Posts on `parent` one info message naming the compute and where the backend
 /// choice came from, and gpu's notice (a CPU fallback is a warning) when it has one.
 pub(crate) fn compute(config: &PipelineConfig, parent: &Phase) -> Result<Compute, PipelineError> {
-    let options = gpu::GpuOptions::resolve(config.backend)
-        .map_err(|e| PipelineError::Config(e.to_string()))?;
+    // A bad FACESYNC_BACKEND is the machine's setting, not the run's options: an error of the
+    // gpu step (Python: FacesyncError, not ValueError).
+    let options = gpu::GpuOptions::resolve(config.backend).map_err(|e| stage_error("gpu", e))?;
     let source = if config.backend != crate::Backend::Auto {
         "the run's options"
     } else if options.backend != crate::Backend::Auto {
