@@ -310,14 +310,20 @@ def test_the_node_hands_back_what_getvideocomponents_freed(comfy):
 def test_an_interrupt_at_any_point_stops_the_node_within_half_a_second(comfy, face_clip):
     images, audio = face_clip
     mm = comfy.mm
-    started = time.perf_counter()
-    execute(comfy.node, "FacesyncLipSync", images=images, audio=audio, fps=25.0)
-    whole = time.perf_counter() - started
+    # The run's length, warm: the first run also pays one-off costs (the compute device, the
+    # allocator handing memory back), and an interrupt planned from a cold run's length can
+    # land after a warm run has already returned.
+    runs = []
+    for _ in range(2):
+        started = time.perf_counter()
+        execute(comfy.node, "FacesyncLipSync", images=images, audio=audio, fps=25.0)
+        runs.append(time.perf_counter() - started)
+    whole = min(runs)
     delays = []
     slow = slowness()
     for k in range(10):
         comfy.hook.calls.clear()
-        at = whole * (0.02 + 0.8 * k / 9)
+        at = whole * (0.02 + 0.75 * k / 9)
         pressed = []
 
         def press():
