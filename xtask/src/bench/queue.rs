@@ -2,7 +2,7 @@
 //! same jobs in one process.
 //!
 //! A local `nats-server -js` (loopback port, store under `target/facesync-bench/queue/`) and
-//! one worker (a thread of this process, the same code as `cargo xtask worker`). N short jobs
+//! one worker (a thread of this process, the same code as `facesync worker`). N short jobs
 //! (default 8; `cargo xtask bench queue N`) on the built-in sample (160×160, 1 s), measured
 //! side by side, each the best of two rounds:
 //! - local: `pipeline::run` on the N jobs one after another;
