@@ -484,3 +484,70 @@ fn learned_models_run_from_the_command_line_and_bad_ones_exit_1() {
         }
     }
 }
+
+/// `--model latentsync:DIR` end to end: the stand-in graphs with the export's four contracts
+/// (`crates/onnx-models/tests/latentsync/standins.py`), the sample at 256×256, LatentSync's
+/// alignment on the face mesh, 2 DDIM steps; then a folder missing a file is one clear error.
+#[test]
+fn a_latentsync_folder_runs_from_the_command_line() {
+    if learned_models().is_none() {
+        return;
+    }
+    let python = std::env::var_os("FACESYNC_TEST_PYTHON").unwrap_or_else(|| "python3".into());
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("latentsync");
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../onnx-models/tests/latentsync/standins.py");
+    let status = Command::new(&python)
+        .arg(&script)
+        .arg(&export)
+        .status()
+        .unwrap();
+    assert!(status.success(), "{} failed", script.display());
+    let sample_dir = dir.path().join("run");
+    let out = facesync()
+        .args(["run", "--progress", "json", "--backend", "cpu"])
+        .arg(format!("--model=latentsync:{}", export.display()))
+        .args(["--resolution", "256", "--chunk", "16", "--steps", "2"])
+        .args(["--sample-seconds", "0.8", "--sample-size", "256"])
+        .arg("--sample-dir")
+        .arg(&sample_dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        files_in(&sample_dir)
+            .iter()
+            .any(|f| f.starts_with("lipsync.")),
+        "no output"
+    );
+    // One UNet call per step: the "steps" child phase counts them.
+    assert!(stdout.contains("\"steps\""), "{stdout:.2000}");
+
+    std::fs::remove_file(export.join("vae_decoder.onnx")).unwrap();
+    let bad_dir = dir.path().join("bad");
+    let args = [
+        "--sample-seconds",
+        "0.4",
+        "--sample-size",
+        "256",
+        "--resolution",
+        "256",
+        "--backend",
+        "cpu",
+        "--sample-dir",
+        bad_dir.to_str().unwrap(),
+    ];
+    let model = format!("--model=latentsync:{}", export.display());
+    check_failure(
+        dir.path(),
+        &[&args[..], &[model.as_str()][..]].concat(),
+        1,
+        "vae_decoder.onnx",
+    );
+}
