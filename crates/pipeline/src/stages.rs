@@ -144,9 +144,9 @@ pub(crate) fn audio_features(
     audio: &mut dyn crate::AudioSource,
     model: &dyn ChunkRunner,
 ) -> Result<StreamedAudio, PipelineError> {
-    let (channels, rate) = (audio.channels(), audio.sample_rate());
+    let (channels, rate, name) = (audio.channels(), audio.sample_rate(), audio.name());
     let err = |e: infer::InferError| PipelineError::Frames {
-        name: audio.name(),
+        name: name.clone(),
         message: e.to_string(),
     };
     let mut builtin = FeatureStream::new(channels, rate).map_err(err)?;
@@ -160,10 +160,6 @@ pub(crate) fn audio_features(
                 model: own,
             });
         }
-        let err = |e: infer::InferError| PipelineError::Frames {
-            name: audio.name(),
-            message: e.to_string(),
-        };
         builtin.push(&block[..n]).map_err(err)?;
         if let Some(b) = own.as_mut() {
             b.push(&block[..n]).map_err(err)?;
