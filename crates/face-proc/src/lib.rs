@@ -52,7 +52,7 @@
 //!
 //! # Example
 //! ```no_run
-//! use face_proc::{FaceConfig, FaceProcessor};
+//! use facesync_face_proc::{FaceConfig, FaceProcessor};
 //! use progress_core::Phase;
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let frames = vec![frame::Frame::filled(640, 360, [0, 0, 0])];

@@ -883,7 +883,7 @@ mod tests {
     }
 
     /// The accuracy/speed trade-off of [`DecodeConfig::refine_passes`], printed as a table
-    /// (`cargo test -p face-proc -- --ignored --nocapture refine_pass_accuracy`):
+    /// (`cargo test -p facesync-face-proc -- --ignored --nocapture refine_pass_accuracy`):
     /// worst and mean eye error on the fast clip, unsmoothed, every frame detected.
     #[test]
     #[ignore = "a measurement: prints the table the DecodeConfig docs quote"]

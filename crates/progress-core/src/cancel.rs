@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// is a single atomic store, which is async-signal-safe.
 ///
 /// ```
-/// let token = progress_core::CancelToken::new();
+/// let token = facesync_progress_core::CancelToken::new();
 /// let remote = token.clone();
 /// std::thread::spawn(move || remote.cancel()).join().unwrap();
 /// assert!(token.is_cancelled());

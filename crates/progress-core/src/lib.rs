@@ -36,7 +36,7 @@
 //!
 //! # Example
 //! ```
-//! use progress_core::{Control, Event, Progress, ProgressIterExt};
+//! use facesync_progress_core::{Control, Event, Progress, ProgressIterExt};
 //!
 //! let progress = Progress::builder()
 //!     .sink(|event: &Event| {

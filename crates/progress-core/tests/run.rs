@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
+use facesync_progress_core as progress_core;
 use progress_core::{
     CancelToken, Control, Event, FaceAction, ImageFormat, Level, Outcome, Phase, PhaseId,
     PreviewImage, Progress, ProgressIterExt, ProgressSink,

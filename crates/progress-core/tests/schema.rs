@@ -1,5 +1,6 @@
 //! The JSON schema of events, version 1: each event's exact JSON form, and round trips.
 
+use facesync_progress_core as progress_core;
 use progress_core::{
     Event, FaceAction, ImageFormat, Level, NoFaceReason, Outcome, PreviewImage, RunSummary,
     SCHEMA_VERSION,

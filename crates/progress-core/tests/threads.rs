@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use facesync_progress_core as progress_core;
 use progress_core::{Control, Event, Progress};
 
 fn threads() -> usize {

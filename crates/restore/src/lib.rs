@@ -52,7 +52,7 @@
 //! # Example
 //! ```
 //! use frame::{Affine2, Frame};
-//! use restore::{FacePaste, RestoreConfig, Restorer};
+//! use facesync_restore::{FacePaste, RestoreConfig, Restorer};
 //! let mut frames = vec![Frame::filled(64, 48, [10, 20, 30]), Frame::filled(64, 48, [0, 0, 0])];
 //! // A 16×16 "face" that covers frame pixels 20..36 × 10..26 (frame → face: shift).
 //! let face = Frame::filled(16, 16, [200, 100, 50]);

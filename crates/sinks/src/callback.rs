@@ -9,7 +9,7 @@ use progress_core::{Control, Event, ProgressSink};
 ///
 /// ```
 /// use progress_core::{Control, Event};
-/// use sinks::CallbackSink;
+/// use facesync_sinks::CallbackSink;
 ///
 /// let stop_on_error = CallbackSink::new(|event: &Event| match event {
 ///     Event::PhaseFinished { error: Some(_), .. } => Control::Cancel,

@@ -25,7 +25,7 @@ use progress_core::{Control, Event, PhaseId, ProgressSink};
 ///
 /// ```
 /// use progress_core::Progress;
-/// use sinks::ChannelSink;
+/// use facesync_sinks::ChannelSink;
 ///
 /// let (sink, events) = ChannelSink::bounded(64);
 /// let progress = Progress::builder().sink(sink).start();

@@ -20,7 +20,7 @@
 //! # Example
 //! ```
 //! use progress_core::Progress;
-//! use sinks::{ConsoleSink, JsonLinesSink, LogSink};
+//! use facesync_sinks::{ConsoleSink, JsonLinesSink, LogSink};
 //!
 //! let progress = Progress::builder()
 //!     .sink(ConsoleSink::stderr()) // bars on a terminal, plain lines in CI logs

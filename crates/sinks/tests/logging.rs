@@ -53,3 +53,4 @@ fn stderr_of_a_test_is_not_a_terminal_so_no_colour() {
         assert!(!sinks::stderr_wants_colour());
     }
 }
+use facesync_sinks as sinks;

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use common::Shared;
+use facesync_sinks as sinks;
 use progress_core::{Event, Outcome, Progress};
 use sinks::comfy::{ComfyBar, ComfyConfig, ComfyMessage, ComfySink};
 use sinks::{CallbackSink, ChannelSink, ConsoleSink, JsonLinesSink, LogSink};

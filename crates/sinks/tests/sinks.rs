@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use common::{Shared, capture_json_logs, finished, nested_run, progress, started};
+use facesync_sinks as sinks;
 use indicatif::{InMemoryTerm, ProgressDrawTarget};
 use progress_core::{Control, Event, ImageFormat, Outcome, PreviewImage, ProgressSink};
 use serde_json::{Value, json};
