@@ -231,9 +231,9 @@ mod tests {
     use crate::testutil::astronaut;
 
     /// onnxruntime's outputs of the committed model on three inputs made from
-    /// `test-data/astronaut.png` (`tests/golden/make_facemesh_golden.py`): every landmark
-    /// coordinate (input pixels, 0..192) within 2e-3 · max(1, |value|) and the presence logit
-    /// within 1e-3, for both builds of the CPU kernels.
+    /// `crates/pipeline/assets/astronaut.png` (`tests/golden/make_facemesh_golden.py`): every
+    /// landmark coordinate (input pixels, 0..192) within 2e-3 · max(1, |value|) and the presence
+    /// logit within 1e-3, for both builds of the CPU kernels.
     #[test]
     fn cpu_network_matches_onnxruntime_on_every_output() {
         let golden: Vec<f32> = include_bytes!("../tests/golden/facemesh_golden.bin")

@@ -2,9 +2,9 @@
 
 use frame::Frame;
 
-/// `test-data/astronaut.png` (512×512 RGB8, public domain).
+/// `crates/pipeline/assets/astronaut.png` (512×512 RGB8, public domain).
 pub(crate) fn astronaut() -> Frame {
-    let bytes: &[u8] = include_bytes!("../../../test-data/astronaut.png");
+    let bytes: &[u8] = include_bytes!("../../pipeline/assets/astronaut.png");
     let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
     let mut reader = decoder.read_info().expect("png header");
     let mut buf = vec![0; reader.output_buffer_size().expect("png size")];

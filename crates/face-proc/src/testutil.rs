@@ -2,9 +2,9 @@
 
 use frame::{Affine2, Frame};
 
-/// `test-data/astronaut.png` (512×512 RGB8, public domain).
+/// `crates/pipeline/assets/astronaut.png` (512×512 RGB8, public domain).
 pub(crate) fn astronaut() -> Frame {
-    rgb_png(include_bytes!("../../../test-data/astronaut.png"))
+    rgb_png(include_bytes!("../../pipeline/assets/astronaut.png"))
 }
 
 /// `test-data/solvay-1927-row.png` (1020×200 RGB8): the front row of the 1927 Solvay group

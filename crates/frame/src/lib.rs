@@ -10,7 +10,7 @@
 //! convention as OpenCV's `warpAffine`.
 //!
 //! ```
-//! use frame::{Affine2, Frame};
+//! use facesync_frame::{Affine2, Frame};
 //! let mut f = Frame::filled(4, 2, [10, 20, 30]);
 //! f.put_pixel(3, 1, [255, 0, 0]);
 //! assert_eq!(f.pixel(3, 1), [255, 0, 0]);

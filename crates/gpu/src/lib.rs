@@ -53,9 +53,10 @@
 //!
 //! # Example
 //! ```no_run
-//! use gpu::{Compute, GpuOptions, GrowBuffer, Readback};
-//! # fn main() -> Result<(), gpu::GpuError> {
-//! let compute = gpu::acquire(&GpuOptions::resolve(gpu::BackendChoice::Auto)?)?.compute;
+//! use facesync_gpu::{Compute, GpuOptions, GrowBuffer, Readback};
+//! # fn main() -> Result<(), facesync_gpu::GpuError> {
+//! let options = GpuOptions::resolve(facesync_gpu::BackendChoice::Auto)?;
+//! let compute = facesync_gpu::acquire(&options)?.compute;
 //! let Compute::Gpu(ctx) = compute else {
 //!     return Ok(()); // run the CPU path instead
 //! };
@@ -84,7 +85,7 @@
 //!     let mut pass = encoder.begin_compute_pass(&Default::default());
 //!     pass.set_pipeline(&pipeline);
 //!     pass.set_bind_group(0, &bind, &[]);
-//!     let (x, y) = ctx.dispatch_grid(gpu::workgroups_for(1000, 64));
+//!     let (x, y) = ctx.dispatch_grid(facesync_gpu::workgroups_for(1000, 64));
 //!     pass.dispatch_workgroups(x, y, 1);
 //! }
 //! let mut readback = Readback::new("double readback");

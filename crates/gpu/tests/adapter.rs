@@ -1,6 +1,7 @@
 //! Tests on the real adapter (lavapipe on CI). If no adapter exists they fail loudly: the
 //! machines this project is tested on have one.
 
+use facesync_gpu as gpu;
 use gpu::{BackendChoice, Compute, GpuOptions, GrowBuffer, Readback, wgpu};
 
 const DOUBLE_PLUS_INDEX: &str = "

@@ -5,6 +5,7 @@
 //! without optional features (which is how `gpu::acquire` creates devices), so a shader that
 //! passes here also compiles on any adapter wgpu accepts.
 
+use facesync_gpu as gpu;
 use gpu::validate_wgsl as validate;
 
 #[test]

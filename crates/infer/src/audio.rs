@@ -464,8 +464,8 @@ fn resample_err(rate: u32, e: &dyn std::fmt::Display) -> InferError {
 /// [`AudioFeatures::from_samples`] on the whole clip.
 ///
 /// ```
-/// # fn main() -> Result<(), infer::InferError> {
-/// let mut stream = infer::FeatureStream::new(2, 44_100)?;
+/// # fn main() -> Result<(), facesync_infer::InferError> {
+/// let mut stream = facesync_infer::FeatureStream::new(2, 44_100)?;
 /// for block in vec![0.0f32; 2 * 44_100].chunks(4096) {
 ///     stream.push(block)?;
 /// }

@@ -35,7 +35,7 @@
 //! # Example
 //! ```
 //! use frame::Frame;
-//! use infer::{AudioFeatures, InferConfig, Inferencer, MouthModel, MouthParams};
+//! use facesync_infer::{AudioFeatures, InferConfig, Inferencer, MouthModel, MouthParams};
 //! use progress_core::Phase;
 //!
 //! let rate = 16_000;

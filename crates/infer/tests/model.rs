@@ -5,6 +5,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use common::{astronaut_face, frame_envelope, mouth_darkness, pearson, speech};
+use facesync_infer as infer;
 use frame::Frame;
 use infer::{
     AudioFeatures, ChunkInput, InferConfig, InferError, Inferencer, LipSyncModel, Mask, MouthModel,

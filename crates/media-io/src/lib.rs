@@ -28,8 +28,8 @@
 //! centred (`420jpeg`) siting. `Cmono` files read as grey.
 //!
 //! ```no_run
-//! use media_io::{VideoReader, VideoWriter, WriterOptions, ReaderOptions};
-//! # fn main() -> Result<(), media_io::MediaError> {
+//! use facesync_media_io::{VideoReader, VideoWriter, WriterOptions, ReaderOptions};
+//! # fn main() -> Result<(), facesync_media_io::MediaError> {
 //! let mut reader = VideoReader::open("in.y4m".as_ref(), &ReaderOptions::default())?;
 //! let info = reader.info().clone();
 //! let mut writer = VideoWriter::create("out.y4m".as_ref(), &info, &WriterOptions::default())?;

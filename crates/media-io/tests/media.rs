@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use facesync_media_io as media_io;
 use frame::Frame;
 use media_io::{
     AudioReader, MAX_FRAME_SIDE, MediaError, Rational, ReaderOptions, VideoInfo, VideoReader,

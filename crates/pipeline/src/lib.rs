@@ -28,7 +28,7 @@
 //! of the two.
 //!
 //! ```no_run
-//! use pipeline::{Inputs, PipelineConfig, run};
+//! use facesync_pipeline::{Inputs, PipelineConfig, run};
 //! use progress_core::Progress;
 //!
 //! let progress = Progress::new(); // add the sinks of your choice with Progress::builder()
@@ -36,14 +36,14 @@
 //! let inputs = Inputs { video: "in.y4m".into(), audio: "in.wav".into() };
 //! let summary = run(&PipelineConfig::default(), &inputs, "out.mp4".as_ref(), &job)?;
 //! job.finish();
-//! # Ok::<(), pipeline::PipelineError>(())
+//! # Ok::<(), facesync_pipeline::PipelineError>(())
 //! ```
 //!
 //! Frames and samples in memory:
 //!
 //! ```no_run
-//! use pipeline::{PipelineConfig, RawAudio, RawSink, RawSource, run_with};
-//! use pipeline::media_io::Rational;
+//! use facesync_pipeline::{PipelineConfig, RawAudio, RawSink, RawSource, run_with};
+//! use facesync_pipeline::media_io::Rational;
 //! use progress_core::Phase;
 //!
 //! let (width, height) = (256, 256);
@@ -61,7 +61,7 @@
 //!     &job,
 //! )?;
 //! assert_eq!(out.len() as u64, stats.frames * 256 * 256 * 3);
-//! # Ok::<(), pipeline::PipelineError>(())
+//! # Ok::<(), facesync_pipeline::PipelineError>(())
 //! ```
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]

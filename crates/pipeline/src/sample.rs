@@ -1,12 +1,12 @@
 //! The built-in sample: a real face photo moved by a smooth head motion, plus speech-like audio.
 //!
-//! The photo is `test-data/astronaut.png` (NASA portrait of Eileen Collins, public domain; see
-//! `test-data/README.md`). Each frame is the photo under a similarity transform about its centre:
-//! rotation ±4°, scale ±5 %, translation ±3 % of the width and ±2 % of the height, each a sinusoid
-//! of its own period, sampled bilinearly (edges clamped). The audio is 16 kHz mono: voiced
-//! "syllables" at 4 per second (raised-cosine on/off envelope, 60 % duty), each with its own
-//! pitch (120–180 Hz) and formants (F1 500–800 Hz, F2 1200–2000 Hz) shaping 25 harmonics.
-//! Everything is deterministic.
+//! The photo is `assets/astronaut.png` in this crate (NASA portrait of Eileen Collins, public
+//! domain; see `assets/README.md`). Each frame is the photo under a similarity transform about its
+//! centre: rotation ±4°, scale ±5 %, translation ±3 % of the width and ±2 % of the height, each a
+//! sinusoid of its own period, sampled bilinearly (edges clamped). The audio is 16 kHz mono: voiced
+//! "syllables" at 4 per second (raised-cosine on/off envelope, 60 % duty), each with its own pitch
+//! (120–180 Hz) and formants (F1 500–800 Hz, F2 1200–2000 Hz) shaping 25 harmonics. Everything is
+//! deterministic.
 
 use std::f64::consts::PI;
 use std::path::{Path, PathBuf};
@@ -17,7 +17,7 @@ use progress_core::Phase;
 
 use crate::PipelineError;
 
-const PHOTO: &[u8] = include_bytes!("../../../test-data/astronaut.png");
+const PHOTO: &[u8] = include_bytes!("../assets/astronaut.png");
 
 /// What sample to make.
 #[derive(Debug, Clone)]

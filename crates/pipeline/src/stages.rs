@@ -347,7 +347,7 @@ mod tests {
     use std::time::Duration;
 
     fn astronaut() -> Frame {
-        let bytes: &[u8] = include_bytes!("../../../test-data/astronaut.png");
+        let bytes: &[u8] = include_bytes!("../assets/astronaut.png");
         let mut reader = png::Decoder::new(std::io::Cursor::new(bytes))
             .read_info()
             .expect("png header");

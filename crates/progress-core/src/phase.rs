@@ -287,7 +287,9 @@ impl Phase {
     /// path); drop it before the phase finishes so that the final position includes it.
     ///
     /// ```
-    /// let phase = progress_core::Phase::detached("Processing faces", Some(2000), "frames");
+    /// use progress_core::Phase;
+    ///
+    /// let phase = Phase::detached("Processing faces", Some(2000), "frames");
     /// std::thread::scope(|s| {
     ///     for _ in 0..2 {
     ///         let local = phase.local();

@@ -106,7 +106,7 @@ pub struct ClientCert {
 /// Everything needed to open a connection: where, who, how.
 ///
 /// ```no_run
-/// use queue::{Auth, NatsConfig, Queue, Secret};
+/// use facesync_queue::{Auth, NatsConfig, Queue, Secret};
 /// let config = NatsConfig {
 ///     url: "tls://nats.studio.lan:4222".into(),
 ///     auth: Auth::UserPassword {
@@ -116,7 +116,7 @@ pub struct ClientCert {
 ///     ..NatsConfig::default()
 /// };
 /// let queue = Queue::connect_with(&config)?;
-/// # Ok::<(), queue::QueueError>(())
+/// # Ok::<(), facesync_queue::QueueError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NatsConfig {

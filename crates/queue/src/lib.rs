@@ -28,7 +28,7 @@
 //! Workers report what they do through `tracing` (target `facesync::queue`); nothing prints.
 //!
 //! ```no_run
-//! use queue::{Job, JobOptions, Queue, WorkerConfig};
+//! use facesync_queue::{Job, JobOptions, Queue, WorkerConfig};
 //!
 //! let queue = Queue::connect("nats://127.0.0.1:4222")?;
 //! let job = Job::new("/shared/in.y4m", "/shared/in.wav", "/shared/out.mp4", JobOptions::default());
@@ -37,7 +37,7 @@
 //! // queue.run_worker(&WorkerConfig::default(), &progress_core::CancelToken::new())?;
 //! let result = queue.wait_result(&job.id, std::time::Duration::from_secs(3600))?;
 //! println!("{:?}", result.outcome);
-//! # Ok::<(), queue::QueueError>(())
+//! # Ok::<(), facesync_queue::QueueError>(())
 //! ```
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]

@@ -10,6 +10,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use facesync_queue as queue;
 use pipeline::sample::{SampleSpec, write_sample};
 use progress_core::{CancelToken, Control, Event};
 use queue::local_server::LocalServer;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use facesync_queue as queue;
 use queue::local_server::{LocalServer, ServerConfig};
 use queue::{
     Auth, Backend, CancelToken, ClientCert, Job, JobOptions, JobOutcome, NatsConfig, PathPolicy,

@@ -1,5 +1,5 @@
-//! Restoration tests on the astronaut photo (test-data/astronaut.png, public domain, face at
-//! about x 173, y 68, 99×99).
+//! Restoration tests on the astronaut photo (crates/pipeline/assets/astronaut.png, public domain,
+//! face at about x 173, y 68, 99×99).
 
 use frame::{Affine2, Frame};
 use progress_core::Phase;
@@ -11,7 +11,10 @@ use crate::{FacePaste, RestoreConfig, RestoreError, Restorer};
 const R: u32 = 256;
 
 fn astronaut() -> Frame {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../test-data/astronaut.png");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../pipeline/assets/astronaut.png"
+    );
     let file = std::io::BufReader::new(std::fs::File::open(path).expect("astronaut.png"));
     let mut reader = png::Decoder::new(file).read_info().expect("png header");
     let mut buf = vec![0; reader.output_buffer_size().expect("size")];

@@ -1,18 +1,18 @@
 //! `cargo xtask bench face [rounds] [--detect-every K] [--passes P] [--gpu-detector]`: the face
-//! stage on 1280×720 frames (test-data/astronaut.png, the 512×512 photo, composited onto grey
-//! with a moving similarity: scale 1.0–1.4, roll ±10°, sweeping across the frame; 48 distinct
-//! frames, batches of 16), R = 256. The CPU stage (`Compute::Cpu`: the CPU networks on 2
-//! threads, CPU warp) with the face mesh (the default) and without it, alternated (A B A B …,
-//! one pass over the clip each, `rounds` pairs, default 5), medians reported; then the GPU
-//! stage (the adapter's warp; detection per `DetectBackend::Auto`, i.e. the CPU network on a
-//! software adapter, or the WGSL network with `--gpu-detector`; mesh on the CPU), and each
-//! with detection and warp only (detections replayed from the first run). `--detect-every`
-//! and `--passes` set `FaceConfig::detect_every` and `DecodeConfig::refine_passes` (defaults
-//! 1 and 8, the library's). Also prints the mesh accuracy table: per eye corner and mouth
-//! corner, the worst and mean distance over the clip between the mesh point and where the
-//! exact motion puts frame 0's (frame pixels; the clip is placed nearest-neighbour, which alone
-//! moves a point by up to half a pixel). Prints the configuration, the warp-only line, the
-//! table, then last `face-bench: cpu_fps=<mesh on> cpu_fps_no_mesh=<off> gpu_fps=<b> …`.
+//! stage on 1280×720 frames (crates/pipeline/assets/astronaut.png, the 512×512 photo, composited
+//! onto grey with a moving similarity: scale 1.0–1.4, roll ±10°, sweeping across the frame; 48
+//! distinct frames, batches of 16), R = 256. The CPU stage (`Compute::Cpu`: the CPU networks on 2
+//! threads, CPU warp) with the face mesh (the default) and without it, alternated (A B A B …, one
+//! pass over the clip each, `rounds` pairs, default 5), medians reported; then the GPU stage (the
+//! adapter's warp; detection per `DetectBackend::Auto`, i.e. the CPU network on a software adapter,
+//! or the WGSL network with `--gpu-detector`; mesh on the CPU), and each with detection and warp
+//! only (detections replayed from the first run). `--detect-every` and `--passes` set
+//! `FaceConfig::detect_every` and `DecodeConfig::refine_passes` (defaults 1 and 8, the library's).
+//! Also prints the mesh accuracy table: per eye corner and mouth corner, the worst and mean
+//! distance over the clip between the mesh point and where the exact motion puts frame 0's (frame
+//! pixels; the clip is placed nearest-neighbour, which alone moves a point by up to half a pixel).
+//! Prints the configuration, the warp-only line, the table, then last `face-bench: cpu_fps=<mesh
+//! on> cpu_fps_no_mesh=<off> gpu_fps=<b> …`.
 
 use std::time::Instant;
 
@@ -46,12 +46,13 @@ impl FaceDetector for Replay {
 }
 
 fn astronaut() -> Result<Frame> {
-    let file = std::fs::File::open("test-data/astronaut.png").context("test-data/astronaut.png")?;
+    let file = std::fs::File::open("crates/pipeline/assets/astronaut.png")
+        .context("crates/pipeline/assets/astronaut.png")?;
     let mut reader = png::Decoder::new(std::io::BufReader::new(file)).read_info()?;
     let mut buf = vec![0; reader.output_buffer_size().context("png size")?];
     let info = reader.next_frame(&mut buf)?;
     if info.color_type != png::ColorType::Rgb {
-        bail!("test-data/astronaut.png is not RGB8");
+        bail!("crates/pipeline/assets/astronaut.png is not RGB8");
     }
     buf.truncate(info.buffer_size());
     Ok(Frame::new(info.width, info.height, buf)?)

@@ -20,12 +20,13 @@ const FRAMES: usize = 96;
 /// The astronaut's face, framed like `infer::MouthGeometry::default()` expects (mouth at
 /// (0.5, 0.645) of the crop), bilinear-resized to R×R.
 fn face() -> Result<Frame> {
-    let file = std::fs::File::open("test-data/astronaut.png").context("test-data/astronaut.png")?;
+    let file = std::fs::File::open("crates/pipeline/assets/astronaut.png")
+        .context("crates/pipeline/assets/astronaut.png")?;
     let mut reader = png::Decoder::new(std::io::BufReader::new(file)).read_info()?;
     let mut buf = vec![0; reader.output_buffer_size().context("png size")?];
     let info = reader.next_frame(&mut buf)?;
     if info.color_type != png::ColorType::Rgb || info.width != 512 {
-        bail!("test-data/astronaut.png is not the 512×512 RGB8 photo");
+        bail!("crates/pipeline/assets/astronaut.png is not the 512×512 RGB8 photo");
     }
     let w = 512usize;
     let (x0, y0, side) = (177.0f32, 87.0f32, 90.0f32);

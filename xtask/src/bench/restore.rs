@@ -17,7 +17,8 @@ const ROUNDS: usize = 5;
 const BATCH: usize = 16;
 
 fn astronaut() -> Result<Frame> {
-    let file = std::fs::File::open("test-data/astronaut.png").context("test-data/astronaut.png")?;
+    let file = std::fs::File::open("crates/pipeline/assets/astronaut.png")
+        .context("crates/pipeline/assets/astronaut.png")?;
     let mut reader = png::Decoder::new(std::io::BufReader::new(file)).read_info()?;
     let mut buf = vec![0; reader.output_buffer_size().context("png size")?];
     let info = reader.next_frame(&mut buf)?;

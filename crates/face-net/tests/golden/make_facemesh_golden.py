@@ -1,10 +1,11 @@
 """Golden FaceMesh outputs from onnxruntime for face-net's CPU network test.
 
-Three inputs from test-data/astronaut.png (512x512 RGB), NHWC float32 RGB in [0, 1] (v / 255,
-computed in float32), nearest-neighbour squares (x0, y0, side, mirrored) = (148, 44, 150, no)
-(the face with MediaPipe's 1.5x margin), (148, 44, 150, yes), (0, 0, 512, no) (the whole
-photo): input pixel (x, y) samples source (x0 + (x' * side + side // 2) // 192,
-y0 + (y * side + side // 2) // 192), x' = 191 - x when mirrored (face-net's
+Three inputs from crates/pipeline/assets/astronaut.png (512x512 RGB), NHWC float32 RGB in
+[0, 1] (v / 255, computed in float32), nearest-neighbour squares (x0, y0, side, mirrored) =
+(148, 44, 150, no) (the face with MediaPipe's 1.5x margin), (148, 44, 150, yes),
+(0, 0, 512, no) (the whole photo): input pixel (x, y) samples source
+(x0 + (x' * side + side // 2) // 192, y0 + (y * side + side // 2) // 192), x' = 191 - x when
+mirrored (face-net's
 `facemesh::tests::golden_input` does the same). The graph takes NCHW, so each input is
 transposed for onnxruntime.
 Output facemesh_golden.bin: for each input in that order, the 1404 landmark values
@@ -20,7 +21,7 @@ from PIL import Image
 
 root = pathlib.Path(__file__).resolve().parents[4]
 model = root / "crates/face-net/assets/facemesh/face_landmark.onnx"
-img = np.asarray(Image.open(root / "test-data/astronaut.png").convert("RGB"))
+img = np.asarray(Image.open(root / "crates/pipeline/assets/astronaut.png").convert("RGB"))
 h, w, _ = img.shape
 
 

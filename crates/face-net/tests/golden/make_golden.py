@@ -1,7 +1,7 @@
 """Golden BlazeFace outputs from onnxruntime for face-net's CPU network test.
 
-Four inputs from test-data/astronaut.png (512x512 RGB), NHWC float32 in MediaPipe's [-1, 1]
-(v / 127.5 - 1, computed in float32):
+Four inputs from crates/pipeline/assets/astronaut.png (512x512 RGB), NHWC float32 in
+MediaPipe's [-1, 1] (v / 127.5 - 1, computed in float32):
   0. crop x 96..352, y 0..256, each 2x2 block averaged to 128x128 (the face with margin);
   1-3. nearest-neighbour squares (x0, y0, side, mirrored) = (122, 17, 200, no),
        (0, 0, 512, no) (the whole photo), (150, 45, 150, yes): input pixel (x, y) samples
@@ -19,7 +19,7 @@ from PIL import Image
 
 root = pathlib.Path(__file__).resolve().parents[4]
 model = root / "crates/face-net/assets/blazeface/face_detection_front_128x128_barracuda.onnx"
-img = np.asarray(Image.open(root / "test-data/astronaut.png").convert("RGB"))
+img = np.asarray(Image.open(root / "crates/pipeline/assets/astronaut.png").convert("RGB"))
 h, w, _ = img.shape
 
 

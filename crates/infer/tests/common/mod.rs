@@ -3,11 +3,14 @@
 
 use frame::Frame;
 
-/// The face of `test-data/astronaut.png`, cropped so that its mouth sits at the default
-/// `MouthGeometry` mouth centre, resized (bilinear) to `r`×`r`.
+/// The face of `crates/pipeline/assets/astronaut.png`, cropped so that its mouth sits at the
+/// default `MouthGeometry` mouth centre, resized (bilinear) to `r`×`r`.
 pub fn astronaut_face(r: u32) -> Frame {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../test-data/astronaut.png");
-    let file = std::fs::File::open(path).expect("test-data/astronaut.png");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../pipeline/assets/astronaut.png"
+    );
+    let file = std::fs::File::open(path).expect("crates/pipeline/assets/astronaut.png");
     let mut reader = png::Decoder::new(std::io::BufReader::new(file))
         .read_info()
         .expect("png header");
