@@ -332,7 +332,7 @@ impl MelAnalyser {
 
 /// [`resample_to_16k`] fed block by block: the same chunks through the same resampler, so
 /// the same output, while holding less than one chunk of input.
-pub(crate) struct StreamResampler {
+struct StreamResampler {
     /// `None` when the input is at 16 kHz already.
     fft: Option<Fft<f32>>,
     rate: u32,
@@ -348,7 +348,7 @@ pub(crate) struct StreamResampler {
 }
 
 impl StreamResampler {
-    pub(crate) fn new(rate: u32) -> Result<Self, InferError> {
+    fn new(rate: u32) -> Result<Self, InferError> {
         let fft = if rate == FEATURE_RATE {
             None
         } else {
@@ -377,7 +377,7 @@ impl StreamResampler {
     }
 
     /// Resamples `mono`, appending to `out` what is ready.
-    pub(crate) fn push(&mut self, mono: &[f32], out: &mut Vec<f32>) -> Result<(), InferError> {
+    fn push(&mut self, mono: &[f32], out: &mut Vec<f32>) -> Result<(), InferError> {
         self.frames_in += mono.len();
         let Some(fft) = self.fft.as_ref() else {
             out.extend_from_slice(mono);
@@ -396,7 +396,7 @@ impl StreamResampler {
 
     /// The rest: the last partial chunk, then silence until the output, delay dropped, is
     /// `ceil(frames_in · 16000 / rate)` long (as `process_all_into_buffer`).
-    pub(crate) fn finish(&mut self, out: &mut Vec<f32>) -> Result<(), InferError> {
+    fn finish(&mut self, out: &mut Vec<f32>) -> Result<(), InferError> {
         let Some(fft) = self.fft.as_ref() else {
             return Ok(());
         };
@@ -458,6 +458,115 @@ fn resample_err(rate: u32, e: &dyn std::fmt::Display) -> InferError {
     InferError::Audio(format!("resampling from {rate} Hz: {e}"))
 }
 
+/// Interleaved audio of any channel count and rate → 16 kHz mono, block by block: the channels
+/// averaged, then rubato's synchronous FFT resampler (chunks of 1024 frames, its start-up delay
+/// dropped, `ceil(n · 16000 / rate)` samples out in all). The one front end of every audio
+/// feature in facesync (the built-in model's, Wav2Lip/EDTalk's, LatentSync's Whisper mel), so
+/// they all hear the same 16 kHz signal. Holds less than one resampler chunk.
+///
+/// ```
+/// # fn main() -> Result<(), facesync_infer::InferError> {
+/// let mut audio = facesync_infer::Mono16k::new(2, 48_000)?;
+/// let mut pcm = Vec::new();
+/// for block in vec![0.0f32; 2 * 48_000].chunks(4096) {
+///     audio.push(block, &mut pcm)?;
+/// }
+/// audio.finish(&mut pcm)?;
+/// assert_eq!(pcm.len(), 16_000);
+/// # Ok(())
+/// # }
+/// ```
+pub struct Mono16k {
+    channels: u16,
+    rate: u32,
+    frames_in: u64,
+    mono: Vec<f32>,
+    resampler: StreamResampler,
+}
+
+impl std::fmt::Debug for Mono16k {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mono16k")
+            .field("channels", &self.channels)
+            .field("rate", &self.rate)
+            .field("frames_in", &self.frames_in)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Mono16k {
+    /// The output rate, in Hz.
+    pub const RATE: u32 = FEATURE_RATE;
+
+    /// A stream of interleaved audio with `channels` channels at `sample_rate` Hz; an error
+    /// for 0 channels or 0 Hz.
+    pub fn new(channels: u16, sample_rate: u32) -> Result<Self, InferError> {
+        if channels == 0 {
+            return Err(InferError::Audio("audio has 0 channels".into()));
+        }
+        if sample_rate == 0 {
+            return Err(InferError::Audio("audio sample rate is 0 Hz".into()));
+        }
+        Ok(Self {
+            channels,
+            rate: sample_rate,
+            frames_in: 0,
+            mono: Vec::new(),
+            resampler: StreamResampler::new(sample_rate)?,
+        })
+    }
+
+    /// The input's channel count.
+    pub fn channels(&self) -> u16 {
+        self.channels
+    }
+
+    /// The input's sample rate, in Hz.
+    pub fn sample_rate(&self) -> u32 {
+        self.rate
+    }
+
+    /// Input frames (samples per channel) pushed so far.
+    pub fn frames_in(&self) -> u64 {
+        self.frames_in
+    }
+
+    /// Adds the next interleaved samples (whole frames: a multiple of the channel count),
+    /// appending to `out` the 16 kHz samples that are ready.
+    pub fn push(&mut self, interleaved: &[f32], out: &mut Vec<f32>) -> Result<(), InferError> {
+        let c = usize::from(self.channels);
+        if !interleaved.len().is_multiple_of(c) {
+            return Err(InferError::Audio(format!(
+                "a block of {} samples is not whole frames of {c} channels",
+                interleaved.len()
+            )));
+        }
+        self.frames_in += (interleaved.len() / c) as u64;
+        if c == 1 {
+            return self.resampler.push(interleaved, out);
+        }
+        self.mono.clear();
+        let scale = 1.0 / c as f32;
+        self.mono.extend(
+            interleaved
+                .chunks_exact(c)
+                .map(|f| f.iter().sum::<f32>() * scale),
+        );
+        self.resampler.push(&self.mono, out)
+    }
+
+    /// Appends the rest to `out`: the resampler's last partial chunk, so that the whole output
+    /// is `ceil(frames_in · 16000 / rate)` samples long.
+    pub fn finish(&mut self, out: &mut Vec<f32>) -> Result<(), InferError> {
+        self.resampler.finish(out)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn pending(&self) -> usize {
+        self.resampler.pending.len()
+    }
+}
+
 /// Builds [`AudioFeatures`] from audio pushed block by block, holding only the mel frames and
 /// less than one analysis window of samples: memory grows by 320 bytes per 10 ms of audio
 /// instead of with the decoded samples. Gives the same features as
@@ -475,11 +584,7 @@ fn resample_err(rate: u32, e: &dyn std::fmt::Display) -> InferError {
 /// # Ok(()) }
 /// ```
 pub struct FeatureStream {
-    channels: u16,
-    rate: u32,
-    frames_in: u64,
-    resampler: StreamResampler,
-    mono: Vec<f32>,
+    audio: Mono16k,
     /// 16 kHz samples from absolute index `base` on, not yet fully analysed.
     pcm: Vec<f32>,
     base: usize,
@@ -490,9 +595,7 @@ pub struct FeatureStream {
 impl std::fmt::Debug for FeatureStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FeatureStream")
-            .field("channels", &self.channels)
-            .field("rate", &self.rate)
-            .field("frames_in", &self.frames_in)
+            .field("audio", &self.audio)
             .field("mel_frames", &self.mel.len())
             .finish_non_exhaustive()
     }
@@ -501,18 +604,8 @@ impl std::fmt::Debug for FeatureStream {
 impl FeatureStream {
     /// A stream of interleaved audio with `channels` channels at `sample_rate` Hz.
     pub fn new(channels: u16, sample_rate: u32) -> Result<Self, InferError> {
-        if channels == 0 {
-            return Err(InferError::Audio("audio has 0 channels".into()));
-        }
-        if sample_rate == 0 {
-            return Err(InferError::Audio("audio sample rate is 0 Hz".into()));
-        }
         Ok(Self {
-            channels,
-            rate: sample_rate,
-            frames_in: 0,
-            resampler: StreamResampler::new(sample_rate)?,
-            mono: Vec::new(),
+            audio: Mono16k::new(channels, sample_rate)?,
             pcm: Vec::new(),
             base: 0,
             mel: Vec::new(),
@@ -522,40 +615,21 @@ impl FeatureStream {
 
     /// Adds the next interleaved samples (whole frames: a multiple of the channel count).
     pub fn push(&mut self, samples: &[f32]) -> Result<(), InferError> {
-        let c = usize::from(self.channels);
-        if !samples.len().is_multiple_of(c) {
-            return Err(InferError::Audio(format!(
-                "a block of {} samples is not whole frames of {c} channels",
-                samples.len()
-            )));
-        }
-        self.frames_in += (samples.len() / c) as u64;
-        self.mono.clear();
-        if c == 1 {
-            self.mono.extend_from_slice(samples);
-        } else {
-            let scale = 1.0 / c as f32;
-            self.mono.extend(
-                samples
-                    .chunks_exact(c)
-                    .map(|f| f.iter().sum::<f32>() * scale),
-            );
-        }
-        self.resampler.push(&self.mono, &mut self.pcm)?;
+        self.audio.push(samples, &mut self.pcm)?;
         self.analyse(false);
         Ok(())
     }
 
     /// Seconds of audio pushed so far.
     pub fn duration_secs(&self) -> f64 {
-        self.frames_in as f64 / f64::from(self.rate)
+        self.audio.frames_in() as f64 / f64::from(self.audio.sample_rate())
     }
 
     /// The features for `n_frames` video frames at `video_fps`: audio shorter than the video
     /// leaves the remaining frames silent; audio beyond the last frame is ignored.
     pub fn finish(mut self, video_fps: f64, n_frames: usize) -> Result<AudioFeatures, InferError> {
         check_fps(video_fps)?;
-        self.resampler.finish(&mut self.pcm)?;
+        self.audio.finish(&mut self.pcm)?;
         self.analyse(true);
         let needed = mel_frames_needed(video_fps, n_frames);
         self.mel.resize(needed, [SILENCE; MEL_BANDS]);
@@ -727,11 +801,11 @@ mod tests {
             stream.pcm.len()
         );
         assert!(
-            stream.resampler.pending.len() <= 1024 * 3,
+            stream.audio.pending() <= 1024 * 3,
             "{}",
-            stream.resampler.pending.len()
+            stream.audio.pending()
         );
-        assert!(stream.mono.capacity() <= 4096);
+        assert!(stream.audio.mono.capacity() <= 4096);
     }
 
     #[test]

@@ -60,7 +60,9 @@ mod poisson;
 mod poisson_gpu;
 mod scheduler;
 
-pub use audio::{AudioFeatures, FeatureStream, HOP, MEL_BANDS, SILENCE, WINDOW, WINDOW_FRAMES};
+pub use audio::{
+    AudioFeatures, FeatureStream, HOP, MEL_BANDS, Mono16k, SILENCE, WINDOW, WINDOW_FRAMES,
+};
 pub use lip_mel::{LIP_MEL_COLUMNS, LIP_MEL_SILENCE, LipMel, LipMelStream, lip_mel_window_start};
 pub use mouth::{Mask, MouthGeometry, MouthModel, MouthParams, MouthState};
 pub use scheduler::{ChunkRunner, InferConfig, Inferencer};

@@ -19,7 +19,7 @@
 
 use realfft::RealFftPlanner;
 
-use crate::audio::{FEATURE_RATE, StreamResampler};
+use crate::audio::{FEATURE_RATE, Mono16k};
 use crate::{FeatureBuilder, FrameFeatures, InferError};
 
 /// Mel columns per window (per video frame).
@@ -85,8 +85,8 @@ impl FrameFeatures for LipMel {
 
 /// Builds [`LipMel`] from audio pushed block by block.
 pub struct LipMelStream {
-    channels: u16,
-    resampler: StreamResampler,
+    audio: Mono16k,
+    /// The 16 kHz samples of the last block, before pre-emphasis.
     mono: Vec<f32>,
     /// 16 kHz pre-emphasised samples from absolute index `base` on.
     pcm: Vec<f32>,
@@ -107,7 +107,7 @@ pub struct LipMelStream {
 impl std::fmt::Debug for LipMelStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LipMelStream")
-            .field("channels", &self.channels)
+            .field("audio", &self.audio)
             .field("samples_16k", &self.total)
             .field("columns", &self.linear.len())
             .finish_non_exhaustive()
@@ -155,12 +155,7 @@ fn filters() -> Vec<(usize, Vec<f32>)> {
 impl LipMelStream {
     /// A stream of interleaved audio with `channels` channels at `sample_rate` Hz.
     pub fn new(channels: u16, sample_rate: u32) -> Result<Self, InferError> {
-        if channels == 0 {
-            return Err(InferError::Audio("audio has 0 channels".into()));
-        }
-        if sample_rate == 0 {
-            return Err(InferError::Audio("audio sample rate is 0 Hz".into()));
-        }
+        let audio = Mono16k::new(channels, sample_rate)?;
         let fft = RealFftPlanner::<f32>::new().plan_fft_forward(N_FFT);
         let window: Vec<f32> = (0..N_FFT)
             .map(|i| {
@@ -171,8 +166,7 @@ impl LipMelStream {
         let sum: f32 = window.iter().sum();
         let window = window.into_iter().map(|w| w / sum).collect();
         Ok(Self {
-            channels,
-            resampler: StreamResampler::new(sample_rate)?,
+            audio,
             mono: Vec::new(),
             pcm: vec![0.0; N_FFT / 2], // the 400 leading zeros
             base: 0,
@@ -244,23 +238,8 @@ impl LipMelStream {
 
     /// Adds interleaved samples (whole frames).
     pub fn push(&mut self, samples: &[f32]) -> Result<(), InferError> {
-        let c = usize::from(self.channels);
-        if !samples.len().is_multiple_of(c) {
-            return Err(InferError::Audio(format!(
-                "a block of {} samples is not whole frames of {c} channels",
-                samples.len()
-            )));
-        }
-        let mono: Vec<f32> = if c == 1 {
-            samples.to_vec()
-        } else {
-            samples
-                .chunks_exact(c)
-                .map(|f| f.iter().sum::<f32>() / c as f32)
-                .collect()
-        };
         self.mono.clear();
-        self.resampler.push(&mono, &mut self.mono)?;
+        self.audio.push(samples, &mut self.mono)?;
         self.push_16k(0);
         self.analyse(false);
         Ok(())
@@ -274,7 +253,7 @@ impl LipMelStream {
             )));
         }
         self.mono.clear();
-        self.resampler.finish(&mut self.mono)?;
+        self.audio.finish(&mut self.mono)?;
         self.push_16k(0);
         self.analyse(true);
         let scale = if self.peak > 0.0 {
