@@ -5,7 +5,10 @@
 //! each refined over 20 diffusion steps, with a console bar and no way to stop it. This crate
 //! splits that into three parts that can be used and replaced one by one:
 //!
-//! - [`AudioFeatures`]: any-rate, any-channel samples → 16 kHz mono (rubato FFT resampler) →
+//! - [`Mono16k`]: any-rate, any-channel samples → 16 kHz mono (downmix, then rubato's FFT
+//!   resampler), block by block: the one audio front end of every model's features here
+//!   and in `facesync-onnx-models`.
+//! - [`AudioFeatures`]: [`Mono16k`]'s output →
 //!   log-mel frames (25 ms Hann window, 10 ms hop, 80 HTK-mel bands, `ln(max(mel, 1e-10))`) →
 //!   a window of 16 mel frames centred on every video frame (silence beyond the audio).
 //!   [`FeatureStream`] builds the same features from audio pushed block by block, holding
