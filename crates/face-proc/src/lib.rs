@@ -27,11 +27,15 @@
 //! - **Face mesh**: MediaPipe's FaceMesh (`face-net`, 468 points, Apache-2.0) runs on every
 //!   tracked face after BlazeFace, on MediaPipe's landmark region (the detection box ×1.5,
 //!   rotated upright by the eye line). [`FaceRecord::mesh`] holds the 468 points in source
-//!   pixels (One-Euro smoothed like the keypoints), [`FaceRecord::mouth_open`] the inner-lip
+//!   pixels, One-Euro smoothed in the face's own frame: the head's motion (a similarity fitted
+//!   to the brow, eye, nose and forehead points) passes through without lag and only the
+//!   shape within the face is filtered; filtering image coordinates lagged by 2.5 px on a
+//!   fast clip. [`FaceRecord::mouth_open`] holds the inner-lip
 //!   gap over the mouth width (also in every face-status event, with the presence); a presence
 //!   below [`MeshConfig::min_presence`] makes the frame "no face" under the policy, with reason
-//!   `low_presence`. On the talking-head test clip every mesh eye and mouth corner stays within
-//!   0.6 px of the exact motion. [`FaceConfig::mesh`] = `None` turns it off.
+//!   `low_presence`. On the test clips (a talking head, and a fast one: up to 20 px and 3° per
+//!   frame) every mesh eye and mouth corner stays within 0.5 px of the exact motion (0.7 px on
+//!   the bench's clip, `cargo xtask bench face`). [`FaceConfig::mesh`] = `None` turns it off.
 //! - **Alignment**: [`Alignment::LatentSync`] aligns on LatentSync's three points instead
 //!   (brow means and nose mean from the mesh, see [`LATENTSYNC_BROW_LEFT`]) onto its template
 //!   `[[17, 20], [58, 20], [37.5, 40]]`; by default, a 2-D closed-form Umeyama similarity

@@ -5,7 +5,7 @@ use gpu::Compute;
 use progress_core::{FaceAction, FaceDetail, NoFaceReason, Phase};
 
 use crate::FaceError;
-use crate::align::{self, Alignment, OneEuroConfig, Smoother, Smoothing};
+use crate::align::{self, Alignment, MeshSmoother, OneEuroConfig, Smoother, Smoothing};
 use crate::batcher::{self, Proxy};
 use crate::detect::{BlazeFace, DecodeConfig, Detection, FaceDetector, Rect};
 use crate::warp::{self, GpuWarp, WarpJob};
@@ -195,7 +195,8 @@ pub struct FaceProcessor {
     detectors: Detectors,
     /// One face mesh per tracking worker (empty without the mesh).
     meshes: Vec<CpuFaceMesh>,
-    mesh_smoother: Smoother,
+    /// The mesh's smoothing, in the face's own frame.
+    mesh_smoother: MeshSmoother,
     warper: Warper,
     compute_name: String,
     next_index: u64,
@@ -303,7 +304,7 @@ impl FaceProcessor {
             config,
             detectors,
             meshes,
-            mesh_smoother: Smoother::default(),
+            mesh_smoother: MeshSmoother::default(),
             warper,
             compute_name: compute.name().to_owned(),
             next_index: 0,
@@ -463,7 +464,7 @@ impl FaceProcessor {
                 self.smoother
                     .filter_landmarks(&self.config.one_euro, &mut d.landmarks[..4]);
                 self.mesh_smoother
-                    .filter_landmarks(&self.config.one_euro, &mut points);
+                    .filter(&self.config.one_euro, &mut points);
             }
             let mut t = match self.config.alignment {
                 Alignment::LatentSync => align::latentsync_to_crop(&points, r)?,
@@ -1127,20 +1128,190 @@ mod tests {
             .collect()
     }
 
-    /// FaceMesh on the talking-head clip (known motion, frame 0 as reference): every eye corner
-    /// and mouth corner within 2 px of where the exact motion puts frame 0's (default config:
-    /// One-Euro smoothing). Prints the table (`-- --nocapture`).
+    /// FaceMesh on the talking-head clip and on the fast clip (up to ~20 px and 3° per frame;
+    /// known motion, frame 0 as reference): every eye corner and mouth corner within 2 px of
+    /// where the exact motion puts frame 0's (default config: the mesh smoothed in the face's
+    /// frame). Smoothing in image coordinates put the mouth corners 2.4–2.5 px off on the
+    /// bench's clip. Prints the tables (`-- --nocapture`).
     #[test]
     #[allow(clippy::print_stdout)]
     fn mesh_points_follow_the_known_motion() {
-        let (motions, frames) = clip(24, 0.25);
-        let errors = mesh_motion_errors(FaceConfig::default(), &motions, &frames);
-        println!("mesh point      worst px  mean px (talking-head clip, 24 frames, 640x360)");
-        for ((name, i), [w, m]) in MESH_POINTS.iter().zip(&errors) {
-            println!("{name:<11} {i:>3}  {w:>8.2}  {m:>7.2}");
+        for (name, speed) in [("talking-head", 0.25), ("fast", 1.0)] {
+            let (motions, frames) = clip(24, speed);
+            let errors = mesh_motion_errors(FaceConfig::default(), &motions, &frames);
+            println!("mesh point      worst px  mean px ({name} clip, 24 frames, 640x360)");
+            for ((name, i), [w, m]) in MESH_POINTS.iter().zip(&errors) {
+                println!("{name:<11} {i:>3}  {w:>8.2}  {m:>7.2}");
+            }
+            for ((point, _), [w, _]) in MESH_POINTS.iter().zip(&errors) {
+                assert!(*w < 2.0, "{name} clip, {point}: worst {w:.2} px");
+            }
         }
-        for ((name, _), [w, _]) in MESH_POINTS.iter().zip(&errors) {
-            assert!(*w < 2.0, "{name}: worst {w:.2} px");
+    }
+
+    /// The bench's clip (`xtask/src/bench/face.rs`: 1280×720, scale 1.0–1.4, roll ±10°,
+    /// 200 px sweeps, 48 frames a cycle), placed nearest-neighbour as there (`nearest`) or
+    /// bilinearly.
+    fn bench_clip(nearest: bool) -> (Vec<Affine2>, Vec<Frame>) {
+        let photo = astronaut();
+        let motions: Vec<Affine2> = (0..48)
+            .map(|i| {
+                let a = f64::from(i) / 48.0 * std::f64::consts::TAU;
+                let about = Affine2::similarity(1.0, 0.0, -222.0, -118.0);
+                Affine2::similarity(
+                    1.2 + 0.2 * a.sin(),
+                    (10.0 * a.cos()).to_radians(),
+                    640.0 + 200.0 * a.sin(),
+                    300.0 + 60.0 * (2.0 * a).sin(),
+                )
+                .after(&about)
+            })
+            .collect();
+        let frames = motions
+            .iter()
+            .map(|t| {
+                if !nearest {
+                    return place(&photo, t, 1280, 720);
+                }
+                let inv = t.inverse().unwrap();
+                let mut out = Frame::filled(1280, 720, [90, 90, 90]);
+                for y in 0..720 {
+                    for x in 0..1280 {
+                        let p = inv.apply([f64::from(x), f64::from(y)]);
+                        let (sx, sy) = (p[0].round(), p[1].round());
+                        if (0.0..512.0).contains(&sx) && (0.0..512.0).contains(&sy) {
+                            out.put_pixel(x, y, photo.pixel(sx as u32, sy as u32));
+                        }
+                    }
+                }
+                out
+            })
+            .collect();
+        (motions, frames)
+    }
+
+    /// Worst distance over the clip between each point of [`MESH_POINTS`] in `meshes` and
+    /// where the exact motion puts frame 0's.
+    fn worst_motion_errors(meshes: &[Vec<[f32; 2]>], motions: &[Affine2]) -> Vec<f64> {
+        let back = motions[0].inverse().unwrap();
+        MESH_POINTS
+            .iter()
+            .map(|&(_, i)| {
+                let p0 = meshes[0][i];
+                let photo = back.apply([f64::from(p0[0]), f64::from(p0[1])]);
+                let errs: Vec<f64> = meshes
+                    .iter()
+                    .zip(motions)
+                    .map(|(m, t)| {
+                        let want = t.apply(photo);
+                        (f64::from(m[i][0]) - want[0]).hypot(f64::from(m[i][1]) - want[1])
+                    })
+                    .collect();
+                worst(&errs)
+            })
+            .collect()
+    }
+
+    /// Where the mesh's error on the bench's clip comes from, as a table of worst errors per
+    /// point (`cargo test --release -p face-proc -- --ignored --nocapture mesh_error_sources`):
+    /// the stage as configured, the network alone (no smoothing), the network on the region
+    /// the exact motion gives (frame 0's region moved by it: no detection or rotation
+    /// normalisation error), the same clip placed bilinearly, and the former smoothing (One-Euro
+    /// on image coordinates) of the unsmoothed points.
+    #[test]
+    #[ignore = "a measurement: prints the table the README quotes"]
+    #[allow(clippy::print_stdout)]
+    fn mesh_error_sources() {
+        let meshes = |cfg: FaceConfig, frames: &[Frame]| -> Vec<FaceRecord> {
+            let mut stage = FaceProcessor::new(&Compute::Cpu, cfg).unwrap();
+            let phase = detached(frames.len());
+            frames
+                .chunks(16)
+                .flat_map(|b| stage.process_batch(b, &phase).unwrap())
+                .collect()
+        };
+        let points = |recs: &[FaceRecord]| -> Vec<Vec<[f32; 2]>> {
+            recs.iter().map(|r| r.mesh.clone()).collect()
+        };
+        let raw_cfg = config(Smoothing::None, NoFacePolicy::Error);
+        let print = |name: &str, errs: Vec<f64>| {
+            let cols: Vec<String> = errs.iter().map(|e| format!("{e:>6.2}")).collect();
+            println!("{name:<44} {}", cols.join(" "));
+        };
+        let names: Vec<String> = MESH_POINTS.iter().map(|(_, i)| format!("{i:>6}")).collect();
+        println!("{:<44} {}", "worst px per mesh point", names.join(" "));
+        for nearest in [true, false] {
+            let placed = if nearest { "nearest" } else { "bilinear" };
+            let (motions, frames) = bench_clip(nearest);
+            let stage = meshes(FaceConfig::default(), &frames);
+            print(
+                &format!("{placed}: stage (smoothed in the face frame)"),
+                worst_motion_errors(&points(&stage), &motions),
+            );
+            let raw = meshes(raw_cfg.clone(), &frames);
+            print(
+                &format!("{placed}: network alone"),
+                worst_motion_errors(&points(&raw), &motions),
+            );
+            let mut net = CpuFaceMesh::new().unwrap();
+            let first = facemesh::region_from_detection(&Detection {
+                bbox: raw[0].bbox,
+                landmarks: raw[0].landmarks.clone(),
+                score: raw[0].score,
+            });
+            let back = motions[0].inverse().unwrap();
+            let exact: Vec<Vec<[f32; 2]>> = frames
+                .iter()
+                .zip(&motions)
+                .map(|(f, m)| {
+                    let step = m.after(&back);
+                    let c = [first.left + first.side / 2.0, first.top + first.side / 2.0];
+                    let c = step.apply([f64::from(c[0]), f64::from(c[1])]);
+                    let turn = step.m[1][0].atan2(step.m[0][0]) as f32;
+                    let region = face_net::blazeface::Letterbox::centred(
+                        c[0] as f32,
+                        c[1] as f32,
+                        first.side * step.scale() as f32,
+                        first.angle + turn,
+                    );
+                    let mesh = net.landmarks(f, &region);
+                    mesh.points.iter().map(|p| [p[0], p[1]]).collect()
+                })
+                .collect();
+            print(
+                &format!("{placed}: network on the exact region"),
+                worst_motion_errors(&exact, &motions),
+            );
+            let mut image = Smoother::default();
+            let filtered: Vec<Vec<[f32; 2]>> = points(&raw)
+                .into_iter()
+                .map(|mut p| {
+                    image.filter_landmarks(&OneEuroConfig::default(), &mut p);
+                    p
+                })
+                .collect();
+            print(
+                &format!("{placed}: One-Euro on image coordinates"),
+                worst_motion_errors(&filtered, &motions),
+            );
+        }
+    }
+
+    /// The points that carry the face's frame for the mesh smoothing lie on the upper face: on
+    /// the photo, every one of them above the upper lip's top (mesh point 0) and none on the
+    /// jaw below the mouth corners.
+    #[test]
+    fn mesh_rigid_points_are_above_the_mouth() {
+        let mut stage =
+            FaceProcessor::new(&Compute::Cpu, config(Smoothing::None, NoFacePolicy::Error))
+                .unwrap();
+        let rec = stage
+            .process_batch(&[astronaut()], &detached(1))
+            .unwrap()
+            .remove(0);
+        let lip_top = rec.mesh[0][1];
+        for i in align::MESH_RIGID {
+            assert!(rec.mesh[i][1] < lip_top, "point {i}: {:?}", rec.mesh[i]);
         }
     }
 

@@ -132,6 +132,21 @@ pub struct MouthPlacement {
     pub jaw_half_width: f32,
 }
 
+/// Where the pipeline lets restore change the frame for a model's faces
+/// ([`LipSyncModel::paste_region`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum PasteRegion {
+    /// The face mesh's lower face (the hull of the jaw line and the lips, [`MouthPlacement`]'s
+    /// region) when the frame has a mesh, the whole crop otherwise (default): for models that
+    /// edit only the mouth region, so the rest of the face is not resampled through the warps.
+    #[default]
+    LowerFace,
+    /// The whole crop under restore's own eroded and feathered mask (LatentSync's semantics:
+    /// the model regenerates with its own mask and the reference pastes the whole face back).
+    WholeCrop,
+}
+
 /// The convex hull of `points`, counter-clockwise in image coordinates (y down: clockwise on
 /// screen), without collinear points (Andrew's monotone chain). Fewer than 3 distinct points
 /// give what there is.
@@ -242,6 +257,12 @@ pub trait LipSyncModel {
     /// The region of an R×R aligned face (`size` = R) this model regenerates; the scheduler
     /// computes it once per size and passes it in every [`ChunkInput`].
     fn mask(&self, size: u32) -> Mask;
+
+    /// Where restore may change the frame for this model's faces (default:
+    /// [`PasteRegion::LowerFace`]).
+    fn paste_region(&self) -> PasteRegion {
+        PasteRegion::LowerFace
+    }
 
     /// How a chunk of `chunk_len` faces runs, given the configured number of steps. The
     /// default: [`Schedule::Refine`] with the configured steps.

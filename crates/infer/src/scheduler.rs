@@ -255,6 +255,9 @@ pub trait ChunkRunner: Send {
         sample_rate: u32,
     ) -> Result<Option<Box<dyn FeatureBuilder>>, InferError>;
 
+    /// The wrapped model's [`LipSyncModel::paste_region`].
+    fn paste_region(&self) -> crate::PasteRegion;
+
     /// [`Inferencer::run_chunk_placed`].
     fn run_chunk(
         &mut self,
@@ -274,6 +277,10 @@ impl<M: LipSyncModel + Send> ChunkRunner for Inferencer<M> {
         sample_rate: u32,
     ) -> Result<Option<Box<dyn FeatureBuilder>>, InferError> {
         self.model.feature_builder(channels, sample_rate)
+    }
+
+    fn paste_region(&self) -> crate::PasteRegion {
+        self.model.paste_region()
     }
 
     fn run_chunk(

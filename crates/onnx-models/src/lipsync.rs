@@ -92,8 +92,14 @@ pub const WAV2LIP_BOX: [f32; 4] = [0.0, 0.16, 1.0, 1.0];
 /// The region of the box Wav2Lip regenerates (its lower half, rows 48..96 of 96) pasted back
 /// with a feathered mask: box-relative `[x0, y0, x1, y1]` and the feather width, also
 /// box-relative. The mask is 1 inside, falls to 0 over `feather` with a smoothstep, 0 outside.
+/// Used when the frame has no face mesh; with one, the mesh's lower face ([`HULL_FEATHER`]).
 const LOWER_FACE: [f32; 4] = [0.12, 0.5, 0.88, 0.98];
 const FEATHER: f32 = 0.1;
+
+/// With a face mesh, the model's output is pasted inside the mesh's lower-face region (the
+/// hull of the jaw line and the lips, [`infer::MouthPlacement::region`]), feathered inwards
+/// over this share of the crop's side (12.8 px at R = 256); nothing outside the hull changes.
+pub(crate) const HULL_FEATHER: f32 = 0.05;
 
 /// A learned lip-sync model loaded from an ONNX file.
 #[derive(Debug)]
@@ -211,38 +217,51 @@ impl OnnxLipSync {
             }
         }
     }
+}
 
-    /// Pastes model output `planes` (`[3][n][n]`, 0..1) into `face` over `rect`.
-    fn paste(&self, face: &mut Frame, rect: [f32; 4], planes: &[f32]) {
-        let n = self.kind.size() as usize;
-        let bgr = self.kind == LipSyncKind::Wav2Lip;
-        let [x0, y0, x1, y1] = rect;
-        let (w, h) = (x1 - x0, y1 - y0);
-        let (fw, fh) = (face.width(), face.height());
-        let ys = (y0.floor().max(0.0) as u32)..(y1.ceil().min(fh as f32) as u32);
-        let xs = (x0.floor().max(0.0) as u32)..(x1.ceil().min(fw as f32) as u32);
-        for y in ys {
-            for x in xs.clone() {
-                // Box-relative position of the pixel centre.
-                let u = (x as f32 + 0.5 - x0) / w;
-                let v = (y as f32 + 0.5 - y0) / h;
-                let a = match self.kind {
+/// Pastes model output `planes` (`[3][n][n]`, 0..1, BGR for Wav2Lip) into `face` over `rect`
+/// (crop pixel edges): weighted by the feathered mesh hull `region` (crop pixels, pixel
+/// centres at integers) when it has 3 corners or more, else by the kind's fixed mask. Pixels
+/// of weight 0 are not touched.
+fn paste(kind: LipSyncKind, face: &mut Frame, rect: [f32; 4], planes: &[f32], region: &[[f32; 2]]) {
+    let n = kind.size() as usize;
+    let bgr = kind == LipSyncKind::Wav2Lip;
+    let [x0, y0, x1, y1] = rect;
+    let (w, h) = (x1 - x0, y1 - y0);
+    let (fw, fh) = (face.width(), face.height());
+    let hull_feather = HULL_FEATHER * fw as f32;
+    let ys = (y0.floor().max(0.0) as u32)..(y1.ceil().min(fh as f32) as u32);
+    let xs = (x0.floor().max(0.0) as u32)..(x1.ceil().min(fw as f32) as u32);
+    for y in ys {
+        for x in xs.clone() {
+            // Box-relative position of the pixel centre.
+            let u = (x as f32 + 0.5 - x0) / w;
+            let v = (y as f32 + 0.5 - y0) / h;
+            let a = if region.len() >= 3 {
+                let inside_box = (0.0..=1.0).contains(&u) && (0.0..=1.0).contains(&v);
+                if inside_box {
+                    infer::polygon_weight(region, hull_feather, x as f32, y as f32)
+                } else {
+                    0.0
+                }
+            } else {
+                match kind {
                     LipSyncKind::Wav2Lip => ramp(u, v, LOWER_FACE, FEATHER),
                     LipSyncKind::EdTalk => ramp(u, v, [0.02, 0.02, 0.98, 0.98], 0.04),
-                };
-                if a <= 0.0 {
-                    continue;
                 }
-                let g = bilinear_planes(planes, n, u * n as f32 - 0.5, v * n as f32 - 0.5);
-                let g = if bgr { [g[2], g[1], g[0]] } else { g };
-                let old = face.pixel(x, y);
-                let mut px = [0u8; 3];
-                for c in 0..3 {
-                    let new = g[c].clamp(0.0, 1.0) * 255.0;
-                    px[c] = (a * new + (1.0 - a) * f32::from(old[c])).round() as u8;
-                }
-                face.put_pixel(x, y, px);
+            };
+            if a <= 0.0 {
+                continue;
             }
+            let g = bilinear_planes(planes, n, u * n as f32 - 0.5, v * n as f32 - 0.5);
+            let g = if bgr { [g[2], g[1], g[0]] } else { g };
+            let old = face.pixel(x, y);
+            let mut px = [0u8; 3];
+            for c in 0..3 {
+                let new = g[c].clamp(0.0, 1.0) * 255.0;
+                px[c] = (a * new + (1.0 - a) * f32::from(old[c])).round() as u8;
+            }
+            face.put_pixel(x, y, px);
         }
     }
 }
@@ -331,6 +350,8 @@ fn sample_rect(face: &Frame, rect: [f32; 4], w: usize, h: usize) -> Vec<[f32; 3]
 pub struct OnnxChunkState {
     faces: Vec<Frame>,
     rects: Vec<[f32; 4]>,
+    /// Each face's mesh hull (crop pixels), empty without a mesh.
+    regions: Vec<Vec<[f32; 2]>>,
     /// `[n][1][80][16]`.
     mels: Vec<f32>,
     /// `[n][C][S][S]`.
@@ -342,8 +363,8 @@ impl LipSyncModel for OnnxLipSync {
     type State = OnnxChunkState;
 
     fn mask(&self, size: u32) -> Mask {
-        // The scheduler's region of interest; the paste-back uses the model's own feathered
-        // lower-face mask.
+        // The scheduler's region of interest; the paste-back uses the mesh's lower-face hull
+        // (or, without a mesh, the model's own feathered lower-face mask).
         MouthGeometry::default().mask(size)
     }
 
@@ -389,9 +410,20 @@ impl LipSyncModel for OnnxLipSync {
             .iter()
             .map(|f| self.prepare(f, &mut targets))
             .collect();
+        let regions = (0..n)
+            .map(|i| {
+                chunk
+                    .mouths
+                    .get(i)
+                    .and_then(Option::as_ref)
+                    .map(|m| m.region.clone())
+                    .unwrap_or_default()
+            })
+            .collect();
         Ok(OnnxChunkState {
             faces: chunk.faces.to_vec(),
             rects,
+            regions,
             mels,
             targets,
             done: 0,
@@ -441,11 +473,12 @@ impl LipSyncModel for OnnxLipSync {
             }));
         }
         for (k, i) in range.enumerate() {
-            let rect = state.rects[i];
-            self.paste(
+            paste(
+                self.kind,
                 &mut state.faces[i],
-                rect,
+                state.rects[i],
                 &out[k * per_out..(k + 1) * per_out],
+                &state.regions[i],
             );
         }
         state.done += take;
@@ -476,6 +509,71 @@ mod tests {
         assert_eq!(ramp(0.5, 0.45, r, 0.05), 0.0);
         let mid = ramp(0.225, 0.7, r, 0.05);
         assert!(mid > 0.0 && mid < 1.0, "{mid}");
+    }
+
+    /// A crop with texture everywhere.
+    fn patterned(r: u32) -> Frame {
+        let mut data = Vec::new();
+        for y in 0..r {
+            for x in 0..r {
+                data.extend([
+                    (x * 7 % 200) as u8,
+                    (y * 5 % 200) as u8,
+                    ((x ^ y) % 200) as u8,
+                ]);
+            }
+        }
+        Frame::new(r, r, data).unwrap()
+    }
+
+    /// With a mesh hull, both models' outputs land inside it only: every crop pixel on or
+    /// outside the hull keeps its value bit for bit, every pixel deeper inside than the
+    /// feather takes the model's output; without the hull the fixed lower-face mask changes
+    /// pixels outside it (so the check can fail).
+    #[test]
+    fn with_a_mesh_the_paste_stays_inside_the_hull() {
+        let r = 256;
+        let crop = patterned(r);
+        // Jaw line and lips of a face in a 256 crop, as the pipeline's hull gives them.
+        let hull = infer::convex_hull(&[
+            [40.0, 130.0],
+            [216.0, 128.0],
+            [200.0, 200.0],
+            [128.0, 246.0],
+            [60.0, 204.0],
+            [100.0, 170.0],
+            [150.0, 172.0],
+        ]);
+        for kind in [LipSyncKind::Wav2Lip, LipSyncKind::EdTalk] {
+            let n = kind.size() as usize;
+            let planes = vec![0.9; 3 * n * n];
+            let rect = match kind {
+                LipSyncKind::Wav2Lip => WAV2LIP_BOX.map(|v| v * r as f32),
+                LipSyncKind::EdTalk => [0.0, 0.0, r as f32, r as f32],
+            };
+            let mut with = crop.clone();
+            paste(kind, &mut with, rect, &planes, &hull);
+            let mut without = crop.clone();
+            paste(kind, &mut without, rect, &planes, &[]);
+            let (mut deep, mut spill) = (0, 0);
+            for y in 0..r {
+                for x in 0..r {
+                    let (fx, fy) = (x as f32, y as f32);
+                    if infer::polygon_weight(&hull, 1e-3, fx, fy) <= 0.0 {
+                        assert_eq!(with.pixel(x, y), crop.pixel(x, y), "{kind:?} ({x}, {y})");
+                        spill += usize::from(without.pixel(x, y) != crop.pixel(x, y));
+                    } else if infer::polygon_weight(&hull, HULL_FEATHER * r as f32, fx, fy) >= 1.0 {
+                        assert_eq!(with.pixel(x, y), [230, 230, 230], "{kind:?} ({x}, {y})");
+                        deep += 1;
+                    }
+                }
+            }
+            assert!(deep > 3000, "{kind:?}: {deep} pixels deep inside");
+            assert!(
+                spill > 3000,
+                "{kind:?}: the fixed mask spills over {spill} pixels"
+            );
+        }
     }
 
     #[test]

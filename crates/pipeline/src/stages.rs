@@ -9,9 +9,10 @@ use face_proc::{FaceConfig, FaceProcessor, FaceRecord};
 use gpu::Compute;
 use infer::{
     AudioFeatures, ChunkRunner, FeatureBuilder, FeatureStream, FrameFeatures, MouthPlacement,
+    PasteRegion,
 };
 use progress_core::{Cancelled, Level, Phase};
-use restore::{FacePaste, RestoreConfig, Restorer};
+use restore::{FacePaste, PasteMask, RestoreConfig, Restorer};
 
 use crate::{Chunk, NoFacePolicy, PipelineConfig, PipelineError};
 
@@ -22,7 +23,17 @@ pub(crate) struct FaceInfo {
     pub(crate) record: FaceRecord,
     /// The crop with the regenerated mouth, when infer ran on it.
     pub(crate) generated: Option<frame::Frame>,
+    /// Where restore may change the frame (the mesh's lower-face hull in crop pixels), when
+    /// the model edits only the mouth region ([`infer::PasteRegion::LowerFace`]) and the
+    /// frame has a mesh; `None`: the whole crop under restore's own mask.
+    pub(crate) paste_mask: Option<PasteMask>,
 }
+
+/// Restore's feather inside the mesh hull, as a share of the crop's side (2.56 px at
+/// R = 256): narrow, because the models fade their edits inside the hull themselves (the
+/// built-in model over 4 px, Wav2Lip/EDTalk over 5 % of R); this only keeps restore from
+/// resampling the crop outside the hull.
+const RESTORE_HULL_FEATHER: f32 = 0.01;
 
 fn stage_error(stage: &str, e: impl std::fmt::Display) -> PipelineError {
     PipelineError::Stage {
@@ -118,6 +129,7 @@ impl FaceStage {
             .map(|record| FaceInfo {
                 record,
                 generated: None,
+                paste_mask: None,
             })
             .collect();
         Ok(())
@@ -278,7 +290,14 @@ impl InferStage {
                     },
                     other => stage_error(crate::INFERENCE, other),
                 })?;
-            for (info, face) in chunk.faces[i..end].iter_mut().zip(out) {
+            let lower_face = self.inner.paste_region() == PasteRegion::LowerFace;
+            for ((info, face), mouth) in chunk.faces[i..end].iter_mut().zip(out).zip(mouths) {
+                info.paste_mask = mouth
+                    .filter(|m| lower_face && m.region.len() >= 3)
+                    .map(|m| PasteMask {
+                        polygon: m.region,
+                        feather: RESTORE_HULL_FEATHER * face.width() as f32,
+                    });
                 info.generated = Some(face);
             }
             i = end;
@@ -319,6 +338,7 @@ impl RestoreStage {
                 Some(face) if info.record.crop.as_ref() != Some(&face) => Some(FacePaste {
                     face,
                     to_crop: info.record.to_crop,
+                    mask: info.paste_mask,
                 }),
                 _ => None,
             })
@@ -482,6 +502,131 @@ mod tests {
         assert!(
             r >= 0.7,
             "gap/envelope correlation {r:.3} (gap {lo:.1}..{hi:.1} px)"
+        );
+    }
+
+    /// The built-in model, with the paste region it asks for or forced to the whole crop.
+    struct Builtin {
+        inner: MouthModel,
+        region: PasteRegion,
+    }
+
+    impl infer::LipSyncModel for Builtin {
+        type State = infer::MouthState;
+        fn mask(&self, size: u32) -> infer::Mask {
+            self.inner.mask(size)
+        }
+        fn paste_region(&self) -> PasteRegion {
+            self.region
+        }
+        fn begin_chunk(
+            &mut self,
+            chunk: &infer::ChunkInput<'_>,
+        ) -> Result<Self::State, infer::InferError> {
+            self.inner.begin_chunk(chunk)
+        }
+        fn step(
+            &mut self,
+            state: &mut Self::State,
+            step: usize,
+            n_steps: usize,
+        ) -> Result<infer::StepStats, infer::InferError> {
+            self.inner.step(state, step, n_steps)
+        }
+        fn preview(
+            &mut self,
+            state: &Self::State,
+            index: usize,
+        ) -> Result<Frame, infer::InferError> {
+            self.inner.preview(state, index)
+        }
+        fn finish_chunk(&mut self, state: Self::State) -> Result<Vec<Frame>, infer::InferError> {
+            self.inner.finish_chunk(state)
+        }
+    }
+
+    /// The whole pipeline (CPU) on 16 frames of the committed photo with speech: with the
+    /// built-in model's paste region (the mesh's lower-face hull) every output pixel whose
+    /// crop point lies outside the hull (by more than 1 crop px, for the frame-to-frame
+    /// wobble of the tracked transform) equals the input bit for bit, while the mouth moves;
+    /// restoring the whole crop instead (LatentSync's semantics) changes thousands of them.
+    #[test]
+    fn restore_keeps_every_pixel_outside_the_mesh_hull() {
+        let photo = astronaut();
+        let (w, h) = (photo.width(), photo.height());
+        let n = 16;
+        let input: Vec<u8> = (0..n).flat_map(|_| photo.data().to_vec()).collect();
+        let samples = speech(n as f64 / 25.0);
+        let mut faces =
+            FaceProcessor::new(&Compute::Cpu, FaceConfig::default()).expect("face stage");
+        let rec = faces
+            .process_batch(
+                std::slice::from_ref(&photo),
+                &Phase::detached("test", None, "frames"),
+            )
+            .unwrap()
+            .remove(0);
+        let region = mouth_placement(&rec).expect("a mesh").region;
+        let outside = |x: u32, y: u32| {
+            let q = rec.to_crop.apply([f64::from(x), f64::from(y)]);
+            infer::polygon_weight(&region, 1e-3, q[0] as f32 + 1.0, q[1] as f32) <= 0.0
+                && infer::polygon_weight(&region, 1e-3, q[0] as f32 - 1.0, q[1] as f32) <= 0.0
+                && infer::polygon_weight(&region, 1e-3, q[0] as f32, q[1] as f32 + 1.0) <= 0.0
+                && infer::polygon_weight(&region, 1e-3, q[0] as f32, q[1] as f32 - 1.0) <= 0.0
+        };
+        let run = |region: PasteRegion| -> (usize, usize) {
+            let config = crate::PipelineConfig {
+                backend: crate::Backend::Cpu,
+                ..crate::PipelineConfig::default()
+            };
+            let mut source =
+                crate::RawSource::new(&input, w, h, media_io::Rational::new(25, 1), "photo frames")
+                    .unwrap();
+            let mut audio = crate::RawAudio::interleaved(&samples, 1, 16_000, "speech").unwrap();
+            let mut out = Vec::new();
+            let model = Builtin {
+                inner: MouthModel::new(Compute::Cpu, MouthParams::default()),
+                region,
+            };
+            let runner = Inferencer::new(
+                model,
+                InferConfig {
+                    chunk_size: 16,
+                    steps: 20,
+                    preview_interval: Duration::from_secs(3600),
+                },
+            );
+            crate::run_with_model(
+                &config,
+                &mut source,
+                &mut audio,
+                Box::new(crate::RawSink::new(&mut out)),
+                &Phase::detached("test", None, "frames"),
+                &Compute::Cpu,
+                Box::new(runner),
+            )
+            .unwrap();
+            assert_eq!(out.len(), input.len());
+            let (mut changed_outside, mut changed) = (0, 0);
+            for (k, (a, b)) in input.chunks_exact(3).zip(out.chunks_exact(3)).enumerate() {
+                if a != b {
+                    changed += 1;
+                    let p = (k % (w * h) as usize) as u32;
+                    changed_outside += usize::from(outside(p % w, p / w));
+                }
+            }
+            (changed_outside, changed)
+        };
+        let (outside_hull, inside) = run(PasteRegion::LowerFace);
+        assert_eq!(outside_hull, 0, "pixels changed outside the hull");
+        assert!(
+            inside > 5000,
+            "the mouth hardly moves: {inside} pixels changed"
+        );
+        let (outside_whole, _) = run(PasteRegion::WholeCrop);
+        assert!(
+            outside_whole > 5000,
+            "the whole-crop paste changes only {outside_whole} pixels outside the hull"
         );
     }
 }

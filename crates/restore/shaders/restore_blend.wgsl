@@ -1,7 +1,8 @@
 // restore_blend.wgsl: the blend of restore (crates/restore), step 4 of 4.
 //
 // Per region pixel (batched like restore_warp.wgsl; no per-face data is needed here):
-// out = round(soft·face' + (1−soft)·frame) per channel, round half up (not truncated),
+// s = soft·m, m the paste mask's weight that restore_warp.wgsl left in `warped[i].a`;
+// out = round(s·face' + (1−s)·frame) per channel, round half up (not truncated),
 // clamped to 0..=255; where soft <= 0 the frame pixel is kept bit for bit. `frame` holds the
 // regions' frame pixels as R | G << 8 | B << 16 and is updated in place.
 // Dispatch: 2-D grid of 64-wide workgroups, linear index i = gid.x + gid.y * nwg.x * 64.
@@ -23,7 +24,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.x + gid.y * nwg.x * 64u;
     if (i >= info.total) { return; }
-    let s = soft[i];
+    let s0 = soft[i];
+    if (s0 <= 0.0) { return; }
+    let s = s0 * warped[i].a;
     if (s <= 0.0) { return; }
     let word = frame[i];
     let old = vec3<f32>(vec3<u32>(word & 255u, (word >> 8u) & 255u, (word >> 16u) & 255u));

@@ -30,9 +30,9 @@ struct Face {
     by1: u32,
     w_edge: u32,
     koff: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    e_off: u32,
+    e_n: u32,
+    inv_feather: f32,
 }
 
 struct Info {

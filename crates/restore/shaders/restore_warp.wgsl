@@ -9,7 +9,11 @@
 // - `mask[i]`: the bilinear sample at q of an R×R image of ones, zero outside it, and zero
 //   outside the face's bounding box (`bx0..by1`, where the CPU path stores no values);
 // - `warped[i].rgb`: the bilinear sample of the face (RGB8 bytes packed four to a u32 in
-//   `face_px`, starting at byte `face_off`) at q, 127 outside the face.
+//   `face_px`, starting at byte `face_off`) at q, 127 outside the face;
+// - `warped[i].a`: the paste mask's weight at q: 1 without a mask (`e_n` = 0), else the
+//   distance from q to the nearest of the mask's `e_n` edge lines (`edges[e_off..]`: a corner
+//   and the unit vector to the next one; positive inside) times `inv_feather`, clamped to
+//   0..1 (crates/restore/src/mask.rs `mask_weight`).
 // Arithmetic order matches crates/restore/src/cpu.rs and mask.rs, so results agree with the
 // CPU path up to float contraction.
 // Dispatch: one 8×8 workgroup tile grid per face, gid.z = face, (gid.x, gid.y) = pixel of the
@@ -37,9 +41,9 @@ struct Face {
     by1: u32,
     w_edge: u32,
     koff: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    e_off: u32,
+    e_n: u32,
+    inv_feather: f32,
 }
 
 struct Info {
@@ -54,6 +58,19 @@ struct Info {
 @group(0) @binding(2) var<storage, read> face_px: array<u32>;
 @group(0) @binding(3) var<storage, read_write> mask: array<f32>;
 @group(0) @binding(4) var<storage, read_write> warped: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read> edges: array<vec4<f32>>;
+
+fn mask_weight(f: Face, u: f32, v: f32) -> f32 {
+    if (f.e_n == 0u) {
+        return 1.0;
+    }
+    var d = 3.4028235e38;
+    for (var k = 0u; k < f.e_n; k++) {
+        let e = edges[f.e_off + k];
+        d = min(d, e.z * (v - e.y) - e.w * (u - e.x));
+    }
+    return clamp(d * f.inv_feather, 0.0, 1.0);
+}
 
 fn ones_weight(u: f32, r: u32) -> f32 {
     let i = floor(u);
@@ -108,5 +125,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let iy = i32(y0);
     let top = texel(f, ix, iy) * (1.0 - wx) + texel(f, ix + 1, iy) * wx;
     let bottom = texel(f, ix, iy + 1) * (1.0 - wx) + texel(f, ix + 1, iy + 1) * wx;
-    warped[i] = vec4<f32>(top * (1.0 - wy) + bottom * wy, 0.0);
+    warped[i] = vec4<f32>(top * (1.0 - wy) + bottom * wy, mask_weight(f, u, v));
 }

@@ -247,7 +247,8 @@ pub(crate) fn sample_face(face: &[u8], r: u32, u: f32, v: f32) -> [f32; 3] {
     out
 }
 
-/// `round(soft·face + (1−soft)·frame)`, f32, round half up, clamped.
+/// `round(soft·face + (1−soft)·frame)`, f32, round half up, clamped (`soft` already times
+/// the paste mask's weight).
 #[inline]
 pub(crate) fn blend(soft: f32, face: f32, frame: u8) -> u8 {
     let o = soft * face + (1.0 - soft) * f32::from(frame);
@@ -267,6 +268,10 @@ fn restore_one(frame: &mut Frame, face: &Frame, plan: &Plan, s: &mut Scratch) {
                 continue;
             }
             let (u, v) = mask::map(&plan.a, x as f32, y as f32);
+            let soft = soft * mask::mask_weight(&plan.edges, plan.inv_feather, u, v);
+            if soft <= 0.0 {
+                continue;
+            }
             let f = sample_face(face_px, plan.r, u, v);
             let i = (y * w + x) * 3;
             for c in 0..3 {

@@ -38,6 +38,13 @@
 //! Where `soft == 0` the output equals the frame bit for bit; frames without a face (`None`)
 //! are not touched at all.
 //!
+//! # Mesh mask (optional, per face)
+//! A [`FacePaste::mask`] (the pipeline gives the face mesh's lower-face hull for models that
+//! edit only the mouth region) multiplies `soft` by the mask's weight at `q` (a convex polygon
+//! in face pixels, feathered inwards): outside the polygon the frame keeps its pixels bit for
+//! bit, so the rest of the crop is not resampled through the two warps. LatentSync's faces
+//! come without one (its own mask semantics, as above).
+//!
 //! # Compute paths
 //! [`Restorer::new`] takes a [`gpu::Compute`]: with `Compute::Gpu` every batch runs as WGSL
 //! compute shaders (`crates/restore/shaders/restore_warp.wgsl`, `restore_erode.wgsl`, `restore_blur.wgsl`,
@@ -57,7 +64,7 @@
 //! // A 16×16 "face" that covers frame pixels 20..36 × 10..26 (frame → face: shift).
 //! let face = Frame::filled(16, 16, [200, 100, 50]);
 //! let to_crop = Affine2::similarity(1.0, 0.0, -20.0, -10.0);
-//! let faces = vec![Some(FacePaste { face, to_crop }), None];
+//! let faces = vec![Some(FacePaste { face, to_crop, mask: None }), None];
 //! let mut restorer = Restorer::new(gpu::Compute::Cpu, RestoreConfig::default()).unwrap();
 //! let phase = progress_core::Phase::detached("Restoring faces", Some(2), "frames");
 //! restorer.restore_batch(&mut frames, &faces, &phase).unwrap();
@@ -102,6 +109,23 @@ pub struct FacePaste {
     /// Frame pixel coordinates → face pixel coordinates (face-proc's alignment composed with
     /// the crop→R scale).
     pub to_crop: Affine2,
+    /// A region of the face the paste is confined to, e.g. the lower face from a face mesh;
+    /// `None`: the whole face under the eroded mask alone.
+    pub mask: Option<PasteMask>,
+}
+
+/// A convex region of the face (face pixels, pixel centres at integers), feathered inwards:
+/// the paste's weight is multiplied by `clamp(d / feather, 0, 1)`, `d` the distance from the
+/// face point to the nearest edge line, positive inside. Outside the polygon the weight is 0,
+/// so the frame keeps its pixels there bit for bit. The polygon is convex and in the order
+/// `infer::convex_hull` gives (counter-clockwise in image coordinates, y down); anything else
+/// is a [`RestoreError::Mask`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct PasteMask {
+    /// The polygon's corners, at least 3.
+    pub polygon: Vec<[f32; 2]>,
+    /// Width of the inward ramp, face pixels (positive).
+    pub feather: f32,
 }
 
 /// Why restoration failed.
@@ -134,6 +158,15 @@ pub enum RestoreError {
     SingularTransform {
         /// Index in the batch.
         index: usize,
+    },
+    /// A face's [`PasteMask`] is not a convex polygon in the expected order, or its feather
+    /// is not positive.
+    #[error("paste mask for frame {index}: {why}")]
+    Mask {
+        /// Index in the batch.
+        index: usize,
+        /// What is wrong.
+        why: String,
     },
     /// A GPU error.
     #[error(transparent)]

@@ -2,7 +2,7 @@
 
 use frame::Frame;
 
-use crate::{FacePaste, RestoreError};
+use crate::{FacePaste, PasteMask, RestoreError};
 
 /// A half-open pixel rectangle `[x0, x1) × [y0, y1)` inside a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +38,7 @@ impl Rect {
 }
 
 /// What a compute path needs for one face.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Plan {
     /// Frame → face map, row-major 2×3, f32.
     pub(crate) a: [f32; 6],
@@ -46,6 +46,82 @@ pub(crate) struct Plan {
     pub(crate) r: u32,
     /// Frame pixels where the warped mask can be non-zero (with a 1-pixel zero margin).
     pub(crate) bbox: Rect,
+    /// The paste mask's edges `[ax, ay, ux, uy]` (a corner and the unit vector to the next
+    /// one, face pixels); empty without a mask.
+    pub(crate) edges: Vec<[f32; 4]>,
+    /// `1 / feather` of the paste mask (unused without one).
+    pub(crate) inv_feather: f32,
+}
+
+/// The edges of a paste mask as [`Plan::edges`] holds them, after checking that the polygon
+/// is convex and in `infer::convex_hull`'s order (every corner on the inner side of, or on,
+/// every edge line, and the corners' mean strictly inside) and the feather positive.
+pub(crate) fn mask_edges(
+    index: usize,
+    m: &PasteMask,
+) -> Result<(Vec<[f32; 4]>, f32), RestoreError> {
+    let bad = |why: String| RestoreError::Mask { index, why };
+    let n = m.polygon.len();
+    if n < 3 {
+        return Err(bad(format!("a polygon of {n} corners (at least 3 needed)")));
+    }
+    if !(m.feather.is_finite() && m.feather > 0.0) {
+        return Err(bad(format!(
+            "feather {} is not a positive number",
+            m.feather
+        )));
+    }
+    if m.polygon.iter().flatten().any(|v| !v.is_finite()) {
+        return Err(bad("a corner is not finite".into()));
+    }
+    let mut edges = Vec::with_capacity(n);
+    for (i, a) in m.polygon.iter().enumerate() {
+        let b = m.polygon[(i + 1) % n];
+        let (ex, ey) = (b[0] - a[0], b[1] - a[1]);
+        let len = (ex * ex + ey * ey).sqrt();
+        if len <= 0.0 {
+            return Err(bad(format!("corners {i} and {} coincide", (i + 1) % n)));
+        }
+        edges.push([a[0], a[1], ex / len, ey / len]);
+    }
+    let mean = m
+        .polygon
+        .iter()
+        .fold([0.0f32; 2], |s, p| [s[0] + p[0], s[1] + p[1]]);
+    let mean = [mean[0] / n as f32, mean[1] / n as f32];
+    let convex = edges.iter().all(|e| {
+        signed_distance(e, mean[0], mean[1]) > 0.0
+            && m.polygon
+                .iter()
+                .all(|p| signed_distance(e, p[0], p[1]) > -1e-3)
+    });
+    if !convex {
+        return Err(bad(
+            "the polygon is not convex and counter-clockwise in image coordinates".into(),
+        ));
+    }
+    Ok((edges, 1.0 / m.feather))
+}
+
+/// Distance of `(u, v)` from an edge's line, positive on the polygon's side; the order of
+/// operations is `restore_warp.wgsl`'s.
+#[inline]
+fn signed_distance(e: &[f32; 4], u: f32, v: f32) -> f32 {
+    e[2] * (v - e[1]) - e[3] * (u - e[0])
+}
+
+/// The paste mask's weight at face coordinates `(u, v)`: 1 without edges, else the distance
+/// to the nearest edge line times `inv_feather`, clamped to 0..=1.
+#[inline]
+pub(crate) fn mask_weight(edges: &[[f32; 4]], inv_feather: f32, u: f32, v: f32) -> f32 {
+    if edges.is_empty() {
+        return 1.0;
+    }
+    let mut d = f32::INFINITY;
+    for e in edges {
+        d = d.min(signed_distance(e, u, v));
+    }
+    (d * inv_feather).clamp(0.0, 1.0)
 }
 
 /// Validates one face and computes its bounding box; `None` when the face lands entirely
@@ -85,6 +161,10 @@ pub(crate) fn plan(
         x1: clip(hi[0].ceil() + 2.0, w),
         y1: clip(hi[1].ceil() + 2.0, h),
     };
+    let (edges, inv_feather) = match &paste.mask {
+        Some(m) => mask_edges(index, m)?,
+        None => (Vec::new(), 1.0),
+    };
     if bbox.width() == 0 || bbox.height() == 0 {
         return Ok(None);
     }
@@ -92,6 +172,8 @@ pub(crate) fn plan(
         a: paste.to_crop.to_f32(),
         r: fw,
         bbox,
+        edges,
+        inv_feather,
     }))
 }
 

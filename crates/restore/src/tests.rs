@@ -6,7 +6,7 @@ use progress_core::Phase;
 
 use crate::cpu::{self, Scratch};
 use crate::mask;
-use crate::{FacePaste, RestoreConfig, RestoreError, Restorer};
+use crate::{FacePaste, PasteMask, RestoreConfig, RestoreError, Restorer};
 
 const R: u32 = 256;
 
@@ -136,6 +136,7 @@ fn check_round_trip(centre: [f64; 2], side: f64, angle: f64, min_psnr: f64) {
     let paste = FacePaste {
         face: warp_crop(&original, &t),
         to_crop: t,
+        mask: None,
     };
     let soft = full_soft_mask(&original, &paste);
     let mut frames = vec![original.clone()];
@@ -167,6 +168,7 @@ fn flat_face_has_a_feathered_seam() {
     let paste = FacePaste {
         face: Frame::filled(R, R, [200, 200, 200]),
         to_crop: t,
+        mask: None,
     };
     let plan = mask::plan(0, &frame, &paste).unwrap().unwrap();
     let mut s = Scratch::default();
@@ -205,6 +207,7 @@ fn face_crossing_the_frame_border() {
     let paste = FacePaste {
         face: Frame::filled(R, R, [250, 250, 250]),
         to_crop: t,
+        mask: None,
     };
     let soft = full_soft_mask(&frame, &paste);
     let mut frames = vec![frame.clone()];
@@ -226,6 +229,7 @@ fn face_crossing_the_frame_border() {
     let away = FacePaste {
         face: Frame::filled(R, R, [250, 250, 250]),
         to_crop: to_crop([-500.0, -500.0], 100.0, 0.0),
+        mask: None,
     };
     let mut frames = vec![frame.clone()];
     restore_cpu(&mut frames, &[Some(away)]);
@@ -240,6 +244,7 @@ fn tiny_face_uses_the_3x3_default_erosion_and_no_blur() {
     let paste = FacePaste {
         face: Frame::filled(R, R, [0, 255, 0]),
         to_crop: t,
+        mask: None,
     };
     let plan = mask::plan(0, &frame, &paste).unwrap().unwrap();
     let mut s = Scratch::default();
@@ -265,6 +270,7 @@ fn passed_through_frames_are_bit_identical_and_errors_are_clear() {
     let face = FacePaste {
         face: Frame::filled(R, R, [1, 2, 3]),
         to_crop: t,
+        mask: None,
     };
     let mut frames = vec![original.clone(), original.clone(), original.clone()];
     restore_cpu(&mut frames, &[None, Some(face.clone()), None]);
@@ -288,6 +294,7 @@ fn passed_through_frames_are_bit_identical_and_errors_are_clear() {
     let bad = FacePaste {
         face: Frame::filled(R, 10, [0, 0, 0]),
         to_crop: t,
+        mask: None,
     };
     let err = r
         .restore_batch(&mut frames[..1], &[Some(bad)], &phase)
@@ -296,6 +303,7 @@ fn passed_through_frames_are_bit_identical_and_errors_are_clear() {
     let singular = FacePaste {
         face: Frame::filled(R, R, [0, 0, 0]),
         to_crop: Affine2 { m: [[0.0; 3]; 2] },
+        mask: None,
     };
     let err = r
         .restore_batch(&mut frames[..1], &[Some(singular)], &phase)
@@ -368,6 +376,7 @@ fn paste(face: Frame, centre: [f64; 2], side: f64, angle: f64) -> Option<FacePas
     Some(FacePaste {
         face,
         to_crop: to_crop(centre, side, angle),
+        mask: None,
     })
 }
 
@@ -378,6 +387,7 @@ fn gpu_cases() -> Vec<Case> {
         Some(FacePaste {
             face: warp_crop(&photo, &t),
             to_crop: t,
+            mask: None,
         })
     };
     let flat = |w, h| Frame::filled(w, h, [40, 90, 160]);
@@ -432,7 +442,68 @@ fn gpu_cases() -> Vec<Case> {
             frame: flat(64, 48),
             paste: paste(patterned_face(), [-300.0, -300.0], 50.0, 0.0),
         },
+        Case {
+            name: "astronaut rotated 0.3, lower-face mask",
+            frame: photo.clone(),
+            paste: with_mask(paste(patterned_face(), [222.0, 117.0], 160.0, 0.3), 12.0),
+        },
+        Case {
+            name: "bottom-right corner, lower-face mask, 1 px feather",
+            frame: flat(301, 203),
+            paste: with_mask(paste(patterned_face(), [280.0, 185.0], 90.0, 2.2), 1.0),
+        },
     ]
+}
+
+/// A lower-face polygon of the R×R face (face pixels), in `infer::convex_hull`'s order: the
+/// top edge left to right, then down the right side, the chin, up the left side.
+const LOWER_FACE: [[f32; 2]; 6] = [
+    [60.0, 140.0],
+    [196.0, 140.0],
+    [214.0, 196.0],
+    [160.0, 244.0],
+    [96.0, 244.0],
+    [42.0, 196.0],
+];
+
+fn with_mask(paste: Option<FacePaste>, feather: f32) -> Option<FacePaste> {
+    paste.map(|p| FacePaste {
+        mask: Some(PasteMask {
+            polygon: LOWER_FACE.to_vec(),
+            feather,
+        }),
+        ..p
+    })
+}
+
+/// Signed distance (face pixels, positive inside) of frame pixel `(x, y)`'s face point from
+/// [`LOWER_FACE`]'s nearest edge line, in f64.
+fn lower_face_distance(paste: &FacePaste, x: u32, y: u32) -> f64 {
+    let q = paste.to_crop.apply([f64::from(x), f64::from(y)]);
+    let n = LOWER_FACE.len();
+    (0..n)
+        .map(|i| {
+            let (a, b) = (LOWER_FACE[i], LOWER_FACE[(i + 1) % n]);
+            let e = [f64::from(b[0] - a[0]), f64::from(b[1] - a[1])];
+            let len = e[0].hypot(e[1]);
+            (e[0] * (q[1] - f64::from(a[1])) - e[1] * (q[0] - f64::from(a[0]))) / len
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// Pixels of `after` that differ from `before` although their face point lies outside
+/// [`LOWER_FACE`] by more than `margin` face pixels.
+fn changed_outside_mask(before: &Frame, after: &Frame, paste: &FacePaste, margin: f64) -> usize {
+    let mut n = 0;
+    for y in 0..before.height() {
+        for x in 0..before.width() {
+            if lower_face_distance(paste, x, y) < -margin && before.pixel(x, y) != after.pixel(x, y)
+            {
+                n += 1;
+            }
+        }
+    }
+    n
 }
 
 /// GPU vs CPU over the pixels either path changed: (pixels compared, pixels equal in every
@@ -499,6 +570,12 @@ fn gpu_matches_cpu_within_one_lsb() {
         if case.name.starts_with("face outside") {
             assert_eq!(gpu_out[i], originals[i], "{}", case.name);
         }
+        if let Some(paste) = case.paste.as_ref().filter(|p| p.mask.is_some()) {
+            // 1e-3 face px: the f64 distance here against the paths' f32 arithmetic.
+            let outside = changed_outside_mask(&originals[i], &gpu_out[i], paste, 1e-3);
+            assert_eq!(outside, 0, "{}: pixels outside the paste mask", case.name);
+            assert_ne!(gpu_out[i], originals[i], "{}: pasted inside", case.name);
+        }
     }
     // The cases really paste something where they should.
     assert_ne!(gpu_out[0], originals[0]);
@@ -518,6 +595,7 @@ fn gpu_round_trip_keeps_the_psnr() {
     let paste = FacePaste {
         face: warp_crop(&original, &t),
         to_crop: t,
+        mask: None,
     };
     let soft = full_soft_mask(&original, &paste);
     let mut frames = vec![original.clone()];
@@ -548,4 +626,77 @@ fn gpu_buffers_are_reused_across_batches() {
     r.restore_batch(&mut again[..1], &faces[..1], &phase)
         .unwrap();
     assert_eq!(r.gpu_buffer_generations().unwrap(), first);
+}
+
+// ---- paste mask -----------------------------------------------------------------------------
+
+/// A patterned face pasted over the photo with [`LOWER_FACE`] as its mask (CPU path): every
+/// frame pixel whose face point lies outside the polygon keeps its value bit for bit; deeper
+/// inside than the feather the result is the unmasked paste's; and without the mask the same
+/// paste changes thousands of pixels outside the polygon (so the check can fail).
+#[test]
+fn the_paste_mask_keeps_every_pixel_outside_it() {
+    let photo = astronaut();
+    let plain = paste(patterned_face(), [222.0, 117.0], 160.0, 0.3).unwrap();
+    let masked = with_mask(Some(plain.clone()), 12.0).unwrap();
+    let mut with = vec![photo.clone()];
+    restore_cpu(&mut with, &[Some(masked.clone())]);
+    let mut without = vec![photo.clone()];
+    restore_cpu(&mut without, &[Some(plain)]);
+    // 1e-3 face px: the f64 distance here against the path's f32 arithmetic.
+    assert_eq!(changed_outside_mask(&photo, &with[0], &masked, 1e-3), 0);
+    let spill = changed_outside_mask(&photo, &without[0], &masked, 1e-3);
+    assert!(
+        spill > 1000,
+        "the unmasked paste changes {spill} pixels outside"
+    );
+    let (mut inside, mut band) = (0, 0);
+    for y in 0..photo.height() {
+        for x in 0..photo.width() {
+            let d = lower_face_distance(&masked, x, y);
+            if d > 12.0 + 1e-3 {
+                inside += 1;
+                assert_eq!(with[0].pixel(x, y), without[0].pixel(x, y), "({x}, {y})");
+            } else if d > 1.0 && d < 11.0 {
+                band += usize::from(with[0].pixel(x, y) != photo.pixel(x, y));
+            }
+        }
+    }
+    assert!(inside > 3000 && band > 1000, "inside {inside}, band {band}");
+}
+
+/// Masks that are not convex polygons in `infer::convex_hull`'s order, or have no positive
+/// feather, are errors naming the frame; nothing is modified.
+#[test]
+fn bad_paste_masks_are_errors_naming_the_frame() {
+    let photo = astronaut();
+    let base = paste(patterned_face(), [222.0, 117.0], 160.0, 0.0);
+    let mut reversed = LOWER_FACE.to_vec();
+    reversed.reverse();
+    let mut dented = LOWER_FACE.to_vec();
+    dented.insert(4, [128.0, 180.0]);
+    let cases = [
+        (LOWER_FACE[..2].to_vec(), 4.0, "at least 3"),
+        (reversed, 4.0, "not convex"),
+        (dented, 4.0, "not convex"),
+        (LOWER_FACE.to_vec(), 0.0, "feather"),
+        (vec![[0.0, 0.0], [f32::NAN, 1.0], [1.0, 1.0]], 4.0, "finite"),
+    ];
+    for (polygon, feather, want) in cases {
+        let bad = base.clone().map(|p| FacePaste {
+            mask: Some(PasteMask { polygon, feather }),
+            ..p
+        });
+        let mut frames = vec![photo.clone(), photo.clone()];
+        let mut r = Restorer::new(gpu::Compute::Cpu, RestoreConfig::default()).unwrap();
+        let phase = Phase::detached("Restoring faces", Some(2), "frames");
+        let err = r
+            .restore_batch(&mut frames, &[base.clone(), bad], &phase)
+            .unwrap_err();
+        assert!(
+            matches!(err, RestoreError::Mask { index: 1, .. }) && err.to_string().contains(want),
+            "{err}"
+        );
+        assert!(frames.iter().all(|f| *f == photo), "nothing modified");
+    }
 }

@@ -42,7 +42,10 @@ struct FaceParams {
     bbox: [u32; 4],
     w_edge: u32,
     koff: u32,
-    pad: [u32; 3],
+    /// The paste mask's edges: first index in `edges`, count (0: no mask), `1 / feather`.
+    e_off: u32,
+    e_n: u32,
+    inv_feather: f32,
 }
 
 #[repr(C)]
@@ -73,7 +76,7 @@ struct Pipelines {
 /// Bind groups in dispatch order: warp, erode 2×2 rows, cols, centre rows, cols, blur rows,
 /// cols, blend.
 struct Binds {
-    key: [u64; 7],
+    key: [u64; 8],
     groups: [wgpu::BindGroup; 8],
 }
 
@@ -87,8 +90,10 @@ pub(crate) struct GpuRestore {
     /// Ping-pong mask buffers (f32 per region pixel); the soft mask ends in `a`.
     a: GrowBuffer,
     b: GrowBuffer,
-    /// Warped face per region pixel (vec4<f32>, rgb used).
+    /// Warped face per region pixel (vec4<f32>: rgb, and the paste mask's weight in a).
     warped: GrowBuffer,
+    /// The paste masks' edges (vec4<f32> each) of the batch's faces.
+    edges: GrowBuffer,
     /// Frame pixels of the regions, R | G << 8 | B << 16; blended in place.
     pixels: GrowBuffer,
     info: wgpu::Buffer,
@@ -98,6 +103,7 @@ pub(crate) struct GpuRestore {
     binds: Option<Binds>,
     params: Vec<FaceParams>,
     kernel: Vec<f32>,
+    host_edges: Vec<[f32; 4]>,
     host_px: Vec<u32>,
     jobs: Vec<Job>,
 }
@@ -175,6 +181,7 @@ impl GpuRestore {
             a: GrowBuffer::new("restore mask a", BufferUsages::STORAGE),
             b: GrowBuffer::new("restore mask b", BufferUsages::STORAGE),
             warped: GrowBuffer::new("restore warped face", BufferUsages::STORAGE),
+            edges: GrowBuffer::new("restore paste mask edges", storage),
             pixels: GrowBuffer::new("restore frame pixels", storage | BufferUsages::COPY_SRC),
             info,
             kinds,
@@ -182,6 +189,7 @@ impl GpuRestore {
             binds: None,
             params: Vec::new(),
             kernel: Vec::new(),
+            host_edges: Vec::new(),
             host_px: Vec::new(),
             jobs: Vec::new(),
             ctx,
@@ -246,10 +254,20 @@ impl GpuRestore {
         self.a.ensure(&ctx, n * 4)?;
         self.b.ensure(&ctx, n * 4)?;
         self.warped.ensure(&ctx, n * 16)?;
+        // At least one edge: a storage binding may not be empty.
+        self.edges
+            .ensure(&ctx, self.host_edges.len().max(1) as u64 * 16)?;
         self.pixels.ensure(&ctx, n * 4)?;
 
         ctx.upload(self.faces.buffer(), 0, bytemuck::cast_slice(&self.params));
         ctx.upload(self.weights.buffer(), 0, bytemuck::cast_slice(&self.kernel));
+        if !self.host_edges.is_empty() {
+            ctx.upload(
+                self.edges.buffer(),
+                0,
+                bytemuck::cast_slice(&self.host_edges),
+            );
+        }
         for (job, p) in self.jobs.iter().zip(&self.params) {
             let face = faces[job.frame]
                 .as_ref()
@@ -324,6 +342,7 @@ impl GpuRestore {
         self.jobs.clear();
         self.params.clear();
         self.kernel.clear();
+        self.host_edges.clear();
         self.host_px.clear();
         let mut face_off = 0usize;
         for (i, (frame, plan)) in frames.iter().zip(plans).enumerate() {
@@ -347,8 +366,11 @@ impl GpuRestore {
                 bbox: [b.x0, b.y0, b.x1, b.y1].map(|v| v as u32),
                 w_edge: w_edge as u32,
                 koff: to_u32(self.kernel.len())?,
-                pad: [0; 3],
+                e_off: to_u32(self.host_edges.len())?,
+                e_n: to_u32(plan.edges.len())?,
+                inv_feather: plan.inv_feather,
             });
+            self.host_edges.extend_from_slice(&plan.edges);
             self.kernel
                 .extend_from_slice(&mask::gaussian_kernel(2 * w_edge + 1));
             face_off += (plan.r as usize * plan.r as usize * 3).next_multiple_of(4);
@@ -371,6 +393,7 @@ impl GpuRestore {
             self.b.generation(),
             self.warped.generation(),
             self.pixels.generation(),
+            self.edges.generation(),
         ];
         if self.binds.as_ref().is_some_and(|b| b.key == key) {
             return;
@@ -386,7 +409,14 @@ impl GpuRestore {
                 ctx,
                 "restore warp",
                 &p.warp,
-                &[faces, info, self.face_px.buffer(), a, warped],
+                &[
+                    faces,
+                    info,
+                    self.face_px.buffer(),
+                    a,
+                    warped,
+                    self.edges.buffer(),
+                ],
             ),
             bind(
                 ctx,
@@ -468,6 +498,7 @@ impl GpuRestore {
             &self.b,
             &self.warped,
             &self.pixels,
+            &self.edges,
         ]
         .iter()
         .map(|b| b.generation())

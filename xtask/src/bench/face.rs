@@ -1,18 +1,18 @@
 //! `cargo xtask bench face [rounds] [--detect-every K] [--passes P] [--gpu-detector]`: the face
-//! stage on 1280×720 frames (crates/pipeline/assets/astronaut.png, the 512×512 photo, composited
-//! onto grey with a moving similarity: scale 1.0–1.4, roll ±10°, sweeping across the frame; 48
-//! distinct frames, batches of 16), R = 256. The CPU stage (`Compute::Cpu`: the CPU networks on 2
-//! threads, CPU warp) with the face mesh (the default) and without it, alternated (A B A B …, one
-//! pass over the clip each, `rounds` pairs, default 5), medians reported; then the GPU stage (the
-//! adapter's warp; detection per `DetectBackend::Auto`, i.e. the CPU network on a software adapter,
-//! or the WGSL network with `--gpu-detector`; mesh on the CPU), and each with detection and warp
-//! only (detections replayed from the first run). `--detect-every` and `--passes` set
-//! `FaceConfig::detect_every` and `DecodeConfig::refine_passes` (defaults 1 and 8, the library's).
-//! Also prints the mesh accuracy table: per eye corner and mouth corner, the worst and mean
-//! distance over the clip between the mesh point and where the exact motion puts frame 0's (frame
-//! pixels; the clip is placed nearest-neighbour, which alone moves a point by up to half a pixel).
-//! Prints the configuration, the warp-only line, the table, then last `face-bench: cpu_fps=<mesh
-//! on> cpu_fps_no_mesh=<off> gpu_fps=<b> …`.
+//! stage on 1280×720 frames (crates/pipeline/assets/astronaut.png, the 512×512 photo, composited onto grey
+//! with a moving similarity: scale 1.0–1.4, roll ±10°, sweeping across the frame; 48 distinct
+//! frames, batches of 16), R = 256. The CPU stage (`Compute::Cpu`: the CPU networks on 2
+//! threads, CPU warp) with the face mesh (the default) and without it, alternated (A B A B …,
+//! one pass over the clip each, `rounds` pairs, default 5), medians reported; then the GPU
+//! stage (the adapter's warp; detection per `DetectBackend::Auto`, i.e. the CPU network on a
+//! software adapter, or the WGSL network with `--gpu-detector`; mesh on the CPU), and each
+//! with detection and warp only (detections replayed from the first run). `--detect-every`
+//! and `--passes` set `FaceConfig::detect_every` and `DecodeConfig::refine_passes` (defaults
+//! 1 and 8, the library's). Also prints the mesh accuracy table: per eye corner and mouth
+//! corner, the worst and mean distance over the clip between the mesh point and where the
+//! exact motion puts frame 0's (frame pixels; the clip is placed nearest-neighbour, which alone
+//! moves a point by up to half a pixel), smoothed (the stage's default) and unsmoothed. Prints the configuration, the warp-only line, the
+//! table, then last `face-bench: cpu_fps=<mesh on> cpu_fps_no_mesh=<off> gpu_fps=<b> …`.
 
 use std::time::Instant;
 
@@ -105,9 +105,8 @@ const MESH_POINTS: [(&str, usize); 6] = [
     ("mouth_r", facemesh::idx::MOUTH_RIGHT),
 ];
 
-/// Prints, per point of [`MESH_POINTS`], the worst and mean distance over one pass of the
-/// clip between the reported mesh point and where the exact motion puts frame 0's.
-fn mesh_accuracy(config: &FaceConfig, frames: &[Frame], motions: &[Affine2]) -> Result<()> {
+/// The stage's mesh over one pass of the clip.
+fn clip_meshes(config: &FaceConfig, frames: &[Frame]) -> Result<Vec<Vec<[f32; 2]>>> {
     let mut stage = FaceProcessor::new(&Compute::Cpu, config.clone())?;
     let phase = Phase::detached("Processing faces", Some(frames.len() as u64), "frames");
     let mut recs = Vec::new();
@@ -117,27 +116,58 @@ fn mesh_accuracy(config: &FaceConfig, frames: &[Frame], motions: &[Affine2]) -> 
     if let Some(r) = recs.iter().find(|r| r.mesh.is_empty()) {
         bail!("bench frame {} has no mesh", r.index);
     }
+    Ok(recs.into_iter().map(|r| r.mesh).collect())
+}
+
+/// Worst and mean distance over the clip between mesh point `i` and where the exact motion
+/// puts frame 0's.
+fn motion_error(meshes: &[Vec<[f32; 2]>], motions: &[Affine2], i: usize) -> Result<[f64; 2]> {
     let back = motions[0].inverse().context("motion 0 is invertible")?;
+    let p0 = meshes[0][i];
+    let photo = back.apply([f64::from(p0[0]), f64::from(p0[1])]);
+    let errs: Vec<f64> = meshes
+        .iter()
+        .zip(motions)
+        .map(|(m, t)| {
+            let want = t.apply(photo);
+            (f64::from(m[i][0]) - want[0]).hypot(f64::from(m[i][1]) - want[1])
+        })
+        .collect();
+    let worst = errs.iter().copied().fold(0.0, f64::max);
+    Ok([worst, errs.iter().sum::<f64>() / errs.len() as f64])
+}
+
+/// Prints, per point of [`MESH_POINTS`], the worst and mean distance over one pass of the
+/// clip between the reported mesh point and where the exact motion puts frame 0's, with the
+/// stage's smoothing (the default) and without it (the network alone); then whether every
+/// smoothed point is within the 2 px target.
+fn mesh_accuracy(config: &FaceConfig, frames: &[Frame], motions: &[Affine2]) -> Result<()> {
+    let smoothed = clip_meshes(config, frames)?;
+    let raw = clip_meshes(
+        &FaceConfig {
+            smoothing: face_proc::Smoothing::None,
+            ..config.clone()
+        },
+        frames,
+    )?;
     println!(
         "face-bench mesh accuracy (frame 0 as reference, {} frames {W}x{H}):",
         frames.len()
     );
-    println!("  point        idx  worst_px  mean_px");
+    println!("  point        idx  worst_px  mean_px  unsmoothed_worst_px  unsmoothed_mean_px");
+    let mut all_worst: f64 = 0.0;
     for (name, i) in MESH_POINTS {
-        let p0 = recs[0].mesh[i];
-        let photo = back.apply([f64::from(p0[0]), f64::from(p0[1])]);
-        let errs: Vec<f64> = recs
-            .iter()
-            .zip(motions)
-            .map(|(r, t)| {
-                let want = t.apply(photo);
-                (f64::from(r.mesh[i][0]) - want[0]).hypot(f64::from(r.mesh[i][1]) - want[1])
-            })
-            .collect();
-        let worst = errs.iter().copied().fold(0.0, f64::max);
-        let mean = errs.iter().sum::<f64>() / errs.len() as f64;
-        println!("  {name:<12} {i:>3}  {worst:>8.2}  {mean:>7.2}");
+        let [worst, mean] = motion_error(&smoothed, motions, i)?;
+        let [raw_worst, raw_mean] = motion_error(&raw, motions, i)?;
+        all_worst = all_worst.max(worst);
+        println!(
+            "  {name:<12} {i:>3}  {worst:>8.2}  {mean:>7.2}  {raw_worst:>19.2}  {raw_mean:>18.2}"
+        );
     }
+    println!(
+        "face-bench mesh accuracy: worst={all_worst:.2} px target=2.00 px {}",
+        if all_worst <= 2.0 { "met" } else { "missed" }
+    );
     Ok(())
 }
 

@@ -108,6 +108,7 @@ pub(crate) fn run(_args: &[String]) -> Result<()> {
             Some(FacePaste {
                 face: face.clone(),
                 to_crop: t,
+                mask: None,
             })
         })
         .collect();

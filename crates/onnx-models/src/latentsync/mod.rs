@@ -51,7 +51,7 @@ mod vae;
 use std::path::{Path, PathBuf};
 
 use frame::Frame;
-use infer::{ChunkInput, FeatureBuilder, InferError, LipSyncModel, Mask, StepStats};
+use infer::{ChunkInput, FeatureBuilder, InferError, LipSyncModel, Mask, PasteRegion, StepStats};
 
 pub use engine::LatentSyncConfig;
 pub use graphs::SessionSettings;
@@ -248,6 +248,12 @@ impl LipSyncModel for LatentSync {
             vec![0; size as usize * size as usize]
         };
         Mask::from_bytes(size, data).expect("size² bytes")
+    }
+
+    /// LatentSync keeps its own mask semantics: it regenerates under `mask.png` and the whole
+    /// face is pasted back under restore's eroded mask, as in the reference.
+    fn paste_region(&self) -> PasteRegion {
+        PasteRegion::WholeCrop
     }
 
     fn feature_builder(
