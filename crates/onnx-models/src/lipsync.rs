@@ -330,12 +330,48 @@ fn sample_rect(face: &Frame, rect: [f32; 4], w: usize, h: usize) -> Vec<[f32; 3]
 #[derive(Debug)]
 pub struct OnnxChunkState {
     faces: Vec<Frame>,
-    rects: Vec<[f32; 4]>,
     /// `[n][1][80][16]`.
     mels: Vec<f32>,
-    /// `[n][C][S][S]`.
-    targets: Vec<f32>,
     done: usize,
+}
+
+impl OnnxLipSync {
+    fn planes(&self) -> i64 {
+        match self.kind {
+            LipSyncKind::Wav2Lip => 6,
+            LipSyncKind::EdTalk => 3,
+        }
+    }
+
+    /// One model call on `faces` (their mel windows in `mels`): prepares the inputs, runs the
+    /// session, pastes the result into the faces.
+    fn call(&self, faces: &mut [Frame], mels: &[f32]) -> Result<(), InferError> {
+        let s = self.kind.size() as i64;
+        let planes = self.planes();
+        let b = faces.len() as i64;
+        let mut target = Vec::with_capacity(faces.len() * (planes * s * s) as usize);
+        let rects: Vec<[f32; 4]> = faces.iter().map(|f| self.prepare(f, &mut target)).collect();
+        let mut inputs = vec![
+            ("source", vec![b, 1, 80, 16], mels.to_vec()),
+            ("target", vec![b, planes, s, s], target),
+        ];
+        if self.kind == LipSyncKind::EdTalk {
+            inputs.push(("weight", vec![1], vec![self.weight]));
+        }
+        let (shape, out) = self.session.run_f32(inputs).map_err(|e| self.error(e))?;
+        let per_out = (3 * s * s) as usize;
+        if shape != [b, 3, s, s] || out.len() != faces.len() * per_out {
+            return Err(self.error(OnnxError::Contract {
+                path: self.session.path().to_path_buf(),
+                tensor: "output".into(),
+                message: format!("the model returned shape {shape:?} (expected [{b},3,{s},{s}])"),
+            }));
+        }
+        for ((face, rect), planes) in faces.iter_mut().zip(rects).zip(out.chunks_exact(per_out)) {
+            self.paste(face, rect, planes);
+        }
+        Ok(())
+    }
 }
 
 impl LipSyncModel for OnnxLipSync {
@@ -348,7 +384,11 @@ impl LipSyncModel for OnnxLipSync {
     }
 
     fn schedule(&self, _configured_steps: usize, chunk_len: usize) -> Schedule {
-        Schedule::OneShot(if self.dynamic_batch { 1 } else { chunk_len })
+        Schedule::OneShot(if self.dynamic_batch {
+            1
+        } else {
+            chunk_len.div_ceil(self.session.parallel())
+        })
     }
 
     fn feature_builder(
@@ -377,27 +417,17 @@ impl LipSyncModel for OnnxLipSync {
         for (i, w) in mels.chunks_exact_mut(80 * 16).enumerate() {
             features.window_into(chunk.first_frame + i, w);
         }
-        let s = self.kind.size() as usize;
-        let planes = if self.kind == LipSyncKind::Wav2Lip {
-            6
-        } else {
-            3
-        };
-        let mut targets = Vec::with_capacity(n * planes * s * s);
-        let rects = chunk
-            .faces
-            .iter()
-            .map(|f| self.prepare(f, &mut targets))
-            .collect();
         Ok(OnnxChunkState {
             faces: chunk.faces.to_vec(),
-            rects,
             mels,
-            targets,
             done: 0,
         })
     }
 
+    /// A dynamic batch: the rest of the chunk in one call. A batch of 1: the next
+    /// [`OnnxSession::parallel`] faces, each prepared, run and pasted on its own thread (its
+    /// own session), so the cores the single calls cannot fill work side by side; the faces
+    /// stay in their places, and the step ends when all its calls have.
     fn step(
         &mut self,
         state: &mut OnnxChunkState,
@@ -408,45 +438,37 @@ impl LipSyncModel for OnnxLipSync {
         let take = if self.dynamic_batch {
             n - state.done
         } else {
-            1.min(n - state.done)
+            self.session.parallel().min(n - state.done)
         };
         if take == 0 {
             return Ok(StepStats::default());
         }
-        let s = self.kind.size() as i64;
-        let planes = if self.kind == LipSyncKind::Wav2Lip {
-            6
-        } else {
-            3
-        };
-        let per_target = (planes * s * s) as usize;
+        const MEL: usize = 80 * 16;
         let range = state.done..state.done + take;
-        let mel = state.mels[range.start * 1280..range.end * 1280].to_vec();
-        let target = state.targets[range.start * per_target..range.end * per_target].to_vec();
-        let b = take as i64;
-        let mut inputs = vec![
-            ("source", vec![b, 1, 80, 16], mel),
-            ("target", vec![b, planes, s, s], target),
-        ];
-        if self.kind == LipSyncKind::EdTalk {
-            inputs.push(("weight", vec![1], vec![self.weight]));
-        }
-        let (shape, out) = self.session.run_f32(inputs).map_err(|e| self.error(e))?;
-        let per_out = (3 * s * s) as usize;
-        if shape != [b, 3, s, s] || out.len() != take * per_out {
-            return Err(self.error(OnnxError::Contract {
-                path: self.session.path().to_path_buf(),
-                tensor: "output".into(),
-                message: format!("the model returned shape {shape:?} (expected [{b},3,{s},{s}])"),
-            }));
-        }
-        for (k, i) in range.enumerate() {
-            let rect = state.rects[i];
-            self.paste(
-                &mut state.faces[i],
-                rect,
-                &out[k * per_out..(k + 1) * per_out],
-            );
+        let faces = &mut state.faces[range.clone()];
+        let mels = &state.mels[range.start * MEL..range.end * MEL];
+        if self.dynamic_batch || take == 1 {
+            self.call(faces, mels)?;
+        } else {
+            let this = &*self;
+            let results: Vec<Result<(), InferError>> = std::thread::scope(|scope| {
+                let mut pairs = faces.chunks_mut(1).zip(mels.chunks_exact(MEL));
+                let (first, first_mel) = pairs.next().expect("take > 1");
+                let others: Vec<_> = pairs
+                    .map(|(f, m)| scope.spawn(move || this.call(f, m)))
+                    .collect();
+                std::iter::once(this.call(first, first_mel))
+                    .chain(others.into_iter().map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            Err(InferError::Model(format!(
+                                "{}: a model call panicked",
+                                this.session.path().display()
+                            )))
+                        })
+                    }))
+                    .collect()
+            });
+            results.into_iter().collect::<Result<(), _>>()?;
         }
         state.done += take;
         Ok(StepStats {

@@ -45,6 +45,7 @@ fn load(env: &Env, file: &str) -> Result<Arc<onnx_models::OnnxSession>, OnnxErro
         model: env.dir.join(file),
         provider: ProviderRequest::Cpu,
         threads: 2,
+        parallel: 1,
         runtime: None,
     })
 }
@@ -274,6 +275,7 @@ fn gpu_request_without_a_gpu_provider_is_an_error() {
         model: env.dir.join("edtalk_256.onnx"),
         provider: ProviderRequest::Gpu,
         threads: 1,
+        parallel: 1,
         runtime: None,
     });
     match r {

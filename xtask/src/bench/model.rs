@@ -122,16 +122,9 @@ fn facesync_round(
     inputs: &Inputs,
     out: &Path,
 ) -> Result<(f64, f64, String)> {
-    let session = onnx_models::session::load(&onnx_models::SessionOptions {
-        model: config
-            .model
-            .path()
-            .context("a learned model")?
-            .to_path_buf(),
-        provider: onnx_models::ProviderRequest::Auto,
-        threads: 0,
-        runtime: config.onnx_runtime.clone(),
-    })?;
+    // The sessions `pipeline::run` uses (the process-wide cache returns the same ones).
+    let path = config.model.path().context("a learned model")?;
+    let session = onnx_models::session::load(&pipeline::session_options(config, path))?;
     let (_, before) = session.call_stats();
     let progress = Progress::builder().start();
     let job = progress.phase("Lip sync", None, "frames");
