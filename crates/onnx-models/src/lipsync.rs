@@ -96,7 +96,7 @@ const LOWER_FACE: [f32; 4] = [0.12, 0.5, 0.88, 0.98];
 const FEATHER: f32 = 0.1;
 
 /// A learned lip-sync model loaded from an ONNX file.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct OnnxLipSync {
     kind: LipSyncKind,
     session: Arc<OnnxSession>,
@@ -326,13 +326,36 @@ fn sample_rect(face: &Frame, rect: [f32; 4], w: usize, h: usize) -> Vec<[f32; 3]
     out
 }
 
+/// A model call running on its own thread: the face's index in the chunk.
+type InFlight = (usize, std::thread::JoinHandle<()>);
+
 /// One chunk in flight.
 #[derive(Debug)]
 pub struct OnnxChunkState {
+    /// The chunk's faces, each replaced by the model's result when its call finishes.
     faces: Vec<Frame>,
     /// `[n][1][80][16]`.
     mels: Vec<f32>,
+    /// Faces whose call has started (batch of 1) or finished (dynamic batch).
+    started: usize,
+    /// Faces finished.
     done: usize,
+    /// Calls running side by side (batch of 1), and where they report.
+    running: Vec<InFlight>,
+    results: Option<(
+        std::sync::mpsc::Sender<(usize, Result<Frame, InferError>)>,
+        std::sync::mpsc::Receiver<(usize, Result<Frame, InferError>)>,
+    )>,
+}
+
+impl Drop for OnnxChunkState {
+    /// A chunk dropped early (cancelled, or one call failed) waits for the calls it started:
+    /// no model work outlives the chunk.
+    fn drop(&mut self) {
+        for (_, h) in self.running.drain(..) {
+            let _ = h.join();
+        }
+    }
 }
 
 impl OnnxLipSync {
@@ -384,11 +407,7 @@ impl LipSyncModel for OnnxLipSync {
     }
 
     fn schedule(&self, _configured_steps: usize, chunk_len: usize) -> Schedule {
-        Schedule::OneShot(if self.dynamic_batch {
-            1
-        } else {
-            chunk_len.div_ceil(self.session.parallel())
-        })
+        Schedule::OneShot(if self.dynamic_batch { 1 } else { chunk_len })
     }
 
     fn feature_builder(
@@ -420,60 +439,79 @@ impl LipSyncModel for OnnxLipSync {
         Ok(OnnxChunkState {
             faces: chunk.faces.to_vec(),
             mels,
+            started: 0,
             done: 0,
+            running: Vec::new(),
+            results: None,
         })
     }
 
-    /// A dynamic batch: the rest of the chunk in one call. A batch of 1: the next
-    /// [`OnnxSession::parallel`] faces, each prepared, run and pasted on its own thread (its
-    /// own session), so the cores the single calls cannot fill work side by side; the faces
-    /// stay in their places, and the step ends when all its calls have.
+    /// A dynamic batch: the whole chunk in one call. A batch of 1: one face per step, with up
+    /// to [`OnnxSession::parallel`] calls running side by side, each on its own thread and
+    /// session (prepare, model call, paste): a step starts calls until that many run, then
+    /// returns when one finishes, so the cores the single calls cannot fill stay busy and
+    /// none waits for the other's call. Results go to their face's place in the chunk.
     fn step(
         &mut self,
         state: &mut OnnxChunkState,
         _step: usize,
         _n_steps: usize,
     ) -> Result<StepStats, InferError> {
+        const MEL: usize = 80 * 16;
         let n = state.faces.len();
-        let take = if self.dynamic_batch {
-            n - state.done
-        } else {
-            self.session.parallel().min(n - state.done)
-        };
-        if take == 0 {
+        if state.done == n {
             return Ok(StepStats::default());
         }
-        const MEL: usize = 80 * 16;
-        let range = state.done..state.done + take;
-        let faces = &mut state.faces[range.clone()];
-        let mels = &state.mels[range.start * MEL..range.end * MEL];
-        if self.dynamic_batch || take == 1 {
-            self.call(faces, mels)?;
-        } else {
-            let this = &*self;
-            let results: Vec<Result<(), InferError>> = std::thread::scope(|scope| {
-                let mut pairs = faces.chunks_mut(1).zip(mels.chunks_exact(MEL));
-                let (first, first_mel) = pairs.next().expect("take > 1");
-                let others: Vec<_> = pairs
-                    .map(|(f, m)| scope.spawn(move || this.call(f, m)))
-                    .collect();
-                std::iter::once(this.call(first, first_mel))
-                    .chain(others.into_iter().map(|h| {
-                        h.join().unwrap_or_else(|_| {
-                            Err(InferError::Model(format!(
-                                "{}: a model call panicked",
-                                this.session.path().display()
-                            )))
-                        })
-                    }))
-                    .collect()
+        if self.dynamic_batch {
+            self.call(&mut state.faces, &state.mels)?;
+            let take = n - state.done;
+            (state.started, state.done) = (n, n);
+            return Ok(StepStats {
+                residual: None,
+                frames: take,
             });
-            results.into_iter().collect::<Result<(), _>>()?;
         }
-        state.done += take;
+        let (tx, rx) = state.results.get_or_insert_with(std::sync::mpsc::channel);
+        while state.started < n && state.running.len() < self.session.parallel() {
+            let i = state.started;
+            let mut face = [state.faces[i].clone()];
+            let mel = state.mels[i * MEL..(i + 1) * MEL].to_vec();
+            let (model, tx) = (self.clone(), tx.clone());
+            let spawned = std::thread::Builder::new()
+                .name("facesync-model-call".into())
+                .spawn(move || {
+                    // A panic is a result too: the step waiting for it must not hang.
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        model.call(&mut face, &mel)
+                    }))
+                    .unwrap_or_else(|_| {
+                        Err(InferError::Model(format!(
+                            "{}: the model call panicked",
+                            model.session.path().display()
+                        )))
+                    });
+                    let [face] = face;
+                    let _ = tx.send((i, r.map(|()| face)));
+                })
+                .map_err(|e| InferError::Model(format!("cannot start a model call: {e}")))?;
+            state.running.push((i, spawned));
+            state.started += 1;
+        }
+        let (i, result) = rx.recv().map_err(|_| {
+            InferError::Model(format!(
+                "{}: a model call ended without a result",
+                self.session.path().display()
+            ))
+        })?;
+        if let Some(k) = state.running.iter().position(|(j, _)| *j == i) {
+            let (_, h) = state.running.swap_remove(k);
+            let _ = h.join();
+        }
+        state.faces[i] = result?;
+        state.done += 1;
         Ok(StepStats {
             residual: None,
-            frames: take,
+            frames: 1,
         })
     }
 
@@ -482,7 +520,8 @@ impl LipSyncModel for OnnxLipSync {
     }
 
     fn finish_chunk(&mut self, state: OnnxChunkState) -> Result<Vec<Frame>, InferError> {
-        Ok(state.faces)
+        let mut state = state;
+        Ok(std::mem::take(&mut state.faces))
     }
 }
 

@@ -111,7 +111,7 @@ fn builder(
     // cores with the model; idle ONNX Runtime workers must not burn them between calls.
     let b = Session::builder()
         .map_err(|e| err(ort_message(e)))?
-        .with_intra_op_spinning(std::env::var("FACESYNC_EXP_SPIN").as_deref() == Ok("1"))
+        .with_intra_op_spinning(false)
         .map_err(|e| err(ort_message(e)))?;
     let b = if threads > 0 {
         b.with_intra_threads(threads)

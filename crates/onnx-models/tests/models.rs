@@ -328,3 +328,98 @@ fn mel_features_match_the_numpy_reference() {
     assert!(worst <= 0.01, "worst difference {worst}");
     assert!(close >= 0.99, "only {close} within 1e-3");
 }
+
+fn load_parallel(env: &Env, threads: usize) -> Arc<onnx_models::OnnxSession> {
+    session::load(&SessionOptions {
+        model: env.dir.join("wav2lip_96.onnx"),
+        provider: ProviderRequest::Cpu,
+        threads,
+        parallel: 2,
+        runtime: None,
+    })
+    .unwrap()
+}
+
+#[test]
+fn calls_side_by_side_keep_each_face_in_its_place() {
+    let Some(env) = env() else { return };
+    let env = &env;
+    // An odd count: the chunk ends with one call running alone.
+    let faces: Vec<Frame> = (0..5).map(face).collect();
+    let one = OnnxLipSync::new(
+        LipSyncKind::Wav2Lip,
+        load(env, "wav2lip_96.onnx").unwrap(),
+        0.5,
+    )
+    .unwrap();
+    let session = load_parallel(env, 1);
+    assert_eq!(session.parallel(), 2);
+    let (calls_before, _) = session.call_stats();
+    let two = OnnxLipSync::new(LipSyncKind::Wav2Lip, session.clone(), 0.5).unwrap();
+    let p = Phase::detached("Doing inference", Some(5), "frames");
+    let a = run(one, &faces, &p).0.unwrap();
+    let p = Phase::detached("Doing inference", Some(5), "frames");
+    let (b, p) = run(two, &faces, &p);
+    let b = b.unwrap();
+    assert_eq!(p.pos(), 5, "every frame counted");
+    assert_eq!(
+        session.call_stats().0 - calls_before,
+        5,
+        "one call per face"
+    );
+    assert_eq!(b.len(), 5);
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert_ne!(y, &faces[i], "face {i} went through the model");
+        let worst = x
+            .data()
+            .iter()
+            .zip(y.data())
+            .map(|(p, q)| p.abs_diff(*q))
+            .max();
+        assert!(
+            worst <= Some(1),
+            "face {i}: one session and two side by side differ by {worst:?}"
+        );
+    }
+}
+
+#[test]
+fn cancel_with_calls_side_by_side_leaves_no_call_running() {
+    let Some(env) = env() else { return };
+    let env = &env;
+    let faces: Vec<Frame> = (0..8).map(face).collect();
+    // Its own sessions (threads 2): the call count is this test's alone.
+    let session = load_parallel(env, 2);
+    let model = OnnxLipSync::new(LipSyncKind::Wav2Lip, session.clone(), 0.5).unwrap();
+    let phase = Phase::detached("Doing inference", Some(8), "frames");
+    let watcher = {
+        let phase = phase.clone();
+        std::thread::spawn(move || {
+            while phase.pos() < 2 {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            phase.cancel_token().cancel();
+        })
+    };
+    let (out, phase) = run(model, &faces, &phase);
+    watcher.join().unwrap();
+    assert!(matches!(out, Err(InferError::Cancelled(_))), "{out:?}");
+    assert!(
+        phase.pos() >= 2 && phase.pos() < 8,
+        "stopped mid-chunk at {}",
+        phase.pos()
+    );
+    // The calls started before the cancel ended with the chunk: none finishes later.
+    let (calls, _) = session.call_stats();
+    assert!(
+        calls <= phase.pos() + 2,
+        "{calls} calls: more than the frames counted ({}) and the 2 running",
+        phase.pos()
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(
+        session.call_stats().0,
+        calls,
+        "a model call outlived the chunk"
+    );
+}

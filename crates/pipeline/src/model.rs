@@ -107,16 +107,11 @@ fn provider_request(backend: Backend) -> ProviderRequest {
 /// one call on the first session. The sessions are shared by every run of the process.
 pub fn session_options(config: &PipelineConfig, path: &Path) -> SessionOptions {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let (parallel, threads) = if std::env::var("FACESYNC_EXP_PARALLEL").as_deref() == Ok("1") {
-        (1, 0)
-    } else {
-        let parallel = cores.clamp(1, 2);
-        (parallel, cores / parallel)
-    };
+    let parallel = cores.clamp(1, 2);
     SessionOptions {
         model: path.to_path_buf(),
         provider: provider_request(config.backend),
-        threads,
+        threads: cores / parallel,
         parallel,
         runtime: config.onnx_runtime.clone(),
     }
