@@ -402,7 +402,7 @@ impl LipSyncModel for Swapping {
         if Some(*calls) == self.cancel_after {
             self.phase.cancel_token().cancel();
         }
-        let i = if step % 2 == 0 && step + 1 < n_steps {
+        let i = if step.is_multiple_of(2) && step + 1 < n_steps {
             step + 1
         } else if step % 2 == 1 {
             step - 1

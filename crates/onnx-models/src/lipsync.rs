@@ -1,6 +1,9 @@
 //! Wav2Lip-96 and EDTalk-256 as [`infer::LipSyncModel`]s: one-shot models (one call per face,
 //! or one per chunk when the file has a dynamic batch axis), fed their own mel features
-//! ([`infer::LipMelStream`]).
+//! ([`infer::LipMelStream`]). With a batch of 1, up to [`OnnxSession::parallel`] calls run
+//! side by side on their own threads and sessions (on 2 cores: two single-threaded calls, which
+//! keep both cores busier than one call on two intra-op threads while the pipeline's other
+//! stages share the cores).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -329,6 +332,9 @@ fn sample_rect(face: &Frame, rect: [f32; 4], w: usize, h: usize) -> Vec<[f32; 3]
 /// A model call running on its own thread: the face's index in the chunk.
 type InFlight = (usize, std::thread::JoinHandle<()>);
 
+/// A finished call: the face's index and the face the model made.
+type Finished = (usize, Result<Frame, InferError>);
+
 /// One chunk in flight.
 #[derive(Debug)]
 pub struct OnnxChunkState {
@@ -343,8 +349,8 @@ pub struct OnnxChunkState {
     /// Calls running side by side (batch of 1), and where they report.
     running: Vec<InFlight>,
     results: Option<(
-        std::sync::mpsc::Sender<(usize, Result<Frame, InferError>)>,
-        std::sync::mpsc::Receiver<(usize, Result<Frame, InferError>)>,
+        std::sync::mpsc::Sender<Finished>,
+        std::sync::mpsc::Receiver<Finished>,
     )>,
 }
 

@@ -2,8 +2,10 @@
 //! Wav2Lip-96, batch 1, random weights, the published layer structure) against a per-frame
 //! Python loop doing what FaceFusion's lip syncer does per frame (`model_loop.py`:
 //! onnxruntime, numpy), on the same file, the same clip (the built-in sample, 256×256, 4 s at
-//! 25 fps) and ONNX Runtime's default thread count in both, alternated in one run (3 rounds
-//! each after a warm-up), medians.
+//! 25 fps) and the same number of ONNX Runtime threads (one per core: the loop's one session
+//! with ONNX Runtime's default intra-op threads; facesync's two sessions, whose batch-of-1
+//! calls run side by side, with half the cores each), alternated in one run (3 rounds each
+//! after a warm-up), medians.
 //!
 //! - `facesync_fps`: output frames over the wall-clock time of `pipeline::run` (decode, face
 //!   detection and alignment, Wav2Lip, restore, Y4M encode), no sinks.
