@@ -339,7 +339,7 @@ impl FrameFeatures for Alternating {
     }
 
     fn window_into(&self, frame: usize, out: &mut [f32]) {
-        out.fill(if frame % 2 == 0 { -4.0 } else { 4.0 });
+        out.fill(if frame.is_multiple_of(2) { -4.0 } else { 4.0 });
     }
 }
 
