@@ -230,9 +230,12 @@ pub trait FeatureBuilder: Send {
 pub enum Schedule {
     /// `n` refinement steps over the whole chunk, counted by a child phase "steps".
     Refine(usize),
-    /// A one-shot model: `n` model calls (one per face with a batch of 1, one per chunk with a
-    /// dynamic batch), no "steps" phase; the frames each call finishes
-    /// ([`StepStats::frames`]) advance "Doing inference" as they finish.
+    /// A one-shot model: `n` steps (one per face with a batch of 1, one per chunk with a
+    /// dynamic batch), no "steps" phase; the frames each step finishes
+    /// ([`StepStats::frames`]) advance "Doing inference" as they finish. A step is one model
+    /// call, or the wait for one of several running side by side (the faces may finish out of
+    /// order; [`LipSyncModel::finish_chunk`] returns them in order). `phase.check()` runs
+    /// before every step: a cancel starts no further call.
     OneShot(usize),
 }
 

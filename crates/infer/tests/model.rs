@@ -367,3 +367,143 @@ fn wrong_face_size_is_an_error_naming_the_face() {
         .unwrap_err();
     assert!(err.to_string().contains("face 6 is 32x64"), "{err}");
 }
+
+/// A one-shot stand-in with two calls in flight, finishing them out of order (face 1 before
+/// face 0, 3 before 2...), as a model whose calls run side by side may: each face becomes a
+/// flat frame of its own index. Counts its calls.
+struct Swapping {
+    calls: Arc<Mutex<usize>>,
+    phase: Phase,
+    cancel_after: Option<usize>,
+}
+
+impl LipSyncModel for Swapping {
+    type State = (Vec<Frame>, usize);
+
+    fn mask(&self, size: u32) -> Mask {
+        infer::MouthGeometry::default().mask(size)
+    }
+
+    fn schedule(&self, _steps: usize, chunk_len: usize) -> infer::Schedule {
+        infer::Schedule::OneShot(chunk_len)
+    }
+
+    fn begin_chunk(&mut self, chunk: &ChunkInput<'_>) -> Result<Self::State, InferError> {
+        Ok((chunk.faces.to_vec(), chunk.first_frame))
+    }
+
+    fn step(
+        &mut self,
+        state: &mut Self::State,
+        step: usize,
+        n_steps: usize,
+    ) -> Result<StepStats, InferError> {
+        let mut calls = self.calls.lock().unwrap();
+        *calls += 1;
+        if Some(*calls) == self.cancel_after {
+            self.phase.cancel_token().cancel();
+        }
+        let i = if step.is_multiple_of(2) && step + 1 < n_steps {
+            step + 1
+        } else if step % 2 == 1 {
+            step - 1
+        } else {
+            step
+        };
+        let v = (state.1 + i) as u8;
+        state.0[i] = Frame::filled(state.0[i].width(), state.0[i].height(), [v, v, v]);
+        Ok(StepStats {
+            residual: None,
+            frames: 1,
+        })
+    }
+
+    fn preview(&mut self, state: &Self::State, index: usize) -> Result<Frame, InferError> {
+        Ok(state.0[index].clone())
+    }
+
+    fn finish_chunk(&mut self, state: Self::State) -> Result<Vec<Frame>, InferError> {
+        Ok(state.0)
+    }
+}
+
+#[test]
+fn one_shot_results_out_of_order_keep_their_places_and_count_frames() {
+    let (faces, audio) = open_chunk(32, 21);
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink_events = Arc::clone(&events);
+    let progress = Progress::builder()
+        .sink(move |e: &Event| {
+            sink_events.lock().unwrap().push(e.clone());
+            Control::Continue
+        })
+        .start();
+    let root = progress.phase("run", None, "");
+    let calls = Arc::new(Mutex::new(0));
+    let model = Swapping {
+        calls: Arc::clone(&calls),
+        phase: root.clone(),
+        cancel_after: None,
+    };
+    let mut inf = Inferencer::new(model, InferConfig::default());
+    let out = inf.run(&faces, &audio, &root).unwrap();
+    root.finish();
+    progress.shutdown();
+    assert_eq!(*calls.lock().unwrap(), 21, "one call per face");
+    for (i, f) in out.iter().enumerate() {
+        assert_eq!(f.data()[0], i as u8, "face {i} in its place");
+    }
+    let events = events.lock().unwrap();
+    let names: std::collections::HashMap<_, _> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::PhaseStarted { id, name, .. } => Some((*id, name.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        !names.values().any(|n| *n == "steps"),
+        "no steps phase: {names:?}"
+    );
+    let finished = events.iter().find_map(|e| match e {
+        Event::PhaseFinished {
+            id, pos, outcome, ..
+        } if names[id] == "Doing inference" => Some((*outcome, *pos)),
+        _ => None,
+    });
+    assert_eq!(
+        finished,
+        Some((Outcome::Completed, 21)),
+        "\"Doing inference\" counts every frame"
+    );
+    let previews: Vec<u64> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Preview { frame, .. } => Some(*frame),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        previews.contains(&0) && previews.contains(&16),
+        "{previews:?}"
+    );
+}
+
+#[test]
+fn one_shot_cancel_stops_before_the_next_call() {
+    for k in [1, 2, 5, 15] {
+        let (faces, audio) = open_chunk(32, 16);
+        let phase = Phase::detached("Doing inference", Some(16), "frames");
+        let calls = Arc::new(Mutex::new(0));
+        let model = Swapping {
+            calls: Arc::clone(&calls),
+            phase: phase.clone(),
+            cancel_after: Some(k),
+        };
+        let mut inf = Inferencer::new(model, InferConfig::default());
+        let r = inf.run_chunk(&faces, 0, &audio, &phase);
+        assert!(matches!(r, Err(InferError::Cancelled(_))), "k={k}: {r:?}");
+        assert_eq!(*calls.lock().unwrap(), k, "no call after the cancel");
+        assert_eq!(phase.pos(), k as u64, "k={k}: the finished frames counted");
+    }
+}

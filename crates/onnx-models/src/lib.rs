@@ -12,7 +12,8 @@
 //!   library is found at run time: an explicit path, else `ORT_DYLIB_PATH`, else the `capi`
 //!   folder of an installed `onnxruntime`/`onnxruntime-gpu` Python package, else an error that
 //!   says how to get one. A library older than the bindings need is an error, not a crash.
-//! - [`session`]: a model loads once per process (cache keyed by file, provider and threads)
+//! - [`session`]: a model loads once per process (cache keyed by file, provider, threads
+//!   and parallel calls)
 //!   and serves every run. Providers: CUDA (TensorRT on request) when allowed and present,
 //!   registered so that a failure is loud; the CPU otherwise. Input and output names, ranks and
 //!   sizes are checked against the model's contract when it loads.

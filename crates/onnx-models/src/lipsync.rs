@@ -1,6 +1,9 @@
 //! Wav2Lip-96 and EDTalk-256 as [`infer::LipSyncModel`]s: one-shot models (one call per face,
 //! or one per chunk when the file has a dynamic batch axis), fed their own mel features
-//! ([`infer::LipMelStream`]).
+//! ([`infer::LipMelStream`]). With a batch of 1, up to [`OnnxSession::parallel`] calls run
+//! side by side on their own threads and sessions (on 2 cores: two single-threaded calls, which
+//! keep both cores busier than one call on two intra-op threads while the pipeline's other
+//! stages share the cores).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -102,7 +105,7 @@ const FEATHER: f32 = 0.1;
 pub(crate) const HULL_FEATHER: f32 = 0.05;
 
 /// A learned lip-sync model loaded from an ONNX file.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct OnnxLipSync {
     kind: LipSyncKind,
     session: Arc<OnnxSession>,
@@ -345,18 +348,90 @@ fn sample_rect(face: &Frame, rect: [f32; 4], w: usize, h: usize) -> Vec<[f32; 3]
     out
 }
 
+/// A model call running on its own thread: the face's index in the chunk.
+type InFlight = (usize, std::thread::JoinHandle<()>);
+
+/// A finished call: the face's index and the face the model made.
+type Finished = (usize, Result<Frame, InferError>);
+
 /// One chunk in flight.
 #[derive(Debug)]
 pub struct OnnxChunkState {
+    /// The chunk's faces, each replaced by the model's result when its call finishes.
     faces: Vec<Frame>,
-    rects: Vec<[f32; 4]>,
     /// Each face's mesh hull (crop pixels), empty without a mesh.
     regions: Vec<Vec<[f32; 2]>>,
     /// `[n][1][80][16]`.
     mels: Vec<f32>,
-    /// `[n][C][S][S]`.
-    targets: Vec<f32>,
+    /// Faces whose call has started (batch of 1) or finished (dynamic batch).
+    started: usize,
+    /// Faces finished.
     done: usize,
+    /// Calls running side by side (batch of 1), and where they report.
+    running: Vec<InFlight>,
+    results: Option<(
+        std::sync::mpsc::Sender<Finished>,
+        std::sync::mpsc::Receiver<Finished>,
+    )>,
+}
+
+impl Drop for OnnxChunkState {
+    /// A chunk dropped early (cancelled, or one call failed) waits for the calls it started:
+    /// no model work outlives the chunk.
+    fn drop(&mut self) {
+        for (_, h) in self.running.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+impl OnnxLipSync {
+    fn planes(&self) -> i64 {
+        match self.kind {
+            LipSyncKind::Wav2Lip => 6,
+            LipSyncKind::EdTalk => 3,
+        }
+    }
+
+    /// One model call on `faces` (their mel windows in `mels`, their mesh hulls in `regions`):
+    /// prepares the inputs, runs the session, pastes the result into the faces.
+    fn call(
+        &self,
+        faces: &mut [Frame],
+        mels: &[f32],
+        regions: &[Vec<[f32; 2]>],
+    ) -> Result<(), InferError> {
+        let s = self.kind.size() as i64;
+        let planes = self.planes();
+        let b = faces.len() as i64;
+        let mut target = Vec::with_capacity(faces.len() * (planes * s * s) as usize);
+        let rects: Vec<[f32; 4]> = faces.iter().map(|f| self.prepare(f, &mut target)).collect();
+        let mut inputs = vec![
+            ("source", vec![b, 1, 80, 16], mels.to_vec()),
+            ("target", vec![b, planes, s, s], target),
+        ];
+        if self.kind == LipSyncKind::EdTalk {
+            inputs.push(("weight", vec![1], vec![self.weight]));
+        }
+        let (shape, out) = self.session.run_f32(inputs).map_err(|e| self.error(e))?;
+        let per_out = (3 * s * s) as usize;
+        if shape != [b, 3, s, s] || out.len() != faces.len() * per_out {
+            return Err(self.error(OnnxError::Contract {
+                path: self.session.path().to_path_buf(),
+                tensor: "output".into(),
+                message: format!("the model returned shape {shape:?} (expected [{b},3,{s},{s}])"),
+            }));
+        }
+        for (((face, rect), planes), region) in faces
+            .iter_mut()
+            .zip(rects)
+            .zip(out.chunks_exact(per_out))
+            .zip(regions)
+        {
+            paste(self.kind, face, rect, planes, region);
+        }
+        Ok(())
+    }
 }
 
 impl LipSyncModel for OnnxLipSync {
@@ -398,18 +473,6 @@ impl LipSyncModel for OnnxLipSync {
         for (i, w) in mels.chunks_exact_mut(80 * 16).enumerate() {
             features.window_into(chunk.first_frame + i, w);
         }
-        let s = self.kind.size() as usize;
-        let planes = if self.kind == LipSyncKind::Wav2Lip {
-            6
-        } else {
-            3
-        };
-        let mut targets = Vec::with_capacity(n * planes * s * s);
-        let rects = chunk
-            .faces
-            .iter()
-            .map(|f| self.prepare(f, &mut targets))
-            .collect();
         let regions = (0..n)
             .map(|i| {
                 chunk
@@ -422,69 +485,82 @@ impl LipSyncModel for OnnxLipSync {
             .collect();
         Ok(OnnxChunkState {
             faces: chunk.faces.to_vec(),
-            rects,
             regions,
             mels,
-            targets,
+            started: 0,
             done: 0,
+            running: Vec::new(),
+            results: None,
         })
     }
 
+    /// A dynamic batch: the whole chunk in one call. A batch of 1: one face per step, with up
+    /// to [`OnnxSession::parallel`] calls running side by side, each on its own thread and
+    /// session (prepare, model call, paste): a step starts calls until that many run, then
+    /// returns when one finishes, so the cores the single calls cannot fill stay busy and
+    /// none waits for the other's call. Results go to their face's place in the chunk.
     fn step(
         &mut self,
         state: &mut OnnxChunkState,
         _step: usize,
         _n_steps: usize,
     ) -> Result<StepStats, InferError> {
+        const MEL: usize = 80 * 16;
         let n = state.faces.len();
-        let take = if self.dynamic_batch {
-            n - state.done
-        } else {
-            1.min(n - state.done)
-        };
-        if take == 0 {
+        if state.done == n {
             return Ok(StepStats::default());
         }
-        let s = self.kind.size() as i64;
-        let planes = if self.kind == LipSyncKind::Wav2Lip {
-            6
-        } else {
-            3
-        };
-        let per_target = (planes * s * s) as usize;
-        let range = state.done..state.done + take;
-        let mel = state.mels[range.start * 1280..range.end * 1280].to_vec();
-        let target = state.targets[range.start * per_target..range.end * per_target].to_vec();
-        let b = take as i64;
-        let mut inputs = vec![
-            ("source", vec![b, 1, 80, 16], mel),
-            ("target", vec![b, planes, s, s], target),
-        ];
-        if self.kind == LipSyncKind::EdTalk {
-            inputs.push(("weight", vec![1], vec![self.weight]));
+        if self.dynamic_batch {
+            self.call(&mut state.faces, &state.mels, &state.regions)?;
+            let take = n - state.done;
+            (state.started, state.done) = (n, n);
+            return Ok(StepStats {
+                residual: None,
+                frames: take,
+            });
         }
-        let (shape, out) = self.session.run_f32(inputs).map_err(|e| self.error(e))?;
-        let per_out = (3 * s * s) as usize;
-        if shape != [b, 3, s, s] || out.len() != take * per_out {
-            return Err(self.error(OnnxError::Contract {
-                path: self.session.path().to_path_buf(),
-                tensor: "output".into(),
-                message: format!("the model returned shape {shape:?} (expected [{b},3,{s},{s}])"),
-            }));
+        let (tx, rx) = state.results.get_or_insert_with(std::sync::mpsc::channel);
+        while state.started < n && state.running.len() < self.session.parallel() {
+            let i = state.started;
+            let mut face = [state.faces[i].clone()];
+            let mel = state.mels[i * MEL..(i + 1) * MEL].to_vec();
+            let region = [state.regions[i].clone()];
+            let (model, tx) = (self.clone(), tx.clone());
+            let spawned = std::thread::Builder::new()
+                .name("facesync-model-call".into())
+                .spawn(move || {
+                    // A panic is a result too: the step waiting for it must not hang.
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        model.call(&mut face, &mel, &region)
+                    }))
+                    .unwrap_or_else(|_| {
+                        Err(InferError::Model(format!(
+                            "{}: the model call panicked",
+                            model.session.path().display()
+                        )))
+                    });
+                    let [face] = face;
+                    let _ = tx.send((i, r.map(|()| face)));
+                })
+                .map_err(|e| InferError::Model(format!("cannot start a model call: {e}")))?;
+            state.running.push((i, spawned));
+            state.started += 1;
         }
-        for (k, i) in range.enumerate() {
-            paste(
-                self.kind,
-                &mut state.faces[i],
-                state.rects[i],
-                &out[k * per_out..(k + 1) * per_out],
-                &state.regions[i],
-            );
+        let (i, result) = rx.recv().map_err(|_| {
+            InferError::Model(format!(
+                "{}: a model call ended without a result",
+                self.session.path().display()
+            ))
+        })?;
+        if let Some(k) = state.running.iter().position(|(j, _)| *j == i) {
+            let (_, h) = state.running.swap_remove(k);
+            let _ = h.join();
         }
-        state.done += take;
+        state.faces[i] = result?;
+        state.done += 1;
         Ok(StepStats {
             residual: None,
-            frames: take,
+            frames: 1,
         })
     }
 
@@ -493,7 +569,8 @@ impl LipSyncModel for OnnxLipSync {
     }
 
     fn finish_chunk(&mut self, state: OnnxChunkState) -> Result<Vec<Frame>, InferError> {
-        Ok(state.faces)
+        let mut state = state;
+        Ok(std::mem::take(&mut state.faces))
     }
 }
 

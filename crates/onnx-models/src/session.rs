@@ -1,5 +1,5 @@
-//! ONNX sessions: loaded once per process (a cache keyed by file, provider request and thread
-//! count), their tensors checked against a contract, run with `f32` tensors.
+//! ONNX sessions: loaded once per process (a cache keyed by file, provider request, thread
+//! count and parallel calls), their tensors checked against a contract, run with `f32` tensors.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -17,8 +17,13 @@ pub struct SessionOptions {
     pub model: PathBuf,
     /// The execution provider wanted.
     pub provider: ProviderRequest,
-    /// ONNX Runtime's intra-op threads (0: its default, one per core).
+    /// ONNX Runtime's intra-op threads per session (0: its default, one per core).
     pub threads: usize,
+    /// Model calls that may run side by side (0 or 1: one at a time). On the CPU the file is
+    /// loaded this many times, one session per concurrent call (its weights once per
+    /// session), so that small calls (a batch of 1) that cannot use the cores well one at a
+    /// time run on separate cores instead; a GPU provider always gets one session.
+    pub parallel: usize,
     /// An explicit ONNX Runtime library (else the discovery of [`runtime::find_library`]).
     pub runtime: Option<PathBuf>,
 }
@@ -43,7 +48,11 @@ pub struct OnnxSession {
     note: Option<String>,
     inputs: Vec<TensorInfo>,
     outputs: Vec<TensorInfo>,
-    session: Mutex<Session>,
+    /// One session per concurrent call (see [`SessionOptions::parallel`]); the first serves
+    /// [`OnnxSession::lock`].
+    sessions: Vec<Mutex<Session>>,
+    /// Where the next call starts looking for a free session.
+    next: std::sync::atomic::AtomicUsize,
     /// Model calls and the nanoseconds spent in them (benchmarks: the model's share).
     calls: std::sync::atomic::AtomicU64,
     nanos: std::sync::atomic::AtomicU64,
@@ -51,7 +60,7 @@ pub struct OnnxSession {
 
 /// The process-wide cache: a model loads once and serves every run (worker jobs, Python calls,
 /// ComfyUI runs).
-type Cache = Mutex<HashMap<(PathBuf, ProviderRequest, usize), Arc<OnnxSession>>>;
+type Cache = Mutex<HashMap<(PathBuf, ProviderRequest, usize, usize), Arc<OnnxSession>>>;
 
 fn cache() -> &'static Cache {
     static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
@@ -59,7 +68,7 @@ fn cache() -> &'static Cache {
 }
 
 /// Loads `options.model` (or returns the already loaded session for the same canonical path,
-/// provider request and thread count). Errors name the file and the problem.
+/// provider request, thread count and parallel calls). Errors name the file and the problem.
 pub fn load(options: &SessionOptions) -> Result<Arc<OnnxSession>, OnnxError> {
     let path = &options.model;
     let meta = std::fs::metadata(path).map_err(|e| OnnxError::ModelFile {
@@ -73,14 +82,15 @@ pub fn load(options: &SessionOptions) -> Result<Arc<OnnxSession>, OnnxError> {
         });
     }
     let key_path = path.canonicalize().unwrap_or_else(|_| path.clone());
-    let key = (key_path, options.provider, options.threads);
+    let parallel = options.parallel.max(1);
+    let key = (key_path, options.provider, options.threads, parallel);
     // Held while loading: two runs asking for the same model at once load it once.
     let mut cache = cache().lock().unwrap_or_else(|e| e.into_inner());
     if let Some(s) = cache.get(&key) {
         return Ok(s.clone());
     }
     runtime::runtime(options.runtime.as_deref())?;
-    let session = Arc::new(build(path, options.provider, options.threads)?);
+    let session = Arc::new(build(path, options.provider, options.threads, parallel)?);
     cache.insert(key, session.clone());
     Ok(session)
 }
@@ -144,7 +154,12 @@ fn unavailable(provider: Provider) -> OnnxError {
     }
 }
 
-fn build(path: &Path, request: ProviderRequest, threads: usize) -> Result<OnnxSession, OnnxError> {
+fn build(
+    path: &Path,
+    request: ProviderRequest,
+    threads: usize,
+    parallel: usize,
+) -> Result<OnnxSession, OnnxError> {
     let (mut b, provider, note) = match request {
         ProviderRequest::Cpu => (builder(path, threads)?, Provider::Cpu, None),
         ProviderRequest::Gpu | ProviderRequest::TensorRt => {
@@ -170,10 +185,11 @@ fn build(path: &Path, request: ProviderRequest, threads: usize) -> Result<OnnxSe
             }
         }
     };
-    let session = b.commit_from_file(path).map_err(|e| OnnxError::NotOnnx {
+    let not_onnx = |e| OnnxError::NotOnnx {
         path: path.to_path_buf(),
         message: ort_message(e),
-    })?;
+    };
+    let session = b.commit_from_file(path).map_err(not_onnx)?;
     let info = |o: &ort::value::Outlet| TensorInfo {
         name: o.name().to_string(),
         element: o
@@ -186,13 +202,25 @@ fn build(path: &Path, request: ProviderRequest, threads: usize) -> Result<OnnxSe
             .map(|s| s.iter().copied().collect())
             .unwrap_or_default(),
     };
+    let inputs = session.inputs().iter().map(info).collect();
+    let outputs = session.outputs().iter().map(info).collect();
+    let mut sessions = vec![Mutex::new(session)];
+    if provider == Provider::Cpu {
+        for _ in 1..parallel {
+            let s = builder(path, threads)?
+                .commit_from_file(path)
+                .map_err(not_onnx)?;
+            sessions.push(Mutex::new(s));
+        }
+    }
     Ok(OnnxSession {
         path: path.to_path_buf(),
         provider,
         note,
-        inputs: session.inputs().iter().map(info).collect(),
-        outputs: session.outputs().iter().map(info).collect(),
-        session: Mutex::new(session),
+        inputs,
+        outputs,
+        sessions,
+        next: Default::default(),
         calls: Default::default(),
         nanos: Default::default(),
     })
@@ -294,13 +322,35 @@ impl OnnxSession {
         )
     }
 
-    /// The session, for callers that build their own tensors (`f16`, `i64`).
+    /// The (first) session, for callers that build their own tensors (`f16`, `i64`).
     pub fn lock(&self) -> MutexGuard<'_, Session> {
-        self.session.lock().unwrap_or_else(|e| e.into_inner())
+        self.sessions[0].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How many calls of [`OnnxSession::run_f32`] run side by side (one session each).
+    pub fn parallel(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// A free session (the next in turn when all are busy).
+    fn any(&self) -> MutexGuard<'_, Session> {
+        let n = self.sessions.len();
+        let start = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % n;
+        for k in 0..n {
+            match self.sessions[(start + k) % n].try_lock() {
+                Ok(g) => return g,
+                Err(std::sync::TryLockError::Poisoned(p)) => return p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => {}
+            }
+        }
+        self.sessions[start]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// Runs the graph on `f32` inputs `(name, shape, data)` and returns output 0 as
-    /// `(shape, data)`.
+    /// `(shape, data)`. Up to [`OnnxSession::parallel`] calls from different threads run at
+    /// once, each on its own session.
     pub fn run_f32(
         &self,
         inputs: Vec<(&str, Vec<i64>, Vec<f32>)>,
@@ -315,7 +365,7 @@ impl OnnxSession {
                 .map_err(|e| err(format!("input `{name}`: {e}")))?;
             values.push((name.to_string(), t.into_dyn()));
         }
-        let mut session = self.lock();
+        let mut session = self.any();
         let started = std::time::Instant::now();
         let outputs = session.run(values).map_err(|e| err(e.to_string()))?;
         self.record(started.elapsed());

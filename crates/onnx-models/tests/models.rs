@@ -45,6 +45,7 @@ fn load(env: &Env, file: &str) -> Result<Arc<onnx_models::OnnxSession>, OnnxErro
         model: env.dir.join(file),
         provider: ProviderRequest::Cpu,
         threads: 2,
+        parallel: 1,
         runtime: None,
     })
 }
@@ -274,6 +275,7 @@ fn gpu_request_without_a_gpu_provider_is_an_error() {
         model: env.dir.join("edtalk_256.onnx"),
         provider: ProviderRequest::Gpu,
         threads: 1,
+        parallel: 1,
         runtime: None,
     });
     match r {
@@ -325,4 +327,134 @@ fn mel_features_match_the_numpy_reference() {
     let close = diffs.iter().filter(|d| **d <= 1e-3).count() as f64 / diffs.len() as f64;
     assert!(worst <= 0.01, "worst difference {worst}");
     assert!(close >= 0.99, "only {close} within 1e-3");
+}
+
+/// Mel windows alternating between silence (-4) and full scale (4) from frame to frame.
+#[derive(Debug)]
+struct Alternating;
+
+impl FrameFeatures for Alternating {
+    fn window_len(&self) -> usize {
+        80 * 16
+    }
+
+    fn window_into(&self, frame: usize, out: &mut [f32]) {
+        out.fill(if frame.is_multiple_of(2) { -4.0 } else { 4.0 });
+    }
+}
+
+fn load_parallel(env: &Env, threads: usize) -> Arc<onnx_models::OnnxSession> {
+    session::load(&SessionOptions {
+        model: env.dir.join("wav2lip_96.onnx"),
+        provider: ProviderRequest::Cpu,
+        threads,
+        parallel: 2,
+        runtime: None,
+    })
+    .unwrap()
+}
+
+#[test]
+fn calls_side_by_side_keep_each_face_in_its_place() {
+    let Some(env) = env() else { return };
+    let env = &env;
+    // An odd count: the chunk ends with one call running alone.
+    let faces: Vec<Frame> = (0..5).map(face).collect();
+    // The reference: the same weights with a dynamic batch axis, the chunk in one call.
+    let one = OnnxLipSync::new(
+        LipSyncKind::Wav2Lip,
+        load(env, "wav2lip_96_dyn.onnx").unwrap(),
+        0.5,
+    )
+    .unwrap();
+    assert!(one.dynamic_batch());
+    let session = load_parallel(env, 1);
+    assert_eq!(session.parallel(), 2);
+    let (calls_before, _) = session.call_stats();
+    let two = OnnxLipSync::new(LipSyncKind::Wav2Lip, session.clone(), 0.5).unwrap();
+    // Mel windows as far apart as they go (silence, full scale) from frame to frame: the
+    // random-weight model hardly hears speech, but a face run with its neighbour's window
+    // differs from the one-session result by more than the tolerance.
+    let run = |model: OnnxLipSync, p: &Phase| {
+        let (audio, _) = features(&speech(), faces.len());
+        let mut inf = Inferencer::new(
+            model,
+            InferConfig {
+                chunk_size: faces.len(),
+                ..InferConfig::default()
+            },
+        );
+        inf.run_chunk_with(
+            &faces,
+            0,
+            &audio,
+            Some(&Alternating as &dyn FrameFeatures),
+            p,
+        )
+    };
+    let p = Phase::detached("Doing inference", Some(5), "frames");
+    let a = run(one, &p).unwrap();
+    let p = Phase::detached("Doing inference", Some(5), "frames");
+    let b = run(two, &p).unwrap();
+    assert_eq!(p.pos(), 5, "every frame counted");
+    assert_eq!(
+        session.call_stats().0 - calls_before,
+        5,
+        "one call per face"
+    );
+    assert_eq!(b.len(), 5);
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert_ne!(y, &faces[i], "face {i} went through the model");
+        let worst = x
+            .data()
+            .iter()
+            .zip(y.data())
+            .map(|(p, q)| p.abs_diff(*q))
+            .max();
+        assert!(
+            worst <= Some(1),
+            "face {i}: one call per chunk and two calls side by side differ by {worst:?}"
+        );
+    }
+}
+
+#[test]
+fn cancel_with_calls_side_by_side_leaves_no_call_running() {
+    let Some(env) = env() else { return };
+    let env = &env;
+    let faces: Vec<Frame> = (0..8).map(face).collect();
+    // Its own sessions (threads 2): the call count is this test's alone.
+    let session = load_parallel(env, 2);
+    let model = OnnxLipSync::new(LipSyncKind::Wav2Lip, session.clone(), 0.5).unwrap();
+    let phase = Phase::detached("Doing inference", Some(8), "frames");
+    let watcher = {
+        let phase = phase.clone();
+        std::thread::spawn(move || {
+            while phase.pos() < 2 {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            phase.cancel_token().cancel();
+        })
+    };
+    let (out, phase) = run(model, &faces, &phase);
+    watcher.join().unwrap();
+    assert!(matches!(out, Err(InferError::Cancelled(_))), "{out:?}");
+    assert!(
+        phase.pos() >= 2 && phase.pos() < 8,
+        "stopped mid-chunk at {}",
+        phase.pos()
+    );
+    // The calls started before the cancel ended with the chunk: none finishes later.
+    let (calls, _) = session.call_stats();
+    assert!(
+        calls <= phase.pos() + 2,
+        "{calls} calls: more than the frames counted ({}) and the 2 running",
+        phase.pos()
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(
+        session.call_stats().0,
+        calls,
+        "a model call outlived the chunk"
+    );
 }

@@ -88,7 +88,7 @@ use progress_core::Phase;
 pub use face_proc::Alignment;
 pub use frames::{AudioSource, FrameSink, FrameSource, RawAudio, RawSink, RawSource};
 pub use media_io;
-pub use model::{ModelSpec, PROVIDER_ENV, ParseModelError, build_model};
+pub use model::{ModelSpec, PROVIDER_ENV, ParseModelError, build_model, session_options};
 
 /// Why a run stopped.
 #[derive(Debug, thiserror::Error)]

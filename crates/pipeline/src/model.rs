@@ -99,6 +99,24 @@ fn provider_request(backend: Backend) -> ProviderRequest {
     }
 }
 
+/// The ONNX session options of a one-shot learned model (Wav2Lip, EDTalk) at `path` for
+/// `config`. On the CPU a batch-of-1 call leaves cores idle (its operators are small), so the
+/// file gets two sessions whose calls run side by side on the frames of a chunk, each with
+/// half the cores as intra-op threads (one each on 2 cores): the same thread count in all as
+/// one session with ONNX Runtime's default. A file with a dynamic batch axis runs a chunk in
+/// one call on the first session. The sessions are shared by every run of the process.
+pub fn session_options(config: &PipelineConfig, path: &Path) -> SessionOptions {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let parallel = cores.clamp(1, 2);
+    SessionOptions {
+        model: path.to_path_buf(),
+        provider: provider_request(config.backend),
+        threads: cores / parallel,
+        parallel,
+        runtime: config.onnx_runtime.clone(),
+    }
+}
+
 /// Builds the run's model from `config.model`: the built-in one on `compute`, or a learned one
 /// loaded once per process (the same file, provider and thread count are shared by every run)
 /// and checked against its contract. Posts a message naming the provider under `parent`.
@@ -122,13 +140,7 @@ pub fn build_model(
         ModelSpec::LatentSync(dir) => return build_latentsync(config, dir, infer_config, parent),
     };
     let model_err = |e: onnx_models::OnnxError| PipelineError::Model(e.to_string());
-    let session = onnx_models::session::load(&SessionOptions {
-        model: path.clone(),
-        provider: provider_request(config.backend),
-        threads: 0,
-        runtime: config.onnx_runtime.clone(),
-    })
-    .map_err(model_err)?;
+    let session = onnx_models::session::load(&session_options(config, path)).map_err(model_err)?;
     let model = OnnxLipSync::new(kind, session, config.model_weight).map_err(model_err)?;
     let runtime =
         onnx_models::runtime::runtime(config.onnx_runtime.as_deref()).map_err(model_err)?;

@@ -2,14 +2,20 @@
 //! Wav2Lip-96, batch 1, random weights, the published layer structure) against a per-frame
 //! Python loop doing what FaceFusion's lip syncer does per frame (`model_loop.py`:
 //! onnxruntime, numpy), on the same file, the same clip (the built-in sample, 256×256, 4 s at
-//! 25 fps) and ONNX Runtime's default thread count in both, alternated in one run (3 rounds
-//! each after a warm-up), medians.
+//! 25 fps) and the same number of ONNX Runtime threads (one per core: the loop's one session
+//! with ONNX Runtime's default intra-op threads; facesync's two sessions, whose batch-of-1
+//! calls run side by side, with half the cores each), alternated in one run (3 rounds each
+//! after a warm-up), medians.
 //!
 //! - `facesync_fps`: output frames over the wall-clock time of `pipeline::run` (decode, face
 //!   detection and alignment, Wav2Lip, restore, Y4M encode), no sinks.
 //! - `loop_fps`: frames over the loop's time (decoded frames in memory, mel spectrogram,
 //!   per-frame crop, model call, paste); it is given the face box, not detecting faces.
-//! - `model_share`: the share of facesync's wall time spent inside model calls.
+//! - `model_share`: the time facesync's sessions spend inside model calls over the wall time
+//!   times the number of sessions (1.00: every session busy all the time; on the CPU a batch of
+//!   1 runs two single-threaded sessions side by side, see `pipeline::session_options`).
+//!
+//! Each round also prints the time per model call on both sides.
 //! - `provider`: the execution provider facesync's session runs on.
 
 use std::path::Path;
@@ -71,8 +77,11 @@ pub(crate) fn run(_args: &[String]) -> Result<()> {
     let mut shares = Vec::new();
     let mut provider = String::new();
     for _ in 0..ROUNDS {
-        let (fps, share, p) = facesync_round(&config, &inputs, &out)?;
-        println!("facesync: {fps:.2} fps, model share {share:.3}");
+        let (fps, share, per_call, p) = facesync_round(&config, &inputs, &out)?;
+        println!(
+            "facesync: {fps:.2} fps, model share {share:.3}, {:.1} ms per model call",
+            per_call * 1e3
+        );
         facesync.push(fps);
         shares.push(share);
         provider = p;
@@ -94,12 +103,18 @@ pub(crate) fn run(_args: &[String]) -> Result<()> {
             );
         }
         let text = String::from_utf8_lossy(&out.stdout);
-        let secs: f64 = text
-            .lines()
-            .find_map(|l| l.split("secs=").nth(1))
-            .and_then(|v| v.trim().parse().ok())
-            .with_context(|| format!("unexpected loop output {text:?}"))?;
-        println!("loop: {:.2} fps", f64::from(n) / secs);
+        let field = |key: &str| -> Result<f64> {
+            text.lines()
+                .find_map(|l| l.split(key).nth(1))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+                .with_context(|| format!("no {key} in the loop's output {text:?}"))
+        };
+        let (secs, model_secs) = (field(" secs=")?, field(" model_secs=")?);
+        println!(
+            "loop: {:.2} fps, {:.1} ms per model call",
+            f64::from(n) / secs,
+            model_secs / f64::from(n) * 1e3
+        );
         looped.push(f64::from(n) / secs);
     }
     let (a, b) = (median(&mut facesync), median(&mut looped));
@@ -116,23 +131,17 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
-/// One timed run: frames per second, the share of time in model calls, the provider.
+/// One timed run: frames per second, the sessions' share of time in model calls, seconds per
+/// model call, the provider.
 fn facesync_round(
     config: &PipelineConfig,
     inputs: &Inputs,
     out: &Path,
-) -> Result<(f64, f64, String)> {
-    let session = onnx_models::session::load(&onnx_models::SessionOptions {
-        model: config
-            .model
-            .path()
-            .context("a learned model")?
-            .to_path_buf(),
-        provider: onnx_models::ProviderRequest::Auto,
-        threads: 0,
-        runtime: config.onnx_runtime.clone(),
-    })?;
-    let (_, before) = session.call_stats();
+) -> Result<(f64, f64, f64, String)> {
+    // The sessions `pipeline::run` uses (the process-wide cache returns the same ones).
+    let path = config.model.path().context("a learned model")?;
+    let session = onnx_models::session::load(&pipeline::session_options(config, path))?;
+    let (calls_before, before) = session.call_stats();
     let progress = Progress::builder().start();
     let job = progress.phase("Lip sync", None, "frames");
     let start = Instant::now();
@@ -141,10 +150,12 @@ fn facesync_round(
     job.finish();
     drop(job);
     progress.shutdown();
-    let (_, after) = session.call_stats();
+    let (calls_after, after) = session.call_stats();
+    let model_secs = (after - before).as_secs_f64();
     Ok((
         summary.frames as f64 / secs,
-        (after - before).as_secs_f64() / secs,
+        model_secs / (secs * session.parallel() as f64),
+        model_secs / (calls_after - calls_before).max(1) as f64,
         session.provider().to_string(),
     ))
 }

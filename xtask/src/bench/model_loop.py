@@ -8,7 +8,8 @@ loop gets the face box for free (an advantage over facesync, which detects and a
 frame).
 
 argv: model frames.rgb width height count audio.wav fps box_x0 box_y0 box_x1 box_y1 rounds
-Prints one line per round: `loop: frames=N secs=S`.
+Prints one line per round: `loop: frames=N secs=S model_secs=M` (M: the time inside the model
+calls).
 """
 import sys
 import time
@@ -87,6 +88,7 @@ def one_round():
     bw, bh = int(round(x1 - x0)), int(round(y1 - y0))
     ix0, iy0 = int(round(x0)), int(round(y0))
     out = np.empty_like(frames)
+    model_secs = 0.0
     for k in range(n):
         frame = frames[k].astype(np.float32)
         xs, ys = bilinear_maps(x0, y0, x1, y1, 96, 96)
@@ -99,7 +101,9 @@ def one_round():
         if window.shape[1] < 16:
             window = np.pad(window, ((0, 0), (0, 16 - window.shape[1])), constant_values=-4)
         source = window[None, None].astype(np.float32)
+        called = time.perf_counter()
         result = session.run(None, {"source": source, "target": target})[0][0]
+        model_secs += time.perf_counter() - called
         result = np.clip(result.transpose(1, 2, 0)[:, :, ::-1] * 255, 0, 255)
         back_x, back_y = bilinear_maps(0, 0, 96, 96, bw, bh)
         back = sample(result, back_x, back_y)
@@ -109,10 +113,10 @@ def one_round():
         region = frame[iy0:iy0 + bh, ix0:ix0 + bw]
         frame[iy0:iy0 + bh, ix0:ix0 + bw] = mask * back[: region.shape[0], : region.shape[1]] + (1 - mask) * region
         out[k] = np.clip(np.round(frame), 0, 255).astype(np.uint8)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, model_secs
 
 
 one_round()  # warm-up, as facesync's first run
 for _ in range(rounds):
-    secs = one_round()
-    print(f"loop: frames={n} secs={secs:.4f}", flush=True)
+    secs, model_secs = one_round()
+    print(f"loop: frames={n} secs={secs:.4f} model_secs={model_secs:.4f}", flush=True)

@@ -136,6 +136,7 @@ impl Graph {
             model: dir.join(file),
             provider: options.provider,
             threads: options.threads,
+            parallel: 1,
             runtime: options.runtime.clone(),
         })
         .map_err(|e| load_error(file, e))?;
