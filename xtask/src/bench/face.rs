@@ -45,7 +45,7 @@ impl FaceDetector for Replay {
     }
 }
 
-fn astronaut() -> Result<Frame> {
+pub(super) fn astronaut() -> Result<Frame> {
     let file = std::fs::File::open("crates/pipeline/assets/astronaut.png")
         .context("crates/pipeline/assets/astronaut.png")?;
     let mut reader = png::Decoder::new(std::io::BufReader::new(file)).read_info()?;
@@ -171,7 +171,7 @@ fn mesh_accuracy(config: &FaceConfig, frames: &[Frame], motions: &[Affine2]) -> 
     Ok(())
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(super) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
     if n % 2 == 1 {

@@ -6,6 +6,7 @@ use anyhow::{Context, Result, bail};
 mod face;
 mod infer;
 mod latentsync;
+mod mesh;
 mod model;
 mod pipeline;
 mod progress;
@@ -38,12 +39,13 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     }
     let Some((what, rest)) = args.split_first() else {
         bail!(
-            "usage: cargo xtask bench <progress|face|restore|infer|model|latentsync|pipeline|queue>"
+            "usage: cargo xtask bench <progress|face|mesh|restore|infer|model|latentsync|pipeline|queue>"
         );
     };
     match what.as_str() {
         "progress" => progress::run(rest),
         "face" => face::run(rest),
+        "mesh" => mesh::run(rest),
         "restore" => restore::run(rest),
         "infer" => infer::run(rest),
         "model" => model::run(rest),
@@ -52,7 +54,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         "queue" => queue::run(rest),
         other => {
             bail!(
-                "unknown benchmark `{other}`; known: progress face restore infer model latentsync pipeline queue"
+                "unknown benchmark `{other}`; known: progress face mesh restore infer model latentsync pipeline queue"
             )
         }
     }
