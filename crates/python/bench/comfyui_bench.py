@@ -284,7 +284,8 @@ def full_run(server, client, clip, video=False):
                 if isinstance(m, dict) and m.get("type") == "progress"
                 and m["data"].get("node") == NODE and m["data"]["value"] > 0]
     texts = [m for _, m in client.messages[base:] if isinstance(m, bytes)]
-    log(f"facesync {'VIDEO' if video else 'IMAGE'} node: {t_next - t_start:.1f} s, {len(progress)} progress messages, "
+    log(f"facesync {'VIDEO' if video else 'IMAGE'} node: {t_next - t_start:.1f} s "
+        f"(from perf_counter {t_start:.3f}), {len(progress)} progress messages, "
         f"{len(texts)} binary messages (previews, text)")
     for started, took in prober.slow:
         log(f"slow GET /queue: {took * 1000:.0f} ms, asked {started - t_start:.2f} s into the node")
