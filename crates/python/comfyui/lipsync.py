@@ -48,11 +48,11 @@ PREVIEW_SIZE = 256
 #: How much lower than the server's threads facesync's run threads are scheduled (Linux nice
 #: increment, ``facesync.run``'s ``nice=``; the ffmpeg processes the VIDEO node starts inherit
 #: it). Measured in the real server (``cargo xtask test comfyui``, nothing else running): the
-#: run and the server then share 2 cores, and at 0 the VIDEO node's ffmpeg + stage threads
-#: delayed the server's event loop by 40-51 ms every 0.1 s (a separate process was starved at
-#: the same moments: the CPU, not the GIL); at 5, 24 ms, with the run no slower and interrupts
-#: as quick (0.18 s at most). Not higher: on a machine where other work runs at nice 5 (the
-#: other builds on our shared 2-core machine), 10 starved the run itself (3x slower, interrupts 1.1-1.6 s late).
+#: run and the server share 2 cores, and at 0 the VIDEO node's stage threads and ffmpeg
+#: processes delayed the server's answers by up to 40-51 ms (three runs; a separate process was
+#: starved at the same moments: the CPU, not the GIL); at 5, 13-40 ms (four runs), and the
+#: IMAGE node was no slower. Not higher: where other work runs at nice 5 (the other builds on
+#: our shared 2-core machine), 10 starved the run itself (3x slower, interrupts 1.1-1.6 s late).
 NICE = 5
 
 #: What facesync's phases mean to a ComfyUI user.
