@@ -3,8 +3,9 @@
 
     PYTHONPATH=$PWD/crates/python/bench/trace FACESYNC_TRACE_DIR=/tmp/trace cargo xtask test comfyui
 
-(an absolute path: the server runs in ComfyUI's folder). Python imports this module at start-up in every process that has the folder on its path; it
-does something only in the server (``main.py``). Two daemon threads write to
+(an absolute path: the server runs in ComfyUI's folder). Python imports this module at
+start-up in every process that has the folder on its path; it does something only in the
+server (``main.py``). Two daemon threads write to
 ``$FACESYNC_TRACE_DIR/server.log``, one line per event, times from ``time.perf_counter()``
 (the same clock as the bench's, so lines can be put next to its timeline):
 
