@@ -16,7 +16,10 @@ a: from the node's ``executing`` message to its first ``progress`` above 0; b: f
 ``GET /queue``, asked every 20 ms while the node runs (HTTP and the websocket share the
 server's event loop: a held GIL freezes both); d: the slowest ``POST /interrupt`` ->
 ``execution_interrupted``; e: the server's peak resident memory during the full run (its
-baseline, and the IMAGE tensors in and out, are printed on the line before).
+baseline, the IMAGE tensors in and out, and the peak while each node ran are logged before).
+The slow ``GET /queue`` answers are logged with their times in the node. Then, in a fresh
+server, LoadVideo -> facesync lip sync (video) -> SaveVideo once, logged on one line (a, b, c
+and its memory: no IMAGE batch exists in that workflow).
 """
 
 import argparse
@@ -153,7 +156,17 @@ class Client:
                 self.cond.wait(left)
 
 
-def workflow(clip, steps):
+def workflow(clip, steps, video=False):
+    if video:
+        return {
+            "1": {"class_type": "LoadVideo", "inputs": {"file": clip}},
+            NODE: {"class_type": "FacesyncLipSyncVideo", "inputs": {
+                "video": ["1", 0], "model": "builtin", "resolution": "256", "steps": steps,
+                "no_face": "pass", "backend": "auto"}},
+            "5": {"class_type": "SaveVideo", "inputs": {
+                "video": [NODE, 0], "filename_prefix": "facesync-bench", "format": "auto",
+                "codec": "auto"}},
+        }
     return {
         "1": {"class_type": "LoadVideo", "inputs": {"file": clip}},
         "2": {"class_type": "GetVideoComponents", "inputs": {"video": ["1", 0]}},
@@ -169,8 +182,9 @@ def workflow(clip, steps):
     }
 
 
-def submit(server, client, clip, steps):
-    answer = server.post("/prompt", {"prompt": workflow(clip, steps), "client_id": client.id})
+def submit(server, client, clip, steps, video=False):
+    answer = server.post("/prompt", {"prompt": workflow(clip, steps, video),
+                                     "client_id": client.id})
     if answer.get("node_errors"):
         raise SystemExit(f"the server refused the workflow: {answer}")
     return answer["prompt_id"]
@@ -185,51 +199,76 @@ def is_(kind, prompt_id, **data):
 
 
 class Prober(threading.Thread):
-    """GET /queue every 20 ms; the slowest answer while `active`."""
+    """GET /queue every 20 ms; the slowest answer to a request asked while `active`, and the
+    slow ones (over 50 ms) with their start times. A request asked before the node started
+    does not count: ComfyUI's executor holds the GIL for 0.14-0.16 s between
+    GetVideoComponents and this node (measured with a GIL gap meter in the server: the gap
+    ends before the node's first line runs), which is not the node's doing."""
 
     def __init__(self, server):
         super().__init__(daemon=True)
         self.server, self.active, self.done = server, False, threading.Event()
         self.slowest = 0.0
+        self.slow = []
 
     def run(self):
         while not self.done.is_set():
             started = time.perf_counter()
+            was_active = self.active
             self.server.get("/queue")
             took = time.perf_counter() - started
-            if self.active:
+            if was_active:
                 self.slowest = max(self.slowest, took)
+                if took > 0.05:
+                    self.slow.append((started, took))
             time.sleep(0.02)
 
 
 class RssWatch(threading.Thread):
-    """The server's peak resident memory, overall and while `active` (the facesync node)."""
+    """The server's resident memory every 20 ms: its peak, overall and while `active` (the
+    facesync node), and the samples with their times (to find the node that made the peak)."""
 
     def __init__(self, pid):
         super().__init__(daemon=True)
         self.pid, self.done, self.active = pid, threading.Event(), False
         self.peak = self.node_peak = 0
+        self.samples = []
 
     def run(self):
         while not self.done.is_set():
             rss = rss_bytes(self.pid)
+            self.samples.append((time.perf_counter(), rss))
             self.peak = max(self.peak, rss)
             if self.active:
                 self.node_peak = max(self.node_peak, rss)
-            time.sleep(0.05)
+            time.sleep(0.02)
 
 
-def full_run(server, client, clip):
+def peaks_by_node(client, base, prompt_id, samples, workflow_nodes):
+    """{node class: peak RSS while it ran}, from the `executing` messages' times."""
+    starts = [(t, m["data"]["node"]) for t, m in client.messages[base:]
+              if isinstance(m, dict) and m.get("type") == "executing"
+              and (m.get("data") or {}).get("prompt_id") == prompt_id]
+    peaks = {}
+    for t, rss in samples:
+        running = [node for start, node in starts if start <= t]
+        if running and running[-1] is not None:
+            name = workflow_nodes[running[-1]]["class_type"]
+            peaks[name] = max(peaks.get(name, 0), rss)
+    return peaks
+
+
+def full_run(server, client, clip, video=False):
     base = len(client.messages)
     baseline = rss_bytes(server.process.pid)
     rss = RssWatch(server.process.pid)
     rss.start()
     prober = Prober(server)
     prober.start()
-    prompt_id = submit(server, client, clip, 20)
+    prompt_id = submit(server, client, clip, 20, video)
     t_start, _ = client.wait_for(is_("executing", prompt_id, node=NODE))
     prober.active = rss.active = True
-    t_next, _ = client.wait_for(is_("executing", prompt_id, node="4"))
+    t_next, _ = client.wait_for(is_("executing", prompt_id, node="5" if video else "4"))
     prober.active = rss.active = False
     client.wait_for(lambda m: m.get("type") in ("execution_success", "execution_error")
                     and (m.get("data") or {}).get("prompt_id") == prompt_id)
@@ -245,8 +284,14 @@ def full_run(server, client, clip):
                 if isinstance(m, dict) and m.get("type") == "progress"
                 and m["data"].get("node") == NODE and m["data"]["value"] > 0]
     texts = [m for _, m in client.messages[base:] if isinstance(m, bytes)]
-    log(f"facesync node: {t_next - t_start:.1f} s, {len(progress)} progress messages, "
+    log(f"facesync {'VIDEO' if video else 'IMAGE'} node: {t_next - t_start:.1f} s "
+        f"(from perf_counter {t_start:.3f}), {len(progress)} progress messages, "
         f"{len(texts)} binary messages (previews, text)")
+    for started, took in prober.slow:
+        log(f"slow GET /queue: {took * 1000:.0f} ms, asked {started - t_start:.2f} s into the node")
+    peaks = peaks_by_node(client, base, prompt_id, rss.samples, workflow(clip, 20, video))
+    log("server memory peak while each node ran: "
+        + ", ".join(f"{name} {rss / 1e9:.2f} GB" for name, rss in peaks.items()))
     return {
         "first_progress_s": progress[0] - t_start,
         "last_gap_s": t_next - progress[-1],
@@ -295,10 +340,21 @@ def main():
         # Other step counts so that ComfyUI runs the node again (more steps: the points stay
         # inside the run).
         delays = [interrupted_run(server, client, clip, 20 + i, f, result["node_s"])
-                  for i, f in enumerate([0.02, 0.3, 0.6, 0.85], start=1)]
+                  for i, f in enumerate([0.02, 0.3, 0.6, 0.75], start=1)]
         delays = [d for d in delays if d is not None]
     finally:
         server.stop()
+    # The VIDEO node (LoadVideo -> facesync -> SaveVideo) in a fresh server: no IMAGE batch
+    # anywhere, so no GetVideoComponents (whose own peak is several times the batch).
+    server = Server(args.comfyui, free_port())
+    try:
+        video = full_run(server, Client(server), clip, video=True)
+    finally:
+        server.stop()
+    log(f"VIDEO workflow: first_progress_s={video['first_progress_s']:.2f} "
+        f"last_gap_s={video['last_gap_s']:.2f} max_stall_ms={video['max_stall_ms']:.0f}; "
+        f"server memory {video['baseline'] / 1e9:.2f} GB before the run, peak "
+        f"{video['peak'] / 1e9:.2f} GB over the workflow")
     tensors = 2 * FRAMES * WIDTH * HEIGHT * 3 * 4
     log(f"server memory: {result['baseline'] / 1e9:.2f} GB before the run, peak "
         f"{result['node_peak'] / 1e9:.2f} GB during the facesync node, "

@@ -39,16 +39,21 @@ MIN_STEP = 5
 #: Text progress at most this often (phase changes and warnings go at once).
 TEXT_INTERVAL = 0.25
 #: Frames per chunk: the unit of streaming, and of cancellation in the face and restore stages
-#: (smaller than facesync's default 16 so that an interrupt is honoured sooner).
-CHUNK = 8
+#: (smaller than facesync's default 16 so that an interrupt is honoured sooner). Measured in the
+#: real server (300 frames of 720p, nothing else running): at 8 the slowest of four interrupts
+#: took 0.18-0.50 s (three runs), at 4 0.10 s, and the node took 10.7 s instead of 12.5-13.9 s.
+CHUNK = 4
 #: Longest side of a preview sent to the UI.
 PREVIEW_SIZE = 256
 #: How much lower than the server's threads facesync's run threads are scheduled (Linux nice
-#: increment, ``facesync.run``'s ``nice=``). 0: measured in the real server on a loaded
-#: machine, 10 left the slowest HTTP answer where it was (the machine's other processes, not
-#: the run, starve the event loop) and made the run 3x slower and interrupts 1.1-1.6 s late
-#: (the run must reach a chunk boundary before the node can return).
-NICE = 0
+#: increment, ``facesync.run``'s ``nice=``; the ffmpeg processes the VIDEO node starts inherit
+#: it). Measured in the real server (``cargo xtask test comfyui``, nothing else running): the
+#: run and the server share 2 cores, and at 0 the VIDEO node's stage threads and ffmpeg
+#: processes delayed the server's answers by up to 40-51 ms (three runs; a separate process was
+#: starved at the same moments: the CPU, not the GIL); at 5, 13-40 ms (four runs), and the
+#: IMAGE node was no slower. Not higher: where other work runs at nice 5 (the other builds on
+#: our shared 2-core machine), 10 starved the run itself (3x slower, interrupts 1.1-1.6 s late).
+NICE = 5
 
 #: What facesync's phases mean to a ComfyUI user.
 PHASE_LABELS = {

@@ -240,12 +240,17 @@ def _nice_of_threads():
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="nice is per thread on Linux")
-@pytest.mark.parametrize("nice", [0, 10])
+@pytest.mark.parametrize("nice", [0, 10, "the node's own"])
 def test_nice_lowers_the_run_threads_not_the_callers(comfy, monkeypatch, nice):
     """``nice=`` (what the node passes as NICE): facesync's threads run at a lower priority
-    and the node's own thread (ComfyUI's executor) keeps its priority."""
+    and the node's own thread (ComfyUI's executor) keeps its priority. The node's own choice
+    puts the run below the server's threads."""
     lipsync = sys.modules["facesync_comfyui.lipsync"]
-    monkeypatch.setattr(lipsync, "NICE", nice)
+    if isinstance(nice, str):
+        nice = lipsync.NICE
+        assert nice > 0
+    else:
+        monkeypatch.setattr(lipsync, "NICE", nice)
     deliver = lipsync.ComfyProgress.__call__
     seen = []
 
