@@ -38,7 +38,9 @@
 //! # Example
 //! ```
 //! use frame::Frame;
-//! use facesync_infer::{AudioFeatures, InferConfig, Inferencer, MouthModel, MouthParams};
+//! use facesync_infer::{
+//!     AudioFeatures, ChunkExtras, InferConfig, Inferencer, MouthModel, MouthParams,
+//! };
 //! use progress_core::Phase;
 //!
 //! let rate = 16_000;
@@ -49,7 +51,9 @@
 //! let config = InferConfig { steps: 2, ..InferConfig::default() };
 //! let mut inferencer = Inferencer::new(model, config);
 //! let phase = Phase::detached("Doing inference", Some(4), "frames");
-//! let out = inferencer.run_chunk(&faces, 0, &features, &phase).unwrap();
+//! let out = inferencer
+//!     .run_chunk(&faces, 0, &features, ChunkExtras::default(), &phase)
+//!     .unwrap();
 //! assert_eq!(out, faces); // silence: the faces are unchanged
 //! assert_eq!(phase.pos(), 4);
 //! ```
@@ -112,6 +116,35 @@ pub struct ChunkInput<'a> {
     /// Where each face's mouth is, in crop pixels (from a face mesh), one per face, or empty
     /// when unknown (the model then assumes its default geometry).
     pub mouths: &'a [Option<MouthPlacement>],
+}
+
+/// What a chunk may bring to [`Inferencer::run_chunk`] besides its faces and the built-in
+/// audio features; `ChunkExtras::default()` for neither.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ChunkExtras<'a> {
+    /// The model's own audio features, from its [`LipSyncModel::feature_builder`] (a model
+    /// that asked for them fails without them).
+    pub features: Option<&'a dyn FrameFeatures>,
+    /// Each face's mouth placement, one per face, or empty (see [`ChunkInput::mouths`]).
+    pub mouths: &'a [Option<MouthPlacement>],
+}
+
+impl<'a> ChunkExtras<'a> {
+    /// The model's own audio features alone.
+    pub fn with_features(features: &'a dyn FrameFeatures) -> Self {
+        Self {
+            features: Some(features),
+            mouths: &[],
+        }
+    }
+
+    /// The faces' mouth placements alone.
+    pub fn with_mouths(mouths: &'a [Option<MouthPlacement>]) -> Self {
+        Self {
+            features: None,
+            mouths,
+        }
+    }
 }
 
 /// Where a face's mouth is in its R×R crop (pixels), from a face mesh's lip contours.

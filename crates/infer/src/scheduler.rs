@@ -6,7 +6,7 @@ use frame::Frame;
 use progress_core::{ImageFormat, Phase, PreviewImage};
 
 use crate::{
-    AudioFeatures, ChunkInput, FeatureBuilder, FrameFeatures, InferError, LipSyncModel, Mask,
+    AudioFeatures, ChunkExtras, ChunkInput, FeatureBuilder, InferError, LipSyncModel, Mask,
     Schedule,
 };
 
@@ -74,7 +74,8 @@ impl<M: LipSyncModel> Inferencer<M> {
         let phase = parent.child("Doing inference", Some(faces.len() as u64), "frames");
         let mut out = Vec::with_capacity(faces.len());
         for (k, chunk) in faces.chunks(self.config.chunk_size.max(1)).enumerate() {
-            match self.run_chunk(chunk, k * self.config.chunk_size.max(1), audio, &phase) {
+            let first = k * self.config.chunk_size.max(1);
+            match self.run_chunk(chunk, first, audio, ChunkExtras::default(), &phase) {
                 Ok(frames) => out.extend(frames),
                 Err(e) => {
                     phase.fail(&e);
@@ -87,45 +88,22 @@ impl<M: LipSyncModel> Inferencer<M> {
     }
 
     /// Processes one chunk of aligned faces (video frames `first_frame..first_frame +
-    /// faces.len()`): a child phase "steps" of `phase` counts this chunk's steps, `phase`
-    /// advances by `faces.len()` frames when the chunk is done. `phase.check()` runs before
-    /// every step: a cancel stops the chunk within one step with [`InferError::Cancelled`].
+    /// faces.len()`), with what else the chunk brings in `extras` (the model's own audio
+    /// features, the faces' mouth placements; `ChunkExtras::default()` for neither). `phase`
+    /// advances by the chunk's frames: a refining model gets a child phase "steps" of `phase`
+    /// counting this chunk's steps, and `phase` advances when the chunk is done; a one-shot
+    /// model ([`Schedule::OneShot`]) none: `phase` advances as its calls finish faces.
+    /// `phase.check()` runs before every step or call: a cancel stops the chunk within one
+    /// with [`InferError::Cancelled`].
     pub fn run_chunk(
         &mut self,
         faces: &[Frame],
         first_frame: usize,
         audio: &AudioFeatures,
+        extras: ChunkExtras<'_>,
         phase: &Phase,
     ) -> Result<Vec<Frame>, InferError> {
-        self.run_chunk_placed(faces, &[], first_frame, audio, None, phase)
-    }
-
-    /// [`Inferencer::run_chunk`] with the model's own audio features (from its
-    /// [`LipSyncModel::feature_builder`]). A refining model gets a child phase "steps"; a
-    /// one-shot model ([`Schedule::OneShot`]) none: `phase` advances as its calls finish faces,
-    /// and `phase.check()` runs before every call.
-    pub fn run_chunk_with(
-        &mut self,
-        faces: &[Frame],
-        first_frame: usize,
-        audio: &AudioFeatures,
-        features: Option<&dyn FrameFeatures>,
-        phase: &Phase,
-    ) -> Result<Vec<Frame>, InferError> {
-        self.run_chunk_placed(faces, &[], first_frame, audio, features, phase)
-    }
-
-    /// [`Self::run_chunk_with`] with each face's mouth placement (one per face, or empty), for
-    /// models that put their edit where the lips are (see [`ChunkInput::mouths`]).
-    pub fn run_chunk_placed(
-        &mut self,
-        faces: &[Frame],
-        mouths: &[Option<crate::MouthPlacement>],
-        first_frame: usize,
-        audio: &AudioFeatures,
-        features: Option<&dyn FrameFeatures>,
-        phase: &Phase,
-    ) -> Result<Vec<Frame>, InferError> {
+        let ChunkExtras { features, mouths } = extras;
         if !mouths.is_empty() && mouths.len() != faces.len() {
             return Err(InferError::Input(format!(
                 "{} mouth placements for {} faces from frame {first_frame}",
@@ -258,14 +236,13 @@ pub trait ChunkRunner: Send {
     /// The wrapped model's [`LipSyncModel::paste_region`].
     fn paste_region(&self) -> crate::PasteRegion;
 
-    /// [`Inferencer::run_chunk_placed`].
+    /// [`Inferencer::run_chunk`].
     fn run_chunk(
         &mut self,
         faces: &[Frame],
-        mouths: &[Option<crate::MouthPlacement>],
         first_frame: usize,
         audio: &AudioFeatures,
-        features: Option<&dyn FrameFeatures>,
+        extras: ChunkExtras<'_>,
         phase: &Phase,
     ) -> Result<Vec<Frame>, InferError>;
 }
@@ -286,13 +263,12 @@ impl<M: LipSyncModel + Send> ChunkRunner for Inferencer<M> {
     fn run_chunk(
         &mut self,
         faces: &[Frame],
-        mouths: &[Option<crate::MouthPlacement>],
         first_frame: usize,
         audio: &AudioFeatures,
-        features: Option<&dyn FrameFeatures>,
+        extras: ChunkExtras<'_>,
         phase: &Phase,
     ) -> Result<Vec<Frame>, InferError> {
-        self.run_chunk_placed(faces, mouths, first_frame, audio, features, phase)
+        Inferencer::run_chunk(self, faces, first_frame, audio, extras, phase)
     }
 }
 

@@ -8,8 +8,8 @@ use common::{astronaut_face, frame_envelope, mouth_darkness, pearson, speech};
 use facesync_infer as infer;
 use frame::Frame;
 use infer::{
-    AudioFeatures, ChunkInput, InferConfig, InferError, Inferencer, LipSyncModel, Mask, MouthModel,
-    MouthParams, MouthState, StepStats,
+    AudioFeatures, ChunkExtras, ChunkInput, InferConfig, InferError, Inferencer, LipSyncModel,
+    Mask, MouthModel, MouthParams, MouthState, StepStats,
 };
 use progress_core::{Control, Event, Outcome, Phase, Progress};
 
@@ -264,7 +264,7 @@ fn cancellation_stops_within_one_step() {
         let mut inf = Inferencer::new(model, InferConfig::default());
         let mut err = None;
         for (c, chunk) in faces.chunks(16).enumerate() {
-            if let Err(e) = inf.run_chunk(chunk, c * 16, &audio, &phase) {
+            if let Err(e) = inf.run_chunk(chunk, c * 16, &audio, ChunkExtras::default(), &phase) {
                 err = Some(e);
                 break;
             }
@@ -363,7 +363,13 @@ fn wrong_face_size_is_an_error_naming_the_face() {
     ];
     let mut inf = Inferencer::new(cpu_model(), InferConfig::default());
     let err = inf
-        .run_chunk(&faces, 5, &audio, &Phase::detached("t", None, ""))
+        .run_chunk(
+            &faces,
+            5,
+            &audio,
+            ChunkExtras::default(),
+            &Phase::detached("t", None, ""),
+        )
         .unwrap_err();
     assert!(err.to_string().contains("face 6 is 32x64"), "{err}");
 }
@@ -501,7 +507,7 @@ fn one_shot_cancel_stops_before_the_next_call() {
             cancel_after: Some(k),
         };
         let mut inf = Inferencer::new(model, InferConfig::default());
-        let r = inf.run_chunk(&faces, 0, &audio, &phase);
+        let r = inf.run_chunk(&faces, 0, &audio, ChunkExtras::default(), &phase);
         assert!(matches!(r, Err(InferError::Cancelled(_))), "k={k}: {r:?}");
         assert_eq!(*calls.lock().unwrap(), k, "no call after the cancel");
         assert_eq!(phase.pos(), k as u64, "k={k}: the finished frames counted");

@@ -14,7 +14,9 @@ use std::sync::Arc;
 
 use facesync_onnx_models as onnx_models;
 use frame::Frame;
-use infer::{AudioFeatures, FrameFeatures, InferConfig, InferError, Inferencer, LipMelStream};
+use infer::{
+    AudioFeatures, ChunkExtras, FrameFeatures, InferConfig, InferError, Inferencer, LipMelStream,
+};
 use onnx_models::{LipSyncKind, OnnxError, OnnxLipSync, ProviderRequest, SessionOptions, session};
 use progress_core::Phase;
 
@@ -101,7 +103,7 @@ fn run(
             ..InferConfig::default()
         },
     );
-    let out = inf.run_chunk_with(faces, 0, &audio, Some(&mel as &dyn FrameFeatures), phase);
+    let out = inf.run_chunk(faces, 0, &audio, ChunkExtras::with_features(&mel), phase);
     (out, phase.clone())
 }
 
@@ -384,11 +386,11 @@ fn calls_side_by_side_keep_each_face_in_its_place() {
                 ..InferConfig::default()
             },
         );
-        inf.run_chunk_with(
+        inf.run_chunk(
             &faces,
             0,
             &audio,
-            Some(&Alternating as &dyn FrameFeatures),
+            ChunkExtras::with_features(&Alternating),
             p,
         )
     };

@@ -8,8 +8,8 @@
 use face_proc::{FaceConfig, FaceProcessor, FaceRecord};
 use gpu::Compute;
 use infer::{
-    AudioFeatures, ChunkRunner, FeatureBuilder, FeatureStream, FrameFeatures, MouthPlacement,
-    PasteRegion,
+    AudioFeatures, ChunkExtras, ChunkRunner, FeatureBuilder, FeatureStream, FrameFeatures,
+    MouthPlacement, PasteRegion,
 };
 use progress_core::{Cancelled, Level, Phase};
 use restore::{FacePaste, PasteMask, RestoreConfig, Restorer};
@@ -278,10 +278,12 @@ impl InferStage {
                 .inner
                 .run_chunk(
                     &crops,
-                    &mouths,
                     first,
                     &self.audio,
-                    self.features.as_deref(),
+                    ChunkExtras {
+                        features: self.features.as_deref(),
+                        mouths: &mouths,
+                    },
                     phase,
                 )
                 .map_err(|e| match e {
@@ -363,7 +365,7 @@ mod tests {
     use super::*;
     use face_proc::facemesh::{self, CpuFaceMesh, Mesh, idx};
     use frame::Frame;
-    use infer::{InferConfig, Inferencer, MouthModel, MouthParams};
+    use infer::{ChunkExtras, InferConfig, Inferencer, MouthModel, MouthParams};
     use std::time::Duration;
 
     fn astronaut() -> Frame {
@@ -437,7 +439,13 @@ mod tests {
             let mouths = vec![Some(placement.clone()); 16];
             out.extend(
                 inferencer
-                    .run_chunk_placed(&crops, &mouths, first, &audio, None, &phase)
+                    .run_chunk(
+                        &crops,
+                        first,
+                        &audio,
+                        ChunkExtras::with_mouths(&mouths),
+                        &phase,
+                    )
                     .unwrap(),
             );
         }

@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use frame::Frame;
 use gpu::{BackendChoice, Compute, GpuOptions};
-use infer::{AudioFeatures, InferConfig, Inferencer, MouthModel, MouthParams};
+use infer::{AudioFeatures, ChunkExtras, InferConfig, Inferencer, MouthModel, MouthParams};
 use progress_core::Phase;
 
 const R: u32 = 256;
@@ -85,7 +85,7 @@ fn measure(compute: Compute, faces: &[Frame], audio: &AudioFeatures) -> Result<f
     let mut inferencer = Inferencer::new(model, config);
     let phase = Phase::detached("Doing inference", Some(faces.len() as u64), "frames");
     // Warm-up: pipelines, buffers, thread start-up.
-    inferencer.run_chunk(&faces[..CHUNK], 0, audio, &phase)?;
+    inferencer.run_chunk(&faces[..CHUNK], 0, audio, ChunkExtras::default(), &phase)?;
     let start = Instant::now();
     let out = inferencer.run(faces, audio, &phase)?;
     let secs = start.elapsed().as_secs_f64();

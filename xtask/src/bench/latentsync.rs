@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use frame::Frame;
-use infer::{AudioFeatures, InferConfig, Inferencer, LipSyncModel};
+use infer::{AudioFeatures, ChunkExtras, InferConfig, Inferencer, LipSyncModel};
 use onnx_models::latentsync::{FACE_SIZE, LatentSync, LatentSyncOptions};
 use progress_core::Phase;
 
@@ -87,13 +87,14 @@ fn measure(dir: &std::path::Path) -> Result<()> {
     let mut inf = Inferencer::new(model, config);
     // Warm-up (session allocations, first runs), not counted.
     let warm_up = Phase::detached("warm-up", None, "frames");
-    inf.run_chunk_with(&faces[..16], 0, &builtin, Some(features.as_ref()), &warm_up)?;
+    let extras = ChunkExtras::with_features(features.as_ref());
+    inf.run_chunk(&faces[..16], 0, &builtin, extras, &warm_up)?;
     let before = inf.model().stats();
     let phase = Phase::detached("Doing inference", Some(FRAMES as u64), "frames");
     let t0 = Instant::now();
     let mut out = Vec::with_capacity(FRAMES);
     for (k, chunk) in faces.chunks(16).enumerate() {
-        out.extend(inf.run_chunk_with(chunk, 16 * k, &builtin, Some(features.as_ref()), &phase)?);
+        out.extend(inf.run_chunk(chunk, 16 * k, &builtin, extras, &phase)?);
     }
     let wall = t0.elapsed().as_secs_f64();
     if out.len() != FRAMES {

@@ -6,7 +6,9 @@
 use std::sync::{Arc, Mutex};
 
 use frame::Frame;
-use infer::{AudioFeatures, FrameFeatures, InferConfig, InferError, Inferencer, LipSyncModel};
+use infer::{
+    AudioFeatures, ChunkExtras, FrameFeatures, InferConfig, InferError, Inferencer, LipSyncModel,
+};
 use progress_core::{Control, Event, Outcome, Phase, Progress};
 
 use super::engine::Graphs;
@@ -78,7 +80,13 @@ fn run_all(
     let builtin = builtin_audio(faces.len());
     let mut out = Vec::new();
     for (k, chunk) in faces.chunks(16).enumerate() {
-        out.extend(inf.run_chunk_with(chunk, 16 * k, &builtin, Some(features), &phase)?);
+        out.extend(inf.run_chunk(
+            chunk,
+            16 * k,
+            &builtin,
+            ChunkExtras::with_features(features),
+            &phase,
+        )?);
     }
     phase.finish();
     Ok(out)
@@ -293,7 +301,13 @@ fn a_cancel_stops_before_the_next_unet_call() {
     let mut inf = Inferencer::new(m, InferConfig::default());
     let faces: Vec<Frame> = (0..16).map(face).collect();
     let err = inf
-        .run_chunk_with(&faces, 0, &builtin_audio(16), Some(f.as_ref()), &phase)
+        .run_chunk(
+            &faces,
+            0,
+            &builtin_audio(16),
+            ChunkExtras::with_features(f.as_ref()),
+            &phase,
+        )
         .unwrap_err();
     assert!(matches!(err, InferError::Cancelled(_)), "{err}");
     assert_eq!(*calls.lock().unwrap(), 3, "no UNet call after the cancel");
@@ -387,7 +401,13 @@ fn faces_of_another_size_and_missing_audio_are_errors() {
     let mut inf = Inferencer::new(m, InferConfig::default());
     let phase = Phase::detached("Doing inference", Some(1), "frames");
     let e = inf
-        .run_chunk(&[face(0)], 0, &builtin_audio(1), &phase)
+        .run_chunk(
+            &[face(0)],
+            0,
+            &builtin_audio(1),
+            ChunkExtras::default(),
+            &phase,
+        )
         .unwrap_err()
         .to_string();
     assert!(e.contains("no audio features"), "{e}");
@@ -395,11 +415,11 @@ fn faces_of_another_size_and_missing_audio_are_errors() {
     let f = features(&m, 0.5, 1);
     let mut inf = Inferencer::new(m, InferConfig::default());
     let e = inf
-        .run_chunk_with(
+        .run_chunk(
             &[Frame::filled(128, 128, [0, 0, 0])],
             0,
             &builtin_audio(1),
-            Some(f.as_ref()),
+            ChunkExtras::with_features(f.as_ref()),
             &phase,
         )
         .unwrap_err()
