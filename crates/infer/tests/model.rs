@@ -283,8 +283,8 @@ fn cancellation_stops_within_one_step() {
     }
 }
 
-#[test]
-fn progress_counts_chunks_steps_and_sends_previews() {
+/// A progress run whose one sink keeps every event.
+fn recorded_progress() -> (Progress, Arc<Mutex<Vec<Event>>>) {
     let events = Arc::new(Mutex::new(Vec::new()));
     let sink_events = Arc::clone(&events);
     let progress = Progress::builder()
@@ -293,6 +293,12 @@ fn progress_counts_chunks_steps_and_sends_previews() {
             Control::Continue
         })
         .start();
+    (progress, events)
+}
+
+#[test]
+fn progress_counts_chunks_steps_and_sends_previews() {
+    let (progress, events) = recorded_progress();
     let root = progress.phase("run", None, "");
     let (faces, audio) = open_chunk(64, 40);
     let config = InferConfig {
@@ -436,14 +442,7 @@ impl LipSyncModel for Swapping {
 #[test]
 fn one_shot_results_out_of_order_keep_their_places_and_count_frames() {
     let (faces, audio) = open_chunk(32, 21);
-    let events = Arc::new(Mutex::new(Vec::new()));
-    let sink_events = Arc::clone(&events);
-    let progress = Progress::builder()
-        .sink(move |e: &Event| {
-            sink_events.lock().unwrap().push(e.clone());
-            Control::Continue
-        })
-        .start();
+    let (progress, events) = recorded_progress();
     let root = progress.phase("run", None, "");
     let calls = Arc::new(Mutex::new(0));
     let model = Swapping {

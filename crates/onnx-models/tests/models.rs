@@ -107,6 +107,15 @@ fn run(
     (out, phase.clone())
 }
 
+/// The largest difference of one byte between two frames (`None` for empty frames).
+fn worst_difference(a: &Frame, b: &Frame) -> Option<u8> {
+    a.data()
+        .iter()
+        .zip(b.data())
+        .map(|(p, q)| p.abs_diff(*q))
+        .max()
+}
+
 fn changed_rows(a: &Frame, b: &Frame) -> (usize, usize) {
     let w = a.width() as usize * 3;
     let rows: Vec<usize> = (0..a.height() as usize)
@@ -158,12 +167,7 @@ fn dynamic_batch_gives_the_fixed_batch_result() {
     let p = Phase::detached("Doing inference", Some(3), "frames");
     let b = run(dynamic, &faces, &p).0.unwrap();
     for (x, y) in a.iter().zip(&b) {
-        let worst = x
-            .data()
-            .iter()
-            .zip(y.data())
-            .map(|(p, q)| p.abs_diff(*q))
-            .max();
+        let worst = worst_difference(x, y);
         assert!(
             worst <= Some(1),
             "fixed and dynamic batch differ by {worst:?}"
@@ -407,12 +411,7 @@ fn calls_side_by_side_keep_each_face_in_its_place() {
     assert_eq!(b.len(), 5);
     for (i, (x, y)) in a.iter().zip(&b).enumerate() {
         assert_ne!(y, &faces[i], "face {i} went through the model");
-        let worst = x
-            .data()
-            .iter()
-            .zip(y.data())
-            .map(|(p, q)| p.abs_diff(*q))
-            .max();
+        let worst = worst_difference(x, y);
         assert!(
             worst <= Some(1),
             "face {i}: one call per chunk and two calls side by side differ by {worst:?}"
