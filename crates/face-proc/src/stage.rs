@@ -811,16 +811,19 @@ mod tests {
         }
     }
 
+    /// The stage's record of the unwarped photo under `config`.
+    fn photo_record(config: FaceConfig) -> FaceRecord {
+        FaceProcessor::new(&Compute::Cpu, config)
+            .unwrap()
+            .process_batch(&[astronaut()], &detached(1))
+            .unwrap()
+            .remove(0)
+    }
+
     /// Eye positions (photo pixels) detected on the unwarped photo, and where its own
     /// alignment puts them in the crop.
     fn reference_eyes() -> ([[f64; 2]; 2], [[f64; 2]; 2]) {
-        let mut stage =
-            FaceProcessor::new(&Compute::Cpu, config(Smoothing::None, NoFacePolicy::Error))
-                .unwrap();
-        let rec = stage
-            .process_batch(&[astronaut()], &detached(1))
-            .unwrap()
-            .remove(0);
+        let rec = photo_record(config(Smoothing::None, NoFacePolicy::Error));
         let eyes = [0, 1].map(|k| [rec.landmarks[k][0] as f64, rec.landmarks[k][1] as f64]);
         (eyes, eyes.map(|e| rec.to_crop.apply(e)))
     }
@@ -853,11 +856,7 @@ mod tests {
     /// truth is where the alignment of the unwarped photo puts them (so a perfect recovery
     /// gives `to_crop(frame) = to_crop(photo) ∘ motion⁻¹` and zero error).
     fn recovery_errors(config: FaceConfig, motions: &[Affine2], frames: &[Frame]) -> Vec<f64> {
-        let mut reference = FaceProcessor::new(&Compute::Cpu, config.clone()).unwrap();
-        let rec = reference
-            .process_batch(&[astronaut()], &detached(1))
-            .unwrap()
-            .remove(0);
+        let rec = photo_record(config.clone());
         let eyes = [0, 1].map(|k| [rec.landmarks[k][0] as f64, rec.landmarks[k][1] as f64]);
         let want = eyes.map(|e| rec.to_crop.apply(e));
         let mut stage = FaceProcessor::new(&Compute::Cpu, config).unwrap();
@@ -1302,13 +1301,7 @@ mod tests {
     /// jaw below the mouth corners.
     #[test]
     fn mesh_rigid_points_are_above_the_mouth() {
-        let mut stage =
-            FaceProcessor::new(&Compute::Cpu, config(Smoothing::None, NoFacePolicy::Error))
-                .unwrap();
-        let rec = stage
-            .process_batch(&[astronaut()], &detached(1))
-            .unwrap()
-            .remove(0);
+        let rec = photo_record(config(Smoothing::None, NoFacePolicy::Error));
         let lip_top = rec.mesh[0][1];
         for i in align::MESH_RIGID {
             assert!(rec.mesh[i][1] < lip_top, "point {i}: {:?}", rec.mesh[i]);
