@@ -15,8 +15,15 @@
 //!   times the number of sessions (1.00: every session busy all the time; on the CPU a batch of
 //!   1 runs two single-threaded sessions side by side, see `pipeline::session_options`).
 //!
-//! Each round also prints the time per model call on both sides.
 //! - `provider`: the execution provider facesync's session runs on.
+//!
+//! Each round also prints the time per model call on both sides, and times the model calls
+//! alone: facesync's sessions called back to back, one thread per session, with one frame's
+//! inputs and nothing else running, for as many calls as the clip has frames. A line before
+//! the result, `model-bound: calls_only_fps=<c> bound_ratio=<c/loop_fps>`, gives that rate
+//! (medians) and the ratio facesync would reach if everything around the model (decode,
+//! detection, crops, paste, encode) cost nothing: the bound on `ratio` that ONNX Runtime's
+//! speed on this file sets.
 
 use std::path::Path;
 use std::process::Command;
@@ -75,6 +82,7 @@ pub(crate) fn run(_args: &[String]) -> Result<()> {
     let mut facesync = Vec::new();
     let mut looped = Vec::new();
     let mut shares = Vec::new();
+    let mut calls_only = Vec::new();
     let mut provider = String::new();
     for _ in 0..ROUNDS {
         let (fps, share, per_call, p) = facesync_round(&config, &inputs, &out)?;
@@ -116,8 +124,16 @@ pub(crate) fn run(_args: &[String]) -> Result<()> {
             model_secs / f64::from(n) * 1e3
         );
         looped.push(f64::from(n) / secs);
+        let c = calls_only_round(&config, n)?;
+        println!("model calls alone: {c:.2} calls per second");
+        calls_only.push(c);
     }
     let (a, b) = (median(&mut facesync), median(&mut looped));
+    let c = median(&mut calls_only);
+    println!(
+        "model-bound: calls_only_fps={c:.2} bound_ratio={:.2}",
+        c / b
+    );
     println!(
         "model-bench: facesync_fps={a:.2} loop_fps={b:.2} ratio={:.2} provider={provider} model_share={:.2}",
         a / b,
@@ -158,4 +174,34 @@ fn facesync_round(
         model_secs / (calls_after - calls_before).max(1) as f64,
         session.provider().to_string(),
     ))
+}
+
+/// Model calls per second with nothing else running: `frames` calls of one Wav2Lip input on
+/// the sessions `pipeline::run` uses, one thread per session, all sessions busy.
+fn calls_only_round(config: &PipelineConfig, frames: u32) -> Result<f64> {
+    let path = config.model.path().context("a learned model")?;
+    let session = onnx_models::session::load(&pipeline::session_options(config, path))?;
+    let threads = session.parallel();
+    let per_thread = (frames as usize).div_ceil(threads);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                let session = &session;
+                s.spawn(move || -> Result<()> {
+                    for _ in 0..per_thread {
+                        session.run_f32(vec![
+                            ("source", vec![1, 1, 80, 16], vec![0.0; 80 * 16]),
+                            ("target", vec![1, 6, 96, 96], vec![0.5; 6 * 96 * 96]),
+                        ])?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .try_for_each(|w| w.join().expect("a model-call thread panicked"))
+    })?;
+    Ok((per_thread * threads) as f64 / start.elapsed().as_secs_f64())
 }
