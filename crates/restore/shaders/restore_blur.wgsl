@@ -1,7 +1,8 @@
 // restore_blur.wgsl: the feather of restore (crates/restore), step 3 of 4.
 //
-// Prologue (`Face`, `Info`, bindings 0 and 1, `region_index`, `in_bbox`, the batching over the
-// faces' regions and the dispatch): restore_common.wgsl, prepended by crates/restore/src/wgsl.rs.
+// Prologue: restore_common.wgsl (`Face`, `Info`, bindings 0 and 1, `has_pixel`,
+// `region_index`, `in_bbox`; the batching over the faces' regions and the dispatch), which
+// crates/restore/src/wgsl.rs prepends to this file.
 //
 // A separable Gaussian blur of the centre mask over each face's region. The kernel of a face
 // is `weights[koff .. koff + 2·w_edge + 1]` (cv2.getGaussianKernel, computed once on the CPU so
@@ -29,9 +30,8 @@ fn reflect101(i: i32, n: i32) -> i32 {
 
 @compute @workgroup_size(8, 8, 1)
 fn blur_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
-    if (gid.z >= info.n_faces) { return; }
+    if (!has_pixel(gid)) { return; }
     let f = faces[gid.z];
-    if (gid.x >= f.rw || gid.y >= f.rh) { return; }
     let i = region_index(f, gid.x, gid.y);
     let x = i32(f.rx0 + gid.x);
     let y = i32(f.ry0 + gid.y);
@@ -50,9 +50,8 @@ fn blur_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 @compute @workgroup_size(8, 8, 1)
 fn blur_cols(@builtin(global_invocation_id) gid: vec3<u32>) {
-    if (gid.z >= info.n_faces) { return; }
+    if (!has_pixel(gid)) { return; }
     let f = faces[gid.z];
-    if (gid.x >= f.rw || gid.y >= f.rh) { return; }
     let i = region_index(f, gid.x, gid.y);
     let lx = gid.x;
     let y = i32(f.ry0 + gid.y);

@@ -10,8 +10,8 @@
 // pixel of a face's region, rows of `Face.rw` pixels, `region_index`). One invocation handles
 // one region pixel.
 // Dispatch: one 8×8 workgroup tile grid per face, gid.z = face, (gid.x, gid.y) = pixel of the
-// face's region (the grid covers the largest region; invocations past a face's region return);
-// its pixel index in the per-pixel buffers is i = region_index(f, gid.x, gid.y).
+// face's region (the grid covers the largest region; invocations past a face's region return:
+// `has_pixel`); its pixel index in the per-pixel buffers is i = region_index(f, gid.x, gid.y).
 //
 // `Face` mirrors `FaceParams` and `Info` mirrors `Info` in crates/restore/src/wgsl.rs (same
 // fields in the same order): change them together.
@@ -48,6 +48,12 @@ struct Info {
 
 @group(0) @binding(0) var<storage, read> faces: array<Face>;
 @group(0) @binding(1) var<uniform> info: Info;
+
+// Whether invocation `gid` has a pixel to handle: gid.z is a face of the batch and
+// (gid.x, gid.y) lies in that face's region.
+fn has_pixel(gid: vec3<u32>) -> bool {
+    return gid.z < info.n_faces && gid.x < faces[gid.z].rw && gid.y < faces[gid.z].rh;
+}
 
 // Index in the per-pixel buffers of the pixel (lx, ly) of a face's region (region-local
 // coordinates).

@@ -1,7 +1,8 @@
 // restore_erode.wgsl: the mask erosions of restore (crates/restore), step 2 of 4.
 //
-// Prologue (`Face`, `Info`, bindings 0 and 1, `region_index`, `in_bbox`, the batching over the
-// faces' regions and the dispatch): restore_common.wgsl, prepended by crates/restore/src/wgsl.rs.
+// Prologue: restore_common.wgsl (`Face`, `Info`, bindings 0 and 1, `has_pixel`,
+// `region_index`, `in_bbox`; the batching over the faces' regions and the dispatch), which
+// crates/restore/src/wgsl.rs prepends to this file.
 //
 // A separable minimum filter over each face's bounding box (`bx0..by1`). `erode_rows` takes
 // the minimum along x, `erode_cols` along y, over offsets lo..=hi:
@@ -25,9 +26,8 @@ struct Pass {
 @group(0) @binding(4) var<storage, read_write> dst: array<f32>;
 
 fn erode(gid: vec3<u32>, dx: i32, dy: i32) {
-    if (gid.z >= info.n_faces) { return; }
+    if (!has_pixel(gid)) { return; }
     let f = faces[gid.z];
-    if (gid.x >= f.rw || gid.y >= f.rh) { return; }
     let i = region_index(f, gid.x, gid.y);
     let x = i32(f.rx0 + gid.x);
     let y = i32(f.ry0 + gid.y);

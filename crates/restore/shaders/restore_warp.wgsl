@@ -1,7 +1,8 @@
 // restore_warp.wgsl: the inverse warp of restore (crates/restore), step 1 of 4.
 //
-// Prologue (`Face`, `Info`, bindings 0 and 1, `region_index`, `in_bbox`, the batching over the
-// faces' regions and the dispatch): restore_common.wgsl, prepended by crates/restore/src/wgsl.rs.
+// Prologue: restore_common.wgsl (`Face`, `Info`, bindings 0 and 1, `has_pixel`,
+// `region_index`, `in_bbox`; the batching over the faces' regions and the dispatch), which
+// crates/restore/src/wgsl.rs prepends to this file.
 //
 // For frame pixel p = (x, y) and q = A·p (frame → face coordinates, `a0..a5`), it writes
 // - `mask[i]`: the bilinear sample at q of an R×R image of ones, zero outside it, and zero
@@ -62,9 +63,8 @@ fn texel(f: Face, x: i32, y: i32) -> vec3<f32> {
 
 @compute @workgroup_size(8, 8, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    if (gid.z >= info.n_faces) { return; }
+    if (!has_pixel(gid)) { return; }
     let f = faces[gid.z];
-    if (gid.x >= f.rw || gid.y >= f.rh) { return; }
     let i = region_index(f, gid.x, gid.y);
     let x = f.rx0 + gid.x;
     let y = f.ry0 + gid.y;

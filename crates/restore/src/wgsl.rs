@@ -3,13 +3,13 @@
 //! Per batch the host computes each face's `w_edge` (same code as the CPU path, so both agree
 //! on the kernel sizes), lays the faces' regions (bounding box padded by the blur radius) end
 //! to end, uploads the faces and the regions' frame pixels, and records eight dispatches in
-//! one compute pass: warp (`crates/restore/shaders/restore_warp.wgsl`), 2×2 erosion rows/cols and centre
-//! erosion rows/cols (`restore_erode.wgsl`), blur rows/cols (`restore_blur.wgsl`) and blend
-//! (`restore_blend.wgsl`). The first seven run on a 3-D grid of 8×8 tiles with one layer per
-//! face (no per-pixel face lookup or division), from sources that start with
+//! one compute pass: warp (`crates/restore/shaders/restore_warp.wgsl`), 2×2 erosion rows/cols
+//! and centre erosion rows/cols (`restore_erode.wgsl`), blur rows/cols (`restore_blur.wgsl`)
+//! and blend (`restore_blend.wgsl`). The first seven run on a 3-D grid of 8×8 tiles with one
+//! layer per face (no per-pixel face lookup or division), from sources that start with
 //! `restore_common.wgsl` (`Face`, `Info`, their bindings 0 and 1, the region addressing); the
-//! blend uses the linear index. Only the
-//! regions travel back; the host writes them into the frames.
+//! blend uses the linear index. Only the regions travel back; the host writes them into the
+//! frames.
 //! Device buffers grow to the largest batch seen and are reused; bind groups are rebuilt only
 //! when a buffer was reallocated.
 
