@@ -1,7 +1,10 @@
 // restore_erode.wgsl: the mask erosions of restore (crates/restore), step 2 of 4.
 //
-// A separable minimum filter over each face's bounding box (`bx0..by1`), batched like
-// restore_warp.wgsl (same `Face`/`Info` layout, same region addressing and dispatch). `erode_rows` takes
+// Prologue: restore_common.wgsl (`Face`, `Info`, bindings 0 and 1, `has_pixel`,
+// `region_index`, `in_bbox`; the batching over the faces' regions and the dispatch), which
+// crates/restore/src/wgsl.rs prepends to this file.
+//
+// A separable minimum filter over each face's bounding box (`bx0..by1`). `erode_rows` takes
 // the minimum along x, `erode_cols` along y, over offsets lo..=hi:
 // - `pass.kind == 0`: the 2×2 erosion of the warped mask (offsets -1..=0 on both axes);
 // - `pass.kind == 1`: the centre erosion, a 2·w_edge square (offsets -w_edge..=w_edge-1), or
@@ -10,39 +13,6 @@
 // but outside the bounding box count as 0 (the mask is zero there). Pixels of the region
 // outside the bounding box are written as 0. Min is exact, so this equals the CPU path's
 // 2-D minimum bit for bit.
-// Dispatch: one 8×8 workgroup tile grid per face, gid.z = face, (gid.x, gid.y) = pixel of the
-// face's region (the grid covers the largest region; invocations past a face's region return);
-// its pixel index in the per-pixel buffers is i = base + gid.y * rw + gid.x.
-
-struct Face {
-    a0: f32, a1: f32, a2: f32,
-    a3: f32, a4: f32, a5: f32,
-    r: u32,
-    face_off: u32,
-    base: u32,
-    frame_w: u32,
-    frame_h: u32,
-    rx0: u32,
-    ry0: u32,
-    rw: u32,
-    rh: u32,
-    bx0: u32,
-    by0: u32,
-    bx1: u32,
-    by1: u32,
-    w_edge: u32,
-    koff: u32,
-    e_off: u32,
-    e_n: u32,
-    inv_feather: f32,
-}
-
-struct Info {
-    n_faces: u32,
-    total: u32,
-    _pad0: u32,
-    _pad1: u32,
-}
 
 struct Pass {
     kind: u32,
@@ -51,21 +21,14 @@ struct Pass {
     _pad2: u32,
 }
 
-@group(0) @binding(0) var<storage, read> faces: array<Face>;
-@group(0) @binding(1) var<uniform> info: Info;
 @group(0) @binding(2) var<uniform> pass_info: Pass;
 @group(0) @binding(3) var<storage, read> src: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dst: array<f32>;
 
-fn in_bbox(f: Face, x: i32, y: i32) -> bool {
-    return x >= i32(f.bx0) && x < i32(f.bx1) && y >= i32(f.by0) && y < i32(f.by1);
-}
-
 fn erode(gid: vec3<u32>, dx: i32, dy: i32) {
-    if (gid.z >= info.n_faces) { return; }
+    if (!has_pixel(gid)) { return; }
     let f = faces[gid.z];
-    if (gid.x >= f.rw || gid.y >= f.rh) { return; }
-    let i = f.base + gid.y * f.rw + gid.x;
+    let i = region_index(f, gid.x, gid.y);
     let x = i32(f.rx0 + gid.x);
     let y = i32(f.ry0 + gid.y);
     if (!in_bbox(f, x, y)) {
@@ -91,7 +54,7 @@ fn erode(gid: vec3<u32>, dx: i32, dy: i32) {
         }
         var v = 0.0;
         if (in_bbox(f, qx, qy)) {
-            v = src[f.base + u32(qy - i32(f.ry0)) * f.rw + u32(qx - i32(f.rx0))];
+            v = src[region_index(f, u32(qx - i32(f.rx0)), u32(qy - i32(f.ry0)))];
         }
         m = min(m, v);
     }

@@ -1,9 +1,8 @@
 // restore_warp.wgsl: the inverse warp of restore (crates/restore), step 1 of 4.
 //
-// Batched over the faces of a chunk. Every face owns a rectangle of frame pixels, its region
-// (the warped face's bounding box padded by the blur radius, clipped to the frame); the
-// regions of all faces are laid end to end in the per-pixel buffers (`Face.base` is the first
-// pixel of a face's region, rows of `Face.rw` pixels). One invocation handles one region pixel.
+// Prologue: restore_common.wgsl (`Face`, `Info`, bindings 0 and 1, `has_pixel`,
+// `region_index`, `in_bbox`; the batching over the faces' regions and the dispatch), which
+// crates/restore/src/wgsl.rs prepends to this file.
 //
 // For frame pixel p = (x, y) and q = A·p (frame → face coordinates, `a0..a5`), it writes
 // - `mask[i]`: the bilinear sample at q of an R×R image of ones, zero outside it, and zero
@@ -16,45 +15,7 @@
 //   0..1 (crates/restore/src/mask.rs `mask_weight`).
 // Arithmetic order matches crates/restore/src/cpu.rs and mask.rs, so results agree with the
 // CPU path up to float contraction.
-// Dispatch: one 8×8 workgroup tile grid per face, gid.z = face, (gid.x, gid.y) = pixel of the
-// face's region (the grid covers the largest region; invocations past a face's region return);
-// its pixel index in the per-pixel buffers is i = base + gid.y * rw + gid.x.
-//
-// `Face` and `Info` are shared by the restore_*.wgsl shaders (keep them in sync with
-// `FaceParams` and `Info` in crates/restore/src/wgsl.rs).
 
-struct Face {
-    a0: f32, a1: f32, a2: f32,
-    a3: f32, a4: f32, a5: f32,
-    r: u32,
-    face_off: u32,
-    base: u32,
-    frame_w: u32,
-    frame_h: u32,
-    rx0: u32,
-    ry0: u32,
-    rw: u32,
-    rh: u32,
-    bx0: u32,
-    by0: u32,
-    bx1: u32,
-    by1: u32,
-    w_edge: u32,
-    koff: u32,
-    e_off: u32,
-    e_n: u32,
-    inv_feather: f32,
-}
-
-struct Info {
-    n_faces: u32,
-    total: u32,
-    _pad0: u32,
-    _pad1: u32,
-}
-
-@group(0) @binding(0) var<storage, read> faces: array<Face>;
-@group(0) @binding(1) var<uniform> info: Info;
 @group(0) @binding(2) var<storage, read> face_px: array<u32>;
 @group(0) @binding(3) var<storage, read_write> mask: array<f32>;
 @group(0) @binding(4) var<storage, read_write> warped: array<vec4<f32>>;
@@ -102,10 +63,9 @@ fn texel(f: Face, x: i32, y: i32) -> vec3<f32> {
 
 @compute @workgroup_size(8, 8, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    if (gid.z >= info.n_faces) { return; }
+    if (!has_pixel(gid)) { return; }
     let f = faces[gid.z];
-    if (gid.x >= f.rw || gid.y >= f.rh) { return; }
-    let i = f.base + gid.y * f.rw + gid.x;
+    let i = region_index(f, gid.x, gid.y);
     let x = f.rx0 + gid.x;
     let y = f.ry0 + gid.y;
     let fx = f32(x);
@@ -113,7 +73,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let u = f.a0 * fx + f.a1 * fy + f.a2;
     let v = f.a3 * fx + f.a4 * fy + f.a5;
     var m = 0.0;
-    if (x >= f.bx0 && x < f.bx1 && y >= f.by0 && y < f.by1) {
+    if (in_bbox(f, i32(x), i32(y))) {
         m = ones_weight(u, f.r) * ones_weight(v, f.r);
     }
     mask[i] = m;

@@ -92,6 +92,66 @@ pub(crate) fn edge_widths(
     out
 }
 
+/// A face's bounding box in its frame: reads and erodes bbox-local arrays (row-major,
+/// `bbox.width()` per row) at frame coordinates.
+#[derive(Debug, Clone, Copy)]
+struct BboxGrid {
+    bbox: Rect,
+    frame_w: usize,
+    frame_h: usize,
+}
+
+impl BboxGrid {
+    fn new(bbox: Rect, frame_w: usize, frame_h: usize) -> Self {
+        Self {
+            bbox,
+            frame_w,
+            frame_h,
+        }
+    }
+
+    /// Value of bbox-local `arr` at frame coordinates: outside the frame -> None (does not
+    /// erode), inside the frame but outside the bbox -> 0.
+    fn at(self, arr: &[f32], x: isize, y: isize) -> Option<f32> {
+        let b = self.bbox;
+        if x < 0 || y < 0 || x >= self.frame_w as isize || y >= self.frame_h as isize {
+            return None;
+        }
+        if !b.contains(x, y) {
+            return Some(0.0);
+        }
+        Some(arr[(y as usize - b.y0) * b.width() + (x as usize - b.x0)])
+    }
+
+    /// One pass of a separable erosion (`erode_rows`/`erode_cols` of restore_erode.wgsl):
+    /// every bbox pixel of `dst` gets the minimum of `src` over the offsets `lo..=hi` along
+    /// `(dx, dy)`.
+    fn erode_pass(
+        self,
+        src: &[f32],
+        dst: &mut Vec<f32>,
+        (lo, hi): (isize, isize),
+        (dx, dy): (isize, isize),
+    ) {
+        let b = self.bbox;
+        let bw = b.width();
+        resize(dst, bw * b.height());
+        for y in 0..b.height() {
+            let fy = (b.y0 + y) as isize;
+            for x in 0..bw {
+                let fx = (b.x0 + x) as isize;
+                let mut m = f32::INFINITY;
+                for d in lo..=hi {
+                    if let Some(v) = self.at(src, fx + d * dx, fy + d * dy) {
+                        m = m.min(v);
+                    }
+                }
+                dst[y * bw + x] = m;
+            }
+        }
+    }
+}
+
 /// Steps 1 and 2 (warped mask of ones, 2×2 erosion) over the bounding box into `s.eroded`;
 /// returns the sum of the eroded mask (f64).
 fn eroded_mask(plan: &Plan, frame_w: usize, frame_h: usize, s: &mut Scratch) -> f64 {
@@ -106,17 +166,7 @@ fn eroded_mask(plan: &Plan, frame_w: usize, frame_h: usize, s: &mut Scratch) -> 
             s.mask[y * bw + x] = mask::ones_weight(u, plan.r) * mask::ones_weight(v, plan.r);
         }
     }
-    // Value of a bbox-local array at frame coordinates: outside the frame -> None (does not
-    // erode), inside the frame but outside the bbox -> 0.
-    let at = |arr: &[f32], x: isize, y: isize| -> Option<f32> {
-        if x < 0 || y < 0 || x >= frame_w as isize || y >= frame_h as isize {
-            return None;
-        }
-        if !b.contains(x, y) {
-            return Some(0.0);
-        }
-        Some(arr[(y as usize - b.y0) * bw + (x as usize - b.x0)])
-    };
+    let grid = BboxGrid::new(b, frame_w, frame_h);
     // 2. 2×2 erosion, offsets {-1, 0}², and the sum.
     resize(&mut s.eroded, bw * bh);
     let mut sum = 0.0f64;
@@ -126,7 +176,7 @@ fn eroded_mask(plan: &Plan, frame_w: usize, frame_h: usize, s: &mut Scratch) -> 
             let fx = (b.x0 + x) as isize;
             let mut m = f32::INFINITY;
             for (dx, dy) in [(-1, -1), (0, -1), (-1, 0), (0, 0)] {
-                if let Some(v) = at(&s.mask, fx + dx, fy + dy) {
+                if let Some(v) = grid.at(&s.mask, fx + dx, fy + dy) {
                     m = m.min(v);
                 }
             }
@@ -141,49 +191,12 @@ fn eroded_mask(plan: &Plan, frame_w: usize, frame_h: usize, s: &mut Scratch) -> 
 /// so the GPU path and the tests can compare against it.
 pub(crate) fn soft_mask(plan: &Plan, frame_w: usize, frame_h: usize, s: &mut Scratch) -> Rect {
     let b = plan.bbox;
-    let bw = b.width();
     let w_edge = mask::edge_width(eroded_mask(plan, frame_w, frame_h, s));
-    // Value of a bbox-local array at frame coordinates, as in `eroded_mask`.
-    let at = |arr: &[f32], x: isize, y: isize| -> Option<f32> {
-        if x < 0 || y < 0 || x >= frame_w as isize || y >= frame_h as isize {
-            return None;
-        }
-        if !b.contains(x, y) {
-            return Some(0.0);
-        }
-        Some(arr[(y as usize - b.y0) * bw + (x as usize - b.x0)])
-    };
-    let bh = b.height();
+    let grid = BboxGrid::new(b, frame_w, frame_h);
     // 3. centre erosion, separable: rows then columns.
-    let (lo, hi) = mask::centre_offsets(w_edge);
-    resize(&mut s.tmp, bw * bh);
-    for y in 0..bh {
-        let fy = (b.y0 + y) as isize;
-        for x in 0..bw {
-            let fx = (b.x0 + x) as isize;
-            let mut m = f32::INFINITY;
-            for d in lo..=hi {
-                if let Some(v) = at(&s.eroded, fx + d, fy) {
-                    m = m.min(v);
-                }
-            }
-            s.tmp[y * bw + x] = m;
-        }
-    }
-    resize(&mut s.centre, bw * bh);
-    for y in 0..bh {
-        let fy = (b.y0 + y) as isize;
-        for x in 0..bw {
-            let fx = (b.x0 + x) as isize;
-            let mut m = f32::INFINITY;
-            for d in lo..=hi {
-                if let Some(v) = at(&s.tmp, fx, fy + d) {
-                    m = m.min(v);
-                }
-            }
-            s.centre[y * bw + x] = m;
-        }
-    }
+    let offsets = mask::centre_offsets(w_edge);
+    grid.erode_pass(&s.eroded, &mut s.tmp, offsets, (1, 0));
+    grid.erode_pass(&s.tmp, &mut s.centre, offsets, (0, 1));
     // 4. Gaussian blur over the region = bbox padded by the radius; rows then columns,
     // BORDER_REFLECT_101 at the frame edges.
     let roi = b.padded(w_edge, frame_w, frame_h);
@@ -198,7 +211,7 @@ pub(crate) fn soft_mask(plan: &Plan, frame_w: usize, frame_h: usize, s: &mut Scr
             let mut acc = 0.0f32;
             for (i, k) in kernel.iter().enumerate() {
                 let sx = mask::reflect101(fx + i as isize - rad, frame_w as isize);
-                acc += k * at(&s.centre, sx, fy).unwrap_or(0.0);
+                acc += k * grid.at(&s.centre, sx, fy).unwrap_or(0.0);
             }
             s.tmp[y * rw + x] = acc;
         }

@@ -47,7 +47,8 @@
 //!
 //! # Compute paths
 //! [`Restorer::new`] takes a [`gpu::Compute`]: with `Compute::Gpu` every batch runs as WGSL
-//! compute shaders (`crates/restore/shaders/restore_warp.wgsl`, `restore_erode.wgsl`, `restore_blur.wgsl`,
+//! compute shaders (`crates/restore/shaders/restore_warp.wgsl`, `restore_erode.wgsl`,
+//! `restore_blur.wgsl`, each compiled after their shared prologue `restore_common.wgsl`, and
 //! `restore_blend.wgsl`: the steps above, batched over all faces of a batch, one submit and
 //! one readback per batch, device buffers reused across batches); with `Compute::Cpu` the
 //! same steps run on scoped threads. Both paths compute `w_edge` with the same host code and

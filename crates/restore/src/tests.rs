@@ -5,7 +5,7 @@ use frame::{Affine2, Frame};
 use progress_core::Phase;
 
 use crate::cpu::{self, Scratch};
-use crate::mask;
+use crate::mask::{self, Plan, Rect};
 use crate::{FacePaste, PasteMask, RestoreConfig, RestoreError, Restorer};
 
 const R: u32 = 256;
@@ -71,15 +71,23 @@ fn sample_frame(frame: &Frame, u: f32, v: f32) -> [f32; 3] {
     })
 }
 
+/// The CPU path's plan of `paste` on `frame` and its soft mask: the region, and the scratch
+/// that holds the mask (`cpu::soft_for_tests`); `None` when the face misses the frame.
+fn soft_region(frame: &Frame, paste: &FacePaste) -> Option<(Plan, Rect, Scratch)> {
+    let (w, h) = (frame.width() as usize, frame.height() as usize);
+    let plan = mask::plan(0, frame, paste).unwrap()?;
+    let mut s = Scratch::default();
+    let roi = cpu::soft_mask(&plan, w, h, &mut s);
+    Some((plan, roi, s))
+}
+
 /// The soft mask over the whole frame (0 outside the region).
 fn full_soft_mask(frame: &Frame, paste: &FacePaste) -> Vec<f32> {
     let (w, h) = (frame.width() as usize, frame.height() as usize);
     let mut soft = vec![0.0; w * h];
-    let Some(plan) = mask::plan(0, frame, paste).unwrap() else {
+    let Some((_, roi, s)) = soft_region(frame, paste) else {
         return soft;
     };
-    let mut s = Scratch::default();
-    let roi = cpu::soft_mask(&plan, w, h, &mut s);
     let plan_soft = cpu::soft_for_tests(&s);
     for y in roi.y0..roi.y1 {
         for x in roi.x0..roi.x1 {
@@ -89,18 +97,39 @@ fn full_soft_mask(frame: &Frame, paste: &FacePaste) -> Vec<f32> {
     soft
 }
 
-fn restore_cpu(frames: &mut [Frame], faces: &[Option<FacePaste>]) {
-    let mut r = Restorer::new(
-        gpu::Compute::Cpu,
-        RestoreConfig {
-            batch: 2,
-            threads: 2,
-        },
-    )
-    .unwrap();
+fn restorer(compute: gpu::Compute, batch: usize) -> Restorer {
+    Restorer::new(compute, RestoreConfig { batch, threads: 2 }).unwrap()
+}
+
+/// Restores `frames` with `r` in one call; every frame counts once on the phase.
+fn restore_with(r: &mut Restorer, frames: &mut [Frame], faces: &[Option<FacePaste>]) {
     let phase = Phase::detached("Restoring faces", Some(frames.len() as u64), "frames");
     r.restore_batch(frames, faces, &phase).unwrap();
     assert_eq!(phase.pos(), frames.len() as u64);
+}
+
+fn restore_cpu(frames: &mut [Frame], faces: &[Option<FacePaste>]) {
+    restore_with(&mut restorer(gpu::Compute::Cpu, 2), frames, faces);
+}
+
+/// A face pasted at the square of side `side` centred on `centre`, rotated by `angle`.
+fn paste(face: Frame, centre: [f64; 2], side: f64, angle: f64) -> FacePaste {
+    FacePaste {
+        face,
+        to_crop: to_crop(centre, side, angle),
+        mask: None,
+    }
+}
+
+/// `frame`'s own crop at that square, as face-proc cuts it: pasting it back should change
+/// little.
+fn own_crop(frame: &Frame, centre: [f64; 2], side: f64, angle: f64) -> FacePaste {
+    let t = to_crop(centre, side, angle);
+    FacePaste {
+        face: warp_crop(frame, &t),
+        to_crop: t,
+        mask: None,
+    }
 }
 
 /// PSNR over pixels where `soft >= min_soft`, and the count of changed pixels where soft == 0.
@@ -130,30 +159,25 @@ fn compare(original: &Frame, restored: &Frame, soft: &[f32], min_soft: f32) -> (
     )
 }
 
-fn check_round_trip(centre: [f64; 2], side: f64, angle: f64, min_psnr: f64) {
+/// Pastes the photo's own crop back with `r`: nothing outside the soft mask changes and the
+/// PSNR where it is positive is at least 38 dB. The crop is at the astronaut's face (x
+/// 173..272, y 68..167: centre (222, 117)), side 1.6 × the face.
+fn check_round_trip(r: &mut Restorer, angle: f64) {
     let original = astronaut();
-    let t = to_crop(centre, side, angle);
-    let paste = FacePaste {
-        face: warp_crop(&original, &t),
-        to_crop: t,
-        mask: None,
-    };
+    let paste = own_crop(&original, [222.0, 117.0], 160.0, angle);
     let soft = full_soft_mask(&original, &paste);
     let mut frames = vec![original.clone()];
-    restore_cpu(&mut frames, &[Some(paste)]);
+    restore_with(r, &mut frames, &[Some(paste)]);
     let (psnr, changed_outside) = compare(&original, &frames[0], &soft, 1e-6);
     assert_eq!(changed_outside, 0, "pixels outside the mask changed");
-    assert!(
-        psnr >= min_psnr,
-        "PSNR {psnr:.2} dB < {min_psnr} (angle {angle})"
-    );
+    assert!(psnr >= 38.0, "PSNR {psnr:.2} dB < 38 (angle {angle})");
 }
 
 #[test]
 fn round_trip_upright_and_rotated() {
-    // Face at x 173..272, y 68..167: centre (222, 117); crop side 1.6 × the face.
+    let mut r = restorer(gpu::Compute::Cpu, 2);
     for angle in [0.0, 0.3, -1.0] {
-        check_round_trip([222.0, 117.0], 160.0, angle, 38.0);
+        check_round_trip(&mut r, angle);
     }
 }
 
@@ -164,15 +188,13 @@ fn flat_face_has_a_feathered_seam() {
     // the largest kernel tap g_max between neighbours, so the step is at most
     // ceil(g_max * 100) + 1 (rounding); without the feather it would be 100.
     let frame = Frame::filled(400, 300, [100, 100, 100]);
-    let t = to_crop([200.0, 150.0], 170.0, 0.2);
-    let paste = FacePaste {
-        face: Frame::filled(R, R, [200, 200, 200]),
-        to_crop: t,
-        mask: None,
-    };
-    let plan = mask::plan(0, &frame, &paste).unwrap().unwrap();
-    let mut s = Scratch::default();
-    let roi = cpu::soft_mask(&plan, 400, 300, &mut s);
+    let paste = paste(
+        Frame::filled(R, R, [200, 200, 200]),
+        [200.0, 150.0],
+        170.0,
+        0.2,
+    );
+    let (plan, roi, _) = soft_region(&frame, &paste).unwrap();
     let w_edge = (roi.x0 as isize - plan.bbox.x0 as isize).unsigned_abs();
     assert!(w_edge >= 5, "expected a real feather, w_edge {w_edge}");
     let g_max = mask::gaussian_kernel(2 * w_edge + 1)
@@ -203,15 +225,11 @@ fn flat_face_has_a_feathered_seam() {
 fn face_crossing_the_frame_border() {
     // Face centred near the top-left corner: the erosion must not eat in from the frame edge.
     let frame = Frame::filled(300, 200, [10, 10, 10]);
-    let t = to_crop([20.0, 10.0], 120.0, 0.1);
-    let paste = FacePaste {
-        face: Frame::filled(R, R, [250, 250, 250]),
-        to_crop: t,
-        mask: None,
-    };
-    let soft = full_soft_mask(&frame, &paste);
+    let white = || Frame::filled(R, R, [250, 250, 250]);
+    let corner = paste(white(), [20.0, 10.0], 120.0, 0.1);
+    let soft = full_soft_mask(&frame, &corner);
     let mut frames = vec![frame.clone()];
-    restore_cpu(&mut frames, &[Some(paste)]);
+    restore_cpu(&mut frames, &[Some(corner)]);
     assert_eq!(
         frames[0].pixel(0, 0),
         [250, 250, 250],
@@ -226,11 +244,7 @@ fn face_crossing_the_frame_border() {
     assert_eq!(changed_outside, 0);
     assert_eq!(frames[0].pixel(299, 199), [10, 10, 10]);
     // Entirely outside: untouched.
-    let away = FacePaste {
-        face: Frame::filled(R, R, [250, 250, 250]),
-        to_crop: to_crop([-500.0, -500.0], 100.0, 0.0),
-        mask: None,
-    };
+    let away = paste(white(), [-500.0, -500.0], 100.0, 0.0);
     let mut frames = vec![frame.clone()];
     restore_cpu(&mut frames, &[Some(away)]);
     assert_eq!(frames[0], frame);
@@ -240,15 +254,8 @@ fn face_crossing_the_frame_border() {
 fn tiny_face_uses_the_3x3_default_erosion_and_no_blur() {
     let frame = astronaut();
     // 14 px face: mask area ~196 -> sqrt 14 -> w_edge 0.
-    let t = to_crop([222.0, 117.0], 14.0, 0.0);
-    let paste = FacePaste {
-        face: Frame::filled(R, R, [0, 255, 0]),
-        to_crop: t,
-        mask: None,
-    };
-    let plan = mask::plan(0, &frame, &paste).unwrap().unwrap();
-    let mut s = Scratch::default();
-    let roi = cpu::soft_mask(&plan, 512, 512, &mut s);
+    let paste = paste(Frame::filled(R, R, [0, 255, 0]), [222.0, 117.0], 14.0, 0.0);
+    let (plan, roi, _) = soft_region(&frame, &paste).unwrap();
     assert_eq!(roi, plan.bbox, "w_edge 0: no padding");
     let soft = full_soft_mask(&frame, &paste);
     let mut frames = vec![frame.clone()];
@@ -266,12 +273,7 @@ fn tiny_face_uses_the_3x3_default_erosion_and_no_blur() {
 #[test]
 fn passed_through_frames_are_bit_identical_and_errors_are_clear() {
     let original = astronaut();
-    let t = to_crop([222.0, 117.0], 160.0, 0.0);
-    let face = FacePaste {
-        face: Frame::filled(R, R, [1, 2, 3]),
-        to_crop: t,
-        mask: None,
-    };
+    let face = paste(Frame::filled(R, R, [1, 2, 3]), [222.0, 117.0], 160.0, 0.0);
     let mut frames = vec![original.clone(), original.clone(), original.clone()];
     restore_cpu(&mut frames, &[None, Some(face.clone()), None]);
     assert_eq!(frames[0], original);
@@ -293,17 +295,15 @@ fn passed_through_frames_are_bit_identical_and_errors_are_clear() {
     );
     let bad = FacePaste {
         face: Frame::filled(R, 10, [0, 0, 0]),
-        to_crop: t,
-        mask: None,
+        ..face.clone()
     };
     let err = r
         .restore_batch(&mut frames[..1], &[Some(bad)], &phase)
         .unwrap_err();
     assert!(err.to_string().contains("256x10"), "{err}");
     let singular = FacePaste {
-        face: Frame::filled(R, R, [0, 0, 0]),
         to_crop: Affine2 { m: [[0.0; 3]; 2] },
-        mask: None,
+        ..face
     };
     let err = r
         .restore_batch(&mut frames[..1], &[Some(singular)], &phase)
@@ -372,35 +372,23 @@ struct Case {
     paste: Option<FacePaste>,
 }
 
-fn paste(face: Frame, centre: [f64; 2], side: f64, angle: f64) -> Option<FacePaste> {
-    Some(FacePaste {
-        face,
-        to_crop: to_crop(centre, side, angle),
-        mask: None,
-    })
-}
-
 fn gpu_cases() -> Vec<Case> {
     let photo = astronaut();
-    let real = |side: f64, angle: f64| {
-        let t = to_crop([222.0, 117.0], side, angle);
-        Some(FacePaste {
-            face: warp_crop(&photo, &t),
-            to_crop: t,
-            mask: None,
-        })
+    let real = |angle: f64| Some(own_crop(&photo, [222.0, 117.0], 160.0, angle));
+    let patterned = |centre: [f64; 2], side: f64, angle: f64| {
+        Some(paste(patterned_face(), centre, side, angle))
     };
     let flat = |w, h| Frame::filled(w, h, [40, 90, 160]);
     vec![
         Case {
             name: "astronaut upright",
             frame: photo.clone(),
-            paste: real(160.0, 0.0),
+            paste: real(0.0),
         },
         Case {
             name: "astronaut rotated 0.3",
             frame: photo.clone(),
-            paste: real(160.0, 0.3),
+            paste: real(0.3),
         },
         Case {
             name: "no face",
@@ -410,47 +398,47 @@ fn gpu_cases() -> Vec<Case> {
         Case {
             name: "astronaut rotated -1.0",
             frame: photo.clone(),
-            paste: real(160.0, -1.0),
+            paste: real(-1.0),
         },
         Case {
             name: "top-left corner, odd frame",
             frame: flat(301, 203),
-            paste: paste(patterned_face(), [20.0, 10.0], 120.0, 0.1),
+            paste: patterned([20.0, 10.0], 120.0, 0.1),
         },
         Case {
             name: "bottom-right corner, rotated",
             frame: flat(301, 203),
-            paste: paste(patterned_face(), [290.0, 195.0], 90.0, 2.2),
+            paste: patterned([290.0, 195.0], 90.0, 2.2),
         },
         Case {
             name: "tiny face (w_edge 0)",
             frame: photo.clone(),
-            paste: paste(patterned_face(), [222.0, 117.0], 14.0, 0.0),
+            paste: patterned([222.0, 117.0], 14.0, 0.0),
         },
         Case {
             name: "small rotated face (w_edge 1)",
             frame: flat(97, 61),
-            paste: paste(patterned_face(), [50.5, 30.25], 31.0, 0.7),
+            paste: patterned([50.5, 30.25], 31.0, 0.7),
         },
         Case {
             name: "face larger than a 7x5 frame",
             frame: flat(7, 5),
-            paste: paste(patterned_face(), [3.0, 2.0], 40.0, 0.2),
+            paste: patterned([3.0, 2.0], 40.0, 0.2),
         },
         Case {
             name: "face outside the frame",
             frame: flat(64, 48),
-            paste: paste(patterned_face(), [-300.0, -300.0], 50.0, 0.0),
+            paste: patterned([-300.0, -300.0], 50.0, 0.0),
         },
         Case {
             name: "astronaut rotated 0.3, lower-face mask",
             frame: photo.clone(),
-            paste: with_mask(paste(patterned_face(), [222.0, 117.0], 160.0, 0.3), 12.0),
+            paste: patterned([222.0, 117.0], 160.0, 0.3).map(|p| with_mask(p, 12.0)),
         },
         Case {
             name: "bottom-right corner, lower-face mask, 1 px feather",
             frame: flat(301, 203),
-            paste: with_mask(paste(patterned_face(), [280.0, 185.0], 90.0, 2.2), 1.0),
+            paste: patterned([280.0, 185.0], 90.0, 2.2).map(|p| with_mask(p, 1.0)),
         },
     ]
 }
@@ -466,14 +454,14 @@ const LOWER_FACE: [[f32; 2]; 6] = [
     [42.0, 196.0],
 ];
 
-fn with_mask(paste: Option<FacePaste>, feather: f32) -> Option<FacePaste> {
-    paste.map(|p| FacePaste {
+fn with_mask(paste: FacePaste, feather: f32) -> FacePaste {
+    FacePaste {
         mask: Some(PasteMask {
             polygon: LOWER_FACE.to_vec(),
             feather,
         }),
-        ..p
-    })
+        ..paste
+    }
 }
 
 /// Signed distance (face pixels, positive inside) of frame pixel `(x, y)`'s face point from
@@ -531,10 +519,6 @@ fn diff_stats(original: &Frame, cpu: &Frame, gpu: &Frame) -> (usize, usize, usiz
     (n, exact, off, max)
 }
 
-fn restorer(compute: gpu::Compute, batch: usize) -> Restorer {
-    Restorer::new(compute, RestoreConfig { batch, threads: 2 }).unwrap()
-}
-
 #[test]
 fn gpu_matches_cpu_within_one_lsb() {
     // Tolerance, over the pixels either path changed in a frame: ≥ 99.9% within 1 LSB in
@@ -548,9 +532,7 @@ fn gpu_matches_cpu_within_one_lsb() {
     let mut r = restorer(gpu_compute(), 3);
     assert!(r.uses_gpu());
     let mut gpu_out = originals.clone();
-    let phase = Phase::detached("Restoring faces", Some(cases.len() as u64), "frames");
-    r.restore_batch(&mut gpu_out, &faces, &phase).unwrap();
-    assert_eq!(phase.pos(), cases.len() as u64);
+    restore_with(&mut r, &mut gpu_out, &faces);
     for (i, case) in cases.iter().enumerate() {
         let (n, exact, off, max) = diff_stats(&originals[i], &cpu_out[i], &gpu_out[i]);
         assert!(
@@ -590,28 +572,15 @@ fn gpu_matches_cpu_within_one_lsb() {
 
 #[test]
 fn gpu_round_trip_keeps_the_psnr() {
-    let original = astronaut();
-    let t = to_crop([222.0, 117.0], 160.0, 0.3);
-    let paste = FacePaste {
-        face: warp_crop(&original, &t),
-        to_crop: t,
-        mask: None,
-    };
-    let soft = full_soft_mask(&original, &paste);
-    let mut frames = vec![original.clone()];
-    let phase = Phase::detached("Restoring faces", Some(1), "frames");
-    restorer(gpu_compute(), 16)
-        .restore_batch(&mut frames, &[Some(paste)], &phase)
-        .unwrap();
-    let (psnr, changed_outside) = compare(&original, &frames[0], &soft, 1e-6);
-    assert_eq!(changed_outside, 0, "pixels outside the mask changed");
-    assert!(psnr >= 38.0, "PSNR {psnr:.2} dB < 38");
+    let mut r = restorer(gpu_compute(), 16);
+    assert!(r.uses_gpu());
+    check_round_trip(&mut r, 0.3);
 }
 
 #[test]
 fn gpu_buffers_are_reused_across_batches() {
     let photo = astronaut();
-    let faces = vec![paste(patterned_face(), [222.0, 117.0], 160.0, 0.2); 4];
+    let faces = vec![Some(paste(patterned_face(), [222.0, 117.0], 160.0, 0.2)); 4];
     let mut r = restorer(gpu_compute(), 4);
     let phase = Phase::detached("Restoring faces", None, "frames");
     let mut frames = vec![photo.clone(); 4];
@@ -637,8 +606,8 @@ fn gpu_buffers_are_reused_across_batches() {
 #[test]
 fn the_paste_mask_keeps_every_pixel_outside_it() {
     let photo = astronaut();
-    let plain = paste(patterned_face(), [222.0, 117.0], 160.0, 0.3).unwrap();
-    let masked = with_mask(Some(plain.clone()), 12.0).unwrap();
+    let plain = paste(patterned_face(), [222.0, 117.0], 160.0, 0.3);
+    let masked = with_mask(plain.clone(), 12.0);
     let mut with = vec![photo.clone()];
     restore_cpu(&mut with, &[Some(masked.clone())]);
     let mut without = vec![photo.clone()];
@@ -683,15 +652,15 @@ fn bad_paste_masks_are_errors_naming_the_frame() {
         (vec![[0.0, 0.0], [f32::NAN, 1.0], [1.0, 1.0]], 4.0, "finite"),
     ];
     for (polygon, feather, want) in cases {
-        let bad = base.clone().map(|p| FacePaste {
+        let bad = FacePaste {
             mask: Some(PasteMask { polygon, feather }),
-            ..p
-        });
+            ..base.clone()
+        };
         let mut frames = vec![photo.clone(), photo.clone()];
         let mut r = Restorer::new(gpu::Compute::Cpu, RestoreConfig::default()).unwrap();
         let phase = Phase::detached("Restoring faces", Some(2), "frames");
         let err = r
-            .restore_batch(&mut frames, &[base.clone(), bad], &phase)
+            .restore_batch(&mut frames, &[Some(base.clone()), Some(bad)], &phase)
             .unwrap_err();
         assert!(
             matches!(err, RestoreError::Mask { index: 1, .. }) && err.to_string().contains(want),

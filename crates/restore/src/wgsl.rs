@@ -3,11 +3,13 @@
 //! Per batch the host computes each face's `w_edge` (same code as the CPU path, so both agree
 //! on the kernel sizes), lays the faces' regions (bounding box padded by the blur radius) end
 //! to end, uploads the faces and the regions' frame pixels, and records eight dispatches in
-//! one compute pass: warp (`crates/restore/shaders/restore_warp.wgsl`), 2×2 erosion rows/cols and centre
-//! erosion rows/cols (`restore_erode.wgsl`), blur rows/cols (`restore_blur.wgsl`) and blend
-//! (`restore_blend.wgsl`). The first seven run on a 3-D grid of 8×8 tiles with one layer per
-//! face (no per-pixel face lookup or division); the blend uses the linear index. Only the
-//! regions travel back; the host writes them into the frames.
+//! one compute pass: warp (`crates/restore/shaders/restore_warp.wgsl`), 2×2 erosion rows/cols
+//! and centre erosion rows/cols (`restore_erode.wgsl`), blur rows/cols (`restore_blur.wgsl`)
+//! and blend (`restore_blend.wgsl`). The first seven run on a 3-D grid of 8×8 tiles with one
+//! layer per face (no per-pixel face lookup or division), from sources that start with
+//! `restore_common.wgsl` (`Face`, `Info`, their bindings 0 and 1, the region addressing); the
+//! blend uses the linear index. Only the regions travel back; the host writes them into the
+//! frames.
 //! Device buffers grow to the largest batch seen and are reused; bind groups are rebuilt only
 //! when a buffer was reallocated.
 
@@ -19,16 +21,28 @@ use gpu::{GpuContext, GpuError, GrowBuffer, Readback};
 
 use crate::mask::{self, Plan, Rect};
 
-const WARP: &str = include_str!("../shaders/restore_warp.wgsl");
-const ERODE: &str = include_str!("../shaders/restore_erode.wgsl");
-const BLUR: &str = include_str!("../shaders/restore_blur.wgsl");
+/// `restore_common.wgsl` (the `Face`/`Info` prologue) + the stage file: the source the
+/// per-face pipelines compile and the naga test validates.
+macro_rules! per_face_shader {
+    ($stage:literal) => {
+        concat!(
+            include_str!("../shaders/restore_common.wgsl"),
+            include_str!(concat!("../shaders/", $stage))
+        )
+    };
+}
+
+const WARP: &str = per_face_shader!("restore_warp.wgsl");
+const ERODE: &str = per_face_shader!("restore_erode.wgsl");
+const BLUR: &str = per_face_shader!("restore_blur.wgsl");
+/// The blend has no per-face data: its own `Info` binding 0, no prologue.
 const BLEND: &str = include_str!("../shaders/restore_blend.wgsl");
 /// Workgroup size of the blend (linear index).
 const WG: u32 = 64;
 /// Tile side of the per-face passes (8×8 workgroups, one grid layer per face).
 const TILE: u32 = 8;
 
-/// One face as the shaders see it (`Face` in the restore_*.wgsl files).
+/// One face as the shaders see it (`Face` in restore_common.wgsl).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct FaceParams {
@@ -48,6 +62,7 @@ struct FaceParams {
     inv_feather: f32,
 }
 
+/// The batch as the shaders see it (`Info` in restore_common.wgsl and restore_blend.wgsl).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct Info {
@@ -404,56 +419,23 @@ impl GpuRestore {
         let (a, b) = (self.a.buffer(), self.b.buffer());
         let (warped, pixels) = (self.warped.buffer(), self.pixels.buffer());
         let [k0, k1] = &self.kinds;
+        // The per-face passes bind `faces` and `info` at 0 and 1 (restore_common.wgsl), then
+        // their own buffers.
+        let per_face = |label: &str, pipeline: &wgpu::ComputePipeline, own: &[&wgpu::Buffer]| {
+            bind(ctx, label, pipeline, &[&[faces, info], own].concat())
+        };
         let groups = [
-            bind(
-                ctx,
+            per_face(
                 "restore warp",
                 &p.warp,
-                &[
-                    faces,
-                    info,
-                    self.face_px.buffer(),
-                    a,
-                    warped,
-                    self.edges.buffer(),
-                ],
+                &[self.face_px.buffer(), a, warped, self.edges.buffer()],
             ),
-            bind(
-                ctx,
-                "restore erode 2x2 rows",
-                &p.erode_rows,
-                &[faces, info, k0, a, b],
-            ),
-            bind(
-                ctx,
-                "restore erode 2x2 cols",
-                &p.erode_cols,
-                &[faces, info, k0, b, a],
-            ),
-            bind(
-                ctx,
-                "restore erode centre rows",
-                &p.erode_rows,
-                &[faces, info, k1, a, b],
-            ),
-            bind(
-                ctx,
-                "restore erode centre cols",
-                &p.erode_cols,
-                &[faces, info, k1, b, a],
-            ),
-            bind(
-                ctx,
-                "restore blur rows",
-                &p.blur_rows,
-                &[faces, info, weights, a, b],
-            ),
-            bind(
-                ctx,
-                "restore blur cols",
-                &p.blur_cols,
-                &[faces, info, weights, b, a],
-            ),
+            per_face("restore erode 2x2 rows", &p.erode_rows, &[k0, a, b]),
+            per_face("restore erode 2x2 cols", &p.erode_cols, &[k0, b, a]),
+            per_face("restore erode centre rows", &p.erode_rows, &[k1, a, b]),
+            per_face("restore erode centre cols", &p.erode_cols, &[k1, b, a]),
+            per_face("restore blur rows", &p.blur_rows, &[weights, a, b]),
+            per_face("restore blur cols", &p.blur_cols, &[weights, b, a]),
             bind(ctx, "restore blend", &p.blend, &[info, a, warped, pixels]),
         ];
         self.binds = Some(Binds { key, groups });
@@ -511,9 +493,9 @@ mod shader_tests {
     #[test]
     fn the_embedded_shaders_validate_with_naga() {
         for (name, source) in [
-            ("restore_warp.wgsl", super::WARP),
-            ("restore_erode.wgsl", super::ERODE),
-            ("restore_blur.wgsl", super::BLUR),
+            ("restore_common.wgsl + restore_warp.wgsl", super::WARP),
+            ("restore_common.wgsl + restore_erode.wgsl", super::ERODE),
+            ("restore_common.wgsl + restore_blur.wgsl", super::BLUR),
             ("restore_blend.wgsl", super::BLEND),
         ] {
             if let Err(e) = gpu::validate_wgsl(source) {
