@@ -28,6 +28,7 @@ pub fn required() -> bool {
 ///
 /// Test support: only tests call this, and a skipped test must say why, so it prints.
 #[allow(clippy::print_stderr)]
+#[track_caller]
 pub fn or_skip<T>(made: Result<T, String>) -> Option<T> {
     match made {
         Ok(t) => Some(t),
