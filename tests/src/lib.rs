@@ -8,10 +8,13 @@ use frame::Frame;
 use media_io::{
     Rational, ReaderOptions, VideoInfo, VideoReader, VideoWriter, WriterOptions, Y4mChroma,
 };
+use pipeline::sample::{SampleSpec, write_sample};
+use pipeline::{Inputs, PipelineConfig, PipelineError, Summary};
+use progress_core::Progress;
 
 /// A `Write` into shared memory, to read what a sink wrote after the run.
 #[derive(Debug, Clone, Default)]
-pub struct SharedBuf(pub Arc<Mutex<Vec<u8>>>);
+struct SharedBuf(Arc<Mutex<Vec<u8>>>);
 
 impl std::io::Write for SharedBuf {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -25,9 +28,51 @@ impl std::io::Write for SharedBuf {
 
 impl SharedBuf {
     /// Everything written so far, as text.
-    pub fn text(&self) -> String {
+    fn text(&self) -> String {
         String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
     }
+}
+
+/// Writes the built-in sample, 160×160 and `seconds` long, into `dir`: the pipeline's inputs.
+pub fn sample_inputs(dir: &Path, seconds: f64) -> Inputs {
+    let spec = SampleSpec {
+        width: 160,
+        height: 160,
+        seconds,
+        ..SampleSpec::default()
+    };
+    let files = write_sample(dir, &spec).unwrap();
+    Inputs {
+        video: files.video,
+        audio: files.audio,
+    }
+}
+
+/// Runs the pipeline under a "Lip sync" job phase (finished, or failed with the error) with a
+/// JSON-lines sink: the result and every event the sink wrote, one JSON value a line.
+pub fn run_with_json(
+    config: &PipelineConfig,
+    inputs: &Inputs,
+    out: &Path,
+) -> (Result<Summary, PipelineError>, Vec<serde_json::Value>) {
+    let buf = SharedBuf::default();
+    let progress = Progress::builder()
+        .sink(sinks::JsonLinesSink::new(buf.clone()))
+        .start();
+    let job = progress.phase("Lip sync", None, "frames");
+    let result = pipeline::run(config, inputs, out, &job);
+    match &result {
+        Ok(_) => job.finish(),
+        Err(e) => job.fail(e),
+    }
+    drop(job);
+    progress.shutdown();
+    let events = buf
+        .text()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l}: {e}")))
+        .collect();
+    (result, events)
 }
 
 /// Reads a whole video: its info and every frame.

@@ -5,10 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use facesync_tests::{SharedBuf, listing, read_video};
-use pipeline::sample::{SampleSpec, write_sample};
-use pipeline::{Backend, Inputs, ModelSpec, PipelineConfig};
-use progress_core::Progress;
+use facesync_tests::{listing, read_video, run_with_json, sample_inputs};
+use pipeline::{Backend, ModelSpec, PipelineConfig};
 
 fn standins() -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("latentsync-standins");
@@ -29,36 +27,14 @@ fn standins() -> Option<PathBuf> {
         }
         Ok::<_, String>(())
     })();
-    match made {
-        Ok(()) => Some(dir),
-        Err(reason) if onnx_models::test_models::required() => {
-            panic!("FACESYNC_REQUIRE_ORT=1 but {reason}")
-        }
-        Err(reason) => {
-            #[allow(clippy::print_stderr)] // The test says why it is skipped.
-            {
-                eprintln!("skipped: {reason}");
-            }
-            None
-        }
-    }
+    onnx_models::test_models::or_skip(made).map(|()| dir)
 }
 
 #[test]
 fn latentsync_runs_end_to_end_with_steps_and_keeps_every_frame() {
     let Some(models) = standins() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let spec = SampleSpec {
-        width: 160,
-        height: 160,
-        seconds: 0.8,
-        ..SampleSpec::default()
-    };
-    let files = write_sample(dir.path(), &spec).unwrap();
-    let inputs = Inputs {
-        video: files.video,
-        audio: files.audio,
-    };
+    let inputs = sample_inputs(dir.path(), 0.8);
     let out = dir.path().join("out.y4m");
     let config = PipelineConfig {
         backend: Backend::Cpu,
@@ -67,22 +43,9 @@ fn latentsync_runs_end_to_end_with_steps_and_keeps_every_frame() {
         model: ModelSpec::LatentSync(models),
         ..PipelineConfig::default()
     };
-    let buf = SharedBuf::default();
-    let progress = Progress::builder()
-        .sink(sinks::JsonLinesSink::new(buf.clone()))
-        .start();
-    let job = progress.phase("Lip sync", None, "frames");
-    let result = pipeline::run(&config, &inputs, &out, &job);
-    job.finish();
-    drop(job);
-    progress.shutdown();
+    let (result, events) = run_with_json(&config, &inputs, &out);
     // 20 frames: a chunk of 16 and a padded, trimmed chunk of 4.
     assert_eq!(result.unwrap().frames, 20);
-    let events: Vec<serde_json::Value> = buf
-        .text()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
     let kind = |e: &serde_json::Value| e["type"].as_str().unwrap_or("").to_string();
     let steps: Vec<&serde_json::Value> = events
         .iter()

@@ -1,42 +1,18 @@
 //! End-to-end with learned models (Wav2Lip-96, EDTalk-256 through ONNX Runtime), on models
 //! generated at test time (`onnx_models::test_models`). Under `cargo xtask test` a missing
 //! runtime fails; in a bare `cargo test` these tests print why they skip.
-#![allow(clippy::print_stderr)] // a test without the runtime says why it skips
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use facesync_tests::{SharedBuf, listing, read_video};
-use pipeline::sample::{SampleSpec, write_sample};
-use pipeline::{Backend, Inputs, ModelSpec, PipelineConfig, PipelineError};
+use facesync_tests::{listing, read_video, run_with_json, sample_inputs};
+use onnx_models::test_models;
+use pipeline::{Backend, ModelSpec, PipelineConfig, PipelineError};
 use progress_core::{Control, Event, Progress};
 
 fn models() -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("onnx-models");
-    match onnx_models::test_models::generate(&dir) {
-        Ok(m) => Some(m.dir),
-        Err(reason) if onnx_models::test_models::required() => {
-            panic!("FACESYNC_REQUIRE_ORT=1 but {reason}")
-        }
-        Err(reason) => {
-            eprintln!("skipped: {reason}");
-            None
-        }
-    }
-}
-
-fn sample(dir: &Path, seconds: f64) -> Inputs {
-    let spec = SampleSpec {
-        width: 160,
-        height: 160,
-        seconds,
-        ..SampleSpec::default()
-    };
-    let files = write_sample(dir, &spec).unwrap();
-    Inputs {
-        video: files.video,
-        audio: files.audio,
-    }
+    test_models::or_skip(test_models::generate(&dir)).map(|m| m.dir)
 }
 
 fn config(model: ModelSpec) -> PipelineConfig {
@@ -49,39 +25,11 @@ fn config(model: ModelSpec) -> PipelineConfig {
     }
 }
 
-fn run_json(
-    config: &PipelineConfig,
-    inputs: &Inputs,
-    out: &Path,
-) -> (
-    Result<pipeline::Summary, PipelineError>,
-    Vec<serde_json::Value>,
-) {
-    let buf = SharedBuf::default();
-    let progress = Progress::builder()
-        .sink(sinks::JsonLinesSink::new(buf.clone()))
-        .start();
-    let job = progress.phase("Lip sync", None, "frames");
-    let result = pipeline::run(config, inputs, out, &job);
-    match &result {
-        Ok(_) => job.finish(),
-        Err(e) => job.fail(e),
-    }
-    drop(job);
-    progress.shutdown();
-    let events = buf
-        .text()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    (result, events)
-}
-
 fn check_model_run(model: ModelSpec, name: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let inputs = sample(dir.path(), 0.8);
+    let inputs = sample_inputs(dir.path(), 0.8);
     let out = dir.path().join("out.y4m");
-    let (result, events) = run_json(&config(model), &inputs, &out);
+    let (result, events) = run_with_json(&config(model), &inputs, &out);
     assert_eq!(result.unwrap().frames, 20);
     let kind = |e: &serde_json::Value| e["type"].as_str().unwrap_or("").to_string();
     // One-shot model: "Doing inference" counts frames, no "steps" phase.
@@ -162,7 +110,7 @@ fn edtalk_runs_end_to_end() {
 fn cancel_during_model_inference_leaves_no_output() {
     let Some(m) = models() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let inputs = sample(dir.path(), 2.0);
+    let inputs = sample_inputs(dir.path(), 2.0);
     let out = dir.path().join("out.y4m");
     let mut inference = None;
     let progress = Progress::builder()
@@ -191,7 +139,7 @@ fn cancel_during_model_inference_leaves_no_output() {
 fn a_bad_model_is_one_clear_error_and_no_output() {
     let Some(m) = models() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let inputs = sample(dir.path(), 0.2);
+    let inputs = sample_inputs(dir.path(), 0.2);
     let out = dir.path().join("out.y4m");
     for (spec, words) in [
         (
@@ -211,7 +159,7 @@ fn a_bad_model_is_one_clear_error_and_no_output() {
             vec!["bad_size.onnx", "`target`"],
         ),
     ] {
-        let (result, _) = run_json(&config(spec.clone()), &inputs, &out);
+        let (result, _) = run_with_json(&config(spec.clone()), &inputs, &out);
         let err = result.unwrap_err();
         assert!(matches!(err, PipelineError::Model(_)), "{spec}: {err}");
         for w in words {

@@ -3,25 +3,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use facesync_tests::{SharedBuf, listing, numbered_video, read_video, tone_wav};
+use facesync_tests::{listing, numbered_video, read_video, run_with_json, sample_inputs, tone_wav};
 use media_io::Rational;
-use pipeline::sample::{SampleSpec, write_sample};
 use pipeline::{Backend, Inputs, LengthPolicy, PipelineConfig, PipelineError};
 use progress_core::{Control, Event, Progress};
-
-fn small_sample(dir: &Path) -> Inputs {
-    let spec = SampleSpec {
-        width: 160,
-        height: 160,
-        seconds: 1.2,
-        ..SampleSpec::default()
-    };
-    let files = write_sample(dir, &spec).unwrap();
-    Inputs {
-        video: files.video,
-        audio: files.audio,
-    }
-}
 
 fn config(backend: Backend) -> PipelineConfig {
     PipelineConfig {
@@ -31,30 +16,9 @@ fn config(backend: Backend) -> PipelineConfig {
     }
 }
 
-/// Runs with a JSON-lines sink; returns the result and the JSON text.
-fn run_with_json(
-    config: &PipelineConfig,
-    inputs: &Inputs,
-    out: &Path,
-) -> (Result<pipeline::Summary, PipelineError>, String) {
-    let buf = SharedBuf::default();
-    let progress = Progress::builder()
-        .sink(sinks::JsonLinesSink::new(buf.clone()))
-        .start();
-    let job = progress.phase("Lip sync", None, "frames");
-    let result = pipeline::run(config, inputs, out, &job);
-    match &result {
-        Ok(_) => job.finish(),
-        Err(e) => job.fail(e),
-    }
-    drop(job);
-    progress.shutdown();
-    (result, buf.text())
-}
-
 fn check_sample_run(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let inputs = small_sample(dir.path());
+    let inputs = sample_inputs(dir.path(), 1.2);
     let out = dir.path().join("out.y4m");
     let (result, _) = run_with_json(&config(backend), &inputs, &out);
     let summary = result.unwrap();
@@ -85,13 +49,10 @@ fn sample_runs_on_the_vulkan_adapter() {
 #[test]
 fn json_events_are_well_formed_and_end_with_a_finished_run() {
     let dir = tempfile::tempdir().unwrap();
-    let inputs = small_sample(dir.path());
-    let (result, json) = run_with_json(&config(Backend::Auto), &inputs, &dir.path().join("o.y4m"));
+    let inputs = sample_inputs(dir.path(), 1.2);
+    let (result, events) =
+        run_with_json(&config(Backend::Auto), &inputs, &dir.path().join("o.y4m"));
     result.unwrap();
-    let events: Vec<serde_json::Value> = json
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l}: {e}")))
-        .collect();
     let kind = |e: &serde_json::Value| e["type"].as_str().unwrap().to_string();
     assert_eq!(kind(&events[0]), "run_started");
     assert_eq!(events[0]["schema"], 1);

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use onnx_models::test_models;
 use pipeline::ModelSpec;
 use pipeline::media_io::{ReaderOptions, VideoReader};
 use pipeline::sample::{SampleSpec, write_sample};
@@ -353,19 +354,12 @@ fn a_job_cancelled_from_another_process_ends_cancelled_with_no_output() {
 }
 
 #[test]
-#[allow(clippy::print_stderr)] // a test without the runtime says why it skips
 fn a_worker_runs_learned_model_jobs_and_dead_letters_a_bad_model() {
     let models = Path::new(env!("CARGO_TARGET_TMPDIR")).join("onnx-models");
-    let models = match onnx_models::test_models::generate(&models) {
-        Ok(m) => m.dir,
-        Err(reason) if onnx_models::test_models::required() => {
-            panic!("FACESYNC_REQUIRE_ORT=1 but {reason}")
-        }
-        Err(reason) => {
-            eprintln!("skipped: {reason}");
-            return;
-        }
+    let Some(models) = test_models::or_skip(test_models::generate(&models)) else {
+        return;
     };
+    let models = models.dir;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let nats = server(d);

@@ -387,19 +387,9 @@ fn run_on_the_sample_writes_the_output_it_names_with_plain_progress() {
 
 /// The generated learned models, or `None` (skipped, with the reason printed) when the ONNX
 /// Runtime library or the Python `onnx` package is missing outside `cargo xtask test`.
-#[allow(clippy::print_stderr)] // a test without the runtime says why it skips
 fn learned_models() -> Option<std::path::PathBuf> {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("onnx-models");
-    match onnx_models::test_models::generate(&dir) {
-        Ok(m) => Some(m.dir),
-        Err(reason) if onnx_models::test_models::required() => {
-            panic!("FACESYNC_REQUIRE_ORT=1 but {reason}")
-        }
-        Err(reason) => {
-            eprintln!("skipped: {reason}");
-            None
-        }
-    }
+    onnx_models::test_models::or_skip(onnx_models::test_models::generate(&dir)).map(|m| m.dir)
 }
 
 #[test]

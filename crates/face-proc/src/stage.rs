@@ -787,11 +787,9 @@ fn interpolate_gaps(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::known_motion::{self, FACE};
     use crate::testutil::{astronaut, place};
     use progress_core::Event;
-
-    /// Astronaut's face centre (from the detector on the unwarped photo, rounded).
-    const FACE: [f64; 2] = [222.0, 118.0];
 
     /// Photo → frame: rotate by `deg` and scale by `s` about the face centre, which lands at `at`.
     fn motion(s: f64, deg: f64, at: [f64; 2]) -> Affine2 {
@@ -1106,22 +1104,14 @@ mod tests {
         let recs = stage
             .process_batch(frames, &detached(frames.len()))
             .unwrap();
-        let back = motions[0].inverse().unwrap();
+        for r in &recs {
+            assert!(r.found, "frame {}", r.index);
+        }
+        let meshes: Vec<Vec<[f32; 2]>> = recs.into_iter().map(|r| r.mesh).collect();
         MESH_POINTS
             .iter()
             .map(|&(_, i)| {
-                let p0 = recs[0].mesh[i];
-                let photo = back.apply([f64::from(p0[0]), f64::from(p0[1])]);
-                let errs: Vec<f64> = recs
-                    .iter()
-                    .zip(motions)
-                    .map(|(r, t)| {
-                        assert!(r.found, "frame {}", r.index);
-                        let want = t.apply(photo);
-                        let got = r.mesh[i];
-                        (f64::from(got[0]) - want[0]).hypot(f64::from(got[1]) - want[1])
-                    })
-                    .collect();
+                let errs = known_motion::point_errors(&meshes, motions, i);
                 [worst(&errs), mean(&errs)]
             })
             .collect()
@@ -1148,42 +1138,19 @@ mod tests {
         }
     }
 
-    /// The bench's clip (`xtask/src/bench/face.rs`: 1280×720, scale 1.0–1.4, roll ±10°,
-    /// 200 px sweeps, 48 frames a cycle), placed nearest-neighbour as there (`nearest`) or
-    /// bilinearly.
+    /// The bench's clip ([`known_motion`], as `cargo xtask bench face` renders it), placed
+    /// nearest-neighbour as there (`nearest`) or bilinearly.
     fn bench_clip(nearest: bool) -> (Vec<Affine2>, Vec<Frame>) {
         let photo = astronaut();
-        let motions: Vec<Affine2> = (0..48)
-            .map(|i| {
-                let a = f64::from(i) / 48.0 * std::f64::consts::TAU;
-                let about = Affine2::similarity(1.0, 0.0, -222.0, -118.0);
-                Affine2::similarity(
-                    1.2 + 0.2 * a.sin(),
-                    (10.0 * a.cos()).to_radians(),
-                    640.0 + 200.0 * a.sin(),
-                    300.0 + 60.0 * (2.0 * a).sin(),
-                )
-                .after(&about)
-            })
-            .collect();
+        let motions = known_motion::motions();
         let frames = motions
             .iter()
             .map(|t| {
-                if !nearest {
-                    return place(&photo, t, 1280, 720);
+                if nearest {
+                    known_motion::place_nearest(&photo, t)
+                } else {
+                    place(&photo, t, known_motion::WIDTH, known_motion::HEIGHT)
                 }
-                let inv = t.inverse().unwrap();
-                let mut out = Frame::filled(1280, 720, [90, 90, 90]);
-                for y in 0..720 {
-                    for x in 0..1280 {
-                        let p = inv.apply([f64::from(x), f64::from(y)]);
-                        let (sx, sy) = (p[0].round(), p[1].round());
-                        if (0.0..512.0).contains(&sx) && (0.0..512.0).contains(&sy) {
-                            out.put_pixel(x, y, photo.pixel(sx as u32, sy as u32));
-                        }
-                    }
-                }
-                out
             })
             .collect();
         (motions, frames)
@@ -1192,22 +1159,9 @@ mod tests {
     /// Worst distance over the clip between each point of [`MESH_POINTS`] in `meshes` and
     /// where the exact motion puts frame 0's.
     fn worst_motion_errors(meshes: &[Vec<[f32; 2]>], motions: &[Affine2]) -> Vec<f64> {
-        let back = motions[0].inverse().unwrap();
         MESH_POINTS
             .iter()
-            .map(|&(_, i)| {
-                let p0 = meshes[0][i];
-                let photo = back.apply([f64::from(p0[0]), f64::from(p0[1])]);
-                let errs: Vec<f64> = meshes
-                    .iter()
-                    .zip(motions)
-                    .map(|(m, t)| {
-                        let want = t.apply(photo);
-                        (f64::from(m[i][0]) - want[0]).hypot(f64::from(m[i][1]) - want[1])
-                    })
-                    .collect();
-                worst(&errs)
-            })
+            .map(|&(_, i)| worst(&known_motion::point_errors(meshes, motions, i)))
             .collect()
     }
 

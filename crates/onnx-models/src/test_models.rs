@@ -22,6 +22,24 @@ pub fn required() -> bool {
     std::env::var_os("FACESYNC_REQUIRE_ORT").is_some_and(|v| v == "1")
 }
 
+/// A learned-model test's way past a missing runtime: `Some` when `made` is `Ok`; on `Err`, a
+/// panic with the reason under `FACESYNC_REQUIRE_ORT=1` ([`required`]), otherwise the reason on
+/// stderr (`skipped: …`) and `None`, for the test to return.
+///
+/// Test support: only tests call this, and a skipped test must say why, so it prints.
+#[allow(clippy::print_stderr)]
+#[track_caller]
+pub fn or_skip<T>(made: Result<T, String>) -> Option<T> {
+    match made {
+        Ok(t) => Some(t),
+        Err(reason) if required() => panic!("FACESYNC_REQUIRE_ORT=1 but {reason}"),
+        Err(reason) => {
+            eprintln!("skipped: {reason}");
+            None
+        }
+    }
+}
+
 /// The script that generates the models.
 pub fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/make_models.py")

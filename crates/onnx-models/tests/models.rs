@@ -6,8 +6,6 @@
 //! (`FACESYNC_TEST_PYTHON`, default `python3`). Under `cargo xtask test`
 //! (`FACESYNC_REQUIRE_ORT=1`) a missing one fails the test; in a bare `cargo test` the test
 //! prints why it is skipped and returns.
-#![allow(clippy::print_stderr)] // a test without the runtime says why it skips
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -17,7 +15,9 @@ use frame::Frame;
 use infer::{
     AudioFeatures, ChunkExtras, FrameFeatures, InferConfig, InferError, Inferencer, LipMelStream,
 };
-use onnx_models::{LipSyncKind, OnnxError, OnnxLipSync, ProviderRequest, SessionOptions, session};
+use onnx_models::{
+    LipSyncKind, OnnxError, OnnxLipSync, ProviderRequest, SessionOptions, session, test_models,
+};
 use progress_core::Phase;
 
 fn tempdir() -> PathBuf {
@@ -26,20 +26,11 @@ fn tempdir() -> PathBuf {
     d
 }
 
-type Env = onnx_models::test_models::TestModels;
+type Env = test_models::TestModels;
 
 fn env() -> Option<Env> {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("onnx-models");
-    match onnx_models::test_models::generate(&dir) {
-        Ok(e) => Some(e),
-        Err(reason) if onnx_models::test_models::required() => {
-            panic!("FACESYNC_REQUIRE_ORT=1 but {reason}")
-        }
-        Err(reason) => {
-            eprintln!("skipped: {reason}");
-            None
-        }
-    }
+    test_models::or_skip(test_models::generate(&dir))
 }
 
 fn load(env: &Env, file: &str) -> Result<Arc<onnx_models::OnnxSession>, OnnxError> {
@@ -50,6 +41,11 @@ fn load(env: &Env, file: &str) -> Result<Arc<onnx_models::OnnxSession>, OnnxErro
         parallel: 1,
         runtime: None,
     })
+}
+
+/// The model of `kind` in `file`, loaded on the CPU.
+fn model(env: &Env, kind: LipSyncKind, file: &str, weight: f32) -> OnnxLipSync {
+    OnnxLipSync::new(kind, load(env, file).unwrap(), weight).unwrap()
 }
 
 /// A face-like crop: a smooth gradient with texture, 256×256.
@@ -90,12 +86,25 @@ fn features(audio: &[f32], n: usize) -> (AudioFeatures, infer::LipMel) {
     (builtin, s.finish(25.0, n).unwrap())
 }
 
+/// Runs `faces` as one chunk with [`speech`] and its lip-sync mel features.
 fn run(
     model: OnnxLipSync,
     faces: &[Frame],
     phase: &Phase,
 ) -> (Result<Vec<Frame>, InferError>, Phase) {
     let (audio, mel) = features(&speech(), faces.len());
+    let out = run_with(model, faces, &audio, &mel, phase);
+    (out, phase.clone())
+}
+
+/// Runs `faces` as one chunk with the given audio and model features.
+fn run_with(
+    model: OnnxLipSync,
+    faces: &[Frame],
+    audio: &AudioFeatures,
+    features: &dyn FrameFeatures,
+    phase: &Phase,
+) -> Result<Vec<Frame>, InferError> {
     let mut inf = Inferencer::new(
         model,
         InferConfig {
@@ -103,8 +112,18 @@ fn run(
             ..InferConfig::default()
         },
     );
-    let out = inf.run_chunk(faces, 0, &audio, ChunkExtras::with_features(&mel), phase);
-    (out, phase.clone())
+    inf.run_chunk(faces, 0, audio, ChunkExtras::with_features(features), phase)
+}
+
+/// Cancels `phase` from another thread as soon as it has counted `frames`.
+fn cancel_when_counted(phase: &Phase, frames: u64) -> std::thread::JoinHandle<()> {
+    let phase = phase.clone();
+    std::thread::spawn(move || {
+        while phase.pos() < frames {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        phase.cancel_token().cancel();
+    })
 }
 
 /// The largest difference of one byte between two frames (`None` for empty frames).
@@ -126,10 +145,8 @@ fn changed_rows(a: &Frame, b: &Frame) -> (usize, usize) {
 
 #[test]
 fn wav2lip_changes_the_lower_face_only_and_counts_frames() {
-    let Some(env) = env() else { return };
-    let env = &env;
-    let session = load(env, "wav2lip_96.onnx").unwrap();
-    let model = OnnxLipSync::new(LipSyncKind::Wav2Lip, session, 0.5).unwrap();
+    let Some(env) = &env() else { return };
+    let model = model(env, LipSyncKind::Wav2Lip, "wav2lip_96.onnx", 0.5);
     assert!(!model.dynamic_batch());
     let faces: Vec<Frame> = (0..4).map(face).collect();
     let phase = Phase::detached("Doing inference", Some(4), "frames");
@@ -146,21 +163,10 @@ fn wav2lip_changes_the_lower_face_only_and_counts_frames() {
 
 #[test]
 fn dynamic_batch_gives_the_fixed_batch_result() {
-    let Some(env) = env() else { return };
-    let env = &env;
+    let Some(env) = &env() else { return };
     let faces: Vec<Frame> = (0..3).map(face).collect();
-    let fixed = OnnxLipSync::new(
-        LipSyncKind::Wav2Lip,
-        load(env, "wav2lip_96.onnx").unwrap(),
-        0.5,
-    )
-    .unwrap();
-    let dynamic = OnnxLipSync::new(
-        LipSyncKind::Wav2Lip,
-        load(env, "wav2lip_96_dyn.onnx").unwrap(),
-        0.5,
-    )
-    .unwrap();
+    let fixed = model(env, LipSyncKind::Wav2Lip, "wav2lip_96.onnx", 0.5);
+    let dynamic = model(env, LipSyncKind::Wav2Lip, "wav2lip_96_dyn.onnx", 0.5);
     assert!(dynamic.dynamic_batch());
     let p = Phase::detached("Doing inference", Some(3), "frames");
     let a = run(fixed, &faces, &p).0.unwrap();
@@ -177,16 +183,10 @@ fn dynamic_batch_gives_the_fixed_batch_result() {
 
 #[test]
 fn edtalk_runs_with_its_weight() {
-    let Some(env) = env() else { return };
-    let env = &env;
+    let Some(env) = &env() else { return };
     let faces: Vec<Frame> = (0..2).map(face).collect();
     let out = |w| {
-        let m = OnnxLipSync::new(
-            LipSyncKind::EdTalk,
-            load(env, "edtalk_256.onnx").unwrap(),
-            w,
-        )
-        .unwrap();
+        let m = model(env, LipSyncKind::EdTalk, "edtalk_256.onnx", w);
         let p = Phase::detached("Doing inference", Some(2), "frames");
         run(m, &faces, &p).0.unwrap()
     };
@@ -197,26 +197,11 @@ fn edtalk_runs_with_its_weight() {
 
 #[test]
 fn cancel_stops_between_model_calls() {
-    let Some(env) = env() else { return };
-    let env = &env;
+    let Some(env) = &env() else { return };
     let faces: Vec<Frame> = (0..6).map(face).collect();
-    let model = OnnxLipSync::new(
-        LipSyncKind::Wav2Lip,
-        load(env, "wav2lip_96.onnx").unwrap(),
-        0.5,
-    )
-    .unwrap();
+    let model = model(env, LipSyncKind::Wav2Lip, "wav2lip_96.onnx", 0.5);
     let phase = Phase::detached("Doing inference", Some(6), "frames");
-    // Cancel from another thread as soon as the second frame is counted.
-    let watcher = {
-        let phase = phase.clone();
-        std::thread::spawn(move || {
-            while phase.pos() < 2 {
-                std::thread::sleep(std::time::Duration::from_millis(1));
-            }
-            phase.cancel_token().cancel();
-        })
-    };
+    let watcher = cancel_when_counted(&phase, 2);
     let (out, phase) = run(model, &faces, &phase);
     watcher.join().unwrap();
     assert!(matches!(out, Err(InferError::Cancelled(_))), "{out:?}");
@@ -229,8 +214,7 @@ fn cancel_stops_between_model_calls() {
 
 #[test]
 fn bad_files_name_the_file_and_the_problem() {
-    let Some(env) = env() else { return };
-    let env = &env;
+    let Some(env) = &env() else { return };
     let check = |file: &str, kind: LipSyncKind, expect: &[&str]| {
         let e = load(env, file)
             .and_then(|s| OnnxLipSync::new(kind, s, 0.5))
@@ -266,8 +250,7 @@ fn bad_files_name_the_file_and_the_problem() {
 
 #[test]
 fn a_model_loads_once_per_process() {
-    let Some(env) = env() else { return };
-    let env = &env;
+    let Some(env) = &env() else { return };
     let a = load(env, "edtalk_256.onnx").unwrap();
     let b = load(env, "edtalk_256.onnx").unwrap();
     assert!(Arc::ptr_eq(&a, &b));
@@ -275,8 +258,7 @@ fn a_model_loads_once_per_process() {
 
 #[test]
 fn gpu_request_without_a_gpu_provider_is_an_error() {
-    let Some(env) = env() else { return };
-    let env = &env;
+    let Some(env) = &env() else { return };
     let r = session::load(&SessionOptions {
         model: env.dir.join("edtalk_256.onnx"),
         provider: ProviderRequest::Gpu,
@@ -297,8 +279,7 @@ fn gpu_request_without_a_gpu_provider_is_an_error() {
 
 #[test]
 fn mel_features_match_the_numpy_reference() {
-    let Some(env) = env() else { return };
-    let env = &env;
+    let Some(env) = &env() else { return };
     // 1.3 s of speech-like audio with a silent gap, at 16 kHz (no resampling in the way).
     let mut audio = speech();
     audio.extend(std::iter::repeat_n(0.0, 2000));
@@ -362,17 +343,11 @@ fn load_parallel(env: &Env, threads: usize) -> Arc<onnx_models::OnnxSession> {
 
 #[test]
 fn calls_side_by_side_keep_each_face_in_its_place() {
-    let Some(env) = env() else { return };
-    let env = &env;
+    let Some(env) = &env() else { return };
     // An odd count: the chunk ends with one call running alone.
     let faces: Vec<Frame> = (0..5).map(face).collect();
     // The reference: the same weights with a dynamic batch axis, the chunk in one call.
-    let one = OnnxLipSync::new(
-        LipSyncKind::Wav2Lip,
-        load(env, "wav2lip_96_dyn.onnx").unwrap(),
-        0.5,
-    )
-    .unwrap();
+    let one = model(env, LipSyncKind::Wav2Lip, "wav2lip_96_dyn.onnx", 0.5);
     assert!(one.dynamic_batch());
     let session = load_parallel(env, 1);
     assert_eq!(session.parallel(), 2);
@@ -381,23 +356,8 @@ fn calls_side_by_side_keep_each_face_in_its_place() {
     // Mel windows as far apart as they go (silence, full scale) from frame to frame: the
     // random-weight model hardly hears speech, but a face run with its neighbour's window
     // differs from the one-session result by more than the tolerance.
-    let run = |model: OnnxLipSync, p: &Phase| {
-        let (audio, _) = features(&speech(), faces.len());
-        let mut inf = Inferencer::new(
-            model,
-            InferConfig {
-                chunk_size: faces.len(),
-                ..InferConfig::default()
-            },
-        );
-        inf.run_chunk(
-            &faces,
-            0,
-            &audio,
-            ChunkExtras::with_features(&Alternating),
-            p,
-        )
-    };
+    let (audio, _) = features(&speech(), faces.len());
+    let run = |model: OnnxLipSync, p: &Phase| run_with(model, &faces, &audio, &Alternating, p);
     let p = Phase::detached("Doing inference", Some(5), "frames");
     let a = run(one, &p).unwrap();
     let p = Phase::detached("Doing inference", Some(5), "frames");
@@ -421,22 +381,13 @@ fn calls_side_by_side_keep_each_face_in_its_place() {
 
 #[test]
 fn cancel_with_calls_side_by_side_leaves_no_call_running() {
-    let Some(env) = env() else { return };
-    let env = &env;
+    let Some(env) = &env() else { return };
     let faces: Vec<Frame> = (0..8).map(face).collect();
     // Its own sessions (threads 2): the call count is this test's alone.
     let session = load_parallel(env, 2);
     let model = OnnxLipSync::new(LipSyncKind::Wav2Lip, session.clone(), 0.5).unwrap();
     let phase = Phase::detached("Doing inference", Some(8), "frames");
-    let watcher = {
-        let phase = phase.clone();
-        std::thread::spawn(move || {
-            while phase.pos() < 2 {
-                std::thread::sleep(std::time::Duration::from_millis(1));
-            }
-            phase.cancel_token().cancel();
-        })
-    };
+    let watcher = cancel_when_counted(&phase, 2);
     let (out, phase) = run(model, &faces, &phase);
     watcher.join().unwrap();
     assert!(matches!(out, Err(InferError::Cancelled(_))), "{out:?}");

@@ -19,16 +19,16 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use face_proc::{
     DecodeConfig, DetectBackend, Detection, FaceConfig, FaceDetector, FaceError, FaceProcessor,
-    Rect, facemesh,
+    Rect, facemesh, known_motion,
 };
 use frame::{Affine2, Frame};
 use gpu::Compute;
 use progress_core::Phase;
 
-const W: u32 = 1280;
-const H: u32 = 720;
+const W: u32 = known_motion::WIDTH;
+const H: u32 = known_motion::HEIGHT;
 const R: u32 = 256;
-const DISTINCT: usize = 48;
+const DISTINCT: usize = known_motion::FRAMES;
 const BATCH: usize = 16;
 
 /// Replays stored detections: the stage without the detector's cost.
@@ -58,40 +58,14 @@ pub(super) fn astronaut() -> Result<Frame> {
     Ok(Frame::new(info.width, info.height, buf)?)
 }
 
-/// Places `src` through `t` (photo → frame), nearest neighbour (fast to build), grey border.
-fn place(src: &Frame, t: &Affine2) -> Frame {
-    let inv = t.inverse().expect("similarity").to_f32();
-    let (sw, sh) = (src.width() as i32, src.height() as i32);
-    let mut out = vec![90u8; (W * H * 3) as usize];
-    for (p, px) in out.chunks_exact_mut(3).enumerate() {
-        let (x, y) = ((p as u32 % W) as f32, (p as u32 / W) as f32);
-        let sx = inv[0] * x + inv[1] * y + inv[2];
-        let sy = inv[3] * x + inv[4] * y + inv[5];
-        let (ix, iy) = (sx.round() as i32, sy.round() as i32);
-        if ix >= 0 && iy >= 0 && ix < sw && iy < sh {
-            px.copy_from_slice(&src.pixel(ix as u32, iy as u32));
-        }
-    }
-    Frame::new(W, H, out).expect("frame size")
-}
-
-/// The clip's frames and their motions (photo → frame).
+/// The clip's frames and their motions (photo → frame): face-proc's known-motion clip.
 fn clip() -> Result<(Vec<Frame>, Vec<Affine2>)> {
     let photo = astronaut()?;
-    let motions: Vec<Affine2> = (0..DISTINCT)
-        .map(|i| {
-            let a = i as f64 / DISTINCT as f64 * std::f64::consts::TAU;
-            let about = Affine2::similarity(1.0, 0.0, -222.0, -118.0);
-            let t = Affine2::similarity(
-                1.2 + 0.2 * a.sin(),
-                (10.0 * a.cos()).to_radians(),
-                640.0 + 200.0 * a.sin(),
-                300.0 + 60.0 * (2.0 * a).sin(),
-            );
-            t.after(&about)
-        })
+    let motions = known_motion::motions();
+    let frames = motions
+        .iter()
+        .map(|t| known_motion::place_nearest(&photo, t))
         .collect();
-    let frames = motions.iter().map(|t| place(&photo, t)).collect();
     Ok((frames, motions))
 }
 
@@ -121,20 +95,10 @@ fn clip_meshes(config: &FaceConfig, frames: &[Frame]) -> Result<Vec<Vec<[f32; 2]
 
 /// Worst and mean distance over the clip between mesh point `i` and where the exact motion
 /// puts frame 0's.
-fn motion_error(meshes: &[Vec<[f32; 2]>], motions: &[Affine2], i: usize) -> Result<[f64; 2]> {
-    let back = motions[0].inverse().context("motion 0 is invertible")?;
-    let p0 = meshes[0][i];
-    let photo = back.apply([f64::from(p0[0]), f64::from(p0[1])]);
-    let errs: Vec<f64> = meshes
-        .iter()
-        .zip(motions)
-        .map(|(m, t)| {
-            let want = t.apply(photo);
-            (f64::from(m[i][0]) - want[0]).hypot(f64::from(m[i][1]) - want[1])
-        })
-        .collect();
+fn motion_error(meshes: &[Vec<[f32; 2]>], motions: &[Affine2], i: usize) -> [f64; 2] {
+    let errs = known_motion::point_errors(meshes, motions, i);
     let worst = errs.iter().copied().fold(0.0, f64::max);
-    Ok([worst, errs.iter().sum::<f64>() / errs.len() as f64])
+    [worst, errs.iter().sum::<f64>() / errs.len() as f64]
 }
 
 /// Prints, per point of [`MESH_POINTS`], the worst and mean distance over one pass of the
@@ -157,8 +121,8 @@ fn mesh_accuracy(config: &FaceConfig, frames: &[Frame], motions: &[Affine2]) -> 
     println!("  point        idx  worst_px  mean_px  unsmoothed_worst_px  unsmoothed_mean_px");
     let mut all_worst: f64 = 0.0;
     for (name, i) in MESH_POINTS {
-        let [worst, mean] = motion_error(&smoothed, motions, i)?;
-        let [raw_worst, raw_mean] = motion_error(&raw, motions, i)?;
+        let [worst, mean] = motion_error(&smoothed, motions, i);
+        let [raw_worst, raw_mean] = motion_error(&raw, motions, i);
         all_worst = all_worst.max(worst);
         println!(
             "  {name:<12} {i:>3}  {worst:>8.2}  {mean:>7.2}  {raw_worst:>19.2}  {raw_mean:>18.2}"
