@@ -27,7 +27,7 @@ fn standins() -> Option<PathBuf> {
         }
         Ok::<_, String>(())
     })();
-    onnx_models::test_models::or_skip(made).map(|()| dir)
+    onnx_models::or_skip!(made).map(|()| dir)
 }
 
 #[test]

@@ -12,7 +12,7 @@ use progress_core::{Control, Event, Progress};
 
 fn models() -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("onnx-models");
-    test_models::or_skip(test_models::generate(&dir)).map(|m| m.dir)
+    onnx_models::or_skip!(test_models::generate(&dir)).map(|m| m.dir)
 }
 
 fn config(model: ModelSpec) -> PipelineConfig {

@@ -356,7 +356,7 @@ fn a_job_cancelled_from_another_process_ends_cancelled_with_no_output() {
 #[test]
 fn a_worker_runs_learned_model_jobs_and_dead_letters_a_bad_model() {
     let models = Path::new(env!("CARGO_TARGET_TMPDIR")).join("onnx-models");
-    let Some(models) = test_models::or_skip(test_models::generate(&models)) else {
+    let Some(models) = onnx_models::or_skip!(test_models::generate(&models)) else {
         return;
     };
     let models = models.dir;

@@ -389,7 +389,7 @@ fn run_on_the_sample_writes_the_output_it_names_with_plain_progress() {
 /// Runtime library or the Python `onnx` package is missing outside `cargo xtask test`.
 fn learned_models() -> Option<std::path::PathBuf> {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("onnx-models");
-    onnx_models::test_models::or_skip(onnx_models::test_models::generate(&dir)).map(|m| m.dir)
+    onnx_models::or_skip!(onnx_models::test_models::generate(&dir)).map(|m| m.dir)
 }
 
 #[test]

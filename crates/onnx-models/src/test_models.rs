@@ -22,22 +22,25 @@ pub fn required() -> bool {
     std::env::var_os("FACESYNC_REQUIRE_ORT").is_some_and(|v| v == "1")
 }
 
-/// A learned-model test's way past a missing runtime: `Some` when `made` is `Ok`; on `Err`, a
-/// panic with the reason under `FACESYNC_REQUIRE_ORT=1` ([`required`]), otherwise the reason on
-/// stderr (`skipped: …`) and `None`, for the test to return.
-///
-/// Test support: only tests call this, and a skipped test must say why, so it prints.
-#[allow(clippy::print_stderr)]
-#[track_caller]
-pub fn or_skip<T>(made: Result<T, String>) -> Option<T> {
-    match made {
-        Ok(t) => Some(t),
-        Err(reason) if required() => panic!("FACESYNC_REQUIRE_ORT=1 but {reason}"),
-        Err(reason) => {
-            eprintln!("skipped: {reason}");
-            None
+/// A learned-model test's way past a missing runtime: `or_skip!(made)` is `Some` when `made`
+/// (a `Result<T, String>`) is `Ok`; on `Err`, a panic with the reason under
+/// `FACESYNC_REQUIRE_ORT=1` ([`required`]), otherwise the reason on the test's stderr
+/// (`skipped: …`) and `None`, for the test to return. A macro, so that the panic and the
+/// message come from the calling test, not from this library.
+#[macro_export]
+macro_rules! or_skip {
+    ($made:expr) => {
+        match $made {
+            ::std::result::Result::Ok(t) => ::std::option::Option::Some(t),
+            ::std::result::Result::Err(reason) => {
+                if $crate::test_models::required() {
+                    panic!("FACESYNC_REQUIRE_ORT=1 but {reason}");
+                }
+                eprintln!("skipped: {reason}");
+                ::std::option::Option::None
+            }
         }
-    }
+    };
 }
 
 /// The script that generates the models.

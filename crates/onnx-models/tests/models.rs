@@ -30,7 +30,7 @@ type Env = test_models::TestModels;
 
 fn env() -> Option<Env> {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("onnx-models");
-    test_models::or_skip(test_models::generate(&dir))
+    onnx_models::or_skip!(test_models::generate(&dir))
 }
 
 fn load(env: &Env, file: &str) -> Result<Arc<onnx_models::OnnxSession>, OnnxError> {
