@@ -88,15 +88,69 @@ fn finish_child(
     })
 }
 
+/// A running `ffmpeg -i <path> <output args> -`: what it decodes comes out of its stdout.
+///
+/// Dropped before [`Decoder::finish`], the process is killed and reaped.
 #[derive(Debug)]
-pub(crate) struct FfmpegReader {
+struct Decoder {
     path: PathBuf,
-    info: VideoInfo,
     child: Child,
     stdout: ChildStdout,
     stderr: Option<JoinHandle<String>>,
+    /// [`Decoder::finish`] ran: the output has ended and the process was waited for.
+    finished: bool,
+}
+
+impl Decoder {
+    fn spawn(path: &Path, output: &[&str]) -> Result<Self, MediaError> {
+        let mut cmd = Command::new("ffmpeg");
+        cmd.args(["-nostdin", "-v", "error", "-i"])
+            .arg(path)
+            .args(output)
+            .arg("-")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = spawn("ffmpeg", &mut cmd, path)?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = stderr_collector(&mut child);
+        Ok(Self {
+            path: path.into(),
+            child,
+            stdout,
+            stderr,
+            finished: false,
+        })
+    }
+
+    /// Reads what the process wrote so far into `buf`; 0 at its end.
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, MediaError> {
+        self.stdout
+            .read(buf)
+            .map_err(|e| MediaError::io(&self.path, e))
+    }
+
+    /// Waits for the process and turns a failed exit into an error with its stderr.
+    fn finish(&mut self) -> Result<(), MediaError> {
+        self.finished = true;
+        finish_child("ffmpeg", &self.path, &mut self.child, self.stderr.take())
+    }
+}
+
+impl Drop for Decoder {
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct FfmpegReader {
+    decoder: Decoder,
+    info: VideoInfo,
     index: u64,
-    done: bool,
 }
 
 impl FfmpegReader {
@@ -131,10 +185,9 @@ impl FfmpegReader {
         if frame_count == Some(0) {
             return Err(MediaError::NoFrames { path: path.into() });
         }
-        let mut cmd = Command::new("ffmpeg");
-        cmd.args(["-nostdin", "-v", "error", "-i"])
-            .arg(path)
-            .args([
+        let decoder = Decoder::spawn(
+            path,
+            &[
                 "-map",
                 "0:v:0",
                 "-f",
@@ -143,27 +196,17 @@ impl FfmpegReader {
                 "rgb24",
                 "-vsync",
                 "passthrough",
-                "-",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = spawn("ffmpeg", &mut cmd, path)?;
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let stderr = stderr_collector(&mut child);
+            ],
+        )?;
         Ok(Self {
-            path: path.into(),
+            decoder,
             info: VideoInfo {
                 width,
                 height,
                 fps,
                 frame_count,
             },
-            child,
-            stdout,
-            stderr,
             index: 0,
-            done: false,
         })
     }
 
@@ -172,17 +215,14 @@ impl FfmpegReader {
     }
 
     pub(crate) fn next_frame(&mut self) -> Result<Option<Frame>, MediaError> {
-        if self.done {
+        if self.decoder.finished {
             return Ok(None);
         }
         let len = self.info.width as usize * self.info.height as usize * 3;
         let mut buf = vec![0u8; len];
         let mut filled = 0;
         while filled < len {
-            let n = self
-                .stdout
-                .read(&mut buf[filled..])
-                .map_err(|e| MediaError::io(&self.path, e))?;
+            let n = self.decoder.read(&mut buf[filled..])?;
             if n == 0 {
                 break;
             }
@@ -194,30 +234,20 @@ impl FfmpegReader {
                 Frame::new(self.info.width, self.info.height, buf).expect("sized"),
             ));
         }
-        self.done = true;
-        finish_child("ffmpeg", &self.path, &mut self.child, self.stderr.take())?;
+        self.decoder.finish()?;
         if filled != 0 {
             return Err(MediaError::ProgramFailed {
                 program: "ffmpeg".into(),
-                path: self.path.clone(),
+                path: self.decoder.path.clone(),
                 detail: format!("frame {} is truncated", self.index),
             });
         }
         if self.index == 0 {
             return Err(MediaError::NoFrames {
-                path: self.path.clone(),
+                path: self.decoder.path.clone(),
             });
         }
         Ok(None)
-    }
-}
-
-impl Drop for FfmpegReader {
-    fn drop(&mut self) {
-        if !self.done {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 
@@ -336,15 +366,11 @@ impl Drop for FfmpegWriter {
 /// Audio decoded by `ffmpeg` to interleaved f32 samples over a pipe, read as it comes.
 #[derive(Debug)]
 pub(crate) struct FfmpegAudio {
-    path: PathBuf,
-    child: Child,
-    stdout: ChildStdout,
-    stderr: Option<JoinHandle<String>>,
+    decoder: Decoder,
     pub(crate) channels: u16,
     pub(crate) sample_rate: u32,
     /// Bytes read but not yet returned (a sample split across reads).
     bytes: Vec<u8>,
-    done: bool,
 }
 
 impl FfmpegAudio {
@@ -363,25 +389,15 @@ impl FfmpegAudio {
             .ok()
             .filter(|&c| c > 0)
             .ok_or_else(|| MediaError::NoSamples { path: path.into() })?;
-        let mut cmd = Command::new("ffmpeg");
-        cmd.args(["-nostdin", "-v", "error", "-i"])
-            .arg(path)
-            .args(["-map", "0:a:0", "-f", "f32le", "-acodec", "pcm_f32le", "-"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = spawn("ffmpeg", &mut cmd, path)?;
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let stderr = stderr_collector(&mut child);
+        let decoder = Decoder::spawn(
+            path,
+            &["-map", "0:a:0", "-f", "f32le", "-acodec", "pcm_f32le"],
+        )?;
         Ok(Self {
-            path: path.into(),
-            child,
-            stdout,
-            stderr,
+            decoder,
             channels,
             sample_rate: rate,
             bytes: Vec::new(),
-            done: false,
         })
     }
 
@@ -390,17 +406,13 @@ impl FfmpegAudio {
     pub(crate) fn read(&mut self, buf: &mut [f32]) -> Result<usize, MediaError> {
         let frame = 4 * usize::from(self.channels);
         let want = buf.len() / usize::from(self.channels) * frame;
-        while !self.done && self.bytes.len() < want {
+        while !self.decoder.finished && self.bytes.len() < want {
             let start = self.bytes.len();
             self.bytes.resize(want, 0);
-            let n = self
-                .stdout
-                .read(&mut self.bytes[start..])
-                .map_err(|e| MediaError::io(&self.path, e))?;
+            let n = self.decoder.read(&mut self.bytes[start..])?;
             self.bytes.truncate(start + n);
             if n == 0 {
-                self.done = true;
-                finish_child("ffmpeg", &self.path, &mut self.child, self.stderr.take())?;
+                self.decoder.finish()?;
             }
         }
         let whole = self.bytes.len().min(want) / frame * frame;
@@ -409,14 +421,5 @@ impl FfmpegAudio {
         }
         self.bytes.drain(..whole);
         Ok(whole / 4)
-    }
-}
-
-impl Drop for FfmpegAudio {
-    fn drop(&mut self) {
-        if !self.done {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }

@@ -6,7 +6,7 @@ use std::io::{self, IsTerminal, Write};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use progress_core::{Control, Event, Level, Outcome, PhaseId, ProgressSink};
 
-use crate::text::{self, Output, PhaseTable, Throttle};
+use crate::text::{self, Output, PacedPhases, PhaseTable};
 
 /// The environment variable that overrides [`ConsoleSink::stderr`]'s choice: `bars`, `plain` or `off`.
 pub const PROGRESS_ENV: &str = "FACESYNC_PROGRESS";
@@ -233,16 +233,12 @@ impl Bars {
         }
     }
 
-    fn depth(&self, id: PhaseId) -> usize {
-        self.phases.get(id).map_or(0, |p| p.depth)
-    }
-
     /// Index in `order` after which a new child of `parent` goes: after its last descendant.
     fn last_descendant(&self, parent: PhaseId) -> Option<usize> {
         let start = self.order.iter().position(|&id| id == parent)?;
-        let depth = self.depth(parent);
+        let depth = self.phases.depth(parent);
         let mut last = start;
-        while last + 1 < self.order.len() && self.depth(self.order[last + 1]) > depth {
+        while last + 1 < self.order.len() && self.phases.depth(self.order[last + 1]) > depth {
             last += 1;
         }
         Some(last)
@@ -258,8 +254,7 @@ impl Bars {
                 unit,
                 ..
             } => {
-                self.phases.start(*id, *parent, name, unit);
-                let depth = self.depth(*id);
+                let depth = self.phases.start(*id, *parent, name, unit);
                 let bar = ProgressBar::hidden();
                 if reshape(&mut self.shapes, *id, &bar, *total, 0) != Shape::Label {
                     bar.set_message(running_suffix(unit, None, None, None));
@@ -395,23 +390,19 @@ fn running_suffix(
 
 struct Plain {
     out: Output<Box<dyn Write + Send>>,
-    phases: PhaseTable,
-    throttle: Throttle,
+    phases: PacedPhases,
     /// Start lines of deeply nested phases, held back until the phase has run a second.
     pending: HashMap<PhaseId, String>,
 }
 
 /// Depth from which a phase's start line waits for its first progress line.
 const QUIET_DEPTH: usize = 2;
-/// Throttle key of the whole-run line (phase ids start at 1).
-const RUN_KEY: PhaseId = 0;
 
 impl Plain {
     fn new(out: Box<dyn Write + Send>) -> Self {
         Self {
             out: Output::new(out, "console"),
-            phases: PhaseTable::default(),
-            throttle: Throttle::new(1.0),
+            phases: PacedPhases::new(1.0),
             pending: HashMap::new(),
         }
     }
@@ -427,9 +418,7 @@ impl Plain {
                 unit,
                 ..
             } => {
-                self.phases.start(*id, *parent, name, unit);
-                self.throttle.reset(*id, *t);
-                let depth = self.phases.get(*id).map_or(0, |p| p.depth);
+                let depth = self.phases.start(*t, *id, *parent, name, unit);
                 let line = match total {
                     Some(total) => {
                         format!("{}{name}: started, {}", indent(depth), count(*total, unit))
@@ -452,12 +441,9 @@ impl Plain {
                 message,
                 ..
             } => {
-                let Some(info) = self.phases.get(*id) else {
+                let Some(info) = self.phases.due_known(*id, *t) else {
                     return;
                 };
-                if !self.throttle.due(*id, *t) {
-                    return;
-                }
                 if let Some(start) = self.pending.remove(id) {
                     self.out.line(&start);
                 }
@@ -494,8 +480,7 @@ impl Plain {
                 elapsed,
                 ..
             } => {
-                self.throttle.forget(*id);
-                let Some(info) = self.phases.remove(*id) else {
+                let Some(info) = self.phases.finish(*id) else {
                     return;
                 };
                 if let Some(start) = self.pending.remove(id) {
@@ -508,8 +493,8 @@ impl Plain {
                 self.out
                     .line(&format!("{}{}: {state}", indent(info.depth), info.name));
             }
-            Event::RunStarted { t, .. } => self.throttle.reset(RUN_KEY, *t),
-            Event::RunProgress { t, fraction, eta } if self.throttle.due(RUN_KEY, *t) => {
+            Event::RunStarted { t, .. } => self.phases.run_started(*t),
+            Event::RunProgress { t, fraction, eta } if self.phases.run_due(*t) => {
                 self.out.line(&format!(
                     "{RUN_LABEL}: {:.0}%, ETA {}",
                     100.0 * fraction.clamp(0.0, 1.0),

@@ -3,7 +3,7 @@
 use progress_core::{Control, Event, FaceAction, ImageFormat, Level, Outcome, ProgressSink};
 use tracing::{debug, error, info, trace, warn};
 
-use crate::text::{self, PhaseTable, TARGET, Throttle};
+use crate::text::{self, PacedPhases, TARGET};
 
 /// Turns events into `tracing` events with target `facesync::progress` and structured fields.
 ///
@@ -18,12 +18,8 @@ use crate::text::{self, PhaseTable, TARGET, Throttle};
 /// summary counts. Absent values are left out.
 #[derive(Debug)]
 pub struct LogSink {
-    phases: PhaseTable,
-    throttle: Throttle,
+    phases: PacedPhases,
 }
-
-/// Key under which the whole-run progress is throttled (phase ids start at 1).
-const RUN_KEY: u64 = 0;
 
 impl LogSink {
     /// A log sink with one progress line per phase per second.
@@ -34,8 +30,7 @@ impl LogSink {
     /// A log sink with at most one progress line per phase per `seconds` of run time.
     pub fn with_interval(seconds: f64) -> Self {
         Self {
-            phases: PhaseTable::default(),
-            throttle: Throttle::new(seconds),
+            phases: PacedPhases::new(seconds),
         }
     }
 
@@ -56,7 +51,7 @@ impl ProgressSink for LogSink {
             Event::RunStarted {
                 schema, tick_ms, ..
             } => {
-                self.throttle.reset(RUN_KEY, 0.0);
+                self.phases.run_started(0.0);
                 info!(target: TARGET, schema, tick_ms, "progress run started");
             }
             Event::PhaseStarted {
@@ -68,8 +63,7 @@ impl ProgressSink for LogSink {
                 unit,
                 ..
             } => {
-                self.phases.start(*id, *parent, name, unit);
-                self.throttle.reset(*id, *t);
+                self.phases.start(*t, *id, *parent, name, unit);
                 info!(target: TARGET, phase = id, parent, name = name.as_str(), total, unit = unit.as_str(), "phase started");
             }
             Event::Progress {
@@ -81,13 +75,13 @@ impl ProgressSink for LogSink {
                 eta,
                 message,
             } => {
-                if !self.throttle.due(*id, *t) {
+                if !self.phases.due(*id, *t) {
                     return Control::Continue;
                 }
                 let status = message.as_deref();
                 info!(target: TARGET, phase = id, name = self.name(*id), pos, total, rate, eta, status, "phase progress");
             }
-            Event::RunProgress { t, fraction, eta } if self.throttle.due(RUN_KEY, *t) => {
+            Event::RunProgress { t, fraction, eta } if self.phases.run_due(*t) => {
                 debug!(target: TARGET, fraction, eta, "run progress");
             }
             Event::Message {
@@ -142,8 +136,7 @@ impl ProgressSink for LogSink {
                 elapsed,
                 ..
             } => {
-                self.throttle.forget(*id);
-                let info = self.phases.remove(*id);
+                let info = self.phases.finish(*id);
                 let name = info.as_ref().map(|i| i.name.as_str());
                 let outcome_name = text::outcome_name(*outcome);
                 let error = error.as_deref();

@@ -108,7 +108,14 @@ pub(crate) struct PhaseTable {
 }
 
 impl PhaseTable {
-    pub(crate) fn start(&mut self, id: PhaseId, parent: Option<PhaseId>, name: &str, unit: &str) {
+    /// Records a started phase; returns its depth (0 at the top, or when the parent is unknown).
+    pub(crate) fn start(
+        &mut self,
+        id: PhaseId,
+        parent: Option<PhaseId>,
+        name: &str,
+        unit: &str,
+    ) -> usize {
         let depth = parent
             .and_then(|p| self.phases.get(&p))
             .map_or(0, |p| p.depth + 1);
@@ -119,10 +126,16 @@ impl PhaseTable {
             unit: unit.into(),
         };
         self.phases.insert(id, info);
+        depth
     }
 
     pub(crate) fn get(&self, id: PhaseId) -> Option<&PhaseInfo> {
         self.phases.get(&id)
+    }
+
+    /// A phase's depth, 0 for one not (or no longer) known.
+    pub(crate) fn depth(&self, id: PhaseId) -> usize {
+        self.get(id).map_or(0, |p| p.depth)
     }
 
     pub(crate) fn remove(&mut self, id: PhaseId) -> Option<PhaseInfo> {
@@ -164,6 +177,72 @@ impl Throttle {
 
     pub(crate) fn forget(&mut self, id: PhaseId) {
         self.last.remove(&id);
+    }
+}
+
+/// Throttle key of the whole-run line (phase ids start at 1).
+const RUN_KEY: PhaseId = 0;
+
+/// The phases of a sink that prints rate-limited lines (plain console, log): each phase's
+/// bookkeeping and clock start and end together, and the whole run has a clock of its own.
+#[derive(Debug)]
+pub(crate) struct PacedPhases {
+    phases: PhaseTable,
+    throttle: Throttle,
+}
+
+impl PacedPhases {
+    /// At most one progress line per phase, and one whole-run line, per `interval` seconds.
+    pub(crate) fn new(interval: f64) -> Self {
+        Self {
+            phases: PhaseTable::default(),
+            throttle: Throttle::new(interval),
+        }
+    }
+
+    /// Records a phase started at `t` and starts its clock; returns its depth.
+    pub(crate) fn start(
+        &mut self,
+        t: f64,
+        id: PhaseId,
+        parent: Option<PhaseId>,
+        name: &str,
+        unit: &str,
+    ) -> usize {
+        self.throttle.reset(id, t);
+        self.phases.start(id, parent, name, unit)
+    }
+
+    pub(crate) fn get(&self, id: PhaseId) -> Option<&PhaseInfo> {
+        self.phases.get(id)
+    }
+
+    /// Whether a progress line for `id` at time `t` is due; if so, records it.
+    pub(crate) fn due(&mut self, id: PhaseId, t: f64) -> bool {
+        self.throttle.due(id, t)
+    }
+
+    /// The phase, if it is known and a progress line for it at time `t` is due (which records
+    /// the line); an unknown phase leaves the clock alone.
+    pub(crate) fn due_known(&mut self, id: PhaseId, t: f64) -> Option<&PhaseInfo> {
+        let info = self.phases.get(id)?;
+        self.throttle.due(id, t).then_some(info)
+    }
+
+    /// Forgets a finished phase; returns what was known of it.
+    pub(crate) fn finish(&mut self, id: PhaseId) -> Option<PhaseInfo> {
+        self.throttle.forget(id);
+        self.phases.remove(id)
+    }
+
+    /// Starts the whole run's clock at `t`.
+    pub(crate) fn run_started(&mut self, t: f64) {
+        self.throttle.reset(RUN_KEY, t);
+    }
+
+    /// Whether a whole-run line at time `t` is due; if so, records it.
+    pub(crate) fn run_due(&mut self, t: f64) -> bool {
+        self.throttle.due(RUN_KEY, t)
     }
 }
 
@@ -272,5 +351,25 @@ mod tests {
             .map(|&t| throttle.due(1, t))
             .collect();
         assert_eq!(due, [false, false, true, false, true]);
+    }
+
+    #[test]
+    fn paced_phases_start_and_finish_phase_and_clock_together() {
+        let mut phases = PacedPhases::new(1.0);
+        assert_eq!(phases.start(0.0, 1, None, "job", ""), 0);
+        assert_eq!(phases.start(0.5, 2, Some(1), "step", "frames"), 1);
+        assert!(phases.due_known(2, 1.0).is_none(), "started at 0.5");
+        assert_eq!(phases.due_known(2, 1.5).map(|p| p.depth), Some(1));
+        assert!(phases.due_known(9, 5.0).is_none(), "unknown phase");
+        assert!(
+            phases.due(9, 5.0),
+            "an unknown phase's clock was left alone"
+        );
+        assert_eq!(phases.finish(2).map(|p| p.name), Some("step".into()));
+        assert!(phases.get(2).is_none());
+        assert!(phases.due(2, 1.6), "a finished phase's clock is forgotten");
+        phases.run_started(0.0);
+        assert!(!phases.run_due(0.9));
+        assert!(phases.run_due(1.0));
     }
 }
