@@ -1,10 +1,10 @@
 //! Audio → 16 kHz mono → log-mel frames → a feature window per video frame.
 
-use realfft::RealFftPlanner;
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Fft, FixedSync, Resampler};
 
 use crate::InferError;
+use crate::spectrum::WindowedFft;
 
 /// Sample rate of the feature extractor.
 pub(crate) const FEATURE_RATE: u32 = 16_000;
@@ -271,11 +271,7 @@ pub(crate) fn log_mel(mono: &[f32], n_out: usize) -> Vec<[f32; MEL_BANDS]> {
 /// One log-mel frame at a time: Hann window, real FFT, power normalised by Parseval, HTK mel
 /// filters, natural log floored at [`FLOOR`].
 struct MelAnalyser {
-    fft: std::sync::Arc<dyn realfft::RealToComplex<f32>>,
-    input: Vec<f32>,
-    spectrum: Vec<realfft::num_complex::Complex<f32>>,
-    scratch: Vec<realfft::num_complex::Complex<f32>>,
-    hann: Vec<f32>,
+    fft: WindowedFft,
     norm: f32,
     filters: Vec<Vec<f32>>,
     power: Vec<f32>,
@@ -283,43 +279,26 @@ struct MelAnalyser {
 
 impl MelAnalyser {
     fn new() -> Self {
-        let mut planner = RealFftPlanner::<f32>::new();
-        let fft = planner.plan_fft_forward(N_FFT);
-        let hann: Vec<f32> = (0..WINDOW)
-            .map(|i| {
-                let x = std::f64::consts::PI * 2.0 * i as f64 / WINDOW as f64;
-                (0.5 - 0.5 * x.cos()) as f32
-            })
-            .collect();
+        let fft = WindowedFft::hann(WINDOW, N_FFT);
         // Parseval: the one-sided bin powers of a sine of amplitude a sum to
         // N/4 · a² · Σw²; scale so that a full-scale sine (a = 1) carries power 1.
         let norm = {
-            let s: f32 = hann.iter().map(|w| w * w).sum();
+            let s: f32 = fft.window().iter().map(|w| w * w).sum();
             4.0 / (N_FFT as f32 * s)
         };
         Self {
-            input: fft.make_input_vec(),
-            spectrum: fft.make_output_vec(),
-            scratch: fft.make_scratch_vec(),
+            power: vec![0.0f32; fft.bins()],
             fft,
-            hann,
             norm,
             filters: mel_filters(),
-            power: vec![0.0f32; N_FFT / 2 + 1],
         }
     }
 
     /// The frame of `samples` (at most [`WINDOW`]; missing ones count as zero).
     fn frame(&mut self, samples: &[f32]) -> [f32; MEL_BANDS] {
-        self.input.fill(0.0);
-        for ((dst, w), x) in self.input.iter_mut().zip(&self.hann).zip(samples) {
-            *dst = x * w;
-        }
-        self.fft
-            .process_with_scratch(&mut self.input, &mut self.spectrum, &mut self.scratch)
-            .expect("fft buffers come from the plan");
-        for (p, c) in self.power.iter_mut().zip(&self.spectrum) {
-            *p = c.norm_sqr() * self.norm;
+        self.fft.power_into(samples, &mut self.power);
+        for p in &mut self.power {
+            *p *= self.norm;
         }
         let mut row = [0.0f32; MEL_BANDS];
         for (out, filter) in row.iter_mut().zip(&self.filters) {
@@ -681,6 +660,7 @@ fn mel_frames_needed(video_fps: f64, n_frames: usize) -> usize {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use realfft::RealFftPlanner;
 
     fn tone(freq: f64, rate: u32, secs: f64, amp: f32, channels: u16) -> Vec<f32> {
         let n = (secs * f64::from(rate)) as usize;

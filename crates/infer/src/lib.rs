@@ -13,6 +13,9 @@
 //!   a window of 16 mel frames centred on every video frame (silence beyond the audio).
 //!   [`FeatureStream`] builds the same features from audio pushed block by block, holding
 //!   only the mel frames, for audio too long to decode whole.
+//! - [`WindowedFft`]: the short-time spectrum (window, zero padding, real FFT, power) under
+//!   every audio feature here and in `facesync-onnx-models` (Whisper's log-mel), each with
+//!   its own framing, mel basis and logarithm.
 //! - [`LipSyncModel`]: the model interface, chunk-wise and step-wise (`begin_chunk`, `step`,
 //!   `preview`, `finish_chunk`), so a learned model (a diffusion UNet behind ONNX or another
 //!   runtime) plugs in without touching the scheduler.
@@ -66,6 +69,7 @@ mod mouth;
 mod poisson;
 mod poisson_gpu;
 mod scheduler;
+mod spectrum;
 
 pub use audio::{
     AudioFeatures, FeatureStream, HOP, MEL_BANDS, Mono16k, SILENCE, WINDOW, WINDOW_FRAMES,
@@ -73,6 +77,7 @@ pub use audio::{
 pub use lip_mel::{LIP_MEL_COLUMNS, LIP_MEL_SILENCE, LipMel, LipMelStream, lip_mel_window_start};
 pub use mouth::{Mask, MouthGeometry, MouthModel, MouthParams, MouthState};
 pub use scheduler::{ChunkRunner, InferConfig, Inferencer};
+pub use spectrum::WindowedFft;
 
 use frame::Frame;
 use progress_core::Cancelled;

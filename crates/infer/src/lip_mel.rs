@@ -17,9 +17,8 @@
 //! `i = floor(k · 80 / fps)`, clamped to `columns − 16` at the end of the clip (Wav2Lip's
 //! inference rule); columns beyond the audio are silence ([`LIP_MEL_SILENCE`]).
 
-use realfft::RealFftPlanner;
-
 use crate::audio::{FEATURE_RATE, Mono16k};
+use crate::spectrum::{WindowedFft, periodic_hann};
 use crate::{FeatureBuilder, FrameFeatures, InferError};
 
 /// Mel columns per window (per video frame).
@@ -96,11 +95,8 @@ pub struct LipMelStream {
     prev: f32,
     peak: f32,
     linear: Vec<[f32; BANDS]>,
-    fft: std::sync::Arc<dyn realfft::RealToComplex<f32>>,
-    input: Vec<f32>,
-    spectrum: Vec<realfft::num_complex::Complex<f32>>,
-    scratch: Vec<realfft::num_complex::Complex<f32>>,
-    window: Vec<f32>,
+    /// Periodic Hann divided by its sum (scipy's `scaling="spectrum"`).
+    fft: WindowedFft,
     filters: Vec<(usize, Vec<f32>)>,
 }
 
@@ -156,13 +152,7 @@ impl LipMelStream {
     /// A stream of interleaved audio with `channels` channels at `sample_rate` Hz.
     pub fn new(channels: u16, sample_rate: u32) -> Result<Self, InferError> {
         let audio = Mono16k::new(channels, sample_rate)?;
-        let fft = RealFftPlanner::<f32>::new().plan_fft_forward(N_FFT);
-        let window: Vec<f32> = (0..N_FFT)
-            .map(|i| {
-                let x = 2.0 * std::f64::consts::PI * i as f64 / N_FFT as f64;
-                (0.5 - 0.5 * x.cos()) as f32
-            })
-            .collect();
+        let window = periodic_hann(N_FFT);
         let sum: f32 = window.iter().sum();
         let window = window.into_iter().map(|w| w / sum).collect();
         Ok(Self {
@@ -174,11 +164,7 @@ impl LipMelStream {
             prev: 0.0,
             peak: 0.0,
             linear: Vec::new(),
-            input: fft.make_input_vec(),
-            spectrum: fft.make_output_vec(),
-            scratch: fft.make_scratch_vec(),
-            fft,
-            window,
+            fft: WindowedFft::new(window, N_FFT),
             filters: filters(),
         })
     }
@@ -210,22 +196,12 @@ impl LipMelStream {
                 break;
             }
             let from = start - self.base;
-            for ((dst, w), x) in self
-                .input
-                .iter_mut()
-                .zip(&self.window)
-                .zip(&self.pcm[from..from + N_FFT])
-            {
-                *dst = x * w;
-            }
-            self.fft
-                .process_with_scratch(&mut self.input, &mut self.spectrum, &mut self.scratch)
-                .expect("fft buffers come from the plan");
+            let spectrum = self.fft.spectrum(&self.pcm[from..from + N_FFT]);
             let mut col = [0.0f32; BANDS];
             for (out, (first, w)) in col.iter_mut().zip(&self.filters) {
                 *out = w
                     .iter()
-                    .zip(&self.spectrum[*first..])
+                    .zip(&spectrum[*first..])
                     .map(|(w, c)| w * c.norm())
                     .sum();
             }

@@ -159,27 +159,20 @@ impl<M: LipSyncModel> Inferencer<M> {
         let steps = phase.child("steps", Some(n_steps as u64), "steps");
         let mut state = self.model.begin_chunk(input)?;
         for k in 0..n_steps {
-            if let Err(e) = steps.check() {
-                return Err(e.into());
-            }
+            steps.check()?;
             let stats = self.model.step(&mut state, k, n_steps)?;
             steps.inc(1);
             if let Some(r) = stats.residual {
                 steps.set_message(format!("residual {r:.4}"));
             }
-            let due = self
-                .last_preview
-                .is_none_or(|t| t.elapsed() >= self.config.preview_interval);
-            if due && k + 1 < n_steps && self.model.preview_ready(&state) {
+            if self.preview_due() && k + 1 < n_steps && self.model.preview_ready(&state) {
                 let img = self.model.preview(&state, 0)?;
-                phase.preview(first_frame as u64, preview_image(&img));
-                self.last_preview = Some(Instant::now());
+                self.send_preview(phase, first_frame, &img);
             }
         }
         let out = self.model.finish_chunk(state)?;
         steps.finish();
-        phase.preview(first_frame as u64, preview_image(&out[0]));
-        self.last_preview = Some(Instant::now());
+        self.send_preview(phase, first_frame, &out[0]);
         phase.inc(input.faces.len() as u64);
         Ok(out)
     }
@@ -200,13 +193,9 @@ impl<M: LipSyncModel> Inferencer<M> {
             let finished = stats.frames.min(n - done);
             phase.inc(finished as u64);
             done += finished;
-            let due = self
-                .last_preview
-                .is_none_or(|t| t.elapsed() >= self.config.preview_interval);
-            if due && finished > 0 && done < n {
+            if self.preview_due() && finished > 0 && done < n {
                 let img = self.model.preview(&state, done - 1)?;
-                phase.preview((first_frame + done - 1) as u64, preview_image(&img));
-                self.last_preview = Some(Instant::now());
+                self.send_preview(phase, first_frame + done - 1, &img);
             }
         }
         let out = self.model.finish_chunk(state)?;
@@ -216,10 +205,22 @@ impl<M: LipSyncModel> Inferencer<M> {
                 out.len()
             )));
         }
-        phase.preview(first_frame as u64, preview_image(&out[0]));
-        self.last_preview = Some(Instant::now());
+        self.send_preview(phase, first_frame, &out[0]);
         phase.inc((n - done) as u64);
         Ok(out)
+    }
+
+    /// Whether an intermediate preview may go out: none yet, or
+    /// [`InferConfig::preview_interval`] since the last one.
+    fn preview_due(&self) -> bool {
+        self.last_preview
+            .is_none_or(|t| t.elapsed() >= self.config.preview_interval)
+    }
+
+    /// Sends `face` as the preview of video frame `frame` and restarts the preview interval.
+    fn send_preview(&mut self, phase: &Phase, frame: usize, face: &Frame) {
+        phase.preview(frame as u64, preview_image(face));
+        self.last_preview = Some(Instant::now());
     }
 }
 

@@ -42,6 +42,18 @@ fn stage_error(stage: &str, e: impl std::fmt::Display) -> PipelineError {
     }
 }
 
+/// A stage's error while it ran under `phase`: the stage's `Cancelled` when `phase` was
+/// cancelled (whatever error the stop surfaced as), else [`stage_error`].
+fn run_error(stage: &str, phase: &Phase, e: impl std::fmt::Display) -> PipelineError {
+    if phase.cancel_token().is_cancelled() {
+        PipelineError::Cancelled {
+            phase: stage.into(),
+        }
+    } else {
+        stage_error(stage, e)
+    }
+}
+
 /// Picks the compute device for every stage: the backend from `config` and the environment
 /// ([`gpu::GpuOptions::resolve`]: an explicit `gpu`/`cpu` > `FACESYNC_BACKEND` > `auto`), then
 /// the adapter. Posts on `parent` one info message naming the compute and where the backend
@@ -115,15 +127,7 @@ impl FaceStage {
         let records = self
             .inner
             .process_batch(&chunk.frames, phase)
-            .map_err(|e| {
-                if phase.cancel_token().is_cancelled() {
-                    PipelineError::Cancelled {
-                        phase: crate::FACES.into(),
-                    }
-                } else {
-                    stage_error(crate::FACES, e)
-                }
-            })?;
+            .map_err(|e| run_error(crate::FACES, phase, e))?;
         chunk.faces = records
             .into_iter()
             .map(|record| FaceInfo {
@@ -347,15 +351,7 @@ impl RestoreStage {
             .collect();
         self.inner
             .restore_batch(&mut chunk.frames, &pastes, phase)
-            .map_err(|e| {
-                if phase.cancel_token().is_cancelled() {
-                    PipelineError::Cancelled {
-                        phase: crate::RESTORING.into(),
-                    }
-                } else {
-                    stage_error(crate::RESTORING, e)
-                }
-            })?;
+            .map_err(|e| run_error(crate::RESTORING, phase, e))?;
         Ok(())
     }
 }

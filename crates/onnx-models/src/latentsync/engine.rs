@@ -58,28 +58,6 @@ pub(crate) trait Graphs: std::fmt::Debug {
     ) -> Result<(), LatentSyncError>;
 }
 
-impl Graphs for Box<dyn Graphs + Send> {
-    fn encode(&mut self, pixels: &[f32]) -> Result<Vec<f32>, LatentSyncError> {
-        (**self).encode(pixels)
-    }
-    fn decode(&mut self, latents: &[f32]) -> Result<Vec<f32>, LatentSyncError> {
-        (**self).decode(latents)
-    }
-    fn unet_types(&self) -> (Float, Float) {
-        (**self).unet_types()
-    }
-    fn unet(
-        &mut self,
-        sample: &Buffer,
-        batch: usize,
-        timestep: i64,
-        hidden: &Buffer,
-        out: &mut [f32],
-    ) -> Result<(), LatentSyncError> {
-        (**self).unet(sample, batch, timestep, hidden, out)
-    }
-}
-
 /// How the model denoises.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LatentSyncConfig {
@@ -207,8 +185,8 @@ pub(crate) struct Timing {
 
 /// The runtime-independent LatentSync model.
 #[derive(Debug)]
-pub(crate) struct Engine<G> {
-    pub(crate) graphs: G,
+pub(crate) struct Engine {
+    graphs: Box<dyn Graphs + Send>,
     pub(crate) config: LatentSyncConfig,
     mask: MouthMask,
     /// One frame's initial noise `[4, 32, 32]`, repeated over every frame of every chunk.
@@ -221,8 +199,8 @@ pub(crate) struct Engine<G> {
     last_step_end: Option<Instant>,
 }
 
-impl<G: Graphs> Engine<G> {
-    pub(crate) fn new(graphs: G, config: LatentSyncConfig) -> Self {
+impl Engine {
+    pub(crate) fn new(graphs: Box<dyn Graphs + Send>, config: LatentSyncConfig) -> Self {
         let mut initial = vec![0.0; LATENT_CHANNELS * HW];
         Noise::new(config.seed, INITIAL_LATENTS).fill(&mut initial);
         Self {
@@ -592,7 +570,7 @@ mod tests {
     fn previews_wait_until_a_decode_fits_the_budget() {
         let mel = WhisperMel::constant(400, 0.0);
         let audio = WhisperEmbeddings::compute(&mel, 25.0, |_| Ok(vec![0.0; WHISPER_OUT])).unwrap();
-        let mut engine = Engine::new(Zeros, LatentSyncConfig::default());
+        let mut engine = Engine::new(Box::new(Zeros), LatentSyncConfig::default());
         let faces = vec![Frame::filled(256, 256, [9, 9, 9]); 5];
         let mut state = engine.begin(&faces, 0, &audio).unwrap();
         assert!(!engine.preview_due(&state), "no step yet");

@@ -13,10 +13,7 @@
 //! (320 bytes per 10 ms, the same as the built-in features) because the floor depends on the
 //! whole clip's maximum. The audio itself is never held.
 
-use std::sync::Arc;
-
-use realfft::num_complex::Complex;
-use realfft::{RealFftPlanner, RealToComplex};
+use infer::WindowedFft;
 
 /// Sample rate Whisper expects.
 pub(crate) const SAMPLE_RATE: u32 = 16_000;
@@ -104,31 +101,18 @@ fn reflect(i: i64, n: usize) -> usize {
 
 /// One column at a time: window, real FFT, power, mel basis, log10.
 struct ColumnAnalyser {
-    fft: Arc<dyn RealToComplex<f32>>,
-    input: Vec<f32>,
-    spectrum: Vec<Complex<f32>>,
-    scratch: Vec<Complex<f32>>,
-    hann: Vec<f32>,
+    /// Periodic Hann (librosa's `get_window("hann", 400, fftbins=True)`), no zero padding.
+    fft: WindowedFft,
+    samples: [f32; N_FFT],
     filters: Vec<f32>,
     power: Vec<f32>,
 }
 
 impl ColumnAnalyser {
     fn new() -> Self {
-        let fft = RealFftPlanner::<f32>::new().plan_fft_forward(N_FFT);
-        // Periodic Hann (librosa's `get_window("hann", 400, fftbins=True)`).
-        let hann = (0..N_FFT)
-            .map(|i| {
-                let x = 2.0 * std::f64::consts::PI * i as f64 / N_FFT as f64;
-                (0.5 - 0.5 * x.cos()) as f32
-            })
-            .collect();
         Self {
-            input: fft.make_input_vec(),
-            spectrum: fft.make_output_vec(),
-            scratch: fft.make_scratch_vec(),
-            fft,
-            hann,
+            fft: WindowedFft::hann(N_FFT, N_FFT),
+            samples: [0.0; N_FFT],
             filters: mel_filters(),
             power: vec![0.0; BINS],
         }
@@ -136,15 +120,10 @@ impl ColumnAnalyser {
 
     /// The log10 mel column of the `N_FFT` samples `sample(0..N_FFT)`.
     fn column(&mut self, sample: impl Fn(usize) -> f32) -> [f32; N_MELS] {
-        for (i, (dst, w)) in self.input.iter_mut().zip(&self.hann).enumerate() {
-            *dst = sample(i) * w;
+        for (i, dst) in self.samples.iter_mut().enumerate() {
+            *dst = sample(i);
         }
-        self.fft
-            .process_with_scratch(&mut self.input, &mut self.spectrum, &mut self.scratch)
-            .expect("fft buffers come from the plan");
-        for (p, c) in self.power.iter_mut().zip(&self.spectrum) {
-            *p = c.norm_sqr();
-        }
+        self.fft.power_into(&self.samples, &mut self.power);
         let mut out = [0.0f32; N_MELS];
         for (o, row) in out.iter_mut().zip(self.filters.chunks_exact(BINS)) {
             let e: f32 = row.iter().zip(&self.power).map(|(w, p)| w * p).sum();

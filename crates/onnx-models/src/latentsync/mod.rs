@@ -165,7 +165,7 @@ pub struct LatentSyncStats {
 pub struct LatentSync {
     dir: PathBuf,
     provider: crate::Provider,
-    engine: Engine<Box<dyn Graphs + Send>>,
+    engine: Engine,
     whisper: WhisperGraph,
 }
 
