@@ -1,7 +1,9 @@
-//! Shared helpers for the end-to-end tests in `tests/tests/`.
+//! Shared helpers for the end-to-end tests in `tests/tests/`, the command line's tests and the
+//! queue's tests.
 #![deny(missing_docs)]
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 
 use frame::Frame;
@@ -124,6 +126,7 @@ pub fn tone_wav(path: &Path, seconds: f64) -> PathBuf {
 }
 
 /// The names of the files in `dir`, sorted.
+#[track_caller]
 pub fn listing(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
@@ -131,4 +134,17 @@ pub fn listing(dir: &Path) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// Runs `command` to the end and checks that it succeeded (its stderr in the panic message):
+/// what it wrote.
+#[track_caller]
+pub fn output_ok(command: &mut Command) -> Output {
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use facesync_tests::output_ok;
 use onnx_models::test_models;
 use pipeline::ModelSpec;
 use pipeline::media_io::{ReaderOptions, VideoReader};
@@ -316,15 +317,12 @@ fn a_job_cancelled_from_another_process_ends_cancelled_with_no_output() {
     wait_until_running(&queue, &running.id);
 
     let cancel = |id: &str| {
-        let out = Command::new(env!("CARGO_BIN_EXE_facesync"))
-            .args(["cancel", "--nats", &nats.url(), id])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        output_ok(Command::new(env!("CARGO_BIN_EXE_facesync")).args([
+            "cancel",
+            "--nats",
+            &nats.url(),
+            id,
+        ]));
     };
     cancel(&waiting.id); // before it starts: it must never run
     cancel(&running.id);

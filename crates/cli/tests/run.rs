@@ -4,17 +4,10 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use facesync_tests::{listing, output_ok};
+
 fn facesync() -> Command {
     Command::new(env!("CARGO_BIN_EXE_facesync"))
-}
-
-fn files_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 /// Runs `facesync run` with `args` from `dir` and checks it fails with exit code `code` and
@@ -97,7 +90,7 @@ fn bad_inputs_exit_non_zero_naming_the_file_and_the_problem() {
         );
     }
     assert_eq!(
-        files_in(d),
+        listing(d),
         [
             "corrupt.y4m",
             "cut.wav",
@@ -159,7 +152,7 @@ fn bad_inputs_exit_non_zero_naming_the_file_and_the_problem() {
     ] {
         check_failure(d, args, 2, expected);
     }
-    assert_eq!(files_in(d).len(), 5, "still no output: {:?}", files_in(d));
+    assert_eq!(listing(d).len(), 5, "still no output: {:?}", listing(d));
 }
 
 /// Options belong to their subcommand: one given to another is an error naming it.
@@ -260,15 +253,10 @@ fn every_subcommand_has_help_with_examples() {
 #[test]
 fn sample_writes_the_files_it_prints() {
     let dir = tempfile::tempdir().unwrap();
-    let out = facesync()
-        .args(["sample", "--dir", "s", "--seconds", "0.2", "--size", "32"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = output_ok(
+        facesync()
+            .args(["sample", "--dir", "s", "--seconds", "0.2", "--size", "32"])
+            .current_dir(dir.path()),
     );
     let printed: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -283,7 +271,7 @@ fn sample_writes_the_files_it_prints() {
         ]
     );
     assert_eq!(
-        files_in(&dir.path().join("s")),
+        listing(&dir.path().join("s")),
         ["sample.wav", "sample.y4m"]
     );
 }
@@ -335,7 +323,7 @@ fn ctrl_c_cancels_with_exit_code_130_and_leaves_no_output() {
     assert!(stderr.contains("cancelled during"), "{stderr}");
     let last: serde_json::Value = serde_json::from_str(rest.last().unwrap()).unwrap();
     assert_eq!(last["type"], "run_finished", "{last}");
-    assert_eq!(files_in(dir.path()), ["sample"], "no output file is left");
+    assert_eq!(listing(dir.path()), ["sample"], "no output file is left");
 }
 
 /// `facesync run` on a small built-in sample, as a user runs it off a terminal: the output
@@ -380,7 +368,7 @@ fn run_on_the_sample_writes_the_output_it_names_with_plain_progress() {
     );
     assert!(last.contains("(15 frames at 25/1 fps"), "{last}");
     assert_eq!(
-        files_in(&dir.path().join("s")),
+        listing(&dir.path().join("s")),
         ["out.y4m", "sample.wav", "sample.y4m"]
     );
 }
@@ -428,7 +416,7 @@ fn learned_models_run_from_the_command_line_and_bad_ones_exit_1() {
             .unwrap();
         assert!(status.success(), "{model}");
         assert!(
-            files_in(&sample_dir)
+            listing(&sample_dir)
                 .iter()
                 .any(|f| f.starts_with("lipsync.")),
             "{model}"
@@ -466,7 +454,7 @@ fn learned_models_run_from_the_command_line_and_bad_ones_exit_1() {
         check_failure(d, &[&sample[..], &args[..]].concat(), code, expected);
         if sample_dir.exists() {
             assert!(
-                !files_in(&sample_dir)
+                !listing(&sample_dir)
                     .iter()
                     .any(|f| f.starts_with("lipsync")),
                 "{model}: no output"
@@ -495,23 +483,18 @@ fn a_latentsync_folder_runs_from_the_command_line() {
         .unwrap();
     assert!(status.success(), "{} failed", script.display());
     let sample_dir = dir.path().join("run");
-    let out = facesync()
-        .args(["run", "--progress", "json", "--backend", "cpu"])
-        .arg(format!("--model=latentsync:{}", export.display()))
-        .args(["--resolution", "256", "--chunk", "16", "--steps", "2"])
-        .args(["--sample-seconds", "0.8", "--sample-size", "256"])
-        .arg("--sample-dir")
-        .arg(&sample_dir)
-        .output()
-        .unwrap();
+    let out = output_ok(
+        facesync()
+            .args(["run", "--progress", "json", "--backend", "cpu"])
+            .arg(format!("--model=latentsync:{}", export.display()))
+            .args(["--resolution", "256", "--chunk", "16", "--steps", "2"])
+            .args(["--sample-seconds", "0.8", "--sample-size", "256"])
+            .arg("--sample-dir")
+            .arg(&sample_dir),
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        files_in(&sample_dir)
+        listing(&sample_dir)
             .iter()
             .any(|f| f.starts_with("lipsync.")),
         "no output"

@@ -8,6 +8,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use facesync_queue as queue;
+use facesync_tests::listing;
 use queue::local_server::{LocalServer, ServerConfig};
 use queue::{
     Auth, Backend, CancelToken, ClientCert, Job, JobOptions, JobOutcome, NatsConfig, PathPolicy,
@@ -363,15 +364,6 @@ fn sample(dir: &Path) -> (PathBuf, PathBuf) {
     (files.video, files.audio)
 }
 
-fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
 #[test]
 fn a_worker_without_roots_refuses_to_start() {
     let f = fleet();
@@ -460,11 +452,11 @@ fn jobs_outside_the_roots_are_dead_lettered_at_once_with_nothing_written() {
     assert_eq!(letters.len(), 4, "{letters:?}");
     assert!(letters.iter().all(|l| l.deliveries == 1), "{letters:?}");
     assert_eq!(
-        names(&secret),
+        listing(&secret),
         ["v.y4m"],
         "nothing written outside the roots"
     );
-    assert_eq!(names(&out), ["escape", "good.y4m"]);
+    assert_eq!(listing(&out), ["escape", "good.y4m"]);
     let stats = stop(worker);
     assert_eq!((stats.completed, stats.dead), (1, 4), "{stats:?}");
 }
@@ -600,7 +592,7 @@ fn hostile_messages_are_dead_lettered_while_a_good_job_completes() {
     // A hostile message with a usable id ends that job for its watchers.
     let steps0 = submitter.wait_result("steps0", TIMEOUT).unwrap();
     assert_eq!(steps0.outcome, JobOutcome::Dead);
-    assert_eq!(names(&out), ["good.y4m"]);
+    assert_eq!(listing(&out), ["good.y4m"]);
     let stats = stop(worker);
     assert_eq!(
         (stats.completed, stats.dead),
