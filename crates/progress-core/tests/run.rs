@@ -48,6 +48,13 @@ impl Recorder {
     }
 }
 
+/// A run that ticks every `tick` with a [`Recorder`] as its only sink.
+fn recorded(tick: Duration) -> (Recorder, Progress) {
+    let rec = Recorder::default();
+    let progress = Progress::builder().tick(tick).sink(rec.clone()).start();
+    (rec, progress)
+}
+
 impl ProgressSink for Recorder {
     fn handle(&mut self, event: &Event) -> Control {
         self.events.lock().unwrap().push(event.clone());
@@ -268,11 +275,7 @@ fn fail_reports_the_error() {
 
 #[test]
 fn progress_is_emitted_only_for_phases_that_changed() {
-    let rec = Recorder::default();
-    let progress = Progress::builder()
-        .tick(Duration::from_millis(2))
-        .sink(rec.clone())
-        .start();
+    let (rec, progress) = recorded(Duration::from_millis(2));
     let phase = progress.phase("work", Some(100), "items");
     let idle = progress.phase("idle", Some(100), "items");
     phase.set(10);
@@ -307,11 +310,7 @@ fn positions(events: &[Event], id: PhaseId) -> Vec<u64> {
 
 #[test]
 fn rate_and_eta_appear_once_there_is_progress() {
-    let rec = Recorder::default();
-    let progress = Progress::builder()
-        .tick(Duration::from_millis(5))
-        .sink(rec.clone())
-        .start();
+    let (rec, progress) = recorded(Duration::from_millis(5));
     let phase = progress.phase("work", Some(1000), "items");
     for _ in 0..20 {
         phase.inc(10);
@@ -327,11 +326,7 @@ fn rate_and_eta_appear_once_there_is_progress() {
 
 #[test]
 fn run_fraction_follows_phase_weights() {
-    let rec = Recorder::default();
-    let progress = Progress::builder()
-        .tick(Duration::from_millis(2))
-        .sink(rec.clone())
-        .start();
+    let (rec, progress) = recorded(Duration::from_millis(2));
     let small = progress.phase("small", Some(10), "items");
     let big = progress.phase("big", Some(10), "items");
     big.set_weight(3.0);
@@ -671,11 +666,7 @@ mod concurrent {
         fn final_position_is_the_sum_of_increments_from_all_threads(
             per_thread in proptest::collection::vec(proptest::collection::vec(0u64..1000, 0..200), 1..4)
         ) {
-            let rec = Recorder::default();
-            let progress = Progress::builder()
-                .tick(Duration::from_millis(1))
-                .sink(rec.clone())
-                .start();
+            let (rec, progress) = recorded(Duration::from_millis(1));
             let phase = progress.phase("work", None, "items");
             std::thread::scope(|s| {
                 for incs in &per_thread {
@@ -697,11 +688,7 @@ mod concurrent {
             per_thread in proptest::collection::vec(
                 (any::<bool>(), proptest::collection::vec(0u64..1000, 0..300)), 1..5)
         ) {
-            let rec = Recorder::default();
-            let progress = Progress::builder()
-                .tick(Duration::from_millis(1))
-                .sink(rec.clone())
-                .start();
+            let (rec, progress) = recorded(Duration::from_millis(1));
             let phase = progress.phase("work", None, "items");
             std::thread::scope(|s| {
                 for (local, incs) in &per_thread {
