@@ -59,8 +59,15 @@ struct Coord {
     co: u32,
 }
 
-fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
-    return (wid.y * nwg.x + wid.x) * WG + lid.x;
+// An invocation's place in the dispatch: every entry point's input.
+struct Invocation {
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+}
+
+fn linear_id(inv: Invocation) -> u32 {
+    return (inv.wid.y * inv.nwg.x + inv.wid.x) * WG + inv.lid.x;
 }
 
 fn coord(idx: u32) -> Coord {
@@ -114,17 +121,9 @@ fn tap(o: u32, k: u32, pad: u32, size: u32) -> i32 {
     return i;
 }
 
-@compute @workgroup_size(64)
-fn conv(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_id) lid: vec3<u32>,
-) {
-    let idx = linear_id(wid, nwg, lid);
-    if (!in_bounds(idx)) {
-        return;
-    }
-    let c = coord(idx);
+// The bias plus the KxK window at `c`: every input channel for `conv` (weights
+// [ky][kx][ci][co]), channel `c.co` alone for `depthwise` (weights [ky][kx][c]).
+fn window(c: Coord, depthwise: bool) -> f32 {
     let in_base = c.frame * p.in_h * p.in_w * p.in_c;
     var acc = weights[p.b_off + c.co];
     for (var ky = 0u; ky < p.kernel; ky++) {
@@ -138,52 +137,43 @@ fn conv(
                 continue;
             }
             let s = in_base + (u32(iy) * p.in_w + u32(ix)) * p.in_c;
-            let wb = p.w_off + (ky * p.kernel + kx) * p.in_c * p.out_c + c.co;
-            for (var ci = 0u; ci < p.in_c; ci++) {
-                acc = acc + src[s + ci] * weights[wb + ci * p.out_c];
+            let k = ky * p.kernel + kx;
+            if (depthwise) {
+                acc = acc + src[s + c.co] * weights[p.w_off + k * p.out_c + c.co];
+            } else {
+                let wb = p.w_off + k * p.in_c * p.out_c + c.co;
+                for (var ci = 0u; ci < p.in_c; ci++) {
+                    acc = acc + src[s + ci] * weights[wb + ci * p.out_c];
+                }
             }
         }
     }
-    store(c, acc);
+    return acc;
 }
 
 @compute @workgroup_size(64)
-fn depthwise(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_id) lid: vec3<u32>,
-) {
-    let idx = linear_id(wid, nwg, lid);
+fn conv(inv: Invocation) {
+    let idx = linear_id(inv);
     if (!in_bounds(idx)) {
         return;
     }
     let c = coord(idx);
-    let in_base = c.frame * p.in_h * p.in_w * p.in_c;
-    var acc = weights[p.b_off + c.co];
-    for (var ky = 0u; ky < p.kernel; ky++) {
-        let iy = tap(c.oy, ky, p.pad_top, p.in_h);
-        if (iy < 0) {
-            continue;
-        }
-        for (var kx = 0u; kx < p.kernel; kx++) {
-            let ix = tap(c.ox, kx, p.pad_left, p.in_w);
-            if (ix < 0) {
-                continue;
-            }
-            let s = in_base + (u32(iy) * p.in_w + u32(ix)) * p.in_c + c.co;
-            acc = acc + src[s] * weights[p.w_off + (ky * p.kernel + kx) * p.out_c + c.co];
-        }
-    }
-    store(c, acc);
+    store(c, window(c, false));
 }
 
 @compute @workgroup_size(64)
-fn pointwise(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_id) lid: vec3<u32>,
-) {
-    let idx = linear_id(wid, nwg, lid);
+fn depthwise(inv: Invocation) {
+    let idx = linear_id(inv);
+    if (!in_bounds(idx)) {
+        return;
+    }
+    let c = coord(idx);
+    store(c, window(c, true));
+}
+
+@compute @workgroup_size(64)
+fn pointwise(inv: Invocation) {
+    let idx = linear_id(inv);
     if (!in_bounds(idx)) {
         return;
     }
