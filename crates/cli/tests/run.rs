@@ -270,10 +270,7 @@ fn sample_writes_the_files_it_prints() {
             dir_path.join("s/sample.wav").display().to_string()
         ]
     );
-    assert_eq!(
-        listing(&dir.path().join("s")),
-        ["sample.wav", "sample.y4m"]
-    );
+    assert_eq!(listing(&dir.path().join("s")), ["sample.wav", "sample.y4m"]);
 }
 
 /// Ctrl-C (SIGINT) during the run: exit code 130, the phase named on stderr, the run's last
