@@ -11,6 +11,13 @@
 //!   detection and alignment, Wav2Lip, restore, Y4M encode), no sinks.
 //! - `loop_fps`: frames over the loop's time (decoded frames in memory, mel spectrogram,
 //!   per-frame crop, model call, paste); it is given the face box, not detecting faces.
+//!
+//! Each round also runs the loop a second time doing FaceFusion's per-frame face analysis
+//! too: BlazeFace and FaceMesh (facesync's own detector and landmarker files, standing in for
+//! FaceFusion's, whose weights are not available here) in onnxruntime on every frame, the
+//! Wav2Lip box from the landmarks (see `model_loop.py`). A line before the result,
+//! `model-bench-detect: loop_detect_fps=<d> ratio_detect=<facesync_fps/d> bound_ratio_detect=<calls_only_fps/d>`,
+//! gives its medians.
 //! - `model_share`: the time facesync's sessions spend inside model calls over the wall time
 //!   times the number of sessions (1.00: every session busy all the time; on the CPU a batch of
 //!   1 runs two single-threaded sessions side by side, see `pipeline::session_options`).
@@ -83,16 +90,16 @@ pub(crate) fn run(_args: &[String]) -> Result<()> {
     let mut looped = Vec::new();
     let mut shares = Vec::new();
     let mut calls_only = Vec::new();
-    let mut provider = String::new();
-    for _ in 0..ROUNDS {
-        let (fps, share, per_call, p) = facesync_round(&config, &inputs, &out)?;
-        println!(
-            "facesync: {fps:.2} fps, model share {share:.3}, {:.1} ms per model call",
-            per_call * 1e3
-        );
-        facesync.push(fps);
-        shares.push(share);
-        provider = p;
+    let mut looped_detect = Vec::new();
+    let networks = [
+        "crates/face-net/assets/blazeface/face_detection_front_128x128_barracuda.onnx",
+        "crates/face-net/assets/facemesh/face_landmark.onnx",
+    ]
+    .iter()
+    .map(std::path::absolute)
+    .collect::<std::io::Result<Vec<_>>>()?;
+    // One run of the loop, with `extra` arguments: (seconds, seconds inside the model calls).
+    let run_loop = |extra: &[std::path::PathBuf]| -> Result<(f64, f64)> {
         let out = Command::new(&python)
             .arg(&script)
             .arg(&model)
@@ -102,6 +109,7 @@ pub(crate) fn run(_args: &[String]) -> Result<()> {
             .arg("25")
             .args(b.map(|v| v.to_string()))
             .arg("1")
+            .args(extra)
             .output()
             .context("cannot run the Python loop")?;
         if !out.status.success() {
@@ -117,13 +125,32 @@ pub(crate) fn run(_args: &[String]) -> Result<()> {
                 .and_then(|v| v.split_whitespace().next()?.parse().ok())
                 .with_context(|| format!("no {key} in the loop's output {text:?}"))
         };
-        let (secs, model_secs) = (field(" secs=")?, field(" model_secs=")?);
+        Ok((field(" secs=")?, field(" model_secs=")?))
+    };
+    let mut provider = String::new();
+    for _ in 0..ROUNDS {
+        let (fps, share, per_call, p) = facesync_round(&config, &inputs, &out)?;
+        println!(
+            "facesync: {fps:.2} fps, model share {share:.3}, {:.1} ms per model call",
+            per_call * 1e3
+        );
+        facesync.push(fps);
+        shares.push(share);
+        provider = p;
+        let (secs, model_secs) = run_loop(&[])?;
         println!(
             "loop: {:.2} fps, {:.1} ms per model call",
             f64::from(n) / secs,
             model_secs / f64::from(n) * 1e3
         );
         looped.push(f64::from(n) / secs);
+        let (secs, model_secs) = run_loop(&networks)?;
+        println!(
+            "loop with face analysis: {:.2} fps, {:.1} ms per model call",
+            f64::from(n) / secs,
+            model_secs / f64::from(n) * 1e3
+        );
+        looped_detect.push(f64::from(n) / secs);
         let c = calls_only_round(&config, n)?;
         println!("model calls alone: {c:.2} calls per second");
         calls_only.push(c);
@@ -133,6 +160,12 @@ pub(crate) fn run(_args: &[String]) -> Result<()> {
     println!(
         "model-bound: calls_only_fps={c:.2} bound_ratio={:.2}",
         c / b
+    );
+    let d = median(&mut looped_detect);
+    println!(
+        "model-bench-detect: loop_detect_fps={d:.2} ratio_detect={:.2} bound_ratio_detect={:.2}",
+        a / d,
+        c / d
     );
     println!(
         "model-bench: facesync_fps={a:.2} loop_fps={b:.2} ratio={:.2} provider={provider} model_share={:.2}",

@@ -7,7 +7,20 @@ feathered (Gaussian-blurred) lower-face mask. Face detection and landmarks are N
 loop gets the face box for free (an advantage over facesync, which detects and aligns every
 frame).
 
+With two more arguments (a BlazeFace and a FaceMesh ONNX file: the detector and landmarker
+facesync uses, standing in for FaceFusion's, whose weights are not available here) the loop also
+does what FaceFusion's `select_faces` does per frame before the lip sync: it detects the face
+(BlazeFace on the whole frame resized to 128x128, the best-scoring anchor) and landmarks it
+(FaceMesh on a 192x192 crop around that box), and the Wav2Lip box comes from the landmarks'
+bounding box (as FaceFusion's `create_bounding_box` of its 68 points) instead of the given box.
+The three sessions keep onnxruntime's default thread count but do not spin-wait between calls:
+with spinning (onnxruntime's default, and FaceFusion's) the idle pools of the two small
+networks spin while the lip-sync call runs on the same two cores, and the model calls took
+more than twice as long in a trial run; this loop is the faster, careful variant. The network
+inputs are nearest-neighbour resamples (one numpy gather; FaceFusion resizes with OpenCV).
+
 argv: model frames.rgb width height count audio.wav fps box_x0 box_y0 box_x1 box_y1 rounds
+      [blazeface.onnx facemesh.onnx]
 Prints one line per round: `loop: frames=N secs=S model_secs=M` (M: the time inside the model
 calls).
 """
@@ -23,9 +36,21 @@ w, h, n = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 wav_path, fps = sys.argv[6], float(sys.argv[7])
 box = [float(v) for v in sys.argv[8:12]]
 rounds = int(sys.argv[12])
+detect = len(sys.argv) > 14
 
 options = onnxruntime.SessionOptions()  # the default thread count, as facesync's session
+if detect:
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
 session = onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+if detect:
+    detector = onnxruntime.InferenceSession(sys.argv[13], options, providers=["CPUExecutionProvider"])
+    landmarker = onnxruntime.InferenceSession(sys.argv[14], options, providers=["CPUExecutionProvider"])
+    # MediaPipe's front-camera SSD anchors: a 16x16 grid with 2 anchors per cell (stride 8),
+    # then an 8x8 grid with 6 (stride 16); centres at cell centres, in 0..1.
+    anchors = np.concatenate([
+        np.repeat(np.stack(np.meshgrid((np.arange(g) + 0.5) / g, (np.arange(g) + 0.5) / g), -1).reshape(-1, 2), k, axis=0)
+        for g, k in ((16, 2), (8, 6))
+    ])
 
 
 def mel_spectrogram(x):
@@ -76,6 +101,31 @@ def gaussian_blur(mask, sigma):
     return np.apply_along_axis(lambda v: np.convolve(v, k, mode="same"), 1, mask)
 
 
+def nearest(img, x0, y0, x1, y1, side):
+    xs = np.clip(x0 + (np.arange(side) + 0.5) * (x1 - x0) / side, 0, img.shape[1] - 1).astype(int)
+    ys = np.clip(y0 + (np.arange(side) + 0.5) * (y1 - y0) / side, 0, img.shape[0] - 1).astype(int)
+    return img[ys][:, xs]
+
+
+def face_box(frame):
+    """FaceFusion's per-frame face analysis, with facesync's networks: detect, landmark, and
+    the landmarks' bounding box (frame pixels)."""
+    small = nearest(frame, 0, 0, w, h, 128) / 127.5 - 1.0
+    out = detector.run(None, {"input:0": small[None].astype(np.float32)})
+    scores = np.concatenate([out[0][0, :, 0], out[1][0, :, 0]])
+    regressors = np.concatenate([out[2][0], out[3][0]])
+    best = int(np.argmax(scores))
+    cx, cy = regressors[best, :2] / 128 + anchors[best]
+    side = max(regressors[best, 2], regressors[best, 3]) / 128 * 1.5
+    x0, y0 = (cx - side / 2) * w, (cy - side / 2) * h
+    x1, y1 = (cx + side / 2) * w, (cy + side / 2) * h
+    crop = (nearest(frame, x0, y0, x1, y1, 192) / 255.0).transpose(2, 0, 1)[None].astype(np.float32)
+    points = landmarker.run(None, {"input_1": crop})[0].reshape(-1, 3)[:, :2]
+    points = points / 192 * [x1 - x0, y1 - y0] + [x0, y0]
+    (px0, py0), (px1, py1) = points.min(axis=0), points.max(axis=0)
+    return [max(px0, 0.0), max(py0, 0.0), min(px1, float(w)), min(py1, float(h))]
+
+
 def one_round():
     start = time.perf_counter()
     frames = np.fromfile(frames_path, dtype=np.uint8).reshape(n, h, w, 3)
@@ -84,13 +134,13 @@ def one_round():
         if f.getnchannels() > 1:
             pcm = pcm.reshape(-1, f.getnchannels()).mean(axis=1)
     spec = mel_spectrogram(pcm / 32768.0)
-    x0, y0, x1, y1 = box
-    bw, bh = int(round(x1 - x0)), int(round(y1 - y0))
-    ix0, iy0 = int(round(x0)), int(round(y0))
     out = np.empty_like(frames)
     model_secs = 0.0
     for k in range(n):
         frame = frames[k].astype(np.float32)
+        x0, y0, x1, y1 = face_box(frame) if detect else box
+        bw, bh = int(round(x1 - x0)), int(round(y1 - y0))
+        ix0, iy0 = int(round(x0)), int(round(y0))
         xs, ys = bilinear_maps(x0, y0, x1, y1, 96, 96)
         crop = sample(frame, xs, ys)[:, :, ::-1] / 255.0  # BGR, 0..1
         masked = crop.copy()
