@@ -3,9 +3,9 @@ with onnxruntime and numpy, for `cargo xtask bench model`: audio -> mel spectrog
 FaceFusion's read_static_voice), then per frame: crop the face box to 96x96 (bilinear),
 prepare the 6-channel target (lower half zeroed || crop, BGR, 0..1), the 80x16 mel window,
 one model call (batch 1), the result back to the box size and blended into the frame with a
-feathered (Gaussian-blurred) lower-face mask. Face detection and landmarks are NOT run: the
-loop gets the face box for free (an advantage over facesync, which detects and aligns every
-frame).
+feathered (Gaussian-blurred) lower-face mask. With the 12 arguments below, face detection and
+landmarks are NOT run: the loop gets the face box for free (an advantage over facesync, which
+detects and aligns every frame).
 
 With two more arguments (a BlazeFace and a FaceMesh ONNX file: the detector and landmarker
 facesync uses, standing in for FaceFusion's, whose weights are not available here) the loop also
