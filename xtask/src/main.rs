@@ -10,6 +10,7 @@
 
 mod bench;
 mod comfyui;
+mod parity;
 mod python;
 mod test;
 
@@ -64,6 +65,12 @@ fn tasks(args: &[OsString]) -> Result<()> {
     match cmd {
         "bench" => bench::run(rest),
         "test" => test::run(rest),
+        "parity" => {
+            test::ensure_system_packages()?;
+            let python = python::environment()?;
+            let ort = python::onnx_runtime(&python)?;
+            parity::run(&python, &ort, rest)
+        }
         "help" | "--help" | "-h" => {
             println!("{HELP}");
             Ok(())
@@ -78,6 +85,8 @@ commands:
   pipeline [options]   `facesync run` (the same code): the lip-sync pipeline, on the built-in
                        sample in target/facesync-sample without --video (`cargo xtask pipeline --help`)
   test                 check/install the system packages the tests need, then run all tests
+  parity [args]        the learned models' parity with FaceFusion/LatentSync (part of `test`;
+                       args go to tests/parity/run_parity.py, e.g. --cases sample)
   test comfyui         the ComfyUI node in the vendored ComfyUI server (installs torch; not in CI)
   bench <what>         measure and print one summary line; what: progress face restore infer model latentsync pipeline queue
 

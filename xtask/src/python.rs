@@ -27,6 +27,9 @@ const REQUIREMENTS: &[&str] = &[
     "onnx>=1.16,<2",
     // LatentSync's Whisper log-mel is checked against librosa, which its ONNX port uses.
     "librosa>=0.10,<1",
+    // The model parity harness (tests/parity): FaceFusion's and LatentSync's own steps.
+    "scipy>=1.10,<2",
+    "opencv-python-headless>=4.8,<5",
     // The ComfyUI node's previews are PIL images, as in ComfyUI.
     "pillow>=10,<13",
 ];

@@ -7,7 +7,8 @@
 //! - `ffmpeg`, for the media I/O tests of containers other than Y4M and PNG;
 //! - `nats-server` (with JetStream), which the work-queue tests start on loopback ports;
 //! - the test Python environment (see `python.rs`): `onnxruntime` (its library runs the
-//!   learned-model tests, through `ORT_DYLIB_PATH`) and `onnx` (generates their models).
+//!   learned-model tests, through `ORT_DYLIB_PATH`) and `onnx` (generates their models);
+//! - `espeak-ng`, the speech of the model parity clips (`parity.rs`, run after the Rust tests).
 
 use std::path::Path;
 use std::process::Command;
@@ -15,12 +16,14 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 // g++: libFuzzer, which `fuzz/run` (CI's short fuzz runs, after the tests) compiles.
+// espeak-ng: the real speech of the model parity clips (tests/parity).
 const PACKAGES: &[&str] = &[
     "mesa-vulkan-drivers",
     "libvulkan1",
     "ffmpeg",
     "nats-server",
     "g++",
+    "espeak-ng",
 ];
 
 pub(crate) fn run(args: &[String]) -> Result<()> {
@@ -46,6 +49,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     if !status.success() {
         bail!("cargo test failed ({status})");
     }
+    crate::parity::run(&python, &ort, &[])?;
     crate::python::test(&python, &ort)
 }
 
@@ -112,6 +116,9 @@ fn missing() -> Vec<&'static str> {
     }
     if !on_path("c++") {
         missing.push("a C++ compiler (g++)");
+    }
+    if !on_path("espeak-ng") {
+        missing.push("espeak-ng");
     }
     missing
 }

@@ -38,7 +38,8 @@ pub(crate) struct JobArgs {
     /// [default: builtin]
     #[arg(long, value_name = "builtin|wav2lip:PATH|edtalk:PATH|latentsync:DIR")]
     pub(crate) model: Option<ModelSpec>,
-    /// EDTalk's lip strength [default: 0.5]
+    /// Lip strength of a learned model, 0 to 1, as FaceFusion's --lip-syncer-weight: Wav2Lip's
+    /// mel scaled by 2×W, EDTalk's weight input [default: 0.5]
     #[arg(long, value_name = "W")]
     pub(crate) model_weight: Option<f32>,
 }

@@ -71,6 +71,15 @@ pub(crate) struct RunArgs {
     out: Option<PathBuf>,
     #[command(flatten)]
     job: JobArgs,
+    /// Frame rate of a folder of PNG frames (which has none of its own): 25, 29.97,
+    /// 30000/1001 [default: 25]
+    #[arg(long, value_name = "RATE")]
+    fps: Option<pipeline::media_io::Rational>,
+    /// Write the faces the run used to FILE, one JSON line per frame (box, score, frame → crop
+    /// map, FaceFusion's 5 points, the 68 points and the 468 mesh points, frame pixels);
+    /// written only when the run succeeds
+    #[arg(long, value_name = "FILE")]
+    landmarks_out: Option<PathBuf>,
     /// The ONNX Runtime library for a learned --model [default: ORT_DYLIB_PATH, else the one of
     /// an installed onnxruntime / onnxruntime-gpu Python package]
     #[arg(long, value_name = "LIB")]
@@ -139,6 +148,10 @@ pub(crate) fn sample(args: &SampleArgs) -> Result<()> {
 pub(crate) fn run(args: &RunArgs, defaults: &Defaults) -> Result<()> {
     let mut config = args.job.config()?;
     config.onnx_runtime.clone_from(&args.onnx_runtime);
+    config.landmarks_out.clone_from(&args.landmarks_out);
+    if let Some(fps) = args.fps {
+        config.png_fps = fps;
+    }
     let mut sinks = args.progress.clone();
     if sinks.is_empty() {
         sinks.push(SinkKind::Console);

@@ -4,7 +4,8 @@
 // size, and the crop→source affine map); one invocation computes one output pixel of one
 // face. Frames are RGB8 bytes packed four to a u32 (little-endian), each frame starting at a
 // 4-byte-aligned offset. Output: one u32 per pixel, R | G << 8 | B << 16.
-// Outside the source frame the value is 127 (the reference's border). Arithmetic order
+// Outside the source frame the value is 127 (the reference's border), or the nearest edge
+// pixel for faces with `replicate` = 1 (FaceFusion's alignment). Arithmetic order
 // matches face-proc's CPU warp (src/warp.rs) so results agree within 1 LSB.
 // Dispatch: 2-D grid of 64-wide workgroups, linear index i = gid.x + gid.y * nwg.x * 64.
 
@@ -14,7 +15,7 @@ struct Face {
     src_offset: u32,
     width: u32,
     height: u32,
-    _pad: u32,
+    replicate: u32,
 }
 
 struct Info {
@@ -34,8 +35,13 @@ fn byte_at(i: u32) -> f32 {
     return f32((word >> ((i & 3u) * 8u)) & 255u);
 }
 
-fn texel(f: Face, x: i32, y: i32) -> vec3<f32> {
-    if (x < 0 || y < 0 || x >= i32(f.width) || y >= i32(f.height)) {
+fn texel(f: Face, x_in: i32, y_in: i32) -> vec3<f32> {
+    var x = x_in;
+    var y = y_in;
+    if (f.replicate != 0u) {
+        x = clamp(x, 0, i32(f.width) - 1);
+        y = clamp(y, 0, i32(f.height) - 1);
+    } else if (x < 0 || y < 0 || x >= i32(f.width) || y >= i32(f.height)) {
         return vec3<f32>(127.0);
     }
     let i = f.src_offset + (u32(y) * f.width + u32(x)) * 3u;

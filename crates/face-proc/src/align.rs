@@ -99,11 +99,16 @@ pub enum Alignment {
     #[default]
     Template,
     /// LatentSync's three points from the face mesh (needs [`crate::FaceConfig::mesh`]): the
-    /// two brow means and the nose mean (see [`LATENTSYNC_BROW_LEFT`], [`LATENTSYNC_NOSE`])
+    /// two brow means and the nose mean of the mesh's [`landmarks_68`] (points 17–21, 22–26, 27–35)
     /// onto the reference template `[[17, 20], [58, 20], [37.5, 40]]` of the 75×100 crop
     /// (`× R/256 · 2.8` in the reference's crop pixels; the ratio cancels here). The LatentSync
     /// model needs this one.
     LatentSync,
+    /// FaceFusion's `ffhq_512` warp template (eye centres, nose tip, mouth corners: the five
+    /// points of [`landmarks_5_from_68`] from the mesh's [`landmarks_68`]) scaled to R×R, with
+    /// a replicated border: what FaceFusion's lip syncer feeds Wav2Lip and EDTalk (needs
+    /// [`crate::FaceConfig::mesh`]). The face fills about half the crop's width.
+    Ffhq512,
 }
 
 impl std::fmt::Display for Alignment {
@@ -111,6 +116,7 @@ impl std::fmt::Display for Alignment {
         f.write_str(match self {
             Alignment::Template => "template",
             Alignment::LatentSync => "latentsync",
+            Alignment::Ffhq512 => "ffhq512",
         })
     }
 }
@@ -122,8 +128,9 @@ impl std::str::FromStr for Alignment {
         match s {
             "template" => Ok(Alignment::Template),
             "latentsync" => Ok(Alignment::LatentSync),
+            "ffhq512" => Ok(Alignment::Ffhq512),
             other => Err(format!(
-                "unknown alignment {other:?} (expected template or latentsync)"
+                "unknown alignment {other:?} (expected template, latentsync or ffhq512)"
             )),
         }
     }
@@ -134,36 +141,175 @@ impl std::str::FromStr for Alignment {
 /// the crop, which cancels once the crop is scaled to R×R).
 pub(crate) const LATENTSYNC_TEMPLATE: [[f64; 2]; 3] = [[17.0, 20.0], [58.0, 20.0], [37.5, 40.0]];
 
-/// The face-mesh points whose mean stands for LatentSync's image-left brow, the mean of the
-/// InsightFace-106 points `[43, 48, 49, 51, 50]` (the brow's outer end and its lower edge, as
-/// we read that markup): the mesh's lower edge of the same brow, outer to inner.
-pub const LATENTSYNC_BROW_LEFT: [usize; 5] = [46, 53, 52, 65, 55];
-/// The mirror of [`LATENTSYNC_BROW_LEFT`] for the image-right brow (InsightFace
-/// `[101, 102, 103, 104, 105]`).
-pub const LATENTSYNC_BROW_RIGHT: [usize; 5] = [276, 283, 282, 295, 285];
-/// The face-mesh points whose mean stands for LatentSync's nose point, the mean of the
-/// InsightFace-106 points `[74, 77, 83, 86]` (two on the lower nose bridge and the two alae,
-/// as we read that markup): mesh bridge points 197 and 195 and alae 98 and 327.
-pub const LATENTSYNC_NOSE: [usize; 4] = [197, 195, 98, 327];
+/// The 68-point layout of dlib / iBUG 300-W (the one FaceFusion's 2DFAN landmarker and
+/// LatentSync's `face_alignment` give) from the 468-point face mesh: for each of the 68 points,
+/// the mesh points whose mean stands for it. Index 0 is the jaw's end on the image left (the
+/// subject's right), as in dlib.
+///
+/// Where it comes from: each point was picked on MediaPipe's canonical face model (the mesh's
+/// contours: face oval, brows, eyes, nose bridge, nostrils, outer and inner lips, see
+/// [`crate::facemesh::idx`]), spacing the 17 jaw points evenly along the face oval from the
+/// ear to the chin as dlib does (two mesh points averaged where the even spacing falls between
+/// them). It was compared with two published correspondences (PeizhiYan/Mediapipe_2_Dlib_Landmarks,
+/// 2024, and ros4hri/hri_face_detect's table): the jaw, brows, eyes and lips agree with the
+/// first except the nostril corners (31, 35), which are the alar bases (98, 327), the points
+/// dlib annotates there. dlib's nose tip (30) is the mesh's 4, just above its most
+/// protruding point (1): with 1 the five-point fit put the nose 12 px (of 512) below
+/// FaceFusion's template, with 4 it is the template's. The parity harness
+/// (`tests/parity`) feeds the same 68 points to the reference, so this table's choices are
+/// not counted in its figures.
+pub const MESH_TO_68: [&[usize]; 68] = [
+    // Jaw 0–16, image left → chin (8) → image right.
+    &[127],
+    &[234],
+    &[93],
+    &[132, 58],
+    &[58, 172],
+    &[136],
+    &[150],
+    &[176],
+    &[152],
+    &[400],
+    &[379],
+    &[365],
+    &[397, 288],
+    &[361],
+    &[323],
+    &[454],
+    &[356],
+    // Brows 17–21 (image left, outer → inner), 22–26 (image right, inner → outer).
+    &[70],
+    &[63],
+    &[105],
+    &[66],
+    &[107],
+    &[336],
+    &[296],
+    &[334],
+    &[293],
+    &[300],
+    // Nose bridge 27–30 (top → tip), nostrils 31–35 (image left → right).
+    &[168, 6],
+    &[197, 195],
+    &[5],
+    &[4],
+    &[98],
+    &[97],
+    &[2],
+    &[326],
+    &[327],
+    // Eyes 36–41 (image left), 42–47 (image right), from the outer/inner corner clockwise.
+    &[33],
+    &[160],
+    &[158],
+    &[133],
+    &[153],
+    &[144],
+    &[362],
+    &[385],
+    &[387],
+    &[263],
+    &[373],
+    &[380],
+    // Outer lips 48–59 (corner on the image left, along the upper lip, back along the lower).
+    &[61],
+    &[40],
+    &[37],
+    &[0],
+    &[267],
+    &[270],
+    &[291],
+    &[321],
+    &[314],
+    &[17],
+    &[84],
+    &[91],
+    // Inner lips 60–67.
+    &[78],
+    &[82],
+    &[13],
+    &[312],
+    &[308],
+    &[317],
+    &[14],
+    &[87],
+];
 
-/// LatentSync's three points (image-left brow, image-right brow, nose) from mesh points in
-/// source pixels. The reference rounds each to whole pixels; we keep them sub-pixel (the
+/// The 68 points of [`MESH_TO_68`] from a 468-point mesh (any coordinates); `None` when the
+/// mesh is shorter.
+pub fn landmarks_68(mesh: &[[f32; 2]]) -> Option<Vec<[f32; 2]>> {
+    MESH_TO_68
+        .iter()
+        .map(|idx| {
+            let mut s = [0.0f64; 2];
+            for &i in *idx {
+                let p = mesh.get(i)?;
+                s[0] += f64::from(p[0]);
+                s[1] += f64::from(p[1]);
+            }
+            let n = idx.len() as f64;
+            Some([(s[0] / n) as f32, (s[1] / n) as f32])
+        })
+        .collect()
+}
+
+/// FaceFusion's five points from 68 (`face_helper.convert_to_face_landmark_5`): the two eye
+/// centres (means of 36–41 and 42–47), the nose tip (30), the mouth corners (48, 54).
+pub fn landmarks_5_from_68(lm68: &[[f32; 2]]) -> Option<[[f32; 2]; 5]> {
+    if lm68.len() < 68 {
+        return None;
+    }
+    let mean = |r: std::ops::Range<usize>| {
+        let n = r.len() as f32;
+        let s = lm68[r]
+            .iter()
+            .fold([0.0f32; 2], |a, p| [a[0] + p[0], a[1] + p[1]]);
+        [s[0] / n, s[1] / n]
+    };
+    Some([mean(36..42), mean(42..48), lm68[30], lm68[48], lm68[54]])
+}
+
+/// FaceFusion's `ffhq_512` warp template (`face_helper.WARP_TEMPLATE_SET`), in units of the
+/// crop's side: eye centres, nose tip, mouth corners.
+pub(crate) const FFHQ_512: [[f64; 2]; 5] = [
+    [0.37691676, 0.46864664],
+    [0.62285697, 0.46912813],
+    [0.50123859, 0.61331904],
+    [0.39308822, 0.72541100],
+    [0.61150205, 0.72490465],
+];
+
+/// Source frame → R×R crop for [`Alignment::Ffhq512`]: the least-squares similarity of the
+/// mesh's five FaceFusion points onto [`FFHQ_512`]` × R` (FaceFusion estimates it with
+/// `cv2.estimateAffinePartial2D`, RANSAC with a 100 px threshold: every point an inlier, so
+/// the same least-squares similarity up to its iterative refinement's precision). `None`
+/// without a full mesh or for degenerate points.
+pub(crate) fn ffhq_to_crop(mesh: &[[f32; 2]], r: u32) -> Option<Affine2> {
+    let lm5 = landmarks_5_from_68(&landmarks_68(mesh)?)?;
+    let src: Vec<[f64; 2]> = lm5
+        .iter()
+        .map(|p| [f64::from(p[0]), f64::from(p[1])])
+        .collect();
+    let r = f64::from(r);
+    let dst: Vec<[f64; 2]> = FFHQ_512.iter().map(|p| [p[0] * r, p[1] * r]).collect();
+    umeyama(&src, &dst)
+}
+
+/// LatentSync's three points (image-left brow, image-right brow, nose) from the mesh, as the
+/// ONNX export's pipeline takes them from 68 landmarks (axinc-ai/ailia-models,
+/// diffusion/latentsync: the means of points 17–21, 22–26 and 27–35), here the mesh's
+/// [`landmarks_68`]. The reference rounds each to whole pixels; we keep them sub-pixel (the
 /// rounding only adds up to half a pixel of jitter).
 pub(crate) fn latentsync_points(mesh: &[[f32; 2]]) -> Option<[[f64; 2]; 3]> {
-    let mean = |idx: &[usize]| -> Option<[f64; 2]> {
-        let mut s = [0.0f64; 2];
-        for &i in idx {
-            let p = mesh.get(i)?;
-            s[0] += f64::from(p[0]);
-            s[1] += f64::from(p[1]);
-        }
-        Some([s[0] / idx.len() as f64, s[1] / idx.len() as f64])
+    let lm = landmarks_68(mesh)?;
+    let mean = |r: std::ops::Range<usize>| -> [f64; 2] {
+        let n = r.len() as f64;
+        let s = lm[r].iter().fold([0.0f64; 2], |a, p| {
+            [a[0] + f64::from(p[0]), a[1] + f64::from(p[1])]
+        });
+        [s[0] / n, s[1] / n]
     };
-    Some([
-        mean(&LATENTSYNC_BROW_LEFT)?,
-        mean(&LATENTSYNC_BROW_RIGHT)?,
-        mean(&LATENTSYNC_NOSE)?,
-    ])
+    Some([mean(17..22), mean(22..27), mean(27..36)])
 }
 
 /// Source frame → R×R crop for [`Alignment::LatentSync`]: the similarity of the three points

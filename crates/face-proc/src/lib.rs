@@ -37,7 +37,7 @@
 //!   frame) every mesh eye and mouth corner stays within 0.5 px of the exact motion (0.7 px on
 //!   the bench's clip, `cargo xtask bench face`). [`FaceConfig::mesh`] = `None` turns it off.
 //! - **Alignment**: [`Alignment::LatentSync`] aligns on LatentSync's three points instead
-//!   (brow means and nose mean from the mesh, see [`LATENTSYNC_BROW_LEFT`]) onto its template
+//!   (brow means and nose mean of the mesh's 68 points, see [`landmarks_68`]) onto its template
 //!   `[[17, 20], [58, 20], [37.5, 40]]`; by default, a 2-D closed-form Umeyama similarity
 //!   from BlazeFace's eyes, nose tip and mouth centre onto a template placed in the reference's 75×100 crop (see `align.rs` for how
 //!   it was derived), composed with the crop → R×R scale so ONE bilinear warp (border 127)
@@ -86,8 +86,7 @@ mod warp;
 use std::path::PathBuf;
 
 pub use align::{
-    Alignment, LATENTSYNC_BROW_LEFT, LATENTSYNC_BROW_RIGHT, LATENTSYNC_NOSE, OneEuroConfig,
-    Smoothing,
+    Alignment, MESH_TO_68, OneEuroConfig, Smoothing, landmarks_5_from_68, landmarks_68,
 };
 pub use detect::{BlazeFace, DecodeConfig, Detection, FaceDetector, Rect};
 /// The face mesh's types and point indices (`facemesh::idx`), from `face-net`.

@@ -27,5 +27,6 @@ fn rgb_png(bytes: &[u8]) -> Frame {
 /// Renders `src` through the similarity `t` (source → output) into a `w`×`h` frame of grey 90,
 /// with the same bilinear sampling as the CPU warp.
 pub(crate) fn place(src: &Frame, t: &Affine2, w: u32, h: u32) -> Frame {
-    crate::warp::render(src, t, w, h, 90.0).expect("invertible placement")
+    crate::warp::render(src, t, w, h, crate::warp::Border::Value(90.0))
+        .expect("invertible placement")
 }

@@ -1,5 +1,5 @@
-//! The face warp: source frame → R×R crop in one bilinear pass, border 127, on the CPU and as
-//! the batched WGSL shader `crates/face-proc/shaders/face_warp.wgsl` (same arithmetic order).
+//! The face warp: source frame → R×R crop in one bilinear pass, border 127 (or the edge
+//! replicated, for FaceFusion's alignment), on the CPU and as the batched WGSL shader `crates/face-proc/shaders/face_warp.wgsl` (same arithmetic order).
 
 use std::sync::Arc;
 
@@ -20,6 +20,18 @@ pub(crate) struct WarpJob {
     pub(crate) frame: usize,
     /// Source → crop (the stage's `to_crop`).
     pub(crate) to_crop: Affine2,
+    /// Outside the source: the nearest edge pixel (FaceFusion's `BORDER_REPLICATE`) instead
+    /// of 127.
+    pub(crate) replicate: bool,
+}
+
+/// What the warp reads outside the source frame.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Border {
+    /// This value in every channel.
+    Value(f32),
+    /// The nearest pixel of the frame's edge.
+    Replicate,
 }
 
 /// The crop → source map as the six f32 the CPU and GPU both use, or an error when the
@@ -31,8 +43,18 @@ fn inverse_f32(t: &Affine2) -> Result<[f32; 6], FaceError> {
 }
 
 /// CPU warp of one face into an R×R crop.
-pub(crate) fn warp_cpu(image: &Frame, to_crop: &Affine2, r: u32) -> Result<Frame, FaceError> {
-    render(image, to_crop, r, r, BORDER)
+pub(crate) fn warp_cpu(
+    image: &Frame,
+    to_crop: &Affine2,
+    r: u32,
+    replicate: bool,
+) -> Result<Frame, FaceError> {
+    let border = if replicate {
+        Border::Replicate
+    } else {
+        Border::Value(BORDER)
+    };
+    render(image, to_crop, r, r, border)
 }
 
 /// Renders `image` through `to_out` (source → output) into a `w`×`h` frame, bilinear, with
@@ -42,15 +64,17 @@ pub(crate) fn render(
     to_out: &Affine2,
     out_w: u32,
     out_h: u32,
-    border: f32,
+    border: Border,
 ) -> Result<Frame, FaceError> {
     let m = inverse_f32(to_out)?;
     let (w, h) = (image.width() as i32, image.height() as i32);
     let data = image.data();
     let texel = |x: i32, y: i32| -> [f32; 3] {
-        if x < 0 || y < 0 || x >= w || y >= h {
-            return [border; 3];
-        }
+        let (x, y) = match border {
+            Border::Value(v) if x < 0 || y < 0 || x >= w || y >= h => return [v; 3],
+            Border::Value(_) => (x, y),
+            Border::Replicate => (x.clamp(0, w - 1), y.clamp(0, h - 1)),
+        };
         let i = (y as usize * w as usize + x as usize) * 3;
         [data[i] as f32, data[i + 1] as f32, data[i + 2] as f32]
     };
@@ -86,7 +110,8 @@ struct FaceParams {
     src_offset: u32,
     width: u32,
     height: u32,
-    _pad: u32,
+    /// 1: replicate the edge outside the source; 0: 127.
+    replicate: u32,
 }
 
 #[repr(C)]
@@ -168,7 +193,7 @@ impl GpuWarp {
                     src_offset: offsets[job.frame].expect("offset assigned above") as u32,
                     width: f.width(),
                     height: f.height(),
-                    _pad: 0,
+                    replicate: u32::from(job.replicate),
                 })
             })
             .collect::<Result<_, FaceError>>()?;

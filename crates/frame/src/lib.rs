@@ -22,6 +22,9 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+/// OpenCV's (`cv2`'s) warp, polygon fill, Gaussian blur and resize arithmetic, re-implemented.
+pub mod cv;
+
 /// Why a [`Frame`] could not be built from the given parts.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -74,7 +74,7 @@ mod spectrum;
 pub use audio::{
     AudioFeatures, FeatureStream, HOP, MEL_BANDS, Mono16k, SILENCE, WINDOW, WINDOW_FRAMES,
 };
-pub use lip_mel::{LIP_MEL_COLUMNS, LIP_MEL_SILENCE, LipMel, LipMelStream, lip_mel_window_start};
+pub use lip_mel::{LIP_MEL_COLUMNS, LIP_MEL_SILENCE, LipMel, LipMelStream, lip_mel_window_end};
 pub use mouth::{Mask, MouthGeometry, MouthModel, MouthParams, MouthState};
 pub use scheduler::{ChunkRunner, InferConfig, Inferencer};
 pub use spectrum::WindowedFft;
@@ -168,6 +168,10 @@ pub struct MouthPlacement {
     pub chin: [f32; 2],
     /// Half the jaw's width at the mouth (the region the displacement moves).
     pub jaw_half_width: f32,
+    /// The face's 68 landmarks in the dlib / iBUG 300-W layout (from the mesh: face-proc's
+    /// `MESH_TO_68`), crop pixels; empty when the caller has none. Wav2Lip's face box and its
+    /// lower-face paste mask come from them, as in FaceFusion.
+    pub landmarks_68: Vec<[f32; 2]>,
 }
 
 /// Where the pipeline lets restore change the frame for a model's faces
@@ -183,6 +187,15 @@ pub enum PasteRegion {
     /// The whole crop under restore's own eroded and feathered mask (LatentSync's semantics:
     /// the model regenerates with its own mask and the reference pastes the whole face back).
     WholeCrop,
+    /// FaceFusion's lip-sync paste with its `lower-face` area mask: the convex hull of the
+    /// 68 landmarks 3–13 and 31–35 ([`MouthPlacement::landmarks_68`]), filled, blurred
+    /// (Gaussian σ 5) and remapped `(clip(m, ½, 1) − ½)·2`; the crop and the mask are warped
+    /// into the frame and blended there (FaceFusion's `paste_back`). Wav2Lip's.
+    FaceFusionLowerFace,
+    /// FaceFusion's lip-sync paste with its box mask (the crop with a 0.15·R border zeroed,
+    /// blurred with σ = 0.0375·R: FaceFusion's default `face_mask_blur` 0.3, no padding),
+    /// blended in the frame as [`PasteRegion::FaceFusionLowerFace`]. EDTalk's.
+    FaceFusionBox,
 }
 
 /// The convex hull of `points`, counter-clockwise in image coordinates (y down: clockwise on

@@ -5,10 +5,12 @@
 use std::sync::Arc;
 
 use realfft::num_complex::Complex;
-use realfft::{RealFftPlanner, RealToComplex};
+use realfft::{FftNum, RealFftPlanner, RealToComplex};
 
 /// The short-time spectrum of one frame of samples at a time: the samples times a window,
-/// zero-padded to the FFT size, through a real FFT with buffers planned once.
+/// zero-padded to the FFT size, through a real FFT with buffers planned once. In `f32` by
+/// default; `WindowedFft<f64>` where a reference computes in double precision (Wav2Lip's
+/// mel, whose logarithm magnifies the f32 FFT's rounding in the quiet bands of loud frames).
 ///
 /// ```
 /// // 25 ms periodic Hann at 16 kHz, zero-padded to 512 points.
@@ -21,15 +23,15 @@ use realfft::{RealFftPlanner, RealToComplex};
 /// let peak = (0..power.len()).max_by(|&a, &b| power[a].total_cmp(&power[b])).unwrap();
 /// assert_eq!(peak, 32); // 1000 Hz: bin 1000 · 512 / 16000
 /// ```
-pub struct WindowedFft {
-    fft: Arc<dyn RealToComplex<f32>>,
-    input: Vec<f32>,
-    spectrum: Vec<Complex<f32>>,
-    scratch: Vec<Complex<f32>>,
-    window: Vec<f32>,
+pub struct WindowedFft<T: FftNum = f32> {
+    fft: Arc<dyn RealToComplex<T>>,
+    input: Vec<T>,
+    spectrum: Vec<Complex<T>>,
+    scratch: Vec<Complex<T>>,
+    window: Vec<T>,
 }
 
-impl std::fmt::Debug for WindowedFft {
+impl<T: FftNum> std::fmt::Debug for WindowedFft<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WindowedFft")
             .field("window", &self.window.len())
@@ -55,15 +57,17 @@ impl WindowedFft {
     pub fn hann(window: usize, n_fft: usize) -> Self {
         Self::new(periodic_hann(window), n_fft)
     }
+}
 
+impl<T: FftNum> WindowedFft<T> {
     /// Frames of at most `window.len()` samples under `window`, zero-padded to `n_fft` points.
-    pub(crate) fn new(window: Vec<f32>, n_fft: usize) -> Self {
+    pub(crate) fn new(window: Vec<T>, n_fft: usize) -> Self {
         assert!(
             window.len() <= n_fft,
             "a window of {} samples does not fit an FFT of {n_fft}",
             window.len()
         );
-        let fft = RealFftPlanner::<f32>::new().plan_fft_forward(n_fft);
+        let fft = RealFftPlanner::<T>::new().plan_fft_forward(n_fft);
         Self {
             input: fft.make_input_vec(),
             spectrum: fft.make_output_vec(),
@@ -74,7 +78,7 @@ impl WindowedFft {
     }
 
     /// The window.
-    pub(crate) fn window(&self) -> &[f32] {
+    pub(crate) fn window(&self) -> &[T] {
         &self.window
     }
 
@@ -85,11 +89,11 @@ impl WindowedFft {
 
     /// The spectrum of `samples` (the first at most `window` of them count; missing ones count
     /// as zero), bins `0..=n_fft / 2`.
-    pub(crate) fn spectrum(&mut self, samples: &[f32]) -> &[Complex<f32>] {
+    pub(crate) fn spectrum(&mut self, samples: &[T]) -> &[Complex<T>] {
         // The FFT uses its input as scratch: every frame starts from zeros.
-        self.input.fill(0.0);
+        self.input.fill(T::zero());
         for ((dst, w), x) in self.input.iter_mut().zip(&self.window).zip(samples) {
-            *dst = x * w;
+            *dst = *x * *w;
         }
         self.fft
             .process_with_scratch(&mut self.input, &mut self.spectrum, &mut self.scratch)
@@ -100,7 +104,7 @@ impl WindowedFft {
     /// Writes the power `|X_k|²` of every bin of the spectrum of `samples` (the first at most
     /// `window` of them count; missing ones count as zero) into `power`. Panics unless
     /// `power.len()` is [`bins`](Self::bins).
-    pub fn power_into(&mut self, samples: &[f32], power: &mut [f32]) {
+    pub fn power_into(&mut self, samples: &[T], power: &mut [T]) {
         assert_eq!(
             power.len(),
             self.bins(),

@@ -237,6 +237,57 @@ impl Rational {
     }
 }
 
+/// A frame rate that does not parse (see [`Rational`]'s `FromStr`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("frame rate {0:?}: expected a positive number such as 25, 29.97 or 30000/1001")]
+pub struct ParseRateError(pub String);
+
+/// `25`, `29.97` (a decimal: 2997/100) or `30000/1001`; positive, at most 1000.
+impl std::str::FromStr for Rational {
+    type Err = ParseRateError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || ParseRateError(s.to_string());
+        let t = s.trim();
+        let r = if let Some((n, d)) = t.split_once('/') {
+            let (n, d) = (n.trim().parse::<u32>(), d.trim().parse::<u32>());
+            match (n, d) {
+                (Ok(n), Ok(d)) => Rational::new(n, d),
+                _ => return Err(bad()),
+            }
+        } else {
+            let (int, frac) = t.split_once('.').unwrap_or((t, ""));
+            if int.is_empty() && frac.is_empty()
+                || !int.bytes().all(|b| b.is_ascii_digit())
+                || !frac.bytes().all(|b| b.is_ascii_digit())
+                || frac.len() > 6
+            {
+                return Err(bad());
+            }
+            let den = 10u32.pow(frac.len() as u32);
+            let int: u32 = if int.is_empty() {
+                0
+            } else {
+                int.parse().map_err(|_| bad())?
+            };
+            let frac: u32 = if frac.is_empty() {
+                0
+            } else {
+                frac.parse().map_err(|_| bad())?
+            };
+            let num = int
+                .checked_mul(den)
+                .and_then(|v| v.checked_add(frac))
+                .ok_or_else(bad)?;
+            Rational::new(num, den)
+        };
+        if r.num == 0 || r.den == 0 || r.as_f64() > 1000.0 {
+            return Err(bad());
+        }
+        Ok(r)
+    }
+}
+
 impl std::fmt::Display for Rational {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.num, self.den)

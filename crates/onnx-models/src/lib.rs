@@ -31,7 +31,7 @@ pub mod test_models;
 
 use std::path::PathBuf;
 
-pub use lipsync::{LipSyncKind, OnnxChunkState, OnnxLipSync, WAV2LIP_BOX};
+pub use lipsync::{LipSyncKind, OnnxChunkState, OnnxLipSync};
 pub use runtime::{Provider, ProviderRequest, RuntimeInfo};
 pub use session::{OnnxSession, SessionOptions, TensorInfo, TensorSpec};
 

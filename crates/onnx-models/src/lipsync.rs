@@ -4,14 +4,34 @@
 //! side by side on their own threads and sessions (on 2 cores: two single-threaded calls, which
 //! keep both cores busier than one call on two intra-op threads while the pipeline's other
 //! stages share the cores).
+//!
+//! Inputs and outputs as FaceFusion's lip syncer makes them
+//! (`facefusion/processors/modules/lip_syncer/core.py`, 3.x), from the face's `ffhq_512` crop
+//! (face-proc's `Alignment::Ffhq512` at R = 512), with OpenCV's arithmetic ([`frame::cv`]):
+//! - **Wav2Lip**: the bounding box of the face's 68 landmarks in the crop
+//!   (`create_bounding_box`, no padding) stretched onto 96×96 (`warp_face_by_bounding_box`:
+//!   `cv2.warpAffine`, bilinear, zero border); BGR, `/255`; channels 0–2 with rows 48.. zeroed,
+//!   3–5 whole. The mel window is scaled by `weight × 2` (× 1 at the default 0.5). The output,
+//!   clipped, `×255`, truncated to 8 bits, goes back over the whole crop through the box's
+//!   inverse (bilinear, edge replicated); the pipeline pastes it with FaceFusion's
+//!   `lower-face` mask ([`infer::PasteRegion::FaceFusionLowerFace`]).
+//! - **EDTalk**: the crop area-resized to 256 (`cv2.INTER_AREA`), RGB, `/255`, and `weight`
+//!   (0–1) as the model's `weight` input; the output, clipped, `×255`, truncated, resized
+//!   back to the crop's size (`cv2.INTER_CUBIC`), pasted with FaceFusion's box mask
+//!   ([`infer::PasteRegion::FaceFusionBox`]): EDTalk regenerates the whole face and FaceFusion
+//!   pastes all of it.
+//!
+//! The parity harness (`tests/parity`, run by `cargo xtask test`) checks these tensors and the
+//! pasted frames against an independent reference written from FaceFusion's code.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use frame::Frame;
+use frame::cv::{self, Border};
 use infer::{
     ChunkInput, FeatureBuilder, InferError, LipMelStream, LipSyncModel, Mask, MouthGeometry,
-    Schedule, StepStats,
+    PasteRegion, Schedule, StepStats,
 };
 
 use crate::session::{OnnxSession, TensorSpec};
@@ -84,26 +104,6 @@ impl LipSyncKind {
     }
 }
 
-/// Where Wav2Lip's 96×96 face box lies in facesync's aligned R×R crop, in units of R:
-/// `[x0, y0, x1, y1]`. facesync's crop is LatentSync's 75×100 template frame (brows at
-/// y = 20 of 100, chin near the bottom edge, the cheeks at the side edges), scaled to R×R;
-/// FaceFusion's box is the bounding box of the 68 landmarks (brows to chin, jaw line to jaw
-/// line). In template units that box is x 0–75, y 16–100: the full width, from just above the
-/// brow line (y = 20) to the bottom edge.
-pub const WAV2LIP_BOX: [f32; 4] = [0.0, 0.16, 1.0, 1.0];
-
-/// The region of the box Wav2Lip regenerates (its lower half, rows 48..96 of 96) pasted back
-/// with a feathered mask: box-relative `[x0, y0, x1, y1]` and the feather width, also
-/// box-relative. The mask is 1 inside, falls to 0 over `feather` with a smoothstep, 0 outside.
-/// Used when the frame has no face mesh; with one, the mesh's lower face ([`HULL_FEATHER`]).
-const LOWER_FACE: [f32; 4] = [0.12, 0.5, 0.88, 0.98];
-const FEATHER: f32 = 0.1;
-
-/// With a face mesh, the model's output is pasted inside the mesh's lower-face region (the
-/// hull of the jaw line and the lips, [`infer::MouthPlacement::region`]), feathered inwards
-/// over this share of the crop's side (12.8 px at R = 256); nothing outside the hull changes.
-pub(crate) const HULL_FEATHER: f32 = 0.05;
-
 /// A learned lip-sync model loaded from an ONNX file.
 #[derive(Debug, Clone)]
 pub struct OnnxLipSync {
@@ -115,8 +115,9 @@ pub struct OnnxLipSync {
 
 impl OnnxLipSync {
     /// Wraps a loaded session after checking it against `kind`'s contract (names, ranks,
-    /// sizes; errors name the file and tensor). `weight`: EDTalk's lip strength (its
-    /// default is 0.5); unused by Wav2Lip.
+    /// sizes; errors name the file and tensor). `weight`: the lip strength, 0 to 1, as
+    /// FaceFusion's `--lip-syncer-weight` (default 0.5): Wav2Lip's mel is scaled by
+    /// `weight × 2`, EDTalk gets it as its `weight` input.
     pub fn new(
         kind: LipSyncKind,
         session: Arc<OnnxSession>,
@@ -135,11 +136,11 @@ impl OnnxLipSync {
                 });
             }
         }
-        if !(0.0..=10.0).contains(&weight) || !weight.is_finite() {
+        if !(0.0..=1.0).contains(&weight) {
             return Err(OnnxError::Contract {
                 path: session.path().to_path_buf(),
                 tensor: "weight".into(),
-                message: format!("lip strength {weight} is out of range (0 to 10)"),
+                message: format!("lip strength {weight} is out of range (0 to 1)"),
             });
         }
         Ok(Self {
@@ -179,173 +180,128 @@ impl OnnxLipSync {
         InferError::Model(e.to_string())
     }
 
-    /// The model's input image for one face and the box it came from (crop pixels).
-    fn prepare(&self, face: &Frame, out: &mut Vec<f32>) -> [f32; 4] {
-        let r = face.width() as f32;
+    /// Appends the model's input image for one face (its crop, and the 68 landmarks in crop
+    /// pixels for Wav2Lip's box) to `out`; returns what [`Self::unprepare`] needs to put the
+    /// output back over the crop.
+    fn prepare(
+        &self,
+        face: &Frame,
+        landmarks: &[[f32; 2]],
+        out: &mut Vec<f32>,
+    ) -> Result<Placed, InferError> {
+        let (r, data) = (face.width() as usize, face.data());
         let n = self.kind.size() as usize;
+        let start = out.len();
         match self.kind {
             LipSyncKind::Wav2Lip => {
-                let b = WAV2LIP_BOX.map(|v| v * r);
-                let rgb = sample_rect(face, b, n, n);
-                // Channels 0–2: the crop with its lower half zeroed; 3–5: the crop. BGR.
-                let start = out.len();
+                let m = wav2lip_box(landmarks).ok_or_else(|| {
+                    InferError::Input(
+                        "wav2lip needs the face's 68 landmarks (the face mesh) for its box".into(),
+                    )
+                })?;
+                let bgr_box =
+                    cv::warp_affine_u8(data, r, r, 3, m, false, n, n, Border::Constant(0.0));
+                // Channels 0–2: the box with its lower half zeroed; 3–5: the box. BGR, /255.
                 out.resize(start + 6 * n * n, 0.0);
                 let planes = &mut out[start..];
-                for y in 0..n {
-                    for x in 0..n {
-                        let p = rgb[y * n + x];
-                        for (c, v) in [p[2], p[1], p[0]].into_iter().enumerate() {
-                            let i = y * n + x;
-                            if y < n / 2 {
-                                planes[c * n * n + i] = v;
-                            }
-                            planes[(3 + c) * n * n + i] = v;
+                for (i, p) in bgr_box.chunks_exact(3).enumerate() {
+                    let y = i / n;
+                    for (c, v) in [p[2], p[1], p[0]].into_iter().enumerate() {
+                        let v = f32::from(v) / 255.0;
+                        if y < n / 2 {
+                            planes[c * n * n + i] = v;
                         }
+                        planes[(3 + c) * n * n + i] = v;
                     }
                 }
-                b
+                Ok(Placed::Box(m))
             }
             LipSyncKind::EdTalk => {
-                let b = [0.0, 0.0, r, r];
-                let rgb = sample_rect(face, b, n, n);
-                let start = out.len();
+                let small = cv::resize_area_u8(data, r, r, 3, n, n);
                 out.resize(start + 3 * n * n, 0.0);
                 let planes = &mut out[start..];
-                for (i, p) in rgb.iter().enumerate() {
+                for (i, p) in small.chunks_exact(3).enumerate() {
                     for c in 0..3 {
-                        planes[c * n * n + i] = p[c];
+                        planes[c * n * n + i] = (f64::from(p[c]) / 255.0) as f32;
                     }
                 }
-                b
+                Ok(Placed::Whole)
             }
+        }
+    }
+
+    /// The crop FaceFusion pastes from one face's model output `planes` (`[3][n][n]`, BGR for
+    /// Wav2Lip, RGB for EDTalk): clipped to 0..1, `×255`, truncated to 8 bits, then over the
+    /// R×R crop (Wav2Lip: through the box's inverse, bilinear, edge replicated; EDTalk: a
+    /// cubic resize).
+    fn unprepare(&self, planes: &[f32], placed: &Placed, r: u32) -> Frame {
+        let n = self.kind.size() as usize;
+        let bgr = self.kind == LipSyncKind::Wav2Lip;
+        let mut rgb = vec![0u8; n * n * 3];
+        for (i, px) in rgb.chunks_exact_mut(3).enumerate() {
+            for (c, v) in px.iter_mut().enumerate() {
+                let plane = if bgr { 2 - c } else { c };
+                // numpy's `clip(0, 1) * 255` then `astype(uint8)`: truncation.
+                *v = (planes[plane * n * n + i].clamp(0.0, 1.0) * 255.0) as u8;
+            }
+        }
+        let r = r as usize;
+        let data = match placed {
+            Placed::Box(m) => cv::warp_affine_u8(
+                &rgb,
+                n,
+                n,
+                3,
+                cv::invert_affine(*m),
+                false,
+                r,
+                r,
+                Border::Replicate,
+            ),
+            Placed::Whole => cv::resize_cubic_u8(&rgb, n, n, 3, r, r),
+        };
+        Frame::new(r as u32, r as u32, data).expect("r*r*3 bytes")
+    }
+
+    /// The mel window as the model gets it: Wav2Lip's scaled by `weight × 2`.
+    fn scale_mel(&self, mel: &mut [f32]) {
+        if self.kind == LipSyncKind::Wav2Lip {
+            let k = self.weight * 2.0;
+            mel.iter_mut().for_each(|v| *v *= k);
         }
     }
 }
 
-/// Pastes model output `planes` (`[3][n][n]`, 0..1, BGR for Wav2Lip) into `face` over `rect`
-/// (crop pixel edges): weighted by the feathered mesh hull `region` (crop pixels, pixel
-/// centres at integers) when it has 3 corners or more, else by the kind's fixed mask. Pixels
-/// of weight 0 are not touched.
-fn paste(kind: LipSyncKind, face: &mut Frame, rect: [f32; 4], planes: &[f32], region: &[[f32; 2]]) {
-    let n = kind.size() as usize;
-    let bgr = kind == LipSyncKind::Wav2Lip;
-    let [x0, y0, x1, y1] = rect;
-    let (w, h) = (x1 - x0, y1 - y0);
-    let (fw, fh) = (face.width(), face.height());
-    let hull_feather = HULL_FEATHER * fw as f32;
-    let ys = (y0.floor().max(0.0) as u32)..(y1.ceil().min(fh as f32) as u32);
-    let xs = (x0.floor().max(0.0) as u32)..(x1.ceil().min(fw as f32) as u32);
-    for y in ys {
-        for x in xs.clone() {
-            // Box-relative position of the pixel centre.
-            let u = (x as f32 + 0.5 - x0) / w;
-            let v = (y as f32 + 0.5 - y0) / h;
-            let a = if region.len() >= 3 {
-                let inside_box = (0.0..=1.0).contains(&u) && (0.0..=1.0).contains(&v);
-                if inside_box {
-                    infer::polygon_weight(region, hull_feather, x as f32, y as f32)
-                } else {
-                    0.0
-                }
-            } else {
-                match kind {
-                    LipSyncKind::Wav2Lip => ramp(u, v, LOWER_FACE, FEATHER),
-                    LipSyncKind::EdTalk => ramp(u, v, [0.02, 0.02, 0.98, 0.98], 0.04),
-                }
-            };
-            if a <= 0.0 {
-                continue;
-            }
-            let g = bilinear_planes(planes, n, u * n as f32 - 0.5, v * n as f32 - 0.5);
-            let g = if bgr { [g[2], g[1], g[0]] } else { g };
-            let old = face.pixel(x, y);
-            let mut px = [0u8; 3];
-            for c in 0..3 {
-                let new = g[c].clamp(0.0, 1.0) * 255.0;
-                px[c] = (a * new + (1.0 - a) * f32::from(old[c])).round() as u8;
-            }
-            face.put_pixel(x, y, px);
-        }
-    }
+/// Where a model's square input came from in the crop.
+#[derive(Debug, Clone, Copy)]
+enum Placed {
+    /// Wav2Lip: the crop → 96×96 map of the landmarks' box.
+    Box([[f64; 3]; 2]),
+    /// EDTalk: the whole crop, resized.
+    Whole,
 }
 
-/// A feathered rectangle: 1 inside `r` shrunk by `f`, 0 outside `r`, smoothstep between.
-fn ramp(u: f32, v: f32, r: [f32; 4], f: f32) -> f32 {
-    let edge = |d: f32| {
-        let t = (d / f).clamp(0.0, 1.0);
-        t * t * (3.0 - 2.0 * t)
-    };
-    edge(u - r[0]) * edge(r[2] - u) * edge(v - r[1]) * edge(r[3] - v)
-}
-
-/// Bilinear sample of `[3][n][n]` planes at (x, y) in plane pixels (centres at integers),
-/// clamped at the edges.
-fn bilinear_planes(planes: &[f32], n: usize, x: f32, y: f32) -> [f32; 3] {
-    let max = (n - 1) as f32;
-    let (x, y) = (x.clamp(0.0, max), y.clamp(0.0, max));
-    let (x0, y0) = (x.floor() as usize, y.floor() as usize);
-    let (x1, y1) = ((x0 + 1).min(n - 1), (y0 + 1).min(n - 1));
-    let (fx, fy) = (x - x0 as f32, y - y0 as f32);
-    let mut out = [0.0; 3];
-    for (c, o) in out.iter_mut().enumerate() {
-        let p = &planes[c * n * n..(c + 1) * n * n];
-        let top = p[y0 * n + x0] * (1.0 - fx) + p[y0 * n + x1] * fx;
-        let bottom = p[y1 * n + x0] * (1.0 - fx) + p[y1 * n + x1] * fx;
-        *o = top * (1.0 - fy) + bottom * fy;
+/// Wav2Lip's face box as FaceFusion takes it (`create_bounding_box` of the 68 landmarks in the
+/// crop, its corners as float32, `warp_face_by_bounding_box`'s `cv2.getAffineTransform` onto
+/// 96×96): the crop → box map, or `None` without 68 landmarks or for an empty box.
+fn wav2lip_box(landmarks: &[[f32; 2]]) -> Option<[[f64; 3]; 2]> {
+    if landmarks.len() < 68 {
+        return None;
     }
-    out
-}
-
-/// Bilinear resample of the `rect` (pixel edges) of `face` to `w`×`h`, RGB in 0..1. Samples at
-/// the output pixel centres; a box narrower than the output is a plain bilinear zoom, a wider
-/// one averages 2×2 sub-samples per pixel (enough for the 256/512 → 96 reduction, whose
-/// factor is below 6, to stay free of visible aliasing at the model's resolution).
-fn sample_rect(face: &Frame, rect: [f32; 4], w: usize, h: usize) -> Vec<[f32; 3]> {
-    let [x0, y0, x1, y1] = rect;
-    let (sx, sy) = ((x1 - x0) / w as f32, (y1 - y0) / h as f32);
-    let sub = if sx > 1.5 || sy > 1.5 { 2 } else { 1 };
-    let (fw, fh) = (face.width() as f32, face.height() as f32);
-    let data = face.data();
-    let stride = face.width() as usize * 3;
-    let get = |x: f32, y: f32| -> [f32; 3] {
-        let (x, y) = (
-            (x - 0.5).clamp(0.0, fw - 1.0),
-            (y - 0.5).clamp(0.0, fh - 1.0),
-        );
-        let (xa, ya) = (x.floor() as usize, y.floor() as usize);
-        let (xb, yb) = (
-            (xa + 1).min(face.width() as usize - 1),
-            (ya + 1).min(face.height() as usize - 1),
-        );
-        let (fx, fy) = (x - xa as f32, y - ya as f32);
-        let mut out = [0.0; 3];
-        for (c, o) in out.iter_mut().enumerate() {
-            let p = |xx: usize, yy: usize| f32::from(data[yy * stride + xx * 3 + c]);
-            let top = p(xa, ya) * (1.0 - fx) + p(xb, ya) * fx;
-            let bottom = p(xa, yb) * (1.0 - fx) + p(xb, yb) * fx;
-            *o = (top * (1.0 - fy) + bottom * fy) / 255.0;
-        }
-        out
-    };
-    let mut out = Vec::with_capacity(w * h);
-    let k = 1.0 / (sub * sub) as f32;
-    for j in 0..h {
-        for i in 0..w {
-            let mut acc = [0.0; 3];
-            for a in 0..sub {
-                for b in 0..sub {
-                    let x = x0 + (i as f32 + (b as f32 + 0.5) / sub as f32) * sx;
-                    let y = y0 + (j as f32 + (a as f32 + 0.5) / sub as f32) * sy;
-                    let p = get(x, y);
-                    for c in 0..3 {
-                        acc[c] += p[c] * k;
-                    }
-                }
-            }
-            out.push(acc);
-        }
+    let (mut x1, mut y1, mut x2, mut y2) = (f32::MAX, f32::MAX, f32::MIN, f32::MIN);
+    for p in &landmarks[..68] {
+        x1 = x1.min(p[0]);
+        y1 = y1.min(p[1]);
+        x2 = x2.max(p[0]);
+        y2 = y2.max(p[1]);
     }
-    out
+    let (x1, y1, x2, y2) = (f64::from(x1), f64::from(y1), f64::from(x2), f64::from(y2));
+    if !(x2 - x1 > 0.0 && y2 - y1 > 0.0) {
+        return None;
+    }
+    let n = f64::from(LipSyncKind::Wav2Lip.size());
+    let (sx, sy) = (n / (x2 - x1), n / (y2 - y1));
+    Some([[sx, 0.0, -x1 * sx], [0.0, sy, -y1 * sy]])
 }
 
 /// A model call running on its own thread: the face's index in the chunk.
@@ -359,8 +315,8 @@ type Finished = (usize, Result<Frame, InferError>);
 pub struct OnnxChunkState {
     /// The chunk's faces, each replaced by the model's result when its call finishes.
     faces: Vec<Frame>,
-    /// Each face's mesh hull (crop pixels), empty without a mesh.
-    regions: Vec<Vec<[f32; 2]>>,
+    /// Each face's 68 landmarks (crop pixels), empty without a mesh.
+    landmarks: Vec<Vec<[f32; 2]>>,
     /// `[n][1][80][16]`.
     mels: Vec<f32>,
     /// Faces whose call has started (batch of 1) or finished (dynamic batch).
@@ -393,21 +349,28 @@ impl OnnxLipSync {
         }
     }
 
-    /// One model call on `faces` (their mel windows in `mels`, their mesh hulls in `regions`):
-    /// prepares the inputs, runs the session, pastes the result into the faces.
+    /// One model call on `faces` (their mel windows in `mels`, their 68 landmarks in
+    /// `landmarks`): prepares the inputs, runs the session, replaces each face by the crop
+    /// FaceFusion would paste.
     fn call(
         &self,
         faces: &mut [Frame],
         mels: &[f32],
-        regions: &[Vec<[f32; 2]>],
+        landmarks: &[Vec<[f32; 2]>],
     ) -> Result<(), InferError> {
         let s = self.kind.size() as i64;
         let planes = self.planes();
         let b = faces.len() as i64;
         let mut target = Vec::with_capacity(faces.len() * (planes * s * s) as usize);
-        let rects: Vec<[f32; 4]> = faces.iter().map(|f| self.prepare(f, &mut target)).collect();
+        let placed: Vec<Placed> = faces
+            .iter()
+            .zip(landmarks)
+            .map(|(f, l)| self.prepare(f, l, &mut target))
+            .collect::<Result<_, _>>()?;
+        let mut source = mels.to_vec();
+        self.scale_mel(&mut source);
         let mut inputs = vec![
-            ("source", vec![b, 1, 80, 16], mels.to_vec()),
+            ("source", vec![b, 1, 80, 16], source),
             ("target", vec![b, planes, s, s], target),
         ];
         if self.kind == LipSyncKind::EdTalk {
@@ -422,13 +385,9 @@ impl OnnxLipSync {
                 message: format!("the model returned shape {shape:?} (expected [{b},3,{s},{s}])"),
             }));
         }
-        for (((face, rect), planes), region) in faces
-            .iter_mut()
-            .zip(rects)
-            .zip(out.chunks_exact(per_out))
-            .zip(regions)
+        for ((face, placed), planes) in faces.iter_mut().zip(&placed).zip(out.chunks_exact(per_out))
         {
-            paste(self.kind, face, rect, planes, region);
+            *face = self.unprepare(planes, placed, face.width());
         }
         Ok(())
     }
@@ -438,9 +397,16 @@ impl LipSyncModel for OnnxLipSync {
     type State = OnnxChunkState;
 
     fn mask(&self, size: u32) -> Mask {
-        // The scheduler's region of interest; the paste-back uses the mesh's lower-face hull
-        // (or, without a mesh, the model's own feathered lower-face mask).
+        // The scheduler's region of interest; the paste-back uses FaceFusion's masks
+        // ([`LipSyncModel::paste_region`]).
         MouthGeometry::default().mask(size)
+    }
+
+    fn paste_region(&self) -> PasteRegion {
+        match self.kind {
+            LipSyncKind::Wav2Lip => PasteRegion::FaceFusionLowerFace,
+            LipSyncKind::EdTalk => PasteRegion::FaceFusionBox,
+        }
     }
 
     fn schedule(&self, _configured_steps: usize, chunk_len: usize) -> Schedule {
@@ -473,19 +439,19 @@ impl LipSyncModel for OnnxLipSync {
         for (i, w) in mels.chunks_exact_mut(80 * 16).enumerate() {
             features.window_into(chunk.first_frame + i, w);
         }
-        let regions = (0..n)
+        let landmarks = (0..n)
             .map(|i| {
                 chunk
                     .mouths
                     .get(i)
                     .and_then(Option::as_ref)
-                    .map(|m| m.region.clone())
+                    .map(|m| m.landmarks_68.clone())
                     .unwrap_or_default()
             })
             .collect();
         Ok(OnnxChunkState {
             faces: chunk.faces.to_vec(),
-            regions,
+            landmarks,
             mels,
             started: 0,
             done: 0,
@@ -511,7 +477,7 @@ impl LipSyncModel for OnnxLipSync {
             return Ok(StepStats::default());
         }
         if self.dynamic_batch {
-            self.call(&mut state.faces, &state.mels, &state.regions)?;
+            self.call(&mut state.faces, &state.mels, &state.landmarks)?;
             let take = n - state.done;
             (state.started, state.done) = (n, n);
             return Ok(StepStats {
@@ -524,14 +490,14 @@ impl LipSyncModel for OnnxLipSync {
             let i = state.started;
             let mut face = [state.faces[i].clone()];
             let mel = state.mels[i * MEL..(i + 1) * MEL].to_vec();
-            let region = [state.regions[i].clone()];
+            let landmarks = [state.landmarks[i].clone()];
             let (model, tx) = (self.clone(), tx.clone());
             let spawned = std::thread::Builder::new()
                 .name("facesync-model-call".into())
                 .spawn(move || {
                     // A panic is a result too: the step waiting for it must not hang.
                     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        model.call(&mut face, &mel, &region)
+                        model.call(&mut face, &mel, &landmarks)
                     }))
                     .unwrap_or_else(|_| {
                         Err(InferError::Model(format!(
@@ -579,111 +545,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ramp_is_one_inside_zero_outside() {
-        let r = [0.2, 0.5, 0.8, 0.9];
-        assert_eq!(ramp(0.5, 0.7, r, 0.05), 1.0);
-        assert_eq!(ramp(0.1, 0.7, r, 0.05), 0.0);
-        assert_eq!(ramp(0.5, 0.45, r, 0.05), 0.0);
-        let mid = ramp(0.225, 0.7, r, 0.05);
-        assert!(mid > 0.0 && mid < 1.0, "{mid}");
-    }
-
-    /// A crop with texture everywhere.
-    fn patterned(r: u32) -> Frame {
-        let mut data = Vec::new();
-        for y in 0..r {
-            for x in 0..r {
-                data.extend([
-                    (x * 7 % 200) as u8,
-                    (y * 5 % 200) as u8,
-                    ((x ^ y) % 200) as u8,
-                ]);
-            }
-        }
-        Frame::new(r, r, data).unwrap()
-    }
-
-    /// With a mesh hull, both models' outputs land inside it only: every crop pixel on or
-    /// outside the hull keeps its value bit for bit, every pixel deeper inside than the
-    /// feather takes the model's output; without the hull the fixed lower-face mask changes
-    /// pixels outside it (so the check can fail).
-    #[test]
-    fn with_a_mesh_the_paste_stays_inside_the_hull() {
-        let r = 256;
-        let crop = patterned(r);
-        // Jaw line and lips of a face in a 256 crop, as the pipeline's hull gives them.
-        let hull = infer::convex_hull(&[
-            [40.0, 130.0],
-            [216.0, 128.0],
-            [200.0, 200.0],
-            [128.0, 246.0],
-            [60.0, 204.0],
-            [100.0, 170.0],
-            [150.0, 172.0],
-        ]);
-        for kind in [LipSyncKind::Wav2Lip, LipSyncKind::EdTalk] {
-            let n = kind.size() as usize;
-            let planes = vec![0.9; 3 * n * n];
-            let rect = match kind {
-                LipSyncKind::Wav2Lip => WAV2LIP_BOX.map(|v| v * r as f32),
-                LipSyncKind::EdTalk => [0.0, 0.0, r as f32, r as f32],
-            };
-            let mut with = crop.clone();
-            paste(kind, &mut with, rect, &planes, &hull);
-            let mut without = crop.clone();
-            paste(kind, &mut without, rect, &planes, &[]);
-            let (mut deep, mut spill) = (0, 0);
-            for y in 0..r {
-                for x in 0..r {
-                    let (fx, fy) = (x as f32, y as f32);
-                    if infer::polygon_weight(&hull, 1e-3, fx, fy) <= 0.0 {
-                        assert_eq!(with.pixel(x, y), crop.pixel(x, y), "{kind:?} ({x}, {y})");
-                        spill += usize::from(without.pixel(x, y) != crop.pixel(x, y));
-                    } else if infer::polygon_weight(&hull, HULL_FEATHER * r as f32, fx, fy) >= 1.0 {
-                        assert_eq!(with.pixel(x, y), [230, 230, 230], "{kind:?} ({x}, {y})");
-                        deep += 1;
-                    }
-                }
-            }
-            assert!(deep > 3000, "{kind:?}: {deep} pixels deep inside");
-            assert!(
-                spill > 3000,
-                "{kind:?}: the fixed mask spills over {spill} pixels"
-            );
-        }
-    }
-
-    #[test]
-    fn sample_rect_of_a_flat_frame_is_flat() {
-        let f = Frame::filled(256, 256, [255, 128, 0]);
-        let out = sample_rect(&f, [0.0, 41.0, 256.0, 256.0], 96, 96);
-        assert_eq!(out.len(), 96 * 96);
-        for p in out {
-            assert!(
-                (p[0] - 1.0).abs() < 1e-6 && (p[1] - 128.0 / 255.0).abs() < 1e-6 && p[2] == 0.0
-            );
-        }
-    }
-
-    #[test]
-    fn sample_rect_keeps_a_gradient_in_place() {
-        // A horizontal ramp x → x: the 96-wide resample of the full width reads the value at
-        // each output pixel's centre (averaged over its 2 sub-samples, still the centre).
-        let mut data = Vec::new();
-        for _y in 0..192 {
-            for x in 0..192u32 {
-                data.extend([x as u8, 0, 0]);
-            }
-        }
-        let f = Frame::new(192, 192, data).unwrap();
-        let out = sample_rect(&f, [0.0, 0.0, 192.0, 192.0], 96, 96);
-        for i in 1..95 {
-            let want = (2.0 * i as f32 + 0.5) / 255.0;
-            assert!(
-                (out[10 * 96 + i][0] - want).abs() < 1e-4,
-                "{i}: {}",
-                out[i][0] * 255.0
-            );
-        }
+    fn the_wav2lip_box_is_the_landmarks_bounding_box_on_96() {
+        let mut lm = vec![[200.0f32, 250.0]; 68];
+        lm[0] = [150.0, 220.0];
+        lm[8] = [260.0, 400.0];
+        lm[16] = [370.0, 230.0];
+        let m = wav2lip_box(&lm).unwrap();
+        let at = |p: [f64; 2]| {
+            [
+                m[0][0] * p[0] + m[0][1] * p[1] + m[0][2],
+                m[1][0] * p[0] + m[1][1] * p[1] + m[1][2],
+            ]
+        };
+        assert_eq!(at([150.0, 220.0]), [0.0, 0.0]);
+        let far = at([370.0, 400.0]);
+        assert!((far[0] - 96.0).abs() < 1e-9 && (far[1] - 96.0).abs() < 1e-9);
+        assert!(wav2lip_box(&lm[..67]).is_none());
+        assert!(wav2lip_box(&vec![[5.0, 5.0]; 68]).is_none());
     }
 }

@@ -97,7 +97,48 @@ fn run(
     (out, phase.clone())
 }
 
-/// Runs `faces` as one chunk with the given audio and model features.
+/// A face's 68 landmarks (dlib layout) in a 256 crop: the jaw a half ellipse from (40, 120)
+/// through the chin (128, 240) to (216, 120), brows, eyes, nose and lips inside it.
+fn landmarks_68() -> Vec<[f32; 2]> {
+    let mut p = Vec::with_capacity(68);
+    for i in 0..17 {
+        let t = std::f32::consts::PI * i as f32 / 16.0;
+        p.push([128.0 - 88.0 * t.cos(), 120.0 + 120.0 * t.sin()]);
+    }
+    for i in 0..10 {
+        p.push([60.0 + 15.0 * i as f32, 80.0]);
+    }
+    for i in 0..9 {
+        p.push([128.0 + 4.0 * (i as f32 - 4.0), 100.0 + 6.0 * i as f32]);
+    }
+    for i in 0..12 {
+        let x = if i < 6 { 70.0 } else { 160.0 } + 5.0 * (i % 6) as f32;
+        p.push([x, 100.0 + (i % 2) as f32 * 4.0]);
+    }
+    for i in 0..20 {
+        p.push([95.0 + 3.3 * i as f32, 185.0 + (i % 3) as f32 * 5.0]);
+    }
+    assert_eq!(p.len(), 68);
+    p
+}
+
+/// Each face's placement: [`landmarks_68`] (the only part Wav2Lip and EDTalk read).
+fn placements(n: usize) -> Vec<Option<infer::MouthPlacement>> {
+    let lm = landmarks_68();
+    let m = infer::MouthPlacement {
+        region: Vec::new(),
+        corners: [lm[48], lm[54]],
+        upper_inner: lm[62],
+        lower_inner: lm[66],
+        chin: lm[8],
+        jaw_half_width: 80.0,
+        landmarks_68: lm,
+    };
+    vec![Some(m); n]
+}
+
+/// Runs `faces` as one chunk with the given audio and model features (every face with the
+/// 68 landmarks of [`landmarks_68`]).
 fn run_with(
     model: OnnxLipSync,
     faces: &[Frame],
@@ -112,7 +153,12 @@ fn run_with(
             ..InferConfig::default()
         },
     );
-    inf.run_chunk(faces, 0, audio, ChunkExtras::with_features(features), phase)
+    let mouths = placements(faces.len());
+    let extras = ChunkExtras {
+        features: Some(features),
+        mouths: &mouths,
+    };
+    inf.run_chunk(faces, 0, audio, extras, phase)
 }
 
 /// Cancels `phase` from another thread as soon as it has counted `frames`.
@@ -143,22 +189,61 @@ fn changed_rows(a: &Frame, b: &Frame) -> (usize, usize) {
     (*rows.first().unwrap_or(&0), *rows.last().unwrap_or(&0))
 }
 
+/// Wav2Lip counts every frame and returns the crop FaceFusion would paste (its output
+/// stretched back over the landmarks' box, every pixel of the crop); without the 68 landmarks
+/// the chunk fails with an error that says so.
 #[test]
-fn wav2lip_changes_the_lower_face_only_and_counts_frames() {
+fn wav2lip_counts_frames_and_needs_the_landmarks() {
     let Some(env) = &env() else { return };
-    let model = model(env, LipSyncKind::Wav2Lip, "wav2lip_96.onnx", 0.5);
-    assert!(!model.dynamic_batch());
     let faces: Vec<Frame> = (0..4).map(face).collect();
     let phase = Phase::detached("Doing inference", Some(4), "frames");
-    let (out, phase) = run(model, &faces, &phase);
+    let (out, phase) = run(
+        model(env, LipSyncKind::Wav2Lip, "wav2lip_96.onnx", 0.5),
+        &faces,
+        &phase,
+    );
     let out = out.unwrap();
     assert_eq!(phase.pos(), 4, "one-shot: every frame counted");
     for (a, b) in faces.iter().zip(&out) {
+        assert_eq!((b.width(), b.height()), (a.width(), a.height()));
         let (first, last) = changed_rows(a, b);
-        // The box is rows 41..256; the feathered lower-face mask starts at half the box.
-        assert!((140..160).contains(&first), "first changed row {first}");
-        assert!(last > 230, "last changed row {last}");
+        assert!(first < 5 && last > 250, "changed rows {first}..{last}");
     }
+    let (audio, mel) = features(&speech(), faces.len());
+    let mut inf = Inferencer::new(
+        model(env, LipSyncKind::Wav2Lip, "wav2lip_96.onnx", 0.5),
+        InferConfig {
+            chunk_size: 4,
+            ..InferConfig::default()
+        },
+    );
+    let phase = Phase::detached("Doing inference", Some(4), "frames");
+    let err = inf
+        .run_chunk(&faces, 0, &audio, ChunkExtras::with_features(&mel), &phase)
+        .unwrap_err();
+    assert!(err.to_string().contains("68 landmarks"), "{err}");
+}
+
+/// The lip strength: Wav2Lip's mel scaled by 2×weight reaches the model (0 and 1 differ),
+/// and a weight outside 0–1 is refused, naming the range.
+#[test]
+fn wav2lip_weight_scales_the_mel_and_is_checked() {
+    let Some(env) = &env() else { return };
+    let faces: Vec<Frame> = (0..2).map(face).collect();
+    let out = |w| {
+        let m = model(env, LipSyncKind::Wav2Lip, "wav2lip_96.onnx", w);
+        let p = Phase::detached("Doing inference", Some(2), "frames");
+        run(m, &faces, &p).0.unwrap()
+    };
+    assert_ne!(out(0.0)[0], out(1.0)[0], "the weight reaches the model");
+    let e = OnnxLipSync::new(
+        LipSyncKind::Wav2Lip,
+        load(env, "wav2lip_96.onnx").unwrap(),
+        1.5,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("0 to 1"), "{e}");
 }
 
 #[test]
@@ -303,17 +388,17 @@ fn mel_features_match_the_numpy_reference() {
     let (_, mel) = features(&audio, 30);
     let ours: Vec<f32> = mel.columns().iter().flatten().copied().collect();
     assert_eq!(ours.len(), reference.len(), "column count");
-    // Tolerance: 0.01 on the ±4 scale everywhere (f32 FFT against f64 numpy; the log10
-    // amplifies rounding only near the 1e-5 floor), and 99 % of values within 1e-3.
+    // Tolerance: 1e-4 on the ±4 scale everywhere (both in f64 up to the log; the issue's
+    // limit for the mel windows), and 99 % of values within 1e-5.
     let diffs: Vec<f32> = ours
         .iter()
         .zip(&reference)
         .map(|(a, b)| (a - b).abs())
         .collect();
     let worst = diffs.iter().copied().fold(0.0, f32::max);
-    let close = diffs.iter().filter(|d| **d <= 1e-3).count() as f64 / diffs.len() as f64;
-    assert!(worst <= 0.01, "worst difference {worst}");
-    assert!(close >= 0.99, "only {close} within 1e-3");
+    let close = diffs.iter().filter(|d| **d <= 1e-5).count() as f64 / diffs.len() as f64;
+    assert!(worst <= 1e-4, "worst difference {worst}");
+    assert!(close >= 0.99, "only {close} within 1e-5");
 }
 
 /// Mel windows alternating between silence (-4) and full scale (4) from frame to frame.

@@ -67,6 +67,7 @@
 #![forbid(unsafe_code)]
 
 mod frames;
+mod landmarks;
 mod model;
 pub mod sample;
 mod stages;
@@ -238,7 +239,7 @@ pub struct ParseOptionError {
 /// Settings of a run.
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
-    /// Face crop size: 256 or 512.
+    /// Face crop size: 256 or 512. Wav2Lip and EDTalk always get FaceFusion's 512 crop.
     pub resolution: u32,
     /// Refinement steps of the inference model.
     pub steps: u32,
@@ -256,13 +257,21 @@ pub struct PipelineConfig {
     pub y4m_chroma: media_io::Y4mChroma,
     /// The lip-sync model (default: the built-in one).
     pub model: ModelSpec,
-    /// EDTalk's lip strength (`weight` input, default 0.5); other models ignore it.
+    /// The learned lip-sync model's lip strength, 0 to 1 (default 0.5), as FaceFusion's
+    /// `--lip-syncer-weight`: Wav2Lip's mel is scaled by `weight × 2` (unchanged at 0.5),
+    /// EDTalk gets it as its `weight` input; the built-in model and LatentSync ignore it.
     pub model_weight: f32,
     /// The ONNX Runtime library for learned models (default: `ORT_DYLIB_PATH`, else an
     /// installed `onnxruntime` Python package).
     pub onnx_runtime: Option<PathBuf>,
+    /// Where to write the faces the run used (one JSON line per frame: box, score, frame →
+    /// crop map, and FaceFusion's 5, the 68 and the 468 mesh points in frame pixels), renamed
+    /// into place only when the run succeeds; `None` (default): not written.
+    pub landmarks_out: Option<PathBuf>,
     /// How faces are aligned to the crop (default: the template). A `latentsync:` model always
-    /// gets [`Alignment::LatentSync`], the alignment it was trained on.
+    /// gets [`Alignment::LatentSync`], the alignment it was trained on, and `wav2lip:` and
+    /// `edtalk:` models FaceFusion's [`Alignment::Ffhq512`] at R = 512, what FaceFusion feeds
+    /// them.
     pub alignment: Alignment,
 }
 
@@ -280,6 +289,7 @@ impl Default for PipelineConfig {
             model: ModelSpec::Builtin,
             model_weight: 0.5,
             onnx_runtime: None,
+            landmarks_out: None,
             alignment: Alignment::Template,
         }
     }
@@ -300,9 +310,9 @@ impl PipelineConfig {
                 self.resolution
             )));
         }
-        if !(self.model_weight.is_finite() && (0.0..=10.0).contains(&self.model_weight)) {
+        if !(0.0..=1.0).contains(&self.model_weight) {
             return Err(PipelineError::Config(format!(
-                "model weight {} is out of range (0 to 10)",
+                "model weight {} is out of range (0 to 1)",
                 self.model_weight
             )));
         }
@@ -473,7 +483,14 @@ pub fn run_with_model(
     phases[0].set_weight(0.2);
     phases[4].set_weight(0.3);
 
+    let landmarks = match &config.landmarks_out {
+        Some(path) => Some(std::sync::Arc::new(std::sync::Mutex::new(
+            landmarks::LandmarkLog::create(path)?,
+        ))),
+        None => None,
+    };
     let mut faces = stages::FaceStage::new(compute, config)?;
+    faces.log_to(landmarks.clone());
     let mut infer = stages::InferStage::new(model, audio, fps, planned)?;
     let mut restore = stages::RestoreStage::new(compute, config)?;
 
@@ -538,6 +555,13 @@ pub fn run_with_model(
             phases[4].fail(&e);
             return Err(e);
         }
+    }
+    if let Some(log) = landmarks {
+        let log = std::sync::Arc::try_unwrap(log)
+            .expect("the face stage has ended")
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner());
+        log.commit()?;
     }
     let (input_frames, frames) = (counts[0], counts[4]);
     Ok(RunStats {

@@ -12,7 +12,7 @@ use infer::{ChunkRunner, InferConfig, Inferencer, MouthModel, MouthParams};
 use onnx_models::{LipSyncKind, OnnxLipSync, ProviderRequest, SessionOptions};
 use progress_core::{Level, Phase};
 
-use crate::{Backend, PipelineConfig, PipelineError};
+use crate::{Alignment, Backend, PipelineConfig, PipelineError};
 
 /// The lip-sync model of a run. Text form (`FromStr`/`Display`, the same in the CLI, Python,
 /// queue jobs and the ComfyUI node): `builtin`, `wav2lip:PATH`, `edtalk:PATH`,
@@ -83,6 +83,17 @@ impl ModelSpec {
     /// nose), which face processing must then use instead of its default template.
     pub fn wants_latentsync_alignment(&self) -> bool {
         matches!(self, ModelSpec::LatentSync(_))
+    }
+
+    /// The crop alignment and size the model needs, when it is not the run's own: LatentSync's
+    /// three-point alignment (at the run's resolution), or FaceFusion's `ffhq_512` crop for
+    /// Wav2Lip and EDTalk (FaceFusion cuts every face at 512 before its lip syncer resizes).
+    pub fn alignment(&self) -> Option<(Alignment, Option<u32>)> {
+        match self {
+            ModelSpec::LatentSync(_) => Some((Alignment::LatentSync, None)),
+            ModelSpec::Wav2Lip(_) | ModelSpec::EdTalk(_) => Some((Alignment::Ffhq512, Some(512))),
+            _ => None,
+        }
     }
 }
 

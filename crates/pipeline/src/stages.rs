@@ -5,6 +5,8 @@
 //! refinement steps, per-chunk step phases and previews) and restore (feathered paste-back).
 //! Each runs on the compute device chosen once by [`compute`].
 
+use std::sync::Arc;
+
 use face_proc::{FaceConfig, FaceProcessor, FaceRecord};
 use gpu::Compute;
 use infer::{
@@ -12,7 +14,7 @@ use infer::{
     MouthPlacement, PasteRegion,
 };
 use progress_core::{Cancelled, Level, Phase};
-use restore::{FacePaste, PasteMask, RestoreConfig, Restorer};
+use restore::{FacePaste, FaceWeights, PasteMask, RestoreConfig, Restorer};
 
 use crate::{Chunk, NoFacePolicy, PipelineConfig, PipelineError};
 
@@ -27,6 +29,9 @@ pub(crate) struct FaceInfo {
     /// the model edits only the mouth region ([`infer::PasteRegion::LowerFace`]) and the
     /// frame has a mesh; `None`: the whole crop under restore's own mask.
     pub(crate) paste_mask: Option<PasteMask>,
+    /// FaceFusion's paste weights, for models pasted as FaceFusion pastes
+    /// ([`infer::PasteRegion::FaceFusionLowerFace`], [`infer::PasteRegion::FaceFusionBox`]).
+    pub(crate) paste_weights: Option<Arc<FaceWeights>>,
 }
 
 /// Restore's feather inside the mesh hull, as a share of the crop's side (2.56 px at
@@ -93,6 +98,8 @@ pub(crate) fn compute(config: &PipelineConfig, parent: &Phase) -> Result<Compute
 #[derive(Debug)]
 pub(crate) struct FaceStage {
     inner: FaceProcessor,
+    /// Where every frame's face goes, when the run keeps them ([`crate::PipelineConfig::landmarks_out`]).
+    log: Option<Arc<std::sync::Mutex<crate::landmarks::LandmarkLog>>>,
 }
 
 impl FaceStage {
@@ -102,20 +109,29 @@ impl FaceStage {
             NoFacePolicy::Error => face_proc::NoFacePolicy::Error,
             NoFacePolicy::Interpolate => face_proc::NoFacePolicy::Interpolate { max_gap: 12 },
         };
+        // LatentSync was trained on its own three-point alignment; FaceFusion feeds Wav2Lip
+        // and EDTalk its `ffhq_512` crop.
+        let (alignment, resolution) = match config.model.alignment() {
+            Some((a, r)) => (a, r.unwrap_or(config.resolution)),
+            None => (config.alignment, config.resolution),
+        };
         let face_config = FaceConfig {
-            resolution: config.resolution,
+            resolution,
             no_face,
-            // The LatentSync model was trained on its own three-point alignment.
-            alignment: if config.model.wants_latentsync_alignment() {
-                face_proc::Alignment::LatentSync
-            } else {
-                config.alignment
-            },
+            alignment,
             ..FaceConfig::default()
         };
         let inner =
             FaceProcessor::new(compute, face_config).map_err(|e| stage_error(crate::FACES, e))?;
-        Ok(Self { inner })
+        Ok(Self { inner, log: None })
+    }
+
+    /// Writes every processed frame's face to `log`.
+    pub(crate) fn log_to(
+        &mut self,
+        log: Option<Arc<std::sync::Mutex<crate::landmarks::LandmarkLog>>>,
+    ) {
+        self.log = log;
     }
 
     /// Detects and aligns; advances `phase` and emits one face status per frame.
@@ -128,12 +144,20 @@ impl FaceStage {
             .inner
             .process_batch(&chunk.frames, phase)
             .map_err(|e| run_error(crate::FACES, phase, e))?;
+        if let Some(log) = &self.log {
+            let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+            for record in &records {
+                log.write(record)
+                    .map_err(|e| run_error(crate::FACES, phase, e))?;
+            }
+        }
         chunk.faces = records
             .into_iter()
             .map(|record| FaceInfo {
                 record,
                 generated: None,
                 paste_mask: None,
+                paste_weights: None,
             })
             .collect();
         Ok(())
@@ -199,6 +223,14 @@ pub(crate) fn mouth_placement(record: &FaceRecord) -> Option<MouthPlacement> {
         [p[0] as f32, p[1] as f32]
     };
     let (jl, jr) = (at(58), at(288));
+    let landmarks_68 = face_proc::landmarks_68(mesh)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| {
+            let q = record.to_crop.apply([f64::from(p[0]), f64::from(p[1])]);
+            [q[0] as f32, q[1] as f32]
+        })
+        .collect();
     let hull: Vec<[f32; 2]> = idx::LOWER_FACE
         .iter()
         .chain(&idx::LIPS_OUTER)
@@ -211,6 +243,7 @@ pub(crate) fn mouth_placement(record: &FaceRecord) -> Option<MouthPlacement> {
         lower_inner: at(idx::LOWER_LIP_INNER),
         chin: at(idx::CHIN),
         jaw_half_width: ((jr[0] - jl[0]).powi(2) + (jr[1] - jl[1]).powi(2)).sqrt() / 2.0,
+        landmarks_68,
     })
 }
 
@@ -296,14 +329,39 @@ impl InferStage {
                     },
                     other => stage_error(crate::INFERENCE, other),
                 })?;
-            let lower_face = self.inner.paste_region() == PasteRegion::LowerFace;
+            let region = self.inner.paste_region();
             for ((info, face), mouth) in chunk.faces[i..end].iter_mut().zip(out).zip(mouths) {
-                info.paste_mask = mouth
-                    .filter(|m| lower_face && m.region.len() >= 3)
-                    .map(|m| PasteMask {
-                        polygon: m.region,
-                        feather: RESTORE_HULL_FEATHER * face.width() as f32,
-                    });
+                let r = face.width();
+                match region {
+                    PasteRegion::FaceFusionLowerFace => {
+                        let weights = mouth
+                            .and_then(|m| FaceWeights::facefusion_lower_face(r, &m.landmarks_68));
+                        match weights {
+                            Some(w) => info.paste_weights = Some(Arc::new(w)),
+                            None => {
+                                return Err(stage_error(
+                                    crate::INFERENCE,
+                                    format!(
+                                        "frame {}: the model is pasted with FaceFusion's \
+                                         lower-face mask, which needs the face mesh",
+                                        info.record.index
+                                    ),
+                                ));
+                            }
+                        }
+                    }
+                    PasteRegion::FaceFusionBox => {
+                        info.paste_weights = Some(restore::facefusion_box_shared(r));
+                    }
+                    PasteRegion::LowerFace => {
+                        info.paste_mask =
+                            mouth.filter(|m| m.region.len() >= 3).map(|m| PasteMask {
+                                polygon: m.region,
+                                feather: RESTORE_HULL_FEATHER * r as f32,
+                            });
+                    }
+                    _ => {}
+                }
                 info.generated = Some(face);
             }
             i = end;
@@ -345,6 +403,7 @@ impl RestoreStage {
                     face,
                     to_crop: info.record.to_crop,
                     mask: info.paste_mask,
+                    weights: info.paste_weights,
                 }),
                 _ => None,
             })

@@ -309,7 +309,7 @@ fn summary_dict<'py>(py: Python<'py>, summary: &Summary) -> PyResult<Bound<'py, 
 /// (a Wav2Lip-96 ONNX file), `"edtalk:PATH"` (an EDTalk-256 ONNX file) or `"latentsync:DIR"`
 /// (a LatentSync ONNX export folder; `resolution=256`). Learned models run under ONNX Runtime
 /// (`ORT_DYLIB_PATH`, or the `onnxruntime` Python package) and stay loaded for the next runs.
-/// `model_weight` (0 to 10, default 0.5) is EDTalk's lip strength. A spec that does not parse
+/// `model_weight` (0 to 1, default 0.5) is the learned model's lip strength, as FaceFusion's `--lip-syncer-weight` (Wav2Lip: its mel scaled by 2×weight; EDTalk: its `weight` input). A spec that does not parse
 /// raises `ValueError` before any work; a model that cannot be loaded raises `FacesyncError`
 /// naming its file.
 ///

@@ -45,6 +45,14 @@
 //! bit, so the rest of the crop is not resampled through the two warps. LatentSync's faces
 //! come without one (its own mask semantics, as above).
 //!
+//! # FaceFusion's paste (optional, per face)
+//! A face with [`FacePaste::weights`] is pasted the way FaceFusion's lip syncer pastes
+//! (`face_helper.paste_back`): its weights (an R×R image, e.g. [`FaceWeights::facefusion_lower_face`]
+//! or [`FaceWeights::facefusion_box`]) and the face are warped into the frame with OpenCV's
+//! bilinear arithmetic ([`frame::cv`]) and blended there, truncated to 8 bits; none of the
+//! steps above apply. This runs on the CPU whatever the compute (one warp of the face's
+//! region per frame).
+//!
 //! # Compute paths
 //! [`Restorer::new`] takes a [`gpu::Compute`]: with `Compute::Gpu` every batch runs as WGSL
 //! compute shaders (`crates/restore/shaders/restore_warp.wgsl`, `restore_erode.wgsl`,
@@ -65,7 +73,7 @@
 //! // A 16×16 "face" that covers frame pixels 20..36 × 10..26 (frame → face: shift).
 //! let face = Frame::filled(16, 16, [200, 100, 50]);
 //! let to_crop = Affine2::similarity(1.0, 0.0, -20.0, -10.0);
-//! let faces = vec![Some(FacePaste { face, to_crop, mask: None }), None];
+//! let faces = vec![Some(FacePaste { face, to_crop, mask: None, weights: None }), None];
 //! let mut restorer = Restorer::new(gpu::Compute::Cpu, RestoreConfig::default()).unwrap();
 //! let phase = progress_core::Phase::detached("Restoring faces", Some(2), "frames");
 //! restorer.restore_batch(&mut frames, &faces, &phase).unwrap();
@@ -77,10 +85,15 @@
 #![forbid(unsafe_code)]
 
 mod cpu;
+mod facefusion;
 mod mask;
 mod wgsl;
 
+use std::sync::Arc;
+
 use frame::{Affine2, Frame};
+
+pub use facefusion::{FaceWeights, facefusion_box_shared};
 use progress_core::{Cancelled, Phase};
 
 /// Settings of a [`Restorer`].
@@ -113,6 +126,10 @@ pub struct FacePaste {
     /// A region of the face the paste is confined to, e.g. the lower face from a face mesh;
     /// `None`: the whole face under the eroded mask alone.
     pub mask: Option<PasteMask>,
+    /// FaceFusion's paste instead of the eroded mask: these weights (R×R, face pixels) and the
+    /// face warped into the frame and blended there (see the crate docs); `mask` must then be
+    /// `None`.
+    pub weights: Option<Arc<FaceWeights>>,
 }
 
 /// A convex region of the face (face pixels, pixel centres at integers), feathered inwards:
@@ -241,7 +258,13 @@ impl Restorer {
         for (index, (frame, face)) in frames.iter().zip(faces).enumerate() {
             plans.push(match face {
                 None => None,
-                Some(paste) => mask::plan(index, frame, paste)?,
+                Some(paste) => match &paste.weights {
+                    Some(w) => {
+                        facefusion::check(index, paste, w)?;
+                        None
+                    }
+                    None => mask::plan(index, frame, paste)?,
+                },
             });
         }
         let batch = self.cfg.batch.max(1);
@@ -258,10 +281,40 @@ impl Restorer {
                 }
                 None => cpu::restore_frames(frames, faces, plans, &mut self.scratch),
             }
+            paste_weighted(frames, faces, self.scratch.len());
             phase.inc(frames.len() as u64);
         }
         Ok(())
     }
+}
+
+/// FaceFusion's paste of every face with weights, spread over `threads` scoped threads.
+fn paste_weighted(frames: &mut [Frame], faces: &[Option<FacePaste>], threads: usize) {
+    let weighted = faces
+        .iter()
+        .filter(|f| f.as_ref().is_some_and(|p| p.weights.is_some()))
+        .count();
+    if weighted == 0 {
+        return;
+    }
+    let one = |frame: &mut Frame, face: &Option<FacePaste>| {
+        if let Some(p) = face
+            && let Some(w) = &p.weights
+        {
+            facefusion::paste_back(frame, &p.face, w, &p.to_crop);
+        }
+    };
+    let threads = threads.clamp(1, weighted);
+    if threads == 1 {
+        frames.iter_mut().zip(faces).for_each(|(f, p)| one(f, p));
+        return;
+    }
+    let per = frames.len().div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        for (frames, faces) in frames.chunks_mut(per).zip(faces.chunks(per)) {
+            s.spawn(move || frames.iter_mut().zip(faces).for_each(|(f, p)| one(f, p)));
+        }
+    });
 }
 
 /// Convenience for a whole clip: creates the phase "Restoring faces" (unit "frames") under

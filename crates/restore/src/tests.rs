@@ -118,6 +118,7 @@ fn paste(face: Frame, centre: [f64; 2], side: f64, angle: f64) -> FacePaste {
         face,
         to_crop: to_crop(centre, side, angle),
         mask: None,
+        weights: None,
     }
 }
 
@@ -129,6 +130,7 @@ fn own_crop(frame: &Frame, centre: [f64; 2], side: f64, angle: f64) -> FacePaste
         face: warp_crop(frame, &t),
         to_crop: t,
         mask: None,
+        weights: None,
     }
 }
 

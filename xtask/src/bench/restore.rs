@@ -109,6 +109,7 @@ pub(crate) fn run(_args: &[String]) -> Result<()> {
                 face: face.clone(),
                 to_crop: t,
                 mask: None,
+                weights: None,
             })
         })
         .collect();

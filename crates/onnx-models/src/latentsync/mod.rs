@@ -99,8 +99,15 @@ pub enum LatentSyncError {
         /// What differs.
         problem: String,
     },
-    /// The runtime cannot run the file's float16 tensors.
-    #[error("{file}: this ONNX Runtime cannot run the file's float16 tensors: {message}")]
+    /// The runtime cannot run the file's float16 tensors (ailia's export is float16
+    /// throughout; facesync converts at the boundary, float32 in and out, and hands the
+    /// graph float16 tensors, but a provider without float16 kernels for the graph's operators,
+    /// as ONNX Runtime's CPU provider is for some of them, cannot load it).
+    #[error(
+        "{file}: this ONNX Runtime's provider has no float16 kernel for an operator of the file \
+         (the export is float16 throughout): run it on CUDA (`pip install onnxruntime-gpu`, \
+         `--backend gpu`) or use a float32 export of the same graphs; the runtime said: {message}"
+    )]
     NoF16 {
         /// The file.
         file: String,

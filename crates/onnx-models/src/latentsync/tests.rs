@@ -351,7 +351,11 @@ fn every_contract_error_names_the_file_and_the_tensor() {
             d(),
             &["unet.onnx", "`timestep`", "expected int64"],
         ),
-        ("f16_unsupported", d(), &["unet.onnx", "float16", "sample"]),
+        (
+            "f16_unsupported",
+            d(),
+            &["unet.onnx", "float16", "sample", "CUDA"],
+        ),
         (
             "unet_fixed_batch2",
             LatentSyncConfig {

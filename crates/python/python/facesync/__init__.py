@@ -12,7 +12,7 @@ Both take the lip-sync model as ``model=``: ``"builtin"`` (the default, no runti
 ``"wav2lip:PATH"`` (a Wav2Lip-96 ONNX file), ``"edtalk:PATH"`` (an EDTalk-256 ONNX file) or
 ``"latentsync:DIR"`` (a LatentSync ONNX export folder, with ``resolution=256``); learned
 models run under ONNX Runtime (``ORT_DYLIB_PATH``, or the ``onnxruntime`` Python package) and
-stay loaded for the next runs. ``model_weight=0.5`` is EDTalk's lip strength (0 to 10). A spec
+stay loaded for the next runs. ``model_weight=0.5`` is the learned model's lip strength (0 to 1, as FaceFusion's). A spec
 that does not parse raises ``ValueError`` before any work; a model that cannot be loaded
 raises ``FacesyncError`` naming its file.
 
