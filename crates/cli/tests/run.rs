@@ -370,6 +370,105 @@ fn run_on_the_sample_writes_the_output_it_names_with_plain_progress() {
     );
 }
 
+/// `--landmarks-out` writes one JSON line per frame with the face the run used (FaceFusion's
+/// 5 points, the 68 and the 468 mesh points inside the face box); a run that fails leaves no
+/// landmarks file; `--fps` sets a PNG folder's rate and a bad rate is a usage error.
+#[test]
+fn landmarks_out_writes_every_frames_face_and_nothing_on_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = facesync()
+        .args([
+            "run",
+            "--backend",
+            "cpu",
+            "--steps",
+            "1",
+            "--sample-dir",
+            "s",
+        ])
+        .args(["--sample-size", "128", "--sample-seconds", "0.4"])
+        .args(["--out", "s/out.y4m", "--landmarks-out", "s/faces.jsonl"])
+        .args(["--progress", "none"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(dir.path().join("s/faces.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 10, "one line per frame");
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(line["frame"], i as u64);
+        let face = &line["faces"][0];
+        let b: Vec<f64> = face["box"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        for (key, n) in [("points5", 5), ("points68", 68), ("mesh", 468)] {
+            let pts = face[key].as_array().unwrap();
+            assert_eq!(pts.len(), n, "frame {i}: {key}");
+            if key == "points5" {
+                for p in pts {
+                    let (x, y) = (p[0].as_f64().unwrap(), p[1].as_f64().unwrap());
+                    assert!(
+                        x > b[0] && x < b[0] + b[2] && y > b[1] && y < b[1] + b[3],
+                        "frame {i}: {key} point ({x}, {y}) outside the box {b:?}"
+                    );
+                }
+            }
+        }
+    }
+    // A failing run (a model file that does not exist) leaves no landmarks file.
+    check_failure(
+        dir.path(),
+        &[
+            "--video",
+            "s/sample.y4m",
+            "--audio",
+            "s/sample.wav",
+            "--out",
+            "s/out2.y4m",
+            "--model",
+            "wav2lip:missing.onnx",
+            "--landmarks-out",
+            "s/failed.jsonl",
+        ],
+        1,
+        "missing.onnx",
+    );
+    assert!(!dir.path().join("s/failed.jsonl").exists());
+    assert!(
+        listing(&dir.path().join("s"))
+            .iter()
+            .all(|f| !f.contains("failed")),
+        "{:?}",
+        listing(&dir.path().join("s"))
+    );
+    check_failure(
+        dir.path(),
+        &[
+            "--video",
+            "s",
+            "--audio",
+            "s/sample.wav",
+            "--out",
+            "o.y4m",
+            "--fps",
+            "0",
+        ],
+        2,
+        "frame rate \"0\"",
+    );
+}
+
 /// The generated learned models, or `None` (skipped, with the reason printed) when the ONNX
 /// Runtime library or the Python `onnx` package is missing outside `cargo xtask test`.
 fn learned_models() -> Option<std::path::PathBuf> {

@@ -312,17 +312,74 @@ pub(crate) fn latentsync_points(mesh: &[[f32; 2]]) -> Option<[[f64; 2]; 3]> {
     Some([mean(17..22), mean(22..27), mean(27..36)])
 }
 
-/// Source frame → R×R crop for [`Alignment::LatentSync`]: the similarity of the three points
-/// of [`latentsync_points`] onto [`LATENTSYNC_TEMPLATE`] (Umeyama, as the reference's SVD),
-/// composed with the 75×100 → R×R scale. `None` without a full mesh or for degenerate points.
+/// The reference's crop for [`Alignment::LatentSync`] at R, in its pixels:
+/// `(int(75·k), int(100·k))` with `k = R/256 · 2.8` (210×280 at R = 256).
+pub(crate) fn latentsync_crop_size(r: u32) -> (u32, u32) {
+    let k = f64::from(r) / 256.0 * 2.8;
+    ((CROP_W * k) as u32, (CROP_H * k) as u32)
+}
+
+/// The reference's resize of its crop to R×R (`cv2.resize`, pixel centres at half pixels): crop
+/// pixel `x` → `(x + ½)·R/cw − ½`.
+pub(crate) fn latentsync_resize(r: u32) -> Affine2 {
+    let (cw, ch) = latentsync_crop_size(r);
+    let (sx, sy) = (f64::from(r) / f64::from(cw), f64::from(r) / f64::from(ch));
+    Affine2 {
+        m: [[sx, 0.0, (sx - 1.0) / 2.0], [0.0, sy, (sy - 1.0) / 2.0]],
+    }
+}
+
+/// LatentSync's similarity (`transformation_from_points` in its `affine_transform.py`): both
+/// point sets centred and divided by their global standard deviation, the rotation from the
+/// SVD of their product (no reflection check), the scale the ratio of the two deviations — not
+/// the least-squares scale of [`umeyama`], about 1 % smaller on faces — and the centroid mapped
+/// onto the centroid. `None` for degenerate points.
+pub(crate) fn similarity_std(src: &[[f64; 2]], dst: &[[f64; 2]]) -> Option<Affine2> {
+    let ls = umeyama(src, dst)?;
+    let n = src.len().min(dst.len()) as f64;
+    let mean = |pts: &[[f64; 2]]| {
+        let s = pts
+            .iter()
+            .fold([0.0, 0.0], |a, p| [a[0] + p[0], a[1] + p[1]]);
+        [s[0] / n, s[1] / n]
+    };
+    let spread = |pts: &[[f64; 2]], c: [f64; 2]| {
+        pts.iter()
+            .map(|p| (p[0] - c[0]).powi(2) + (p[1] - c[1]).powi(2))
+            .sum::<f64>()
+    };
+    let (cs, cd) = (mean(src), mean(dst));
+    let scale = (spread(dst, cd) / spread(src, cs)).sqrt();
+    // The least-squares fit's rotation, rescaled.
+    let k = scale / ls.scale();
+    let (m00, m01, m10, m11) = (
+        ls.m[0][0] * k,
+        ls.m[0][1] * k,
+        ls.m[1][0] * k,
+        ls.m[1][1] * k,
+    );
+    Some(Affine2 {
+        m: [
+            [m00, m01, cd[0] - (m00 * cs[0] + m01 * cs[1])],
+            [m10, m11, cd[1] - (m10 * cs[0] + m11 * cs[1])],
+        ],
+    })
+}
+
+/// Source frame → R×R crop for [`Alignment::LatentSync`]: the reference's similarity
+/// ([`similarity_std`]) of the three points of [`latentsync_points`] onto
+/// [`LATENTSYNC_TEMPLATE`]` · k` (frame → its `int(75·k) × int(100·k)` crop, `k = R/256 · 2.8`),
+/// composed with its resize to R×R ([`latentsync_resize`]). The crop itself is made as the
+/// reference makes it, in two Lanczos-4 passes (`warp::warp_latentsync`). `None` without a full
+/// mesh or for degenerate points.
 pub(crate) fn latentsync_to_crop(mesh: &[[f32; 2]], r: u32) -> Option<Affine2> {
     let src = latentsync_points(mesh)?;
-    let sim = umeyama(&src, &LATENTSYNC_TEMPLATE)?;
-    let r = f64::from(r);
-    let scale = Affine2 {
-        m: [[r / CROP_W, 0.0, 0.0], [0.0, r / CROP_H, 0.0]],
+    let sim = similarity_std(&src, &LATENTSYNC_TEMPLATE)?;
+    let k = f64::from(r) / 256.0 * 2.8;
+    let to_crop = Affine2 {
+        m: sim.m.map(|row| row.map(|v| v * k)),
     };
-    Some(scale.after(&sim))
+    Some(latentsync_resize(r).after(&to_crop))
 }
 
 /// One-Euro filter parameters (Casiez et al. 2012), per landmark coordinate, in pixels and

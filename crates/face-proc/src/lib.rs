@@ -41,7 +41,10 @@
 //!   `[[17, 20], [58, 20], [37.5, 40]]`; by default, a 2-D closed-form Umeyama similarity
 //!   from BlazeFace's eyes, nose tip and mouth centre onto a template placed in the reference's 75×100 crop (see `align.rs` for how
 //!   it was derived), composed with the crop → R×R scale so ONE bilinear warp (border 127)
-//!   goes from the source frame to the crop. Landmarks are smoothed with a One-Euro filter
+//!   goes from the source frame to the crop ([`Alignment::LatentSync`]: the reference's own
+//!   similarity, scaled by the ratio of the point sets' spreads, and its two Lanczos-4 passes,
+//!   a warp into its 210×280 crop and a resize, on the CPU; [`Alignment::Ffhq512`]:
+//!   FaceFusion's five points onto its `ffhq_512` template, edge replicated). Landmarks are smoothed with a One-Euro filter
 //!   (or the reference's translation EMA).
 //! - **Warp**: on the CPU (2 threads) or as a batched WGSL compute shader
 //!   (`crates/face-proc/shaders/face_warp.wgsl`, one dispatch per batch, reused buffers) when `compute` is a GPU;

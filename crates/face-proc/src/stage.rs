@@ -540,8 +540,10 @@ impl FaceProcessor {
         // FaceFusion's crop replicates the frame's edge (`BORDER_REPLICATE`); the others keep
         // the reference's grey 127.
         let replicate = self.config.alignment == Alignment::Ffhq512;
+        // LatentSync's crop: the reference's two Lanczos-4 passes, on the CPU.
+        let latentsync = self.config.alignment == Alignment::LatentSync;
         match &mut self.warper {
-            Warper::Gpu(g) => {
+            Warper::Gpu(g) if !latentsync => {
                 let refs: Vec<&Frame> = frames.iter().collect();
                 let jobs: Vec<WarpJob> = jobs
                     .iter()
@@ -553,7 +555,7 @@ impl FaceProcessor {
                     .collect();
                 g.run(&refs, &jobs, r)
             }
-            Warper::Cpu => {
+            _ => {
                 let threads = self.config.threads.max(1);
                 let chunk = jobs.len().div_ceil(threads).max(1);
                 let parts: Vec<Result<Vec<Frame>, FaceError>> = std::thread::scope(|s| {
@@ -562,7 +564,13 @@ impl FaceProcessor {
                         .map(|part| {
                             s.spawn(move || {
                                 part.iter()
-                                    .map(|(i, t)| warp::warp_cpu(&frames[*i], t, r, replicate))
+                                    .map(|(i, t)| {
+                                        if latentsync {
+                                            warp::warp_latentsync(&frames[*i], t, r)
+                                        } else {
+                                            warp::warp_cpu(&frames[*i], t, r, replicate)
+                                        }
+                                    })
                                     .collect()
                             })
                         })
@@ -1341,7 +1349,7 @@ mod tests {
 
     /// LatentSync alignment on the talking-head clip: the reference's three points (the brow
     /// and nose means of the mesh's 68 points, as the ONNX export's pipeline takes them) land
-    /// near its template (a least-squares similarity of 3 points whose proportions are not the
+    /// near its template (its similarity of 3 points whose proportions are not the
     /// template's: within 12 crop pixels at R = 256; 8.7 measured), the photo's points stay within 2 crop pixels of where
     /// frame 0 puts them whatever the motion, and the crop frames the face like the default
     /// template (eyes within 8 % of R).

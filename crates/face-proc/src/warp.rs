@@ -57,6 +57,42 @@ pub(crate) fn warp_cpu(
     render(image, to_crop, r, r, border)
 }
 
+/// The crop of [`crate::Alignment::LatentSync`], made as LatentSync's ONNX export makes it
+/// (its `affine_transform.py` and `image_processor.py`): `cv2.warpAffine` with Lanczos-4 into
+/// its `int(75·k) × int(100·k)` crop (border 127), then `cv2.resize` with Lanczos-4 to R×R, with
+/// OpenCV's arithmetic ([`frame::cv`]); `to_crop` is the composed frame → R×R map of
+/// `align::latentsync_to_crop`. On the CPU whatever the compute: LatentSync's diffusion dwarfs
+/// it (about 5 ms a face on one core).
+pub(crate) fn warp_latentsync(
+    image: &Frame,
+    to_crop: &Affine2,
+    r: u32,
+) -> Result<Frame, FaceError> {
+    use frame::cv;
+    let (cw, ch) = crate::align::latentsync_crop_size(r);
+    let resize = crate::align::latentsync_resize(r);
+    let to_ref_crop = resize
+        .inverse()
+        .ok_or(FaceError::SingularTransform)?
+        .after(to_crop);
+    if to_ref_crop.inverse().is_none() {
+        return Err(FaceError::SingularTransform);
+    }
+    let crop = cv::warp_affine_lanczos4_u8(
+        image.data(),
+        image.width() as usize,
+        image.height() as usize,
+        3,
+        to_ref_crop.m,
+        false,
+        cw as usize,
+        ch as usize,
+        cv::Border::Constant(127.0),
+    );
+    let face = cv::resize_lanczos4_u8(&crop, cw as usize, ch as usize, 3, r as usize, r as usize);
+    Ok(Frame::new(r, r, face).expect("r*r*3 bytes"))
+}
+
 /// Renders `image` through `to_out` (source → output) into a `w`×`h` frame, bilinear, with
 /// `border` outside the source. The arithmetic order matches `face_warp.wgsl`.
 pub(crate) fn render(

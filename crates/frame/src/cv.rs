@@ -1786,7 +1786,7 @@ fn hresize_lanczos4<const CN: usize>(s: &[u8], xt: &[(i32, [i32; 8])]) -> Vec<i3
 /// short>` and `VResizeLanczos4<uchar, int, short, FixedPtCast<int, uchar, 22>, VResizeNoVec>`):
 ///
 /// - same size: a copy (`cv::resize` copies when `dsize == ssize`);
-/// - weights: [`interpolate_lanczos4`] at `fx = (dx + 0.5)·(sw/dw) − 0.5` (in double, then
+/// - weights: OpenCV's `interpolateLanczos4` at `fx = (dx + 0.5)·(sw/dw) − 0.5` (in double, then
 ///   `f32`) minus its floor, each rounded to 11 bits (`cvRound(c · 2048)`);
 /// - horizontal pass in `i32` over the 8 source columns `sx − 3 … sx + 4`, clamped to the image
 ///   (OpenCV steps an outside index back by whole pixels: the replicated edge);

@@ -492,3 +492,24 @@ pub(crate) fn has_extension(path: &Path, ext: &str) -> bool {
     path.extension()
         .is_some_and(|e| e.to_string_lossy().eq_ignore_ascii_case(ext))
 }
+
+#[cfg(test)]
+mod rate_tests {
+    use super::Rational;
+
+    #[test]
+    fn frame_rates_parse_as_fractions() {
+        let ok = |s: &str, n, d| assert_eq!(s.parse::<Rational>(), Ok(Rational::new(n, d)), "{s}");
+        ok("25", 25, 1);
+        ok("29.97", 2997, 100);
+        ok("30000/1001", 30000, 1001);
+        ok(" 60 ", 60, 1);
+        ok("23.976", 23976, 1000);
+        for bad in [
+            "", "0", "-25", "25fps", "1/0", "0/1", "abc", "1.2.3", "2000", ".",
+        ] {
+            let e = bad.parse::<Rational>().unwrap_err();
+            assert!(e.to_string().contains("frame rate"), "{bad}: {e}");
+        }
+    }
+}

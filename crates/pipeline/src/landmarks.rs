@@ -113,3 +113,51 @@ fn points(l: &mut String, key: &str, pts: &[[f32; 2]]) {
     }
     l.push(']');
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(index: u64) -> FaceRecord {
+        FaceRecord {
+            index,
+            found: false,
+            crop: None,
+            to_crop: frame::Affine2::IDENTITY,
+            bbox: face_proc::Rect::default(),
+            landmarks: Vec::new(),
+            score: 0.0,
+            mesh: Vec::new(),
+            mouth_open: None,
+            presence: None,
+        }
+    }
+
+    /// Committed: the file holds one line per frame under its own name and nothing else is
+    /// left; dropped before the commit (a run that failed or was cancelled): nothing at all.
+    #[test]
+    fn written_only_when_committed() {
+        let dir = std::env::temp_dir().join(format!("facesync-landmarks-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("faces.jsonl");
+        let mut log = LandmarkLog::create(&path).unwrap();
+        log.write(&record(0)).unwrap();
+        log.write(&record(1)).unwrap();
+        log.commit().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text,
+            "{\"frame\":0,\"faces\":[]}\n{\"frame\":1,\"faces\":[]}\n"
+        );
+        let failed = dir.join("failed.jsonl");
+        let mut log = LandmarkLog::create(&failed).unwrap();
+        log.write(&record(0)).unwrap();
+        drop(log);
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, ["faces.jsonl"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
