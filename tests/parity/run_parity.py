@@ -359,6 +359,9 @@ def parity_facefusion(a, case, model, out_dir, rec_dir, lm_path):
     empty_value = ff.prepare_audio_frame(ff.create_empty_audio_frame(), model, WEIGHT)[0]
     empty_ref = sum(1 for f in faces if f[5])
     empty_fs = sum(1 for r in items if np.array_equal(r["in", "source"], empty_value))
+    if empty_ref != empty_fs:
+        raise RuntimeError(f"{empty_fs} frames got the empty audio frame from facesync, "
+                           f"{empty_ref} from the reference")
     windows_line = (f"mel-windows: case={case['name']} fps={fmt(fps)} frames={len(faces)} "
                     f"first_window_max={fmt(fw)} last_window_max={fmt(lw)} "
                     f"empty_frames_ref={empty_ref} empty_frames_facesync={empty_fs}")

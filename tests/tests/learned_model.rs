@@ -54,8 +54,8 @@ fn check_model_run(model: ModelSpec, name: &str) {
         events.iter().any(|e| kind(e) == "preview"),
         "{name}: previews"
     );
-    // Every frame has a face in the sample; the model changed pixels of each one, and the
-    // top rows (far from the mouth) are untouched.
+    // Every frame has a face in the sample; the model changed pixels of each one, and rows
+    // far from the face are untouched.
     let (_, input) = read_video(&inputs.video);
     let (_, output) = read_video(&out);
     for (i, (a, b)) in input.iter().zip(&output).enumerate() {

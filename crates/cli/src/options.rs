@@ -8,7 +8,8 @@ use pipeline::{Backend, LengthPolicy, ModelSpec, NoFacePolicy, PipelineConfig};
 /// The pipeline's settings on the command line; unset ones keep [`PipelineConfig::default`].
 #[derive(Debug, Clone, Args)]
 pub(crate) struct JobArgs {
-    /// Face crop size: 256 or 512 [default: 256]
+    /// Face crop size: 256 or 512; Wav2Lip and EDTalk always get FaceFusion's 512 crop
+    /// [default: 256]
     #[arg(long, value_name = "256|512")]
     pub(crate) resolution: Option<u32>,
     /// Inference refinement steps [default: 20]

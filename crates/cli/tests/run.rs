@@ -426,29 +426,39 @@ fn landmarks_out_writes_every_frames_face_and_nothing_on_failure() {
             }
         }
     }
-    // A failing run (a model file that does not exist) leaves no landmarks file.
+    // A run that fails after it started writing (no face in a frame under --no-face error)
+    // leaves no landmarks file, not even its temporary one.
+    let mut y4m = b"YUV4MPEG2 W64 H64 F25:1 C444\n".to_vec();
+    for _ in 0..3 {
+        y4m.extend_from_slice(b"FRAME\n");
+        y4m.extend(std::iter::repeat_n(16u8, 64 * 64));
+        y4m.extend(std::iter::repeat_n(128u8, 2 * 64 * 64));
+    }
+    std::fs::write(dir.path().join("s/blank.y4m"), y4m).unwrap();
     check_failure(
         dir.path(),
         &[
             "--video",
-            "s/sample.y4m",
+            "s/blank.y4m",
             "--audio",
             "s/sample.wav",
             "--out",
             "s/out2.y4m",
-            "--model",
-            "wav2lip:missing.onnx",
+            "--no-face",
+            "error",
+            "--backend",
+            "cpu",
             "--landmarks-out",
             "s/failed.jsonl",
         ],
         1,
-        "missing.onnx",
+        "frame 0",
     );
     assert!(!dir.path().join("s/failed.jsonl").exists());
     assert!(
         listing(&dir.path().join("s"))
             .iter()
-            .all(|f| !f.contains("failed")),
+            .all(|f| !f.contains("failed") && !f.contains("out2")),
         "{:?}",
         listing(&dir.path().join("s"))
     );

@@ -101,7 +101,7 @@ pub enum Alignment {
     /// LatentSync's three points from the face mesh (needs [`crate::FaceConfig::mesh`]): the
     /// two brow means and the nose mean of the mesh's [`landmarks_68`] (points 17–21, 22–26, 27–35)
     /// onto the reference template `[[17, 20], [58, 20], [37.5, 40]]` of the 75×100 crop
-    /// (`× R/256 · 2.8` in the reference's crop pixels; the ratio cancels here). The LatentSync
+    /// (`× R/256 · 2.8` in the reference's crop pixels, its 210×280 crop at R = 256). The LatentSync
     /// model needs this one.
     LatentSync,
     /// FaceFusion's `ffhq_512` warp template (eye centres, nose tip, mouth corners: the five
@@ -137,8 +137,8 @@ impl std::str::FromStr for Alignment {
 }
 
 /// LatentSync's template in the 75×100 crop: left brow, right brow, nose
-/// (`affine_transform.py`; the reference multiplies it by `ratio = R/256 · 2.8` together with
-/// the crop, which cancels once the crop is scaled to R×R).
+/// (`affine_transform.py`; the reference multiplies it by `ratio = R/256 · 2.8`, the scale of
+/// its `int(75·ratio) × int(100·ratio)` crop, see [`latentsync_to_crop`]).
 pub(crate) const LATENTSYNC_TEMPLATE: [[f64; 2]; 3] = [[17.0, 20.0], [58.0, 20.0], [37.5, 40.0]];
 
 /// The 68-point layout of dlib / iBUG 300-W (the one FaceFusion's 2DFAN landmarker and
@@ -146,18 +146,17 @@ pub(crate) const LATENTSYNC_TEMPLATE: [[f64; 2]; 3] = [[17.0, 20.0], [58.0, 20.0
 /// the mesh points whose mean stands for it. Index 0 is the jaw's end on the image left (the
 /// subject's right), as in dlib.
 ///
-/// Where it comes from: each point was picked on MediaPipe's canonical face model (the mesh's
-/// contours: face oval, brows, eyes, nose bridge, nostrils, outer and inner lips, see
-/// [`crate::facemesh::idx`]), spacing the 17 jaw points evenly along the face oval from the
-/// ear to the chin as dlib does (two mesh points averaged where the even spacing falls between
-/// them). It was compared with two published correspondences (PeizhiYan/Mediapipe_2_Dlib_Landmarks,
-/// 2024, and ros4hri/hri_face_detect's table): the jaw, brows, eyes and lips agree with the
-/// first except the nostril corners (31, 35), which are the alar bases (98, 327), the points
-/// dlib annotates there. dlib's nose tip (30) is the mesh's 4, just above its most
-/// protruding point (1): with 1 the five-point fit put the nose 12 px (of 512) below
-/// FaceFusion's template, with 4 it is the template's. The parity harness
-/// (`tests/parity`) feeds the same 68 points to the reference, so this table's choices are
-/// not counted in its figures.
+/// Where it comes from: the correspondence published by Peizhi Yan
+/// (PeizhiYan/Mediapipe_2_Dlib_Landmarks, 2024: one mesh point per dlib point, or the mean of
+/// two where dlib's evenly spaced jaw points fall between mesh points), checked against
+/// ros4hri/hri_face_detect's table and the mesh's own contours ([`crate::facemesh::idx`]),
+/// with two changes: jaw point 13 is the mean of 361 and 288, the mirror of point 3 (the
+/// published table has 361 alone, which made FaceFusion's lower-face mask lopsided), and the
+/// nostril corners 31 and 35 are the alar bases 98 and 327, the points dlib annotates there
+/// (the table has 75 and 305, higher on the nostril wings). With these points the mesh's
+/// five FaceFusion points land on FaceFusion's `ffhq_512` template within a few pixels of
+/// 512 (the stage tests). The parity harness (`tests/parity`) feeds the same 68 points to the
+/// reference, so this table's choices are not counted in its figures.
 pub const MESH_TO_68: [&[usize]; 68] = [
     // Jaw 0–16, image left → chin (8) → image right.
     &[127],
@@ -173,7 +172,7 @@ pub const MESH_TO_68: [&[usize]; 68] = [
     &[379],
     &[365],
     &[397, 288],
-    &[361],
+    &[361, 288],
     &[323],
     &[454],
     &[356],

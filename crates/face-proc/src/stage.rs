@@ -568,7 +568,12 @@ impl FaceProcessor {
                                         if latentsync {
                                             warp::warp_latentsync(&frames[*i], t, r)
                                         } else {
-                                            warp::warp_cpu(&frames[*i], t, r, replicate)
+                                            let border = if replicate {
+                                                warp::Border::Replicate
+                                            } else {
+                                                warp::GREY
+                                            };
+                                            warp::warp_cpu(&frames[*i], t, r, border)
                                         }
                                     })
                                     .collect()
@@ -1073,7 +1078,8 @@ mod tests {
         // The gap at the end of the batch has no face after it (yet): the last one is held.
         assert_eq!(recs[4].to_crop, recs[3].to_crop);
         // The crop is the warp with the blended transform.
-        let want = crate::warp::warp_cpu(&frames[1], &recs[1].to_crop, 256, false).unwrap();
+        let want =
+            crate::warp::warp_cpu(&frames[1], &recs[1].to_crop, 256, crate::warp::GREY).unwrap();
         assert_eq!(recs[1].crop.as_ref().unwrap().data(), want.data());
     }
 
@@ -1566,8 +1572,12 @@ mod tests {
         for r in [256u32, 97] {
             let gpu = g.run(&refs, &jobs, r).unwrap();
             for (job, got) in jobs.iter().zip(&gpu) {
-                let cpu =
-                    warp::warp_cpu(&frames[job.frame], &job.to_crop, r, job.replicate).unwrap();
+                let border = if job.replicate {
+                    warp::Border::Replicate
+                } else {
+                    warp::GREY
+                };
+                let cpu = warp::warp_cpu(&frames[job.frame], &job.to_crop, r, border).unwrap();
                 let (mut off, mut worst) = (0usize, 0u8);
                 for (a, b) in cpu.data().iter().zip(got.data()) {
                     let d = a.abs_diff(*b);

@@ -1,5 +1,7 @@
 //! The face warp: source frame → R×R crop in one bilinear pass, border 127 (or the edge
-//! replicated, for FaceFusion's alignment), on the CPU and as the batched WGSL shader `crates/face-proc/shaders/face_warp.wgsl` (same arithmetic order).
+//! replicated, for FaceFusion's alignment), on the CPU and as the batched WGSL shader
+//! `crates/face-proc/shaders/face_warp.wgsl` (same arithmetic order); and LatentSync's crop,
+//! the reference's two Lanczos-4 passes, on the CPU ([`warp_latentsync`]).
 
 use std::sync::Arc;
 
@@ -42,18 +44,16 @@ fn inverse_f32(t: &Affine2) -> Result<[f32; 6], FaceError> {
         .ok_or(FaceError::SingularTransform)
 }
 
+/// The reference's grey outside the source frame.
+pub(crate) const GREY: Border = Border::Value(BORDER);
+
 /// CPU warp of one face into an R×R crop.
 pub(crate) fn warp_cpu(
     image: &Frame,
     to_crop: &Affine2,
     r: u32,
-    replicate: bool,
+    border: Border,
 ) -> Result<Frame, FaceError> {
-    let border = if replicate {
-        Border::Replicate
-    } else {
-        Border::Value(BORDER)
-    };
     render(image, to_crop, r, r, border)
 }
 

@@ -192,8 +192,9 @@ pub enum PasteRegion {
     /// (Gaussian σ 5) and remapped `(clip(m, ½, 1) − ½)·2`; the crop and the mask are warped
     /// into the frame and blended there (FaceFusion's `paste_back`). Wav2Lip's.
     FaceFusionLowerFace,
-    /// FaceFusion's lip-sync paste with its box mask (the crop with a 0.15·R border zeroed,
-    /// blurred with σ = 0.0375·R: FaceFusion's default `face_mask_blur` 0.3, no padding),
+    /// FaceFusion's lip-sync paste with its box mask (`b = trunc(0.15·R)`: the crop with a
+    /// `b/2` border zeroed, blurred with σ = `b/4`; 38 px and 19 at 512: FaceFusion's default
+    /// `face_mask_blur` 0.3, no padding),
     /// blended in the frame as [`PasteRegion::FaceFusionLowerFace`]. EDTalk's.
     FaceFusionBox,
 }

@@ -180,25 +180,14 @@ impl OnnxLipSync {
         InferError::Model(e.to_string())
     }
 
-    /// Appends the model's input image for one face (its crop, and the 68 landmarks in crop
-    /// pixels for Wav2Lip's box) to `out`; returns what [`Self::unprepare`] needs to put the
-    /// output back over the crop.
-    fn prepare(
-        &self,
-        face: &Frame,
-        landmarks: &[[f32; 2]],
-        out: &mut Vec<f32>,
-    ) -> Result<Placed, InferError> {
+    /// Appends the model's input image for one face (its crop, cut as `placed` says) to
+    /// `out`.
+    fn prepare(&self, face: &Frame, placed: Placed, out: &mut Vec<f32>) {
         let (r, data) = (face.width() as usize, face.data());
         let n = self.kind.size() as usize;
         let start = out.len();
-        match self.kind {
-            LipSyncKind::Wav2Lip => {
-                let m = wav2lip_box(landmarks).ok_or_else(|| {
-                    InferError::Input(
-                        "wav2lip needs the face's 68 landmarks (the face mesh) for its box".into(),
-                    )
-                })?;
+        match placed {
+            Placed::Box(m) => {
                 let bgr_box =
                     cv::warp_affine_u8(data, r, r, 3, m, false, n, n, Border::Constant(0.0));
                 // Channels 0–2: the box with its lower half zeroed; 3–5: the box. BGR, /255.
@@ -214,9 +203,8 @@ impl OnnxLipSync {
                         planes[(3 + c) * n * n + i] = v;
                     }
                 }
-                Ok(Placed::Box(m))
             }
-            LipSyncKind::EdTalk => {
+            Placed::Whole => {
                 let small = cv::resize_area_u8(data, r, r, 3, n, n);
                 out.resize(start + 3 * n * n, 0.0);
                 let planes = &mut out[start..];
@@ -225,8 +213,17 @@ impl OnnxLipSync {
                         planes[c * n * n + i] = (f64::from(p[c]) / 255.0) as f32;
                     }
                 }
-                Ok(Placed::Whole)
             }
+        }
+    }
+
+    /// Where a face's model input comes from, or `None` for a Wav2Lip face without its 68
+    /// landmarks (a frame without a mesh, e.g. one whose transform is interpolated): that face
+    /// is left as it is, as FaceFusion leaves a frame without a face.
+    fn placement(&self, landmarks: &[[f32; 2]]) -> Option<Placed> {
+        match self.kind {
+            LipSyncKind::Wav2Lip => wav2lip_box(landmarks).map(Placed::Box),
+            LipSyncKind::EdTalk => Some(Placed::Whole),
         }
     }
 
@@ -358,16 +355,24 @@ impl OnnxLipSync {
         mels: &[f32],
         landmarks: &[Vec<[f32; 2]>],
     ) -> Result<(), InferError> {
+        const MEL: usize = 80 * 16;
         let s = self.kind.size() as i64;
         let planes = self.planes();
-        let b = faces.len() as i64;
-        let mut target = Vec::with_capacity(faces.len() * (planes * s * s) as usize);
-        let placed: Vec<Placed> = faces
+        let used: Vec<(usize, Placed)> = landmarks
             .iter()
-            .zip(landmarks)
-            .map(|(f, l)| self.prepare(f, l, &mut target))
-            .collect::<Result<_, _>>()?;
-        let mut source = mels.to_vec();
+            .enumerate()
+            .filter_map(|(i, l)| self.placement(l).map(|p| (i, p)))
+            .collect();
+        if used.is_empty() {
+            return Ok(());
+        }
+        let b = used.len() as i64;
+        let mut target = Vec::with_capacity(used.len() * (planes * s * s) as usize);
+        let mut source = Vec::with_capacity(used.len() * MEL);
+        for &(i, placed) in &used {
+            self.prepare(&faces[i], placed, &mut target);
+            source.extend_from_slice(&mels[i * MEL..(i + 1) * MEL]);
+        }
         self.scale_mel(&mut source);
         let mut inputs = vec![
             ("source", vec![b, 1, 80, 16], source),
@@ -378,16 +383,15 @@ impl OnnxLipSync {
         }
         let (shape, out) = self.session.run_f32(inputs).map_err(|e| self.error(e))?;
         let per_out = (3 * s * s) as usize;
-        if shape != [b, 3, s, s] || out.len() != faces.len() * per_out {
+        if shape != [b, 3, s, s] || out.len() != used.len() * per_out {
             return Err(self.error(OnnxError::Contract {
                 path: self.session.path().to_path_buf(),
                 tensor: "output".into(),
                 message: format!("the model returned shape {shape:?} (expected [{b},3,{s},{s}])"),
             }));
         }
-        for ((face, placed), planes) in faces.iter_mut().zip(&placed).zip(out.chunks_exact(per_out))
-        {
-            *face = self.unprepare(planes, placed, face.width());
+        for (&(i, placed), planes) in used.iter().zip(out.chunks_exact(per_out)) {
+            faces[i] = self.unprepare(planes, &placed, faces[i].width());
         }
         Ok(())
     }

@@ -190,10 +190,10 @@ fn changed_rows(a: &Frame, b: &Frame) -> (usize, usize) {
 }
 
 /// Wav2Lip counts every frame and returns the crop FaceFusion would paste (its output
-/// stretched back over the landmarks' box, every pixel of the crop); without the 68 landmarks
-/// the chunk fails with an error that says so.
+/// stretched back over the landmarks' box, every pixel of the crop); a face without the 68
+/// landmarks (a frame without a mesh) is counted and left as it is.
 #[test]
-fn wav2lip_counts_frames_and_needs_the_landmarks() {
+fn wav2lip_counts_frames_and_leaves_faces_without_landmarks() {
     let Some(env) = &env() else { return };
     let faces: Vec<Frame> = (0..4).map(face).collect();
     let phase = Phase::detached("Doing inference", Some(4), "frames");
@@ -218,10 +218,19 @@ fn wav2lip_counts_frames_and_needs_the_landmarks() {
         },
     );
     let phase = Phase::detached("Doing inference", Some(4), "frames");
-    let err = inf
-        .run_chunk(&faces, 0, &audio, ChunkExtras::with_features(&mel), &phase)
-        .unwrap_err();
-    assert!(err.to_string().contains("68 landmarks"), "{err}");
+    let mut mouths = placements(4);
+    mouths[1] = None;
+    mouths[2].as_mut().unwrap().landmarks_68.clear();
+    let extras = ChunkExtras {
+        features: Some(&mel),
+        mouths: &mouths,
+    };
+    let out = inf.run_chunk(&faces, 0, &audio, extras, &phase).unwrap();
+    assert_eq!(phase.pos(), 4);
+    assert_ne!(out[0], faces[0]);
+    assert_eq!(out[1], faces[1], "no placement: left as it is");
+    assert_eq!(out[2], faces[2], "no landmarks: left as it is");
+    assert_ne!(out[3], faces[3]);
 }
 
 /// The lip strength: Wav2Lip's mel scaled by 2×weight reaches the model (0 and 1 differ),

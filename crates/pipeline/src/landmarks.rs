@@ -16,10 +16,12 @@ pub(crate) struct LandmarkLog {
     temp: PathBuf,
     file: Option<std::io::BufWriter<std::fs::File>>,
     line: String,
+    /// Renamed into place: the temporary name no longer exists.
+    committed: bool,
 }
 
 fn io_error(path: &Path, e: std::io::Error) -> PipelineError {
-    PipelineError::Config(format!("landmarks file {}: {e}", path.display()))
+    PipelineError::io(path, e)
 }
 
 impl LandmarkLog {
@@ -40,6 +42,7 @@ impl LandmarkLog {
             temp,
             file: Some(std::io::BufWriter::new(file)),
             line: String::new(),
+            committed: false,
         })
     }
 
@@ -56,17 +59,17 @@ impl LandmarkLog {
             let _ = write!(
                 l,
                 "{{\"box\":[{},{},{},{}],\"score\":{},\"to_crop\":[[{},{},{}],[{},{},{}]]",
-                b.x,
-                b.y,
-                b.w,
-                b.h,
-                record.score,
-                m[0][0],
-                m[0][1],
-                m[0][2],
-                m[1][0],
-                m[1][1],
-                m[1][2]
+                Num(b.x),
+                Num(b.y),
+                Num(b.w),
+                Num(b.h),
+                Num(record.score),
+                Num(m[0][0]),
+                Num(m[0][1]),
+                Num(m[0][2]),
+                Num(m[1][0]),
+                Num(m[1][1]),
+                Num(m[1][2])
             );
             if let Some(lm68) = face_proc::landmarks_68(&record.mesh) {
                 if let Some(lm5) = face_proc::landmarks_5_from_68(&lm68) {
@@ -83,21 +86,26 @@ impl LandmarkLog {
             .map_err(|e| io_error(&self.path, e))
     }
 
-    /// Flushes and renames the file into place.
+    /// Flushes and renames the file into place; on any error the temporary file is removed
+    /// (when `self` drops).
     pub(crate) fn commit(mut self) -> Result<(), PipelineError> {
         let file = self.file.take().expect("committed once");
         let file = file
             .into_inner()
             .map_err(|e| io_error(&self.path, e.into_error()))?;
         file.sync_all().map_err(|e| io_error(&self.path, e))?;
-        std::fs::rename(&self.temp, &self.path).map_err(|e| io_error(&self.path, e))
+        drop(file);
+        std::fs::rename(&self.temp, &self.path).map_err(|e| io_error(&self.path, e))?;
+        self.committed = true;
+        Ok(())
     }
 }
 
 impl Drop for LandmarkLog {
     /// Not committed: nothing is left behind.
     fn drop(&mut self) {
-        if self.file.take().is_some() {
+        if !self.committed {
+            self.file = None;
             let _ = std::fs::remove_file(&self.temp);
         }
     }
@@ -109,9 +117,22 @@ fn points(l: &mut String, key: &str, pts: &[[f32; 2]]) {
         if i > 0 {
             l.push(',');
         }
-        let _ = write!(l, "[{},{}]", p[0], p[1]);
+        let _ = write!(l, "[{},{}]", Num(p[0]), Num(p[1]));
     }
     l.push(']');
+}
+
+/// A number as JSON writes it: `null` when not finite (JSON has no NaN or infinity).
+struct Num<T>(T);
+
+impl<T: Into<f64> + Copy + std::fmt::Display> std::fmt::Display for Num<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.into().is_finite() {
+            write!(f, "{}", self.0)
+        } else {
+            f.write_str("null")
+        }
+    }
 }
 
 #[cfg(test)]
@@ -134,7 +155,8 @@ mod tests {
     }
 
     /// Committed: the file holds one line per frame under its own name and nothing else is
-    /// left; dropped before the commit (a run that failed or was cancelled): nothing at all.
+    /// left; dropped before the commit (a run that failed or was cancelled): nothing at all;
+    /// a number that is not finite is written as `null`.
     #[test]
     fn written_only_when_committed() {
         let dir = std::env::temp_dir().join(format!("facesync-landmarks-{}", std::process::id()));
@@ -149,6 +171,15 @@ mod tests {
             text,
             "{\"frame\":0,\"faces\":[]}\n{\"frame\":1,\"faces\":[]}\n"
         );
+        let mut odd = record(2);
+        odd.found = true;
+        odd.score = f32::NAN;
+        let mut log = LandmarkLog::create(&dir.join("odd.jsonl")).unwrap();
+        log.write(&odd).unwrap();
+        log.commit().unwrap();
+        let odd = std::fs::read_to_string(dir.join("odd.jsonl")).unwrap();
+        assert!(odd.contains("\"score\":null"), "{odd}");
+        std::fs::remove_file(dir.join("odd.jsonl")).unwrap();
         let failed = dir.join("failed.jsonl");
         let mut log = LandmarkLog::create(&failed).unwrap();
         log.write(&record(0)).unwrap();

@@ -441,7 +441,9 @@ pub fn run_with(
 
 /// [`run_with`] with the lip-sync model given as a value: any [`infer::LipSyncModel`] wrapped
 /// in an [`infer::Inferencer`] (see [`build_model`] for the ones `config.model` names), on the
-/// compute device the other stages use. `config.model` is not read.
+/// compute device the other stages use. `config.model` is read only for the crop the model
+/// needs (LatentSync's alignment, or FaceFusion's `ffhq_512` crop at 512 for Wav2Lip and
+/// EDTalk): name the model there too.
 pub fn run_with_model(
     config: &PipelineConfig,
     source: &mut dyn FrameSource,

@@ -29,7 +29,7 @@ pub enum ModelSpec {
     EdTalk(PathBuf),
     /// LatentSync's ONNX export in a folder (`whisper_tiny.onnx`, `vae_encoder.onnx`,
     /// `vae_decoder.onnx`, `unet.onnx` + `unet_weights.pb`): 256×256 faces, chunks of at most
-    /// 16 frames, LatentSync's three-point alignment ([`ModelSpec::wants_latentsync_alignment`]).
+    /// 16 frames, LatentSync's three-point alignment.
     LatentSync(PathBuf),
 }
 
@@ -79,16 +79,10 @@ impl ModelSpec {
         }
     }
 
-    /// Whether the model was trained on LatentSync's alignment (three mesh points: brows and
-    /// nose), which face processing must then use instead of its default template.
-    pub fn wants_latentsync_alignment(&self) -> bool {
-        matches!(self, ModelSpec::LatentSync(_))
-    }
-
     /// The crop alignment and size the model needs, when it is not the run's own: LatentSync's
     /// three-point alignment (at the run's resolution), or FaceFusion's `ffhq_512` crop for
     /// Wav2Lip and EDTalk (FaceFusion cuts every face at 512 before its lip syncer resizes).
-    pub fn alignment(&self) -> Option<(Alignment, Option<u32>)> {
+    pub(crate) fn alignment(&self) -> Option<(Alignment, Option<u32>)> {
         match self {
             ModelSpec::LatentSync(_) => Some((Alignment::LatentSync, None)),
             ModelSpec::Wav2Lip(_) | ModelSpec::EdTalk(_) => Some((Alignment::Ffhq512, Some(512))),
@@ -246,8 +240,12 @@ mod tests {
     #[test]
     fn latentsync_asks_for_its_alignment_and_refuses_other_sizes_and_long_chunks() {
         let spec: ModelSpec = "latentsync:/nowhere".parse().unwrap();
-        assert!(spec.wants_latentsync_alignment());
-        assert!(!ModelSpec::Builtin.wants_latentsync_alignment());
+        assert_eq!(spec.alignment(), Some((Alignment::LatentSync, None)));
+        assert_eq!(ModelSpec::Builtin.alignment(), None);
+        assert_eq!(
+            ModelSpec::Wav2Lip("w.onnx".into()).alignment(),
+            Some((Alignment::Ffhq512, Some(512)))
+        );
         let phase = Phase::detached("run", None, "");
         for (resolution, chunk, wanted) in [(512, 16, "256×256 faces"), (256, 32, "at most 16")] {
             let config = PipelineConfig {

@@ -334,19 +334,15 @@ impl InferStage {
                 let r = face.width();
                 match region {
                     PasteRegion::FaceFusionLowerFace => {
-                        let weights = mouth
-                            .and_then(|m| FaceWeights::facefusion_lower_face(r, &m.landmarks_68));
-                        match weights {
+                        // Without the 68 landmarks (a frame whose transform is interpolated
+                        // has no mesh) the model left the face alone and nothing is pasted.
+                        match mouth
+                            .and_then(|m| FaceWeights::facefusion_lower_face(r, &m.landmarks_68))
+                        {
                             Some(w) => info.paste_weights = Some(Arc::new(w)),
                             None => {
-                                return Err(stage_error(
-                                    crate::INFERENCE,
-                                    format!(
-                                        "frame {}: the model is pasted with FaceFusion's \
-                                         lower-face mask, which needs the face mesh",
-                                        info.record.index
-                                    ),
-                                ));
+                                info.generated = None;
+                                continue;
                             }
                         }
                     }

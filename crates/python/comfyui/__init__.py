@@ -36,7 +36,8 @@ VIDEO_DESCRIPTION = (
 # (name, kind, options, tooltip): one source for both node APIs.
 OPTIONS = [
     ("resolution", "combo", {"options": ["256", "512"], "default": "256"},
-     "Size of the aligned face crop the model works on: 512 keeps more detail and is slower."),
+     "Size of the aligned face crop the model works on: 512 keeps more detail and is slower. "
+     "Wav2Lip and EDTalk always get FaceFusion's 512 crop."),
     ("steps", "int", {"default": 20, "min": 1, "max": 200},
      "Refinement steps of the mouth model: more steps, smoother mouths, longer runs."),
     ("no_face", "combo", {"options": ["pass", "interpolate", "error"], "default": "pass"},

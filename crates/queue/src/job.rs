@@ -163,7 +163,7 @@ pub struct JobOptions {
     /// `latentsync:DIR`; the path as every worker sees it).
     #[serde(with = "as_text")]
     pub model: ModelSpec,
-    /// EDTalk's lip strength (default 0.5).
+    /// the learned model's lip strength, 0 to 1 (FaceFusion's) (default 0.5).
     pub model_weight: f32,
 }
 

@@ -237,3 +237,97 @@ pub(crate) fn paste_back(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A face's 68 landmarks in a 512 crop: the jaw a half ellipse through the chin, the
+    /// nostrils at y = 300 (only 3–13 and 31–35 make the lower-face area).
+    fn landmarks() -> Vec<[f32; 2]> {
+        let mut p = vec![[256.0f32, 200.0]; 68];
+        for (i, q) in p.iter_mut().enumerate().take(17) {
+            let t = std::f32::consts::PI * i as f32 / 16.0;
+            *q = [256.0 - 180.0 * t.cos(), 240.0 + 220.0 * t.sin()];
+        }
+        for (k, i) in (31..36).enumerate() {
+            p[i] = [226.0 + 15.0 * k as f32, 300.0];
+        }
+        p
+    }
+
+    #[test]
+    fn the_lower_face_mask_is_zero_outside_its_hull_and_one_deep_inside() {
+        let m = FaceWeights::facefusion_lower_face(512, &landmarks()).unwrap();
+        let at = |x: usize, y: usize| m.values()[y * 512 + x];
+        assert_eq!(at(256, 380), 1.0, "deep inside");
+        assert_eq!(at(256, 290), 0.0, "above the nostrils");
+        assert_eq!(at(20, 470), 0.0, "outside the jaw");
+        assert_eq!(at(256, 470), 0.0, "below the chin");
+        assert!(m.values().iter().all(|v| (0.0..=1.0).contains(v)));
+        // The ramp at the top edge: 0 at the nostril line, rising to 1 within the blur's reach
+        // (σ 5: 20 px).
+        assert!(at(256, 301) < at(256, 306) && at(256, 306) < at(256, 312));
+        assert!(at(256, 321) > 0.999, "{}", at(256, 321));
+        assert!(FaceWeights::facefusion_lower_face(512, &landmarks()[..60]).is_none());
+    }
+
+    #[test]
+    fn the_box_mask_is_symmetric_and_soft_at_the_border() {
+        let m = facefusion_box_shared(512);
+        assert!(Arc::ptr_eq(&m, &facefusion_box_shared(512)), "made once");
+        let at = |x: usize, y: usize| m.values()[y * 512 + x];
+        assert!((at(256, 256) - 1.0).abs() < 1e-6);
+        assert!(at(0, 256) > 0.0 && at(0, 256) < 0.1, "{}", at(0, 256));
+        for x in 1..256 {
+            assert!(
+                at(x, 256) >= at(x - 1, 256),
+                "rises towards the centre at {x}"
+            );
+            // OpenCV's SIMD and scalar columns round differently: symmetric to float rounding.
+            assert!(
+                (at(x, 256) - at(511 - x, 256)).abs() < 1e-6,
+                "symmetric at {x}"
+            );
+            // Rows are filtered before columns, so the transpose agrees to float rounding.
+            assert!((at(256, x) - at(x, 256)).abs() < 1e-6, "square at {x}");
+        }
+    }
+
+    /// The paste: where the warped weight is 0 the frame keeps every byte; deep inside the
+    /// mask the face's value lands (a pure translation: no resampling error).
+    #[test]
+    fn paste_back_changes_only_where_the_mask_reaches() {
+        let mut data = Vec::with_capacity(900 * 700 * 3);
+        for i in 0..900 * 700 {
+            data.extend([(i % 251) as u8, (i % 241) as u8, (i % 239) as u8]);
+        }
+        let before = Frame::new(900, 700, data).unwrap();
+        let face = Frame::filled(512, 512, [10, 200, 30]);
+        let weights = FaceWeights::facefusion_lower_face(512, &landmarks()).unwrap();
+        let to_crop = Affine2::similarity(1.0, 0.0, -100.0, -50.0);
+        let mut frame = before.clone();
+        paste_back(&mut frame, &face, &weights, &to_crop);
+        let (mut changed, mut inside) = (0, 0);
+        for y in 0..700u32 {
+            for x in 0..900u32 {
+                let (cx, cy) = (x as i64 - 100, y as i64 - 50);
+                let w = if (0..512).contains(&cx) && (0..512).contains(&cy) {
+                    weights.values()[cy as usize * 512 + cx as usize]
+                } else {
+                    0.0
+                };
+                if w == 0.0 {
+                    assert_eq!(frame.pixel(x, y), before.pixel(x, y), "({x}, {y})");
+                } else {
+                    changed += 1;
+                    if w == 1.0 {
+                        assert_eq!(frame.pixel(x, y), [10, 200, 30], "({x}, {y})");
+                        inside += 1;
+                    }
+                }
+            }
+        }
+        assert!(inside > 10_000 && changed > inside, "{inside} of {changed}");
+    }
+}

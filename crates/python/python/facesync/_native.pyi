@@ -53,8 +53,8 @@ def run(
 ) -> dict[str, Any]:
     """Runs the pipeline on files; returns ``{"output", "frames", "fps", "input_frames",
     "elapsed"}``. ``model``: see :data:`ModelSpec`; ``model_weight``: a learned model's lip
-    strength (0 to 1, default 0.5, as FaceFusion's: Wav2Lip's mel × 2·weight, EDTalk's ``weight``
-    input; the built-in model and LatentSync ignore it). A bad spec raises ``ValueError`` before any
+    strength (0 to 1 whatever the model, default 0.5, as FaceFusion's: Wav2Lip's mel × 2·weight,
+    EDTalk's ``weight`` input; the built-in model and LatentSync do not use it). A bad spec raises ``ValueError`` before any
     work; a model that cannot be loaded (missing file, not ONNX, wrong contract, no runtime)
     raises ``FacesyncError`` naming the file. ``nice`` (0 to 19; Linux) lowers the CPU priority
     of the run's threads, not the caller's: a server keeps its event loop responsive."""
