@@ -27,9 +27,11 @@ const REQUIREMENTS: &[&str] = &[
     "onnx>=1.16,<2",
     // LatentSync's Whisper log-mel is checked against librosa, which its ONNX port uses.
     "librosa>=0.10,<1",
-    // The model parity harness (tests/parity): FaceFusion's and LatentSync's own steps.
+    // The model parity harness (tests/parity): FaceFusion's and LatentSync's own steps, with
+    // the OpenCV that FaceFusion 3.8.1 pins (its requirements.txt): OpenCV's arithmetic changes
+    // between releases (4.14's bilinear warp rounds differently from 5.0's).
     "scipy>=1.10,<2",
-    "opencv-python-headless>=4.8,<5",
+    "opencv-python-headless==5.0.0.93",
     // The ComfyUI node's previews are PIL images, as in ComfyUI.
     "pillow>=10,<13",
 ];
