@@ -568,11 +568,7 @@ impl FaceProcessor {
                                         if latentsync {
                                             warp::warp_latentsync(&frames[*i], t, r)
                                         } else {
-                                            let border = if replicate {
-                                                warp::Border::Replicate
-                                            } else {
-                                                warp::GREY
-                                            };
+                                            let border = warp::Border::replicated_if(replicate);
                                             warp::warp_cpu(&frames[*i], t, r, border)
                                         }
                                     })
@@ -1572,11 +1568,7 @@ mod tests {
         for r in [256u32, 97] {
             let gpu = g.run(&refs, &jobs, r).unwrap();
             for (job, got) in jobs.iter().zip(&gpu) {
-                let border = if job.replicate {
-                    warp::Border::Replicate
-                } else {
-                    warp::GREY
-                };
+                let border = warp::Border::replicated_if(job.replicate);
                 let cpu = warp::warp_cpu(&frames[job.frame], &job.to_crop, r, border).unwrap();
                 let (mut off, mut worst) = (0usize, 0u8);
                 for (a, b) in cpu.data().iter().zip(got.data()) {

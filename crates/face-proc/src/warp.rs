@@ -47,6 +47,13 @@ fn inverse_f32(t: &Affine2) -> Result<[f32; 6], FaceError> {
 /// The reference's grey outside the source frame.
 pub(crate) const GREY: Border = Border::Value(BORDER);
 
+impl Border {
+    /// [`Border::Replicate`] when `replicate` (FaceFusion's alignment), else [`GREY`].
+    pub(crate) fn replicated_if(replicate: bool) -> Self {
+        if replicate { Border::Replicate } else { GREY }
+    }
+}
+
 /// CPU warp of one face into an R×R crop.
 pub(crate) fn warp_cpu(
     image: &Frame,

@@ -416,6 +416,31 @@ fn warp_inverse_matrix(m: [[f64; 3]; 2], inverse_map: bool) -> [f64; 6] {
     }
 }
 
+/// The argument checks of the 8-bit warps (see their `# Panics`).
+fn check_warp_u8(
+    name: &str,
+    len: usize,
+    sw: usize,
+    sh: usize,
+    channels: usize,
+    dw: usize,
+    dh: usize,
+) {
+    assert!(
+        (1..=4).contains(&channels),
+        "channels is {channels}, expected 1 to 4"
+    );
+    assert!(
+        sw > 0 && sh > 0 && dw > 0 && dh > 0,
+        "warp sizes {sw}x{sh} -> {dw}x{dh} include an empty side"
+    );
+    assert!(
+        len == sw * sh * channels,
+        "{name} src has {len} elements, expected {}",
+        sw * sh * channels
+    );
+}
+
 /// `cv2.warpAffine(src, m, (dw, dh), flags=INTER_LINEAR [| WARP_INVERSE_MAP], borderMode, borderValue)`
 /// on `CV_8U` images with `channels` interleaved channels (1 to 4).
 ///
@@ -447,15 +472,7 @@ pub fn warp_affine_u8(
     dh: usize,
     border: Border,
 ) -> Vec<u8> {
-    assert!(
-        (1..=4).contains(&channels),
-        "channels is {channels}, expected 1 to 4"
-    );
-    assert!(
-        sw > 0 && sh > 0 && dw > 0 && dh > 0,
-        "warp sizes {sw}x{sh} -> {dw}x{dh} include an empty side"
-    );
-    check_len("warp_affine_u8 src", src.len(), sw * sh * channels);
+    check_warp_u8("warp_affine_u8", src.len(), sw, sh, channels, dw, dh);
     let mi = warp_inverse_matrix(m, inverse_map);
     let tab = &bilinear_tables().int;
     let (replicate, cval) = match border {
@@ -561,15 +578,15 @@ pub fn warp_affine_lanczos4_u8(
     dh: usize,
     border: Border,
 ) -> Vec<u8> {
-    assert!(
-        (1..=4).contains(&channels),
-        "channels is {channels}, expected 1 to 4"
+    check_warp_u8(
+        "warp_affine_lanczos4_u8",
+        src.len(),
+        sw,
+        sh,
+        channels,
+        dw,
+        dh,
     );
-    assert!(
-        sw > 0 && sh > 0 && dw > 0 && dh > 0,
-        "warp sizes {sw}x{sh} -> {dw}x{dh} include an empty side"
-    );
-    check_len("warp_affine_lanczos4_u8 src", src.len(), sw * sh * channels);
     let mi = warp_inverse_matrix(m, inverse_map);
     let geom = (sw, sh, mi, dw, dh);
     // The channel count as a constant, so that the 8×8×channels inner loop unrolls.
