@@ -58,11 +58,13 @@ VIDEO_AUDIO_TOOLTIP = ("The speech the mouths follow; when not connected, the vi
 MODEL_TOOLTIP = (
     "The lip-sync model: facesync's built-in one, or a learned one from ComfyUI's "
     "models/facesync folder (needs ONNX Runtime): Wav2Lip-96 or EDTalk-256 as an ONNX file, or "
-    "a LatentSync export folder (unet.onnx, vae_encoder.onnx, vae_decoder.onnx, "
-    "whisper_tiny.onnx; resolution 256). A loaded model is kept for the next runs.")
+    "a LatentSync export folder (unet.onnx, unet_weights.pb, vae_encoder.onnx, "
+    "vae_decoder.onnx, whisper_tiny.onnx; resolution 256). A loaded model is kept for the "
+    "next runs.")
 MODEL_FOLDER = "facesync"
 #: The files that make a sub-folder of models/facesync a LatentSync export.
-LATENTSYNC_FILES = ("unet.onnx", "vae_encoder.onnx", "vae_decoder.onnx", "whisper_tiny.onnx")
+LATENTSYNC_FILES = ("unet.onnx", "unet_weights.pb", "vae_encoder.onnx", "vae_decoder.onnx",
+                    "whisper_tiny.onnx")
 
 
 def _model_folder():
@@ -117,6 +119,11 @@ def _model_spec(choice):
     if kind == "latentsync":
         unet = folder_paths.get_full_path(MODEL_FOLDER, f"{name}/{LATENTSYNC_FILES[0]}")
         path = None if unet is None else os.path.dirname(unet)
+        if path is not None:
+            missing = [f for f in LATENTSYNC_FILES if not os.path.isfile(os.path.join(path, f))]
+            if missing:
+                raise ValueError(f"model: {name} has no {', '.join(missing)} (a LatentSync "
+                                 f"export needs {', '.join(LATENTSYNC_FILES)})")
     else:
         path = folder_paths.get_full_path(MODEL_FOLDER, name)
     if path is None:

@@ -289,11 +289,15 @@ def _run(node_id, call):
         model_management.throw_exception_if_processing_interrupted()
         raise
     except facesync.FacesyncError as e:
+        # The phases by the names the UI shows them under ("Finding faces", not "Processing
+        # faces").
         message = str(e).strip()
+        for name, label in PHASE_LABELS.items():
+            message = message.replace(name, label)
         if message != str(e):
             raise type(e)(message) from None
         raise
-    if getattr(call, "no_face", "") == "interpolate" and not progress.faces_seen:
+    if getattr(call, "no_face", "") in ("", "pass", "interpolate") and not progress.faces_seen:
         progress.warn("no face found in any frame: the frames pass through unchanged")
     model_management.throw_exception_if_processing_interrupted()
     progress.finish()
@@ -326,6 +330,10 @@ def as_tensor(array, like):
 def waveform(audio):
     """AUDIO (``{"waveform": [B, C, T], "sample_rate": int}``) as its first item, [C, T]
     float32, and its rate."""
+    if audio is None or (isinstance(audio, dict) and audio.get("waveform") is None):
+        raise ValueError(
+            "audio: the input is empty (a video without a sound track gives no audio): "
+            "connect an audio source, or the video's own sound through its audio output")
     try:
         wave, rate = audio["waveform"], int(audio["sample_rate"])
     except (KeyError, TypeError) as e:

@@ -100,6 +100,13 @@ def test_the_model_choice_offers_latentsync_export_folders(comfy, tmp_path):
     (export / "unet.onnx").unlink()
     with pytest.raises(ValueError, match="latentsync-1.5"):
         node._model_spec("latentsync:latentsync-1.5")
+    # The UNet's weights file is part of an export too: the run needs it.
+    (export / "unet.onnx").write_bytes(b"")
+    (export / "unet_weights.pb").unlink()
+    assert "latentsync:latentsync-1.5" not in node._model_folder()
+    with pytest.raises(ValueError, match="latentsync-1.5 has no unet_weights.pb"):
+        node._model_spec("latentsync:latentsync-1.5")
+    (export / "unet_weights.pb").write_bytes(b"")
     # What the node hands to facesync: the folder's full path.
     (export / "unet.onnx").write_bytes(b"")
     assert node._options({"model": "latentsync:latentsync-1.5", "resolution": "256"}) == {
@@ -379,6 +386,8 @@ def test_no_face_error_is_clean_and_the_bar_stays_where_it_failed(comfy):
                 no_face="error")
     message = str(error.value)
     assert "face" in message and message == message.strip()
+    # The phase by the name the node's bar shows it under.
+    assert "Processing faces" not in message, message
     # The face stage fails on its first chunk: the bar never passes the frames read so far.
     assert max(comfy.hook.values, default=0) < 300, comfy.hook.values
 
@@ -391,6 +400,23 @@ def test_interpolate_without_any_face_warns(comfy, caplog):
     assert out.shape == (8, 32, 32, 3)
     assert "no face found in any frame" in comfy.server.texts()[-1]
     assert "no face found in any frame" in caplog.text
+
+
+def test_pass_without_any_face_warns(comfy, caplog):
+    images = pattern_frames(8, 32, 32)
+    with caplog.at_level(logging.WARNING, logger="facesync"):
+        (out,) = execute(comfy.node, "FacesyncLipSync", images=images, audio=tone(0.32),
+                         fps=25.0, no_face="pass")
+    assert out.shape == (8, 32, 32, 3)
+    assert "no face found in any frame" in comfy.server.texts()[-1]
+
+
+def test_an_empty_audio_input_says_so(comfy):
+    # GetVideoComponents of a video without a sound track gives no audio.
+    images = pattern_frames(4, 16, 16)
+    for audio in (None, {"waveform": None, "sample_rate": 44100}):
+        with pytest.raises(ValueError, match="audio: the input is empty"):
+            execute(comfy.node, "FacesyncLipSync", images=images, audio=audio, fps=25.0)
 
 
 def test_bad_inputs_name_the_input(comfy):

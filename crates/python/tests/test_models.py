@@ -135,3 +135,33 @@ def test_a_model_weight_out_of_range_is_a_value_error(sample, tmp_path):
     video, audio = sample
     with pytest.raises(ValueError, match="model weight NaN"):
         facesync.run(video, audio, str(tmp_path / "out.y4m"), model_weight=float("nan"))
+
+
+def test_the_interpreters_onnxruntime_serves_without_an_activated_environment(ort_models, sample,
+                                                                               tmp_path):
+    """A host started as ``venv/bin/python main.py`` (ComfyUI's portable builds): no
+    ``ORT_DYLIB_PATH``, no ``$VIRTUAL_ENV``, and a ``python3`` on ``PATH`` without onnxruntime.
+    Importing facesync points ONNX Runtime at this interpreter's own ``onnxruntime``, and a
+    learned model runs."""
+    folder, _ = ort_models
+    found = subprocess.run([sys.executable, "-c", FIND_ORT], capture_output=True, text=True)
+    library = found.stdout.strip()
+    if not library:
+        _unavailable(f"no onnxruntime package in this interpreter ({sys.executable})")
+    video, audio = sample
+    env = {k: v for k, v in os.environ.items() if k not in ("ORT_DYLIB_PATH", "VIRTUAL_ENV")}
+    env["PATH"] = str(tmp_path)  # no python3 to ask
+    code = (
+        "import os, sys, facesync\n"
+        "print(os.environ.get('ORT_DYLIB_PATH', ''))\n"
+        "s = facesync.run(sys.argv[1], sys.argv[2], sys.argv[3], backend='cpu',\n"
+        "                 model='wav2lip:' + sys.argv[4])\n"
+        "print(s['frames'])\n"
+    )
+    out = tmp_path / "out.y4m"
+    run = subprocess.run([sys.executable, "-c", code, video, audio, str(out),
+                          str(folder / "wav2lip_96.onnx")], env=env, capture_output=True,
+                         text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    lines = run.stdout.split()
+    assert lines[0] == library and int(lines[1]) > 0 and out.is_file(), run.stdout

@@ -12,7 +12,10 @@ Both take the lip-sync model as ``model=``: ``"builtin"`` (the default, no runti
 ``"wav2lip:PATH"`` (a Wav2Lip-96 ONNX file), ``"edtalk:PATH"`` (an EDTalk-256 ONNX file) or
 ``"latentsync:DIR"`` (a LatentSync ONNX export folder, with ``resolution=256``); learned
 models run under ONNX Runtime (``ORT_DYLIB_PATH``, or the ``onnxruntime`` Python package) and
-stay loaded for the next runs. ``model_weight=0.5`` is the learned model's lip strength (0 to 1, as FaceFusion's). A spec
+stay loaded for the next runs. Importing facesync points ``ORT_DYLIB_PATH`` (when it is unset)
+at the ``onnxruntime`` package of the interpreter it runs in, so that a host started as
+``venv/bin/python main.py`` without an activated environment (ComfyUI's portable builds) finds
+the package it installed. ``model_weight=0.5`` is the learned model's lip strength (0 to 1, as FaceFusion's). A spec
 that does not parse raises ``ValueError`` before any work; a model that cannot be loaded
 raises ``FacesyncError`` naming its file.
 
@@ -37,6 +40,42 @@ from ._native import (
     write_wav,
 )
 from .progress import Progress
+
+
+def _onnxruntime_of_this_interpreter():
+    """The library of the ``onnxruntime`` package this interpreter would import (found without
+    importing it), or ``None``. facesync's own search asks ``python3`` on ``PATH`` and
+    ``$VIRTUAL_ENV``, which are not this interpreter when a host runs its own Python without
+    activating its environment."""
+    import importlib.util
+    import os
+
+    try:
+        spec = importlib.util.find_spec("onnxruntime")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    capi = os.path.join(list(spec.submodule_search_locations)[0], "capi")
+    try:
+        names = os.listdir(capi)
+    except OSError:
+        return None
+    libs = sorted(n for n in names if n.startswith("libonnxruntime.so")
+                  or (n.startswith("libonnxruntime.") and n.endswith(".dylib")))
+    return os.path.join(capi, libs[-1]) if libs else None
+
+
+def _point_at_this_interpreters_onnxruntime():
+    import os
+
+    if not os.environ.get("ORT_DYLIB_PATH"):
+        library = _onnxruntime_of_this_interpreter()
+        if library:
+            os.environ["ORT_DYLIB_PATH"] = library
+
+
+_point_at_this_interpreters_onnxruntime()
 
 __all__ = [
     "SCHEMA_VERSION",
