@@ -73,6 +73,45 @@ fn a_cancelled_run_leaves_the_sink_as_it_was() {
     );
 }
 
+/// The encoder looks at the cancel token before each frame, not only between chunks: a sink
+/// whose first write cancels the run gets no second frame of that chunk.
+#[test]
+fn a_cancel_stops_the_encoder_inside_a_chunk() {
+    struct CancelOnWrite {
+        token: progress_core::CancelToken,
+        writes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    }
+    impl pipeline::FrameSink for CancelOnWrite {
+        fn write_frame(&mut self, _: &Frame) -> Result<(), PipelineError> {
+            self.writes
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.token.cancel();
+            Ok(())
+        }
+        fn finish(self: Box<Self>) -> Result<(), PipelineError> {
+            panic!("a cancelled run's sink is not finished")
+        }
+    }
+    let input = frames(8, 64);
+    let mut source = RawSource::new(&input, 64, 64, Rational::new(25, 1), "frames").unwrap();
+    let phase = Phase::detached("Lip sync", None, "frames");
+    let writes = std::sync::Arc::default();
+    let sink = CancelOnWrite {
+        token: phase.cancel_token().clone(),
+        writes: std::sync::Arc::clone(&writes),
+    };
+    let err = run_with(
+        &config(),
+        &mut source,
+        &mut audio(0.32),
+        Box::new(sink),
+        &phase,
+    )
+    .unwrap_err();
+    assert!(matches!(err, PipelineError::Cancelled { .. }), "{err}");
+    assert_eq!(writes.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
 #[test]
 fn bad_frames_are_errors_naming_the_source() {
     let err = RawSource::new(&[0; 100], 8, 8, Rational::new(25, 1), "frames from Python")

@@ -6,10 +6,13 @@
 //! `../shared/vendor/comfyui-0.12.1.tar.gz` next to the checkout) under
 //! `<target>/comfyui/ComfyUI`, a virtual environment with its requirements
 //! (`FACESYNC_COMFYUI_VENV` to reuse one that has them), the facesync wheel and the custom node
-//! linked into `custom_nodes/facesync`; then `crates/python/bench/comfyui_bench.py` starts the
-//! server on a loopback port, drives LoadVideo -> GetVideoComponents -> facesync ->
-//! CreateVideo -> SaveVideo over HTTP and websocket on a 300-frame 720p clip and prints
-//! `comfyui-bench: first_progress_s=… last_gap_s=… max_stall_ms=… interrupt_max_s=… peak_rss_gb=…`.
+//! linked into `custom_nodes/facesync`, and `onnxruntime` in that environment as a user installs
+//! it; then `crates/python/bench/comfyui_bench.py` starts fresh servers on a loopback port,
+//! drives LoadVideo -> GetVideoComponents -> facesync -> CreateVideo -> SaveVideo over HTTP and
+//! websocket on a 300-frame 720p clip five times (`--runs N` for another count), runs a
+//! Wav2Lip ONNX file from `models/facesync/` in a server started without an activated
+//! environment, and prints
+//! `comfyui-bench: first_progress_s=… last_gap_s=… max_stall_ms=… interrupt_max_s=… peak_rss_gb=… model_run=…`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,9 +24,16 @@ use crate::python::{CRATE, install_wheel, run};
 const TARBALL: &str = "../shared/vendor/comfyui-0.12.1.tar.gz";
 
 pub(crate) fn run_bench(args: &[String]) -> Result<()> {
-    if !args.is_empty() {
-        bail!("`cargo xtask test comfyui` takes no arguments, got {args:?}");
-    }
+    let runs = match args {
+        [] => None,
+        [flag, n] if flag == "--runs" => Some(
+            n.parse::<u32>()
+                .ok()
+                .filter(|&n| n > 0)
+                .with_context(|| format!("--runs {n}: expected a positive whole number"))?,
+        ),
+        _ => bail!("`cargo xtask test comfyui` takes only `--runs N`, got {args:?}"),
+    };
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
     let target = std::path::absolute(&target).context("cannot resolve the target directory")?;
@@ -73,20 +83,29 @@ pub(crate) fn run_bench(args: &[String]) -> Result<()> {
                 "-r",
             ])
             .arg(comfyui.join("requirements.txt"))
-            .args(["maturin>=1.9,<2", "websocket-client>=1.6,<2"]),
+            // The model run: ONNX Runtime as a user installs it into ComfyUI's environment,
+            // and `onnx` to generate the test model.
+            .args([
+                "maturin>=1.9,<2",
+                "websocket-client>=1.6,<2",
+                "onnxruntime>=1.17,<2",
+                "onnx>=1.16,<2",
+            ]),
         "pip install (ComfyUI's requirements)",
     )?;
     install_wheel(&venv, &root.join("wheels"))?;
     link_node(&comfyui.join("custom_nodes").join("facesync"))?;
-    run(
-        Command::new(&python)
-            .arg(Path::new(CRATE).join("bench").join("comfyui_bench.py"))
-            .arg("--comfyui")
-            .arg(&comfyui)
-            .arg("--work")
-            .arg(root.join("work")),
-        "the ComfyUI benchmark",
-    )
+    let mut bench = Command::new(&python);
+    bench
+        .arg(Path::new(CRATE).join("bench").join("comfyui_bench.py"))
+        .arg("--comfyui")
+        .arg(&comfyui)
+        .arg("--work")
+        .arg(root.join("work"));
+    if let Some(n) = runs {
+        bench.arg("--runs").arg(n.to_string());
+    }
+    run(&mut bench, "the ComfyUI benchmark")
 }
 
 /// `crates/python/comfyui` linked as the custom node (replacing an older link).

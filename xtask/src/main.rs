@@ -87,7 +87,8 @@ commands:
   test                 check/install the system packages the tests need, then run all tests
   parity [args]        the learned models' parity with FaceFusion/LatentSync (part of `test`;
                        args go to tests/parity/run_parity.py, e.g. --cases sample)
-  test comfyui         the ComfyUI node in the vendored ComfyUI server (installs torch; not in CI)
+  test comfyui [--runs N]
+                       the ComfyUI node in the vendored ComfyUI server (installs torch; not in CI)
   bench <what>         measure and print one summary line; what: progress face restore infer model latentsync pipeline queue
 
 The work queue and the sample have their own commands in the facesync CLI

@@ -6,7 +6,9 @@
 //! next chunk overlaps work on this one and memory stays flat however long the video is (the
 //! audio, too, is streamed into its mel features rather than decoded whole). Every
 //! stage has its own progress phase (frames as units, all created up front with their totals so
-//! the whole-run ETA works) and checks the cancel token between chunks. The output is
+//! the whole-run ETA works) and checks the cancel token between chunks, and inside one where a
+//! chunk's work is long (decoding, restoring on the CPU and encoding look before each frame,
+//! inference before each step). The output is
 //! committed only when everything succeeded (a file is written under a temporary name and
 //! renamed).
 //!
@@ -681,8 +683,10 @@ fn encode<'a>(
 ) -> Result<(u64, Box<dyn FrameSink + 'a>), Exit> {
     let mut n = 0;
     for chunk in rx {
-        cancelled(phase, ENCODING)?;
         for frame in &chunk.frames {
+            // Before each frame: a sink may wait for its encoder (a pipe to ffmpeg that is
+            // full), and a chunk's frames are written one by one.
+            cancelled(phase, ENCODING)?;
             sink.write_frame(frame)?;
         }
         n += chunk.frames.len() as u64;

@@ -2,24 +2,29 @@
 
 Run by ``cargo xtask test comfyui`` (which sets up the server and this environment):
 
-    python comfyui_bench.py --comfyui <ComfyUI dir> --work <scratch dir>
+    python comfyui_bench.py --comfyui <ComfyUI dir> --work <scratch dir> [--runs 5]
 
 Makes a 300-frame 720p clip with speech (facesync's built-in face sample, padded to
-1280x720, H.264 + AAC), starts the server on a free loopback port with only the facesync
-custom node, and over HTTP + websocket runs LoadVideo -> GetVideoComponents -> facesync lip
-sync -> CreateVideo -> SaveVideo once to the end, then interrupts it at several points. Prints
+1280x720, H.264 + AAC). Then, ``--runs`` times, starts a fresh server on a free loopback port
+with only the facesync custom node and over HTTP + websocket runs LoadVideo ->
+GetVideoComponents -> facesync lip sync -> CreateVideo -> SaveVideo once to the end, then
+interrupts it at several points. Then, in a fresh server started as a portable ComfyUI starts
+(its interpreter by path: no activated environment, no ``ORT_DYLIB_PATH``, this environment's
+``bin`` off ``PATH``), the IMAGE workflow on 2 s of the clip with a Wav2Lip-96 ONNX file (random
+weights, ``crates/onnx-models/tests/make_models.py``) chosen from ``models/facesync/``. Prints
 
-    comfyui-bench: first_progress_s=<a> last_gap_s=<b> max_stall_ms=<c> interrupt_max_s=<d> peak_rss_gb=<e>
+    comfyui-bench: first_progress_s=<a> last_gap_s=<b> max_stall_ms=<c> interrupt_max_s=<d> peak_rss_gb=<e> model_run=<ok|fail>
 
-a: from the node's ``executing`` message to its first ``progress`` above 0; b: from its last
-``progress`` to the next node's ``executing`` (the node returned); c: the slowest answer of
-``GET /queue``, asked every 20 ms while the node runs (HTTP and the websocket share the
-server's event loop: a held GIL freezes both); d: the slowest ``POST /interrupt`` ->
+each the largest over the runs. a: from the node's ``executing`` message to its first
+``progress`` above 0; b: from its last ``progress`` to the next node's ``executing`` (the node
+returned); c: the slowest answer of ``GET /queue``, asked every 20 ms while the node runs
+(HTTP and the websocket share the server's event loop); d: the slowest ``POST /interrupt`` ->
 ``execution_interrupted``; e: the server's peak resident memory during the full run (its
-baseline, the IMAGE tensors in and out, and the peak while each node ran are logged before).
-The slow ``GET /queue`` answers are logged with their times in the node. Then, in a fresh
-server, LoadVideo -> facesync lip sync (video) -> SaveVideo once, logged on one line (a, b, c
-and its memory: no IMAGE batch exists in that workflow).
+baseline, the IMAGE tensors in and out, and the peak while each node ran are logged before);
+model_run: whether the model workflow succeeded. Each run is logged on its own line, and the
+slow ``GET /queue`` answers with their times in the node. Then, in a fresh server, LoadVideo
+-> facesync lip sync (video) -> SaveVideo once, logged on one line (a, b, c and its memory: no
+IMAGE batch exists in that workflow).
 """
 
 import argparse
@@ -39,6 +44,10 @@ import websocket
 
 FRAMES, WIDTH, HEIGHT, FPS = 300, 1280, 720, 25
 NODE = "3"
+#: The model run's clip: its first frames, and the model file's name in models/facesync.
+MODEL_FRAMES, MODEL_FILE = 50, "wav2lip_96.onnx"
+MAKE_MODELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir,
+                           "onnx-models", "tests", "make_models.py")
 
 
 def log(message):
@@ -59,6 +68,44 @@ def make_clip(work, input_dir):
     return os.path.basename(path)
 
 
+def make_short_clip(input_dir, clip):
+    """The clip's first MODEL_FRAMES frames (and their sound), for the model run."""
+    path = os.path.join(input_dir, "facesync-bench-short.mp4")
+    if not os.path.exists(path):
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", os.path.join(input_dir, clip),
+                        "-frames:v", str(MODEL_FRAMES), "-t", str(MODEL_FRAMES / FPS),
+                        "-c:v", "libx264", "-crf", "18", "-pix_fmt", "yuv420p", "-c:a", "aac",
+                        path + ".tmp.mp4"], check=True)
+        os.replace(path + ".tmp.mp4", path)
+    return os.path.basename(path)
+
+
+def install_model(comfyui, work):
+    """A Wav2Lip-96 ONNX file with random weights in ComfyUI's models/facesync folder."""
+    folder = os.path.join(comfyui, "models", "facesync")
+    target = os.path.join(folder, MODEL_FILE)
+    if not os.path.exists(target):
+        made = os.path.join(work, "models")
+        subprocess.run([sys.executable, MAKE_MODELS, made], check=True,
+                       stdout=subprocess.DEVNULL)
+        os.makedirs(folder, exist_ok=True)
+        shutil.copyfile(os.path.join(made, MODEL_FILE), target + ".tmp")
+        os.replace(target + ".tmp", target)
+    return MODEL_FILE
+
+
+def portable_env():
+    """This process's environment as a portable ComfyUI sees it: no activated virtual
+    environment, no ONNX Runtime path, and no ``bin`` of this environment on ``PATH`` (so a
+    ``python3`` found there is another interpreter, without onnxruntime or facesync)."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("VIRTUAL_ENV", "ORT_DYLIB_PATH", "PYTHONHOME", "CONDA_PREFIX")}
+    own = os.path.dirname(sys.executable)
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
+                                  if p and os.path.abspath(p) != os.path.abspath(own))
+    return env
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -74,14 +121,14 @@ def rss_bytes(pid):
 
 
 class Server:
-    def __init__(self, comfyui, port):
+    def __init__(self, comfyui, port, env=None):
         self.url = f"http://127.0.0.1:{port}"
         self.log = open(os.path.join(comfyui, "facesync-bench-server.log"), "w")
         self.process = subprocess.Popen(
             [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
              "--disable-auto-launch", "--disable-api-nodes", "--disable-all-custom-nodes",
              "--whitelist-custom-nodes", "facesync"],
-            cwd=comfyui, stdout=self.log, stderr=subprocess.STDOUT)
+            cwd=comfyui, stdout=self.log, stderr=subprocess.STDOUT, env=env)
         deadline = time.time() + 300
         while True:
             if self.process.poll() is not None:
@@ -156,7 +203,7 @@ class Client:
                 self.cond.wait(left)
 
 
-def workflow(clip, steps, video=False):
+def workflow(clip, steps, video=False, model="builtin"):
     if video:
         return {
             "1": {"class_type": "LoadVideo", "inputs": {"file": clip}},
@@ -171,7 +218,7 @@ def workflow(clip, steps, video=False):
         "1": {"class_type": "LoadVideo", "inputs": {"file": clip}},
         "2": {"class_type": "GetVideoComponents", "inputs": {"video": ["1", 0]}},
         NODE: {"class_type": "FacesyncLipSync", "inputs": {
-            "images": ["2", 0], "audio": ["2", 1], "fps": ["2", 2], "model": "builtin",
+            "images": ["2", 0], "audio": ["2", 1], "fps": ["2", 2], "model": model,
             "resolution": "256",
             "steps": steps, "no_face": "pass", "backend": "auto"}},
         "4": {"class_type": "CreateVideo", "inputs": {
@@ -182,8 +229,8 @@ def workflow(clip, steps, video=False):
     }
 
 
-def submit(server, client, clip, steps, video=False):
-    answer = server.post("/prompt", {"prompt": workflow(clip, steps, video),
+def submit(server, client, clip, steps, video=False, model="builtin"):
+    answer = server.post("/prompt", {"prompt": workflow(clip, steps, video, model),
                                      "client_id": client.id})
     if answer.get("node_errors"):
         raise SystemExit(f"the server refused the workflow: {answer}")
@@ -323,27 +370,71 @@ def interrupted_run(server, client, clip, steps, fraction, node_s):
     return t_stop - t_interrupt
 
 
+def model_run(comfyui, work, input_dir, clip):
+    """The IMAGE workflow with the Wav2Lip file from models/facesync, in a fresh server started
+    as a portable ComfyUI is (see :func:`portable_env`): whether it succeeded."""
+    model = f"wav2lip:{install_model(comfyui, work)}"
+    short = make_short_clip(input_dir, clip)
+    server = Server(comfyui, free_port(), env=portable_env())
+    try:
+        client = Client(server)
+        choices = server.get("/object_info/FacesyncLipSync")["FacesyncLipSync"]["input"]
+        offered = json.dumps(choices)
+        if model not in offered:
+            log(f"model run: {model} is not among the node's choices: {offered[:500]}")
+            return False
+        prompt_id = submit(server, client, short, 20, model=model)
+        t0 = time.perf_counter()
+        client.wait_for(lambda m: m.get("type") in ("execution_success", "execution_error")
+                        and (m.get("data") or {}).get("prompt_id") == prompt_id)
+        status = server.get(f"/history/{prompt_id}")[prompt_id]["status"]
+        ok = status.get("status_str") == "success"
+        texts = [m for _, m in client.messages if isinstance(m, bytes)]
+        log(f"model run ({model}, {MODEL_FRAMES} frames of 720p, server without an activated "
+            f"environment): {'success' if ok else 'FAILED'} in {time.perf_counter() - t0:.1f} s"
+            + ("" if ok else f": {json.dumps(status)[:2000]}"))
+        if ok and not texts:
+            log("model run: no text progress reached the client")
+        return ok
+    finally:
+        server.stop()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--comfyui", required=True)
     parser.add_argument("--work", required=True)
+    parser.add_argument("--runs", type=int, default=5,
+                        help="IMAGE workflows, each in a fresh server (default 5)")
     args = parser.parse_args()
     os.makedirs(args.work, exist_ok=True)
     input_dir = os.path.join(args.comfyui, "input")
     os.makedirs(input_dir, exist_ok=True)
     clip = make_clip(args.work, input_dir)
-    server = Server(args.comfyui, free_port())
-    try:
-        client = Client(server)
-        result = full_run(server, client, clip)
-        log("full run: " + " ".join(f"{k}={v:.3f}" for k, v in result.items()))
-        # Other step counts so that ComfyUI runs the node again (more steps: the points stay
-        # inside the run).
-        delays = [interrupted_run(server, client, clip, 20 + i, f, result["node_s"])
-                  for i, f in enumerate([0.02, 0.3, 0.6, 0.75], start=1)]
-        delays = [d for d in delays if d is not None]
-    finally:
-        server.stop()
+    results, delays = [], []
+    for run in range(1, args.runs + 1):
+        server = Server(args.comfyui, free_port())
+        try:
+            client = Client(server)
+            result = full_run(server, client, clip)
+            # Other step counts so that ComfyUI runs the node again (more steps: the points
+            # stay inside the run).
+            interrupts = [interrupted_run(server, client, clip, 20 + i, f, result["node_s"])
+                          for i, f in enumerate([0.02, 0.3, 0.6, 0.75], start=1)]
+        finally:
+            server.stop()
+        interrupts = [d for d in interrupts if d is not None]
+        result["interrupt_max_s"] = max(interrupts, default=float("nan"))
+        log(f"IMAGE run {run} of {args.runs} (fresh server): "
+            + " ".join(f"{k}={v:.3f}" for k, v in result.items()))
+        tensors = 2 * FRAMES * WIDTH * HEIGHT * 3 * 4
+        log(f"server memory: {result['baseline'] / 1e9:.2f} GB before the run, peak "
+            f"{result['node_peak'] / 1e9:.2f} GB during the facesync node, "
+            f"{result['peak'] / 1e9:.2f} GB over the workflow; IMAGE tensors in + out "
+            f"{tensors / 1e9:.2f} GB")
+        results.append(result)
+        delays.extend(interrupts)
+    model_ok = model_run(args.comfyui, args.work, input_dir, clip)
     # The VIDEO node (LoadVideo -> facesync -> SaveVideo) in a fresh server: no IMAGE batch
     # anywhere, so no GetVideoComponents (whose own peak is several times the batch).
     server = Server(args.comfyui, free_port())
@@ -355,14 +446,14 @@ def main():
         f"last_gap_s={video['last_gap_s']:.2f} max_stall_ms={video['max_stall_ms']:.0f}; "
         f"server memory {video['baseline'] / 1e9:.2f} GB before the run, peak "
         f"{video['peak'] / 1e9:.2f} GB over the workflow")
-    tensors = 2 * FRAMES * WIDTH * HEIGHT * 3 * 4
-    log(f"server memory: {result['baseline'] / 1e9:.2f} GB before the run, peak "
-        f"{result['node_peak'] / 1e9:.2f} GB during the facesync node, "
-        f"{result['peak'] / 1e9:.2f} GB over the workflow; IMAGE tensors in + out "
-        f"{tensors / 1e9:.2f} GB")
-    print(f"comfyui-bench: first_progress_s={result['first_progress_s']:.2f} "
-          f"last_gap_s={result['last_gap_s']:.2f} max_stall_ms={result['max_stall_ms']:.0f} "
-          f"interrupt_max_s={max(delays):.2f} peak_rss_gb={result['peak'] / 1e9:.2f}",
+
+    def worst(key):
+        return max(r[key] for r in results)
+
+    print(f"comfyui-bench: first_progress_s={worst('first_progress_s'):.2f} "
+          f"last_gap_s={worst('last_gap_s'):.2f} max_stall_ms={worst('max_stall_ms'):.0f} "
+          f"interrupt_max_s={max(delays, default=float('nan')):.2f} "
+          f"peak_rss_gb={worst('peak') / 1e9:.2f} model_run={'ok' if model_ok else 'fail'}",
           flush=True)
     shutil.rmtree(os.path.join(args.comfyui, "output"), ignore_errors=True)
 

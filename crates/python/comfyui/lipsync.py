@@ -5,9 +5,10 @@ this thread only wakes every few milliseconds to look at ComfyUI's interrupt fla
 facesync's progress events to :class:`ComfyProgress`, which speaks ComfyUI's progress protocol:
 
 - the node's bar through ``comfy.utils.ProgressBar`` (so ``progress`` and ``progress_state``
-  reach the UI), each value once: the first as soon as a frame is counted (ComfyUI always
-  sends a bar's first update, then drops changes under 0.5 % or 0.1 s apart; a 0 at the start
-  would only push the first movement back to 0.5 %), the maximum only when the node is about
+  reach the UI), each value once: the first (0.1 %) as the node starts, before anything that
+  takes time, so the UI shows the node running at once (ComfyUI always sends a bar's first
+  update, then drops changes under 0.5 % or 0.1 s apart; a 0 would only push the first
+  movement back to 0.5 %), then the frames counted, the maximum only when the node is about
   to return;
 - one preview per distinct image, downscaled and sent as JPEG (ComfyUI encodes it; a small
   image keeps that cheap);
@@ -38,8 +39,9 @@ MIN_INTERVAL = 0.1
 MIN_STEP = 5
 #: Text progress at most this often (phase changes and warnings go at once).
 TEXT_INTERVAL = 0.25
-#: Frames per chunk: the unit of streaming, and of cancellation in the face and restore stages
-#: (smaller than facesync's default 16 so that an interrupt is honoured sooner). Measured in the
+#: Frames per chunk: the unit of streaming, and of cancellation in the face stage (the others
+#: look before each frame or step; smaller than facesync's default 16 so that an interrupt is
+#: honoured sooner). Measured in the
 #: real server (300 frames of 720p, nothing else running): at 8 the slowest of four interrupts
 #: took 0.18-0.50 s (three runs), at 4 0.10 s, and the node took 10.7 s instead of 12.5-13.9 s.
 CHUNK = 4
@@ -97,8 +99,9 @@ class ComfyProgress:
     # -- the bar -------------------------------------------------------------------------
 
     def start(self):
-        """The node started: a first line of text, at once (the bar's first value comes with
-        the first frame counted)."""
+        """The node started: the bar's first value (1 of :data:`BAR_MAX`) and a first line of
+        text, at once, before the node does anything that takes time."""
+        self._bar(1, force=True)
         self._text("Starting", force=True)
 
     def finish(self):

@@ -566,11 +566,24 @@ def test_progress_values_never_repeat_and_previews_come_once(comfy):
     progress.finish()
     values = comfy.hook.values
     assert values == sorted(set(values)), values  # no repeats, never backwards
-    # No 0 at the start: the first counted work is the bar's first value (ComfyUI always sends
-    # a first value, then drops changes under 0.5 %).
+    # No 0 at the start: the bar's first value is 1 of 1000, sent by start() (ComfyUI always
+    # sends a first value, then drops changes under 0.5 %).
     assert values[0] == 1 and values[-1] == 1000 and 999 in values  # 1.0 waits for finish()
     assert len(comfy.hook.previews) == 2
     assert comfy.server.texts()[1].startswith("Lip sync: ")
+
+
+def test_the_bar_moves_before_anything_slow(comfy, monkeypatch):
+    """The first progress reaches ComfyUI before the node hands freed memory back to the
+    system (0.2 s after GetVideoComponents in the real server) and before facesync starts."""
+    lipsync = sys.modules["facesync_comfyui.lipsync"]
+    seen = []
+    monkeypatch.setattr(lipsync, "release_freed_memory",
+                        lambda: seen.append(list(comfy.hook.values)))
+    images = pattern_frames(4, 16, 16)
+    execute(comfy.node, "FacesyncLipSync", images=images, audio=tone(0.16), fps=25.0)
+    assert seen == [[1]], seen
+    assert comfy.server.texts()[0] == "Starting"
 
 
 def test_a_failed_phase_freezes_the_bar(comfy):
@@ -585,7 +598,7 @@ def test_a_failed_phase_freezes_the_bar(comfy):
               "pos": 16, "total": 300, "elapsed": 1.0})
     time.sleep(0.11)
     progress({"type": "run_progress", "fraction": 0.58, "eta": None})
-    assert comfy.hook.values == [100]
+    assert comfy.hook.values == [1, 100]
 
 
 def test_backend_gpu_on_a_software_renderer_warns_in_the_ui(comfy):

@@ -2,6 +2,7 @@
 //! Frames of a batch are spread over `threads` scoped threads.
 
 use frame::Frame;
+use progress_core::CancelToken;
 
 use crate::FacePaste;
 use crate::mask::{self, Plan, Rect};
@@ -16,20 +17,32 @@ pub(crate) struct Scratch {
     soft: Vec<f32>,
 }
 
+/// Restores every planned face; each thread looks at `cancel` before each frame and leaves
+/// the rest of its frames untouched once it is set (the caller reports the cancellation).
 pub(crate) fn restore_frames(
     frames: &mut [Frame],
     faces: &[Option<FacePaste>],
     plans: &[Option<Plan>],
     scratch: &mut [Scratch],
+    cancel: &CancelToken,
 ) {
     let threads = scratch.len().max(1);
     let per = frames.len().div_ceil(threads).max(1);
-    if threads == 1 || frames.len() <= 1 {
+    let run = |frames: &mut [Frame],
+               faces: &[Option<FacePaste>],
+               plans: &[Option<Plan>],
+               scratch: &mut Scratch| {
         for ((frame, face), plan) in frames.iter_mut().zip(faces).zip(plans) {
+            if cancel.is_cancelled() {
+                return;
+            }
             if let (Some(face), Some(plan)) = (face, plan) {
-                restore_one(frame, &face.face, plan, &mut scratch[0]);
+                restore_one(frame, &face.face, plan, scratch);
             }
         }
+    };
+    if threads == 1 || frames.len() <= 1 {
+        run(frames, faces, plans, &mut scratch[0]);
         return;
     }
     std::thread::scope(|s| {
@@ -39,13 +52,7 @@ pub(crate) fn restore_frames(
             .zip(plans.chunks(per))
             .zip(scratch.iter_mut())
         {
-            s.spawn(move || {
-                for ((frame, face), plan) in frames.iter_mut().zip(faces).zip(plans) {
-                    if let (Some(face), Some(plan)) = (face, plan) {
-                        restore_one(frame, &face.face, plan, scratch);
-                    }
-                }
-            });
+            s.spawn(move || run(frames, faces, plans, scratch));
         }
     });
 }

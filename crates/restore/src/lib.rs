@@ -99,7 +99,8 @@ use progress_core::{Cancelled, Phase};
 /// Settings of a [`Restorer`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RestoreConfig {
-    /// Frames per batch (one cancel check and one progress update per batch).
+    /// Frames per batch (one progress update per batch; the cancel token is looked at before
+    /// each batch, and on the CPU before each frame).
     pub batch: usize,
     /// Worker threads for the CPU path, and for the host-side `w_edge` computation of the
     /// GPU path (0 = available parallelism).
@@ -150,7 +151,7 @@ pub struct PasteMask {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RestoreError {
-    /// The run was cancelled between batches.
+    /// The run was cancelled (seen between batches, and on the CPU between frames).
     #[error(transparent)]
     Cancelled(#[from] Cancelled),
     /// `frames` and `faces` differ in length.
@@ -240,8 +241,10 @@ impl Restorer {
     }
 
     /// Restores `frames[i]` with `faces[i]` in place, `cfg.batch` frames at a time:
-    /// `phase.check()?` before and `phase.inc(n)` after each batch. `None` leaves a frame
-    /// untouched. Inputs are validated before any frame is modified.
+    /// `phase.check()?` before and `phase.inc(n)` after each batch, and on the CPU the cancel
+    /// token looked at before each frame too (a cancelled batch returns
+    /// [`RestoreError::Cancelled`] with some of its frames restored and the others not).
+    /// `None` leaves a frame untouched. Inputs are validated before any frame is modified.
     pub fn restore_batch(
         &mut self,
         frames: &mut [Frame],
@@ -279,17 +282,30 @@ impl Restorer {
                     let w_edges = cpu::edge_widths(frames, plans, &mut self.scratch);
                     path.restore_frames(frames, faces, plans, &w_edges)?;
                 }
-                None => cpu::restore_frames(frames, faces, plans, &mut self.scratch),
+                None => cpu::restore_frames(
+                    frames,
+                    faces,
+                    plans,
+                    &mut self.scratch,
+                    phase.cancel_token(),
+                ),
             }
-            paste_weighted(frames, faces, self.scratch.len());
+            paste_weighted(frames, faces, self.scratch.len(), phase.cancel_token());
+            phase.check()?;
             phase.inc(frames.len() as u64);
         }
         Ok(())
     }
 }
 
-/// FaceFusion's paste of every face with weights, spread over `threads` scoped threads.
-fn paste_weighted(frames: &mut [Frame], faces: &[Option<FacePaste>], threads: usize) {
+/// FaceFusion's paste of every face with weights, spread over `threads` scoped threads; each
+/// looks at `cancel` before each frame.
+fn paste_weighted(
+    frames: &mut [Frame],
+    faces: &[Option<FacePaste>],
+    threads: usize,
+    cancel: &progress_core::CancelToken,
+) {
     let weighted = faces
         .iter()
         .filter(|f| f.as_ref().is_some_and(|p| p.weights.is_some()))
@@ -298,7 +314,8 @@ fn paste_weighted(frames: &mut [Frame], faces: &[Option<FacePaste>], threads: us
         return;
     }
     let one = |frame: &mut Frame, face: &Option<FacePaste>| {
-        if let Some(p) = face
+        if !cancel.is_cancelled()
+            && let Some(p) = face
             && let Some(w) = &p.weights
         {
             facefusion::paste_back(frame, &p.face, w, &p.to_crop);

@@ -336,6 +336,37 @@ fn cancellation_stops_between_batches() {
     assert_eq!(phase.pos(), 0);
 }
 
+/// Inside a batch the CPU path looks at the token before each frame: once it is set, the
+/// frames not yet begun stay as they were (the stage stops within a frame, not a batch).
+#[test]
+fn cancellation_stops_inside_a_batch_on_the_cpu() {
+    let frame = astronaut();
+    let faces: Vec<Option<FacePaste>> = (0..4)
+        .map(|_| {
+            Some(paste(
+                Frame::filled(R, R, [250, 10, 10]),
+                [222.0, 118.0],
+                130.0,
+                0.0,
+            ))
+        })
+        .collect();
+    let plans: Vec<_> = faces
+        .iter()
+        .map(|f| mask::plan(0, &frame, f.as_ref().unwrap()).unwrap())
+        .collect();
+    let run = |cancel: &progress_core::CancelToken| {
+        let mut frames = vec![frame.clone(); 4];
+        let mut scratch: Vec<Scratch> = (0..2).map(|_| Scratch::default()).collect();
+        cpu::restore_frames(&mut frames, &faces, &plans, &mut scratch, cancel);
+        frames.iter().filter(|f| **f != frame).count()
+    };
+    assert_eq!(run(&progress_core::CancelToken::new()), 4);
+    let cancelled = progress_core::CancelToken::new();
+    cancelled.cancel();
+    assert_eq!(run(&cancelled), 0, "frames restored after the cancel");
+}
+
 // ---- GPU vs CPU ----------------------------------------------------------------------------
 
 /// The GPU of this machine; like the other GPU tests of the workspace, a missing adapter is a
