@@ -1,7 +1,7 @@
 """facesync lip sync as ComfyUI custom nodes.
 
 Install: ``pip install facesync`` into ComfyUI's Python, then copy or link this folder into
-``ComfyUI/custom_nodes/facesync`` (see the repository README).
+``ComfyUI/custom_nodes/facesync`` (see docs/guide.md in the repository).
 
 Two nodes:
 

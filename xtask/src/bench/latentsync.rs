@@ -1,13 +1,12 @@
 //! `cargo xtask bench latentsync`: the LatentSync model's per-step overhead on stand-in graphs
 //! (the export's four contracts with a little arithmetic inside, written by
-//! `crates/onnx-models/tests/latentsync/standins.py`; it needs Python with `onnx` and `numpy`:
-//! `FACESYNC_TEST_PYTHON`, else `$VIRTUAL_ENV/bin/python`, else `python3`) under ONNX Runtime
-//! on the CPU: 64 frames of 256×256 faces, 20 DDIM steps, guidance 1.5. Overhead is all the
-//! per-step work outside the UNet call (f16 conversion of the latents, guidance, the DDIM
+//! `crates/onnx-models/tests/latentsync/standins.py` with the test environment's Python, the
+//! one `cargo xtask test` makes and fills, made here when missing) under that environment's
+//! ONNX Runtime on the CPU: 64 frames of 256×256 faces, 20 DDIM steps, guidance 1.5. Overhead
+//! is all the per-step work outside the UNet call (f16 conversion of the latents, guidance, the DDIM
 //! update, the scheduler's cancel check and progress). Prints last
 //! `latentsync-bench: steps=<UNet calls> overhead_ms_per_step=<x> unet_share=<UNet time / step time>`.
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
@@ -20,16 +19,6 @@ use progress_core::Phase;
 const FRAMES: usize = 64;
 const STEPS: usize = 20;
 const FPS: f64 = 25.0;
-
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("FACESYNC_TEST_PYTHON") {
-        return p.into();
-    }
-    if let Some(v) = std::env::var_os("VIRTUAL_ENV") {
-        return PathBuf::from(v).join("bin").join("python");
-    }
-    "python3".into()
-}
 
 fn face(i: usize) -> Result<Frame> {
     let n = FACE_SIZE as usize;
@@ -45,25 +34,25 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     }
     let dir =
         std::env::temp_dir().join(format!("facesync-latentsync-bench-{}", std::process::id()));
-    let py = python();
+    let py = crate::python::environment()?;
+    let library = crate::python::onnx_runtime(&py)?;
     let status = Command::new(&py)
         .arg("crates/onnx-models/tests/latentsync/standins.py")
         .arg(&dir)
         .status()
         .with_context(|| format!("cannot run {}", py.display()))?;
     if !status.success() {
-        bail!(
-            "{} standins.py failed ({status}); it needs `pip install onnx numpy`",
-            py.display()
-        );
+        bail!("{} standins.py failed ({status})", py.display());
     }
-    let result = measure(&dir);
+    let result = measure(&dir, library);
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
 
-fn measure(dir: &std::path::Path) -> Result<()> {
-    let model = LatentSync::open(dir, &LatentSyncOptions::default())?;
+fn measure(dir: &std::path::Path, library: std::path::PathBuf) -> Result<()> {
+    let mut options = LatentSyncOptions::default();
+    options.session.runtime = Some(library);
+    let model = LatentSync::open(dir, &options)?;
     let rate = 16_000u32;
     let secs = FRAMES as f64 / FPS;
     let samples: Vec<f32> = (0..(secs * f64::from(rate)) as usize)

@@ -1,5 +1,5 @@
 """Scheduling probes inside the ComfyUI server, for finding what stalls it (not run by
-``cargo xtask test comfyui`` unless asked; see the README's ComfyUI section):
+``cargo xtask test comfyui`` unless asked; see docs/comfyui.md):
 
     PYTHONPATH=$PWD/crates/python/bench/trace FACESYNC_TRACE_DIR=/tmp/trace cargo xtask test comfyui
 
