@@ -12,7 +12,8 @@
 //! websocket on a 300-frame 720p clip five times (`--runs N` for another count), runs a
 //! Wav2Lip ONNX file from `models/facesync/` in a server started without an activated
 //! environment, and prints
-//! `comfyui-bench: first_progress_s=… last_gap_s=… max_stall_ms=… interrupt_max_s=… peak_rss_gb=… model_run=…`.
+//! `comfyui-bench: first_progress_s=… last_gap_s=… max_stall_ms=… interrupt_max_s=…
+//! interrupt_node_max_s=… peak_rss_gb=… model_run=…`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

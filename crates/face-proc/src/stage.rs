@@ -318,7 +318,8 @@ impl FaceProcessor {
         })
     }
 
-    /// Processes the next consecutive frames: checks for cancellation first, then detects,
+    /// Processes the next consecutive frames: checks for cancellation first (and again before
+    /// each frame's detection: a cancelled batch returns [`FaceError::Cancelled`]), then detects,
     /// aligns and warps, emits one face-status event per frame and advances `phase` by the
     /// number of frames.
     pub fn process_batch(
@@ -328,7 +329,7 @@ impl FaceProcessor {
     ) -> Result<Vec<FaceRecord>, FaceError> {
         phase.check()?;
         let first_index = self.next_index;
-        let detections = self.detect_all(frames, first_index)?;
+        let detections = self.detect_all(frames, first_index, phase.cancel_token())?;
         let mut records = Vec::with_capacity(frames.len());
         let mut jobs = Vec::new();
         let mut actions = Vec::with_capacity(frames.len());
@@ -360,7 +361,12 @@ impl FaceProcessor {
     }
 
     /// Detection (with tracking) for every frame: the chosen face and the number found.
-    fn detect_all(&mut self, frames: &[Frame], first_index: u64) -> Result<Vec<Found>, FaceError> {
+    fn detect_all(
+        &mut self,
+        frames: &[Frame],
+        first_index: u64,
+        cancel: &progress_core::CancelToken,
+    ) -> Result<Vec<Found>, FaceError> {
         let how = Track {
             every: self.config.detect_every.max(1),
             roi_scale: self.config.roi_scale,
@@ -374,7 +380,10 @@ impl FaceProcessor {
                 let mut t = seed;
                 let det = Det::Other(det.as_mut());
                 let mesh = meshes.swap_remove(0);
-                vec![track_chunk(det, mesh, &mut t, frames, first_index, how).map(|o| (o, t))]
+                vec![
+                    track_chunk(det, mesh, &mut t, frames, first_index, how, cancel)
+                        .map(|o| (o, t)),
+                ]
             }
             Detectors::Blaze(dets) => {
                 let chunk = frames.len().div_ceil(dets.len()).max(1);
@@ -387,7 +396,7 @@ impl FaceProcessor {
                             let mut t = seed.clone();
                             let start = first_index + (c * chunk) as u64;
                             s.spawn(move || {
-                                track_chunk(Det::Blaze(det), mesh, &mut t, part, start, how)
+                                track_chunk(Det::Blaze(det), mesh, &mut t, part, start, how, cancel)
                                     .map(|o| (o, t))
                             })
                         })
@@ -415,7 +424,8 @@ impl FaceProcessor {
                             let mut det = BlazeFace::with_backend(Box::new(proxy), decode);
                             s.spawn(move || {
                                 let det = Det::Blaze(&mut det);
-                                track_chunk(det, mesh, &mut t, part, start, how).map(|o| (o, t))
+                                track_chunk(det, mesh, &mut t, part, start, how, cancel)
+                                    .map(|o| (o, t))
                             })
                         })
                         .collect();
@@ -681,6 +691,7 @@ fn track_chunk(
     frames: &[Frame],
     first_index: u64,
     how: Track,
+    cancel: &progress_core::CancelToken,
 ) -> Result<Vec<Found>, FaceError> {
     let Track {
         every,
@@ -689,6 +700,8 @@ fn track_chunk(
     } = how;
     let mut out = Vec::with_capacity(frames.len());
     for (i, image) in frames.iter().enumerate() {
+        // Before each frame: detection and the mesh are a face chunk's long work.
+        cancel.check()?;
         let index = first_index + i as u64;
         let predicted = t.predicted();
         let mut light = None;
@@ -1086,6 +1099,42 @@ mod tests {
         let mut stage = FaceProcessor::new(&Compute::Cpu, FaceConfig::default()).unwrap();
         let err = stage.process_batch(&[astronaut()], &phase).unwrap_err();
         assert!(matches!(err, FaceError::Cancelled(_)), "{err}");
+        assert_eq!(phase.pos(), 0);
+    }
+
+    /// Inside a chunk the detection loop looks at the token before each frame: a detector
+    /// that cancels the run on its first frame is not asked for a second.
+    #[test]
+    fn a_cancel_stops_detection_inside_a_chunk() {
+        struct CancelOnFirst {
+            token: progress_core::CancelToken,
+            calls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        }
+        impl crate::FaceDetector for CancelOnFirst {
+            fn detect(
+                &mut self,
+                _: u64,
+                _: &Frame,
+                _: Option<Rect>,
+            ) -> Result<Vec<crate::Detection>, FaceError> {
+                self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                self.token.cancel();
+                Ok(Vec::new())
+            }
+        }
+        let phase = detached(4);
+        let calls = std::sync::Arc::default();
+        let detector = CancelOnFirst {
+            token: phase.cancel_token().clone(),
+            calls: std::sync::Arc::clone(&calls),
+        };
+        let mut stage =
+            FaceProcessor::with_detector(&Compute::Cpu, FaceConfig::default(), Box::new(detector))
+                .unwrap();
+        let frames = vec![astronaut(); 4];
+        let err = stage.process_batch(&frames, &phase).unwrap_err();
+        assert!(matches!(err, FaceError::Cancelled(_)), "{err}");
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
         assert_eq!(phase.pos(), 0);
     }
 

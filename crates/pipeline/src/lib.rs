@@ -7,8 +7,8 @@
 //! audio, too, is streamed into its mel features rather than decoded whole). Every
 //! stage has its own progress phase (frames as units, all created up front with their totals so
 //! the whole-run ETA works) and checks the cancel token between chunks, and inside one where a
-//! chunk's work is long (decoding, restoring on the CPU and encoding look before each frame,
-//! inference before each step). The output is
+//! chunk's work is long (decoding, face detection, restoring on the CPU and encoding look
+//! before each frame, inference before each step). The output is
 //! committed only when everything succeeded (a file is written under a temporary name and
 //! renamed).
 //!

@@ -13,15 +13,17 @@ interrupts it at several points. Then, in a fresh server started as a portable C
 ``bin`` off ``PATH``), the IMAGE workflow on 2 s of the clip with a Wav2Lip-96 ONNX file (random
 weights, ``crates/onnx-models/tests/make_models.py``) chosen from ``models/facesync/``. Prints
 
-    comfyui-bench: first_progress_s=<a> last_gap_s=<b> max_stall_ms=<c> interrupt_max_s=<d> peak_rss_gb=<e> model_run=<ok|fail>
+    comfyui-bench: first_progress_s=<a> last_gap_s=<b> max_stall_ms=<c> interrupt_max_s=<d> interrupt_node_max_s=<d'> peak_rss_gb=<e> model_run=<ok|fail>
 
 each the largest over the runs. a: from the node's ``executing`` message to its first
 ``progress`` above 0; b: from its last ``progress`` to the next node's ``executing`` (the node
 returned); c: the slowest answer of ``GET /queue``, asked every 20 ms while the node runs
 (HTTP and the websocket share the server's event loop); d: the slowest ``POST /interrupt`` ->
-``execution_interrupted``; e: the server's peak resident memory during the full run (its
-baseline, the IMAGE tensors in and out, and the peak while each node ran are logged before);
-model_run: whether the model workflow succeeded. Each run is logged on its own line, and the
+``execution_interrupted`` (and ``interrupt_node_max_s``: to the wall-clock stamp the server
+puts on that message when the node has raised; the rest is the message's way out, which
+ComfyUI's own ``gc.collect()`` after a prompt can hold up); e: the server's peak resident
+memory during the full run (its baseline, the IMAGE tensors in and out, and the peak while
+each node ran are logged before); model_run: whether the model workflow succeeded. Each run is logged on its own line, and the
 slow ``GET /queue`` answers with their times in the node. Then, in a fresh server, LoadVideo
 -> facesync lip sync (video) -> SaveVideo once, logged on one line (a, b, c and its memory: no
 IMAGE batch exists in that workflow).
@@ -350,12 +352,21 @@ def full_run(server, client, clip, video=False):
     }
 
 
+def bytes_text(message):
+    """The text of a binary ``progress_text`` message (ComfyUI: event type 3, then the node
+    id's length and id, then UTF-8 text), else ''."""
+    if len(message) < 8 or int.from_bytes(message[:4], "big") != 3:
+        return ""
+    n = int.from_bytes(message[4:8], "big")
+    return message[8 + n:].decode("utf-8", "replace")
+
+
 def interrupted_run(server, client, clip, steps, fraction, node_s):
     prompt_id = submit(server, client, clip, steps)
     t_start, _ = client.wait_for(is_("executing", prompt_id, node=NODE))
     delay = fraction * node_s
     time.sleep(max(0.0, t_start + delay - time.perf_counter()))
-    t_interrupt = time.perf_counter()
+    t_interrupt, wall_interrupt = time.perf_counter(), time.time()
     server.post("/interrupt")
     t_stop, m = client.wait_for(lambda m: m.get("type") in ("execution_interrupted",
                                                             "execution_success",
@@ -365,9 +376,16 @@ def interrupted_run(server, client, clip, steps, fraction, node_s):
         log(f"interrupt {delay:5.1f} s into the node: too late, the run ended first "
             f"({m['type']}); not counted")
         return None
-    log(f"interrupt {delay:5.1f} s into the node: stopped after {t_stop - t_interrupt:.3f} s "
-        f"(in {m['data'].get('node_type')})")
-    return t_stop - t_interrupt
+    texts = [bytes_text(m) for t, m in client.messages
+             if isinstance(m, bytes) and t <= t_interrupt and bytes_text(m)]
+    phase = texts[-1].split(":")[0] if texts else "?"
+    # When the server made the message (its wall-clock stamp, this machine's clock): the node
+    # had stopped then; what comes after is the message's way out of the server's event loop.
+    raised = m["data"]["timestamp"] / 1000 - wall_interrupt
+    log(f"interrupt {delay:5.1f} s into the node: stopped after {t_stop - t_interrupt:.3f} s, "
+        f"the server's message made after {raised:.3f} s (in {m['data'].get('node_type')}, its "
+        f"text then: {phase!r}; asked at perf_counter {t_interrupt:.3f})")
+    return t_stop - t_interrupt, raised
 
 
 def model_run(comfyui, work, input_dir, clip):
@@ -424,7 +442,8 @@ def main():
         finally:
             server.stop()
         interrupts = [d for d in interrupts if d is not None]
-        result["interrupt_max_s"] = max(interrupts, default=float("nan"))
+        result["interrupt_max_s"] = max((d for d, _ in interrupts), default=float("nan"))
+        result["interrupt_node_max_s"] = max((r for _, r in interrupts), default=float("nan"))
         log(f"IMAGE run {run} of {args.runs} (fresh server): "
             + " ".join(f"{k}={v:.3f}" for k, v in result.items()))
         tensors = 2 * FRAMES * WIDTH * HEIGHT * 3 * 4
@@ -452,7 +471,8 @@ def main():
 
     print(f"comfyui-bench: first_progress_s={worst('first_progress_s'):.2f} "
           f"last_gap_s={worst('last_gap_s'):.2f} max_stall_ms={worst('max_stall_ms'):.0f} "
-          f"interrupt_max_s={max(delays, default=float('nan')):.2f} "
+          f"interrupt_max_s={max((d for d, _ in delays), default=float('nan')):.2f} "
+          f"interrupt_node_max_s={max((r for _, r in delays), default=float('nan')):.2f} "
           f"peak_rss_gb={worst('peak') / 1e9:.2f} model_run={'ok' if model_ok else 'fail'}",
           flush=True)
     shutil.rmtree(os.path.join(args.comfyui, "output"), ignore_errors=True)

@@ -17,10 +17,11 @@ facesync's progress events to :class:`ComfyProgress`, which speaks ComfyUI's pro
   anywhere, a software GPU) stay there and go to the log.
 
 The server stays responsive while the node runs: no copy or conversion of frames happens with
-the GIL held (the batch is borrowed by Rust, the result is filled by Rust). The node
-adds at most its output to the server's memory: before it allocates anything it hands back to
-the system the heap pages that earlier nodes freed but glibc kept (``GetVideoComponents``
-frees a float tensor per frame, as much as the whole batch).
+the GIL held (the batch is borrowed by Rust, the result is filled by Rust). When the system's
+available memory would not hold the node's output, the node first hands back to the system
+the heap pages that earlier nodes freed but glibc kept (``GetVideoComponents`` frees a float
+tensor per frame, as much as the whole batch); with memory to spare it keeps them (see
+:func:`release_freed_memory` for why).
 """
 
 import base64
@@ -39,8 +40,8 @@ MIN_INTERVAL = 0.1
 MIN_STEP = 5
 #: Text progress at most this often (phase changes and warnings go at once).
 TEXT_INTERVAL = 0.25
-#: Frames per chunk: the unit of streaming, and of cancellation in the face stage (the others
-#: look before each frame or step; smaller than facesync's default 16 so that an interrupt is
+#: Frames per chunk: the unit of streaming (the stages look at the cancel token before each
+#: frame or step inside a chunk too; smaller than facesync's default 16 so that an interrupt is
 #: honoured sooner). Measured in the
 #: real server (300 frames of 720p, nothing else running): at 8 the slowest of four interrupts
 #: took 0.18-0.50 s (three runs), at 4 0.10 s, and the node took 10.7 s instead of 12.5-13.9 s.
@@ -240,15 +241,27 @@ def comfy_modules():
 
 
 _malloc_trim = None
+#: Memory that must stay available besides the node's output for the node to leave glibc's
+#: freed pages where they are.
+TRIM_MARGIN = 1 << 30
 
 
-def release_freed_memory():
-    """Hands the C heap's free pages back to the system: glibc's ``malloc_trim(0)``, through
-    ctypes (which releases the GIL for the call); nothing where the C library is not glibc.
+def available_memory():
+    """The system's available memory in bytes (``MemAvailable`` of ``/proc/meminfo``), or
+    None where there is no such file."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
-    Why: ComfyUI's ``GetVideoComponents`` builds the IMAGE batch from one float tensor per
-    frame, then frees them; glibc keeps those pages (as large as the whole batch: 3.4 GB for
-    300 frames of 720p) and this node would add its output on top of them."""
+
+def _trim():
+    """glibc's ``malloc_trim(0)`` through ctypes (which releases the GIL for the call);
+    nothing where the C library is not glibc."""
     global _malloc_trim
     if _malloc_trim is None:
         _malloc_trim = False
@@ -264,6 +277,27 @@ def release_freed_memory():
         _malloc_trim(0)
 
 
+def release_freed_memory(needed=0):
+    """Hands the C heap's free pages back to the system (:func:`_trim`) when the available
+    memory is less than ``needed`` bytes (the node's output) plus :data:`TRIM_MARGIN`, or
+    cannot be read; returns whether it did.
+
+    Why: ComfyUI's ``GetVideoComponents`` builds the IMAGE batch from one float tensor per
+    frame, then frees them; glibc may keep those pages (up to the whole batch: 3.4 GB for 300
+    frames of 720p) and this node would add its output on top of them. Why not always: the
+    trim takes 0.2 s there, and on a virtual machine whose kernel reports free pages to its
+    host (virtio-balloon free page reporting, every 2 s) the gigabytes handed back stalled the
+    whole machine, the ComfyUI server with it, for 150-260 ms about 1.5-2 s later and again 2 s
+    after that (``cargo xtask test comfyui``: 149-259 ms in 4 of 5 runs with the trim, 9-36 ms
+    in 4 runs without; the node's peak memory 7.7 GB either way). With memory to spare,
+    keeping the pages costs nothing."""
+    available = available_memory()
+    if available is not None and available >= needed + TRIM_MARGIN:
+        return False
+    _trim()
+    return True
+
+
 def _takes(name):
     """Whether this facesync build's ``run_frames`` takes the keyword ``name``."""
     import inspect
@@ -276,15 +310,16 @@ def _takes(name):
         return False
 
 
-def _run(node_id, call):
+def _run(node_id, call, needed=0):
     """Runs ``call(on_event, interrupted)`` under ComfyUI's progress and interrupt; returns
-    its result only if no interrupt came before the node returns."""
+    its result only if no interrupt came before the node returns. ``needed``: the bytes the
+    result will take (see :func:`release_freed_memory`)."""
     import facesync
 
     progress_bar, model_management, server = comfy_modules()
     progress = ComfyProgress(node_id, progress_bar, server)
     progress.start()
-    release_freed_memory()
+    release_freed_memory(needed)
     try:
         result = call(progress, model_management.processing_interrupted)
     except facesync.Cancelled:
@@ -372,7 +407,10 @@ def lipsync_images(node_id, images, audio, fps, options):
                                    interrupted=interrupted, chunk=CHUNK, **extra, **options)
 
     call.no_face = options.get("no_face", "")
-    return as_tensor(_run(node_id, call), images)
+    # The output: float32 frames of the batch's size, as many as the audio lasts.
+    out_frames = math.ceil(samples.shape[1] / rate * float(fps))
+    needed = out_frames * frames.shape[1] * frames.shape[2] * 3 * 4
+    return as_tensor(_run(node_id, call, needed), images)
 
 
 def lipsync_video(node_id, video, audio, options, out_dir):

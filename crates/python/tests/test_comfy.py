@@ -290,9 +290,12 @@ def _rss():
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's heap")
-def test_the_node_hands_back_what_getvideocomponents_freed(comfy):
+def test_the_node_hands_back_what_getvideocomponents_freed(comfy, monkeypatch):
     """GetVideoComponents makes one float tensor per frame, stacks them and frees them; glibc
-    keeps those pages. The node hands them back before it adds its output."""
+    keeps those pages. When memory is short, the node hands them back before it adds its
+    output."""
+    lipsync = sys.modules["facesync_comfyui.lipsync"]
+    monkeypatch.setattr(lipsync, "available_memory", lambda: 0)  # memory is short
     result = {}
 
     def executor():  # ComfyUI runs nodes on a thread of its own (its own malloc arena)
@@ -315,6 +318,22 @@ def test_the_node_hands_back_what_getvideocomponents_freed(comfy):
                     "frames: nothing to hand back")
     # At least half of what was freed but kept went back to the system.
     assert result["after"] < -0.5 * result["kept"], result
+
+
+@pytest.mark.parametrize("available, trims", [(None, True), (0, True), (10 << 30, False)])
+def test_freed_memory_goes_back_only_when_the_output_needs_it(comfy, monkeypatch, available,
+                                                              trims):
+    """With the output (4 frames of 64x64 float32 here) and the margin available, the node
+    leaves glibc's pages alone (handing them back stalled a virtual machine's host); short of
+    memory, or where the amount cannot be read, it hands them back."""
+    lipsync = sys.modules["facesync_comfyui.lipsync"]
+    calls = []
+    monkeypatch.setattr(lipsync, "available_memory", lambda: available)
+    monkeypatch.setattr(lipsync, "_trim", lambda: calls.append(True))
+    execute(comfy.node, "FacesyncLipSync", images=pattern_frames(4, 64, 64), audio=tone(0.16),
+            fps=25.0)
+    assert calls == ([True] if trims else [])
+    assert lipsync.release_freed_memory(4 * 64 * 64 * 3 * 4) == trims
 
 
 # -- interrupts ---------------------------------------------------------------------------
@@ -579,7 +598,7 @@ def test_the_bar_moves_before_anything_slow(comfy, monkeypatch):
     lipsync = sys.modules["facesync_comfyui.lipsync"]
     seen = []
     monkeypatch.setattr(lipsync, "release_freed_memory",
-                        lambda: seen.append(list(comfy.hook.values)))
+                        lambda needed=0: seen.append(list(comfy.hook.values)))
     images = pattern_frames(4, 16, 16)
     execute(comfy.node, "FacesyncLipSync", images=images, audio=tone(0.16), fps=25.0)
     assert seen == [[1]], seen
