@@ -286,11 +286,12 @@ def release_freed_memory(needed=0):
     frame, then frees them; glibc may keep those pages (up to the whole batch: 3.4 GB for 300
     frames of 720p) and this node would add its output on top of them. Why not always: the
     trim takes 0.2 s there, and on a virtual machine whose kernel reports free pages to its
-    host (virtio-balloon free page reporting, every 2 s) the gigabytes handed back stalled the
-    whole machine, the ComfyUI server with it, for 150-260 ms about 1.5-2 s later and again 2 s
-    after that (``cargo xtask test comfyui``: 149-259 ms in 4 of 5 runs with the trim, 9-36 ms
-    in 4 runs without; the node's peak memory 7.7 GB either way). With memory to spare,
-    keeping the pages costs nothing."""
+    host (virtio-balloon free page reporting, every 2 s) handing gigabytes back is one of the
+    things after which the host took the whole machine, the server with it, away for 100-260 ms
+    (``cargo xtask test comfyui`` over a day: runs with a server stall over 50 ms, 7 of 12 with
+    the trim, 4 of 19 without; the node's peak memory 7.7 GB either way in 18 of those 19,
+    14.2 GB once; see docs/comfyui.md). With memory to spare, keeping the pages risks
+    nothing."""
     available = available_memory()
     if available is not None and available >= needed + TRIM_MARGIN:
         return False
