@@ -176,3 +176,48 @@ fn a_bad_model_is_one_clear_error_and_no_output() {
         assert_eq!(listing(dir.path()), ["sample.wav", "sample.y4m"], "{spec}");
     }
 }
+
+/// The model's error stays typed up to the pipeline's: a caller can tell a missing or
+/// unloadable ONNX Runtime (answered with "install onnxruntime") from a bad model file,
+/// without reading the message.
+#[test]
+fn a_runtime_that_cannot_load_is_a_typed_onnx_error() {
+    let Some(m) = models() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = sample_inputs(dir.path(), 0.2);
+    let out = dir.path().join("out.y4m");
+    let missing = dir.path().join("nowhere").join("libonnxruntime.so");
+    let bad_runtime = PipelineConfig {
+        onnx_runtime: Some(missing.clone()),
+        ..config(ModelSpec::Wav2Lip(m.join("wav2lip_96.onnx")))
+    };
+    let (result, _) = run_with_json(&bad_runtime, &inputs, &out);
+    match result.unwrap_err() {
+        PipelineError::Model(e) => match e.onnx() {
+            Some(onnx_models::OnnxError::RuntimeLoad { library, .. }) => {
+                assert_eq!(library, &missing)
+            }
+            other => panic!("expected a RuntimeLoad error under {e}, got {other:?}"),
+        },
+        other => panic!("expected PipelineError::Model, got {other}"),
+    }
+    // A bad file under a working runtime is not an ONNX Runtime problem of that kind.
+    let (result, _) = run_with_json(
+        &config(ModelSpec::Wav2Lip(m.join("not_onnx.onnx"))),
+        &inputs,
+        &out,
+    );
+    match result.unwrap_err() {
+        PipelineError::Model(e) => assert!(
+            !matches!(
+                e.onnx(),
+                Some(
+                    onnx_models::OnnxError::RuntimeMissing { .. }
+                        | onnx_models::OnnxError::RuntimeLoad { .. }
+                )
+            ),
+            "{e}"
+        ),
+        other => panic!("expected PipelineError::Model, got {other}"),
+    }
+}

@@ -91,7 +91,10 @@ use progress_core::Phase;
 pub use face_proc::Alignment;
 pub use frames::{AudioSource, FrameSink, FrameSource, RawAudio, RawSink, RawSource};
 pub use media_io;
-pub use model::{ModelSpec, PROVIDER_ENV, ParseModelError, build_model, session_options};
+pub use model::{
+    ModelError, ModelSpec, PROVIDER_ENV, ParseModelError, build_model, session_options,
+};
+pub use onnx_models;
 
 /// Why a run stopped.
 #[derive(Debug, thiserror::Error)]
@@ -118,9 +121,10 @@ pub enum PipelineError {
     #[error("invalid configuration: {0}")]
     Config(String),
     /// The lip-sync model cannot be loaded (names the file and the problem: missing, not
-    /// ONNX, wrong inputs, runtime missing or too old, provider unavailable).
+    /// ONNX, wrong inputs, runtime missing or too old, provider unavailable); typed, so that a
+    /// caller can tell e.g. a missing ONNX Runtime ([`ModelError::onnx`]) from a bad file.
     #[error("lip-sync model: {0}")]
-    Model(String),
+    Model(#[from] ModelError),
     /// A frame source or sink other than a file failed, or holds unusable frames (names it).
     #[error("{name}: {message}")]
     Frames {

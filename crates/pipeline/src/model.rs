@@ -33,6 +33,41 @@ pub enum ModelSpec {
     LatentSync(PathBuf),
 }
 
+/// Why the lip-sync model could not be made: the typed error under
+/// [`PipelineError::Model`](crate::PipelineError::Model).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModelError {
+    /// ONNX Runtime (missing, too old, no such provider) or a Wav2Lip/EDTalk file (missing,
+    /// not ONNX, not the model's contract).
+    #[error(transparent)]
+    Onnx(#[from] onnx_models::OnnxError),
+    /// A LatentSync export folder (a file missing, a tensor off the contract, ONNX Runtime).
+    #[error(transparent)]
+    LatentSync(#[from] onnx_models::latentsync::LatentSyncError),
+    /// The run's options do not fit the model.
+    #[error("{spec}: {problem}")]
+    Options {
+        /// The model as the run names it (`latentsync:DIR`).
+        spec: String,
+        /// What does not fit, and what to use.
+        problem: String,
+    },
+}
+
+impl ModelError {
+    /// The ONNX Runtime error underneath, if any (a LatentSync folder's included): e.g.
+    /// [`onnx_models::OnnxError::RuntimeMissing`], which an installer or a UI may answer with
+    /// "install onnxruntime".
+    pub fn onnx(&self) -> Option<&onnx_models::OnnxError> {
+        match self {
+            ModelError::Onnx(e) => Some(e),
+            ModelError::LatentSync(onnx_models::latentsync::LatentSyncError::Onnx(e)) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 /// A model spec that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown model `{0}`: expected builtin, wav2lip:PATH, edtalk:PATH or latentsync:DIR")]
@@ -144,7 +179,7 @@ pub fn build_model(
         ModelSpec::EdTalk(p) => (LipSyncKind::EdTalk, p),
         ModelSpec::LatentSync(dir) => return build_latentsync(config, dir, infer_config, parent),
     };
-    let model_err = |e: onnx_models::OnnxError| PipelineError::Model(e.to_string());
+    let model_err = |e: onnx_models::OnnxError| PipelineError::Model(ModelError::Onnx(e));
     let session = onnx_models::session::load(&session_options(config, path)).map_err(model_err)?;
     let model = OnnxLipSync::new(kind, session, config.model_weight).map_err(model_err)?;
     let runtime =
@@ -174,17 +209,25 @@ fn build_latentsync(
 ) -> Result<Box<dyn ChunkRunner>, PipelineError> {
     let spec = format!("latentsync:{}", dir.display());
     if config.resolution != onnx_models::latentsync::FACE_SIZE {
-        return Err(PipelineError::Model(format!(
-            "{spec}: the export takes {s}×{s} faces, the run's resolution is {r} (use {s})",
-            s = onnx_models::latentsync::FACE_SIZE,
-            r = config.resolution
-        )));
+        return Err(ModelError::Options {
+            spec,
+            problem: format!(
+                "the export takes {s}×{s} faces, the run's resolution is {r} (use {s})",
+                s = onnx_models::latentsync::FACE_SIZE,
+                r = config.resolution
+            ),
+        }
+        .into());
     }
     if config.chunk > 16 {
-        return Err(PipelineError::Model(format!(
-            "{spec}: the UNet takes chunks of at most 16 frames, the run's chunk is {} (use 16)",
-            config.chunk
-        )));
+        return Err(ModelError::Options {
+            spec,
+            problem: format!(
+                "the UNet takes chunks of at most 16 frames, the run's chunk is {} (use 16)",
+                config.chunk
+            ),
+        }
+        .into());
     }
     let options = onnx_models::latentsync::LatentSyncOptions {
         session: onnx_models::latentsync::SessionSettings {
@@ -195,7 +238,7 @@ fn build_latentsync(
         ..Default::default()
     };
     let model = onnx_models::latentsync::LatentSync::open(dir, &options)
-        .map_err(|e| PipelineError::Model(e.to_string()))?;
+        .map_err(|e| PipelineError::Model(ModelError::LatentSync(e)))?;
     parent.message(
         Level::Info,
         format!(
