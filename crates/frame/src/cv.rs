@@ -1702,31 +1702,29 @@ pub fn resize_cubic_u8(
     let swidth = sw * cn;
     let clamp_x = |x: i32| x.clamp(0, sw as i32 - 1) as usize;
     let clamp_y = |y: i32| y.clamp(0, sh as i32 - 1) as usize;
-    // Horizontal pass, cached per source row (each is needed by up to four output rows).
-    let mut hcache: Vec<Option<Vec<i32>>> = vec![None; sh];
-    let mut hrow = |y: usize| -> Vec<i32> {
-        hcache[y]
-            .get_or_insert_with(|| {
-                let s = &src[y * swidth..(y + 1) * swidth];
-                let mut out = vec![0i32; width];
-                for (dx, &(sx, w)) in xt.iter().enumerate() {
-                    for c in 0..cn {
-                        let mut v = 0i32;
-                        for (j, wj) in w.iter().enumerate() {
-                            v += i32::from(s[clamp_x(sx - 1 + j as i32) * cn + c]) * wj;
-                        }
-                        out[dx * cn + c] = v;
-                    }
+    // Horizontal pass, once per source row that some output row reads (up to four each).
+    let hrows = horizontal_rows(src, sh, swidth, yt.iter().map(|&(sy, _)| sy - 1), 4, |s| {
+        let mut out = vec![0i32; width];
+        for (dx, &(sx, w)) in xt.iter().enumerate() {
+            for c in 0..cn {
+                let mut v = 0i32;
+                for (j, wj) in w.iter().enumerate() {
+                    v += i32::from(s[clamp_x(sx - 1 + j as i32) * cn + c]) * wj;
                 }
-                out
-            })
-            .clone()
-    };
+                out[dx * cn + c] = v;
+            }
+        }
+        out
+    });
     let simd_end = width / 8 * 8;
     let scale = 1.0f32 / (INTER_RESIZE_COEF_SCALE * INTER_RESIZE_COEF_SCALE) as f32;
     let mut dst = vec![0u8; width * dh];
     for (out, &(sy, beta)) in dst.chunks_exact_mut(width).zip(&yt) {
-        let rows: [Vec<i32>; 4] = std::array::from_fn(|k| hrow(clamp_y(sy - 1 + k as i32)));
+        let rows: [&[i32]; 4] = std::array::from_fn(|k| {
+            hrows[clamp_y(sy - 1 + k as i32)]
+                .as_deref()
+                .expect("row computed above")
+        });
         let bf = beta.map(|b| b as f32 * scale);
         for (x, o) in out.iter_mut().enumerate() {
             let s = [rows[0][x], rows[1][x], rows[2][x], rows[3][x]];
@@ -1749,6 +1747,30 @@ pub fn resize_cubic_u8(
         }
     }
     dst
+}
+
+/// The horizontal pass of a separable resize for every source row the vertical pass reads:
+/// for each output row starting at `first` (its first tap's row), rows `first … first + taps −
+/// 1` clamped to `0 … sh − 1`, each computed once by `hresize` (one source row of `row_len`
+/// bytes in); rows no output reads stay `None`.
+fn horizontal_rows(
+    src: &[u8],
+    sh: usize,
+    row_len: usize,
+    firsts: impl Iterator<Item = i32>,
+    taps: i32,
+    hresize: impl Fn(&[u8]) -> Vec<i32>,
+) -> Vec<Option<Vec<i32>>> {
+    let mut rows: Vec<Option<Vec<i32>>> = vec![None; sh];
+    for first in firsts {
+        for k in 0..taps {
+            let y = (first + k).clamp(0, sh as i32 - 1) as usize;
+            if rows[y].is_none() {
+                rows[y] = Some(hresize(&src[y * row_len..(y + 1) * row_len]));
+            }
+        }
+    }
+    rows
 }
 
 /// `(sx, 11-bit weights)` for each destination coordinate of a Lanczos-4 resize: `sx` is the
@@ -1836,22 +1858,20 @@ pub fn resize_lanczos4_u8(
     let width = dw * cn;
     let swidth = sw * cn;
     let clamp_y = |y: i32| y.clamp(0, sh as i32 - 1) as usize;
-    // Horizontal pass, computed once per source row that some output row needs.
-    let mut hrows: Vec<Option<Vec<i32>>> = vec![None; sh];
-    for &(sy, _) in &yt {
-        for k in 0..8 {
-            let y = clamp_y(sy - 3 + k);
-            if hrows[y].is_none() {
-                let s = &src[y * swidth..(y + 1) * swidth];
-                hrows[y] = Some(match cn {
-                    1 => hresize_lanczos4::<1>(s, &xt),
-                    2 => hresize_lanczos4::<2>(s, &xt),
-                    3 => hresize_lanczos4::<3>(s, &xt),
-                    _ => hresize_lanczos4::<4>(s, &xt),
-                });
-            }
-        }
-    }
+    // Horizontal pass, once per source row that some output row reads.
+    let hrows = horizontal_rows(
+        src,
+        sh,
+        swidth,
+        yt.iter().map(|&(sy, _)| sy - 3),
+        8,
+        |s| match cn {
+            1 => hresize_lanczos4::<1>(s, &xt),
+            2 => hresize_lanczos4::<2>(s, &xt),
+            3 => hresize_lanczos4::<3>(s, &xt),
+            _ => hresize_lanczos4::<4>(s, &xt),
+        },
+    );
     // Vertical pass. C `int` arithmetic: |Σ| stays below 2^31 (at most about 2.11e9, for 0/255
     // edges: the 11-bit taps sum to at most 2780 positive, 732 negative); `wrapping_*` mirrors
     // C, and the integer sum does not depend on the order, so it is accumulated row by row.

@@ -132,9 +132,12 @@ fn check_eq<T: PartialEq + std::fmt::Debug>(what: &str, got: &[T], want: &[T]) {
     }
 }
 
-#[test]
-fn warp_affine_u8_is_bit_exact() {
-    let cases = load("warp_u8.bin");
+/// The signature of the 8-bit warps: `(src, sw, sh, cn, m, inverse, dw, dh, border)`.
+type WarpU8 = fn(&[u8], usize, usize, usize, [[f64; 3]; 2], bool, usize, usize, Border) -> Vec<u8>;
+
+/// Every case of the golden file `name` (at least 20) through `warp`, bit-exact to cv2.
+fn check_warp_u8_cases(name: &str, warp: WarpU8) {
+    let cases = load(name);
     assert!(cases.len() >= 20);
     for (i, case) in cases.iter().enumerate() {
         let src = get(case, "src");
@@ -146,8 +149,7 @@ fn warp_affine_u8_is_bit_exact() {
         } else {
             Border::Constant(get(case, "border_value").f64s()[0])
         };
-        // INTER_AREA cases check that warpAffine treats it as INTER_LINEAR.
-        let got = warp_affine_u8(
+        let got = warp(
             &src.u8s(),
             sw,
             sh,
@@ -158,8 +160,18 @@ fn warp_affine_u8_is_bit_exact() {
             dh,
             border,
         );
-        check_eq(&format!("warp_u8 case {i} ({border:?})"), &got, &dst.u8s());
+        check_eq(
+            &format!("{name} case {i} ({sw}x{sh}x{cn} -> {dw}x{dh}, {border:?})"),
+            &got,
+            &dst.u8s(),
+        );
     }
+}
+
+#[test]
+fn warp_affine_u8_is_bit_exact() {
+    // INTER_AREA cases check that warpAffine treats it as INTER_LINEAR.
+    check_warp_u8_cases("warp_u8.bin", warp_affine_u8);
 }
 
 #[test]
@@ -365,35 +377,7 @@ fn resize_cubic_is_bit_exact_to_opencv_and_within_1_lsb_of_ipp() {
 
 #[test]
 fn warp_affine_lanczos4_u8_is_bit_exact() {
-    let cases = load("warp_lanczos4_u8.bin");
-    assert!(cases.len() >= 20);
-    for (i, case) in cases.iter().enumerate() {
-        let src = get(case, "src");
-        let (sh, sw, cn) = (src.dims[0], src.dims[1], src.dims[2]);
-        let dst = get(case, "dst");
-        let (dh, dw) = (dst.dims[0], dst.dims[1]);
-        let border = if get(case, "replicate").i32s()[0] == 1 {
-            Border::Replicate
-        } else {
-            Border::Constant(get(case, "border_value").f64s()[0])
-        };
-        let got = warp_affine_lanczos4_u8(
-            &src.u8s(),
-            sw,
-            sh,
-            cn,
-            matrix(get(case, "m")),
-            get(case, "inverse").i32s()[0] == 1,
-            dw,
-            dh,
-            border,
-        );
-        check_eq(
-            &format!("warp_lanczos4 case {i} ({sw}x{sh}x{cn} -> {dw}x{dh}, {border:?})"),
-            &got,
-            &dst.u8s(),
-        );
-    }
+    check_warp_u8_cases("warp_lanczos4_u8.bin", warp_affine_lanczos4_u8);
 }
 
 /// `pattern()` of `tests/cv_golden.py`: the test image that is computed rather than stored.

@@ -376,8 +376,8 @@ def interrupted_run(server, client, clip, steps, fraction, node_s):
         log(f"interrupt {delay:5.1f} s into the node: too late, the run ended first "
             f"({m['type']}); not counted")
         return None
-    texts = [bytes_text(m) for t, m in client.messages
-             if isinstance(m, bytes) and t <= t_interrupt and bytes_text(m)]
+    texts = [text for t, m in client.messages
+             if isinstance(m, bytes) and t <= t_interrupt and (text := bytes_text(m))]
     phase = texts[-1].split(":")[0] if texts else "?"
     # When the server made the message (its wall-clock stamp, this machine's clock): the node
     # had stopped then; what comes after is the message's way out of the server's event loop.
