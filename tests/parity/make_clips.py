@@ -4,9 +4,9 @@ what}.
 
 Cases:
   sample     the frames of facesync's built-in sample (`facesync sample`), Y4M -> PNG with ffmpeg
-  astronaut  crates/pipeline/assets/astronaut.png in a 1280x720 grey frame, 4 s at 25 fps: roll
+  astronaut  crates/test-kit/assets/astronaut.png in a 1280x720 grey frame, 4 s at 25 fps: roll
              +-10 deg (a sine), scale 0.85-1.15, translation; espeak-ng speech
-  solvay     one frontal face of test-data/solvay-1927-row.png (box x 316, y 28, side 58 of
+  solvay     one frontal face of crates/test-kit/assets/solvay-1927-row.png (box x 316, y 28, side 58 of
              SOLVAY_FACES in crates/face-proc/src/detect.rs) cut with a margin, upscaled x4
              (INTER_CUBIC), in a 640x480 frame with its own roll/scale; another voice and sentence
   fps24 fps25 fps29.97 fps30 fps60
@@ -36,8 +36,8 @@ import cv2
 import numpy as np
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-ASTRONAUT = os.path.join(ROOT, "crates", "pipeline", "assets", "astronaut.png")
-SOLVAY = os.path.join(ROOT, "test-data", "solvay-1927-row.png")
+ASTRONAUT = os.path.join(ROOT, "crates", "test-kit", "assets", "astronaut.png")
+SOLVAY = os.path.join(ROOT, "crates", "test-kit", "assets", "solvay-1927-row.png")
 SOLVAY_FACE = (316, 28, 58)  # x, y, side: SOLVAY_FACES[3] in crates/face-proc/src/detect.rs
 
 FPS_CASES = {"fps24": "24", "fps25": "25", "fps29.97": "30000/1001", "fps30": "30", "fps60": "60"}

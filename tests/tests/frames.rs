@@ -4,17 +4,18 @@
 use frame::Frame;
 use media_io::{Rational, VideoInfo};
 use pipeline::{
-    Backend, FrameSource, PipelineConfig, PipelineError, RawAudio, RawSink, RawSource, run_with,
+    Backend, FrameSource, PipelineConfig, PipelineError, RawAudio, RawSink, RawSource, RunOptions,
+    run_with,
 };
 use progress_core::Phase;
 
 fn config() -> PipelineConfig {
-    PipelineConfig {
+    PipelineConfig::from(RunOptions {
         backend: Backend::Cpu,
         steps: 1,
         chunk: 4,
-        ..PipelineConfig::default()
-    }
+        ..RunOptions::default()
+    })
 }
 
 fn audio(seconds: f64) -> RawAudio<'static> {

@@ -1,33 +1,15 @@
 //! End-to-end with `--model latentsync:DIR` on stand-ins of LatentSync's ONNX export
-//! (`onnx_models::latentsync::standins_script`). Under `cargo xtask test` a missing runtime or
+//! (`test_kit::models::latentsync_standins`). Under `cargo xtask test` a missing runtime or
 //! Python package fails; in a bare `cargo test` the test prints why it skips.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use facesync_tests::{listing, read_video, run_with_json, sample_inputs};
-use pipeline::{Backend, ModelSpec, PipelineConfig};
+use pipeline::{Backend, ModelSpec, PipelineConfig, RunOptions};
 
 fn standins() -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("latentsync-standins");
-    let made = (|| {
-        onnx_models::runtime::find_library(None).map_err(|e| e.to_string())?;
-        let python: PathBuf = std::env::var_os("FACESYNC_TEST_PYTHON")
-            .map_or_else(|| "python3".into(), PathBuf::from);
-        let out = Command::new(&python)
-            .arg(onnx_models::latentsync::standins_script())
-            .arg(&dir)
-            .output()
-            .map_err(|e| format!("{}: {e}", python.display()))?;
-        if !out.status.success() {
-            return Err(format!(
-                "standins.py failed (it needs onnx and numpy): {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        Ok::<_, String>(())
-    })();
-    onnx_models::or_skip!(made).map(|()| dir)
+    test_kit::or_skip!(test_kit::models::latentsync_standins(&dir)).map(|()| dir)
 }
 
 #[test]
@@ -37,10 +19,13 @@ fn latentsync_runs_end_to_end_with_steps_and_keeps_every_frame() {
     let inputs = sample_inputs(dir.path(), 0.8);
     let out = dir.path().join("out.y4m");
     let config = PipelineConfig {
-        backend: Backend::Cpu,
+        options: RunOptions {
+            backend: Backend::Cpu,
+            steps: 3,
+            model: ModelSpec::LatentSync(models),
+            ..RunOptions::default()
+        },
         y4m_chroma: pipeline::media_io::Y4mChroma::C444,
-        steps: 3,
-        model: ModelSpec::LatentSync(models),
         ..PipelineConfig::default()
     };
     let (result, events) = run_with_json(&config, &inputs, &out);

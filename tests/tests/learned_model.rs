@@ -1,26 +1,28 @@
 //! End-to-end with learned models (Wav2Lip-96, EDTalk-256 through ONNX Runtime), on models
-//! generated at test time (`onnx_models::test_models`). Under `cargo xtask test` a missing
+//! generated at test time (`test_kit::models`). Under `cargo xtask test` a missing
 //! runtime fails; in a bare `cargo test` these tests print why they skip.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use facesync_tests::{listing, read_video, run_with_json, sample_inputs};
-use onnx_models::test_models;
-use pipeline::{Backend, ModelSpec, PipelineConfig, PipelineError};
+use pipeline::{Backend, ModelSpec, PipelineConfig, PipelineError, RunOptions};
 use progress_core::{Control, Event, Progress};
 
 fn models() -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("onnx-models");
-    onnx_models::or_skip!(test_models::generate(&dir)).map(|m| m.dir)
+    test_kit::or_skip!(test_kit::models::generate(&dir)).map(|m| m.dir)
 }
 
 fn config(model: ModelSpec) -> PipelineConfig {
     PipelineConfig {
-        backend: Backend::Cpu,
+        options: RunOptions {
+            backend: Backend::Cpu,
+            chunk: 8,
+            model,
+            ..RunOptions::default()
+        },
         y4m_chroma: pipeline::media_io::Y4mChroma::C444,
-        chunk: 8,
-        model,
         ..PipelineConfig::default()
     }
 }

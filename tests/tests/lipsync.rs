@@ -13,7 +13,7 @@ use face_proc::{FaceConfig, FaceProcessor};
 use frame::{Affine2, Frame};
 use media_io::Rational;
 use pipeline::sample::{photo, render_frame, speech};
-use pipeline::{Backend, PipelineConfig, RawAudio, RawSink, RawSource, run_with};
+use pipeline::{Backend, PipelineConfig, RawAudio, RawSink, RawSource, RunOptions, run_with};
 use progress_core::{Control, Event, FaceAction, Progress};
 
 const SIZE: u32 = 256;
@@ -161,11 +161,11 @@ fn mouth_diffs(run: &Run, transforms: &[Affine2]) -> Vec<f64> {
 
 #[test]
 fn the_sample_is_lip_synced_where_there_is_speech_and_left_alone_elsewhere() {
-    let config = PipelineConfig {
+    let config = PipelineConfig::from(RunOptions {
         backend: Backend::Cpu,
         steps: 8,
-        ..PipelineConfig::default()
-    };
+        ..RunOptions::default()
+    });
     let run = lipsync(&config);
 
     // Every frame reports its face.

@@ -5,12 +5,15 @@ use std::time::Duration;
 
 use facesync_tests::{listing, numbered_video, read_video, run_with_json, sample_inputs, tone_wav};
 use media_io::Rational;
-use pipeline::{Backend, Inputs, LengthPolicy, PipelineConfig, PipelineError};
+use pipeline::{Backend, Inputs, LengthPolicy, PipelineConfig, PipelineError, RunOptions};
 use progress_core::{Control, Event, Progress};
 
 fn config(backend: Backend) -> PipelineConfig {
     PipelineConfig {
-        backend,
+        options: RunOptions {
+            backend,
+            ..RunOptions::default()
+        },
         y4m_chroma: media_io::Y4mChroma::C444,
         ..PipelineConfig::default()
     }
@@ -137,8 +140,11 @@ fn length_policies_loop_ping_pong_and_trim() {
     ] {
         let out = dir.path().join(format!("{policy:?}.y4m"));
         let cfg = PipelineConfig {
-            length: policy,
-            chunk: 3,
+            options: RunOptions {
+                length: policy,
+                chunk: 3,
+                ..config(Backend::Cpu).options
+            },
             ..config(Backend::Cpu)
         };
         let (result, _) = run_with_json(&cfg, &inputs, &out);

@@ -3,12 +3,11 @@
 //! Commands: `pipeline` (`facesync run`: the lip-sync pipeline, on the built-in sample by
 //! default; the same code as the installed `facesync` binary), `test` (check the system
 //! packages the tests need, then run the whole test suite; `test comfyui`: the node in a
-//! real ComfyUI server, see `comfyui.rs`), `bench <progress|face|restore|infer|model|latentsync|pipeline|queue>`
-//! (measure side by side and print one summary line). The work-queue commands are
+//! real ComfyUI server, see `comfyui.rs`), `bench <progress|face|mesh|restore|infer|model|latentsync|pipeline|queue>`
+//! (measure side by side and print one summary line: the `facesync-bench` crate, `crates/bench`). The work-queue commands are
 //! `facesync worker | submit | watch | cancel`.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-mod bench;
 mod comfyui;
 mod parity;
 mod python;
@@ -63,7 +62,7 @@ fn tasks(args: &[OsString]) -> Result<()> {
         None => ("help", &[][..]),
     };
     match cmd {
-        "bench" => bench::run(rest),
+        "bench" => bench(rest),
         "test" => test::run(rest),
         "parity" => {
             test::ensure_system_packages()?;
@@ -93,6 +92,28 @@ commands:
 
 The work queue and the sample have their own commands in the facesync CLI
 (`cargo install --path crates/cli`; `facesync worker | submit | watch | cancel | sample`).";
+
+/// `cargo xtask bench <what>`: the benchmark crate's binary, release build (the figures are
+/// the optimised code's).
+fn bench(args: &[String]) -> Result<()> {
+    let status =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args([
+                "run",
+                "--quiet",
+                "--release",
+                "--package",
+                "facesync-bench",
+                "--",
+            ])
+            .args(args)
+            .status()
+            .context("cannot run the benchmarks (crates/bench)")?;
+    if !status.success() {
+        bail!("benchmark failed ({status})");
+    }
+    Ok(())
+}
 
 pub(crate) fn project_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

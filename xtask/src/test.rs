@@ -111,7 +111,7 @@ fn missing() -> Vec<&'static str> {
     if !on_path("ffmpeg") {
         missing.push("ffmpeg");
     }
-    if queue::local_server::binary().is_none() {
+    if test_kit::nats::binary().is_none() {
         missing.push("nats-server");
     }
     if !on_path("c++") {

@@ -8,8 +8,8 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use pipeline::ModelSpec;
 use queue::{
-    Auth, CancelToken, ClientCert, Job, JobOptions, JobOutcome, NatsConfig, PathPolicy, PathRoots,
-    Queue, Secret, WatchEnd, WorkerConfig,
+    Auth, CancelToken, ClientCert, Job, JobOutcome, NatsConfig, PathPolicy, PathRoots, Queue,
+    Secret, WatchEnd, WorkerConfig,
 };
 
 use crate::options::{JobArgs, seconds};
@@ -255,26 +255,16 @@ pub(crate) fn worker(args: &WorkerArgs) -> Result<()> {
 
 /// `facesync submit`.
 pub(crate) fn submit(args: &SubmitArgs) -> Result<()> {
-    let config = args.job.config()?;
+    let mut options = args.job.options.clone();
     let absolute = |p: &PathBuf| {
         std::path::absolute(p).with_context(|| format!("{}: cannot make it absolute", p.display()))
     };
     // The model's path as the workers see it: absolute, like the media paths.
-    let model = match config.model {
+    options.model = match options.model {
         ModelSpec::Wav2Lip(p) => ModelSpec::Wav2Lip(absolute(&p)?),
         ModelSpec::EdTalk(p) => ModelSpec::EdTalk(absolute(&p)?),
         ModelSpec::LatentSync(p) => ModelSpec::LatentSync(absolute(&p)?),
         other => other,
-    };
-    let options = JobOptions {
-        resolution: config.resolution,
-        steps: config.steps,
-        chunk: config.chunk,
-        no_face: config.no_face,
-        backend: config.backend,
-        length: config.length,
-        model,
-        model_weight: config.model_weight,
     };
     let mut job = Job::new(
         absolute(&args.video)?,

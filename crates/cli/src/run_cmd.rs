@@ -146,7 +146,7 @@ pub(crate) fn sample(args: &SampleArgs) -> Result<()> {
 
 /// `facesync run`.
 pub(crate) fn run(args: &RunArgs, defaults: &Defaults) -> Result<()> {
-    let mut config = args.job.config()?;
+    let mut config = pipeline::PipelineConfig::from(args.job.options.clone());
     config.onnx_runtime.clone_from(&args.onnx_runtime);
     config.landmarks_out.clone_from(&args.landmarks_out);
     if let Some(fps) = args.fps {

@@ -8,20 +8,19 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use facesync_tests::output_ok;
-use onnx_models::test_models;
 use pipeline::ModelSpec;
 use pipeline::media_io::{ReaderOptions, VideoReader};
 use pipeline::sample::{SampleSpec, write_sample};
 use progress_core::{Control, Event};
-use queue::local_server::LocalServer;
-use queue::{Job, JobOptions, JobOutcome, Queue, WatchEnd};
+use queue::{Job, JobOutcome, Queue, RunOptions, WatchEnd};
+use test_kit::nats::LocalServer;
 
 const JOB_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn server(dir: &Path) -> LocalServer {
     match LocalServer::start(&dir.join("nats")) {
         Ok(server) => server,
-        Err(queue::QueueError::ServerMissing) => panic!(
+        Err(test_kit::nats::Error::Missing) => panic!(
             "nats-server is not installed; run `cargo xtask test`, which installs it with apt"
         ),
         Err(e) => panic!("{e}"),
@@ -101,12 +100,12 @@ fn sample(dir: &Path, size: u32, frames: u32) -> (PathBuf, PathBuf) {
     (files.video, files.audio)
 }
 
-fn options() -> JobOptions {
-    JobOptions {
+fn options() -> RunOptions {
+    RunOptions {
         steps: 2,
         chunk: 4,
         backend: pipeline::Backend::Cpu,
-        ..JobOptions::default()
+        ..RunOptions::default()
     }
 }
 
@@ -354,7 +353,7 @@ fn a_job_cancelled_from_another_process_ends_cancelled_with_no_output() {
 #[test]
 fn a_worker_runs_learned_model_jobs_and_dead_letters_a_bad_model() {
     let models = Path::new(env!("CARGO_TARGET_TMPDIR")).join("onnx-models");
-    let Some(models) = onnx_models::or_skip!(test_models::generate(&models)) else {
+    let Some(models) = test_kit::or_skip!(test_kit::models::generate(&models)) else {
         return;
     };
     let models = models.dir;
@@ -366,7 +365,7 @@ fn a_worker_runs_learned_model_jobs_and_dead_letters_a_bad_model() {
     std::fs::create_dir(&out).unwrap();
     let queue = Queue::connect(&nats.url()).unwrap();
     let worker = Worker::start(&nats.url(), "w", d);
-    let with = |model: ModelSpec| JobOptions { model, ..options() };
+    let with = |model: ModelSpec| RunOptions { model, ..options() };
     let good = Job::new(
         &video,
         &audio,

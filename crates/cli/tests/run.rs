@@ -101,24 +101,21 @@ fn bad_inputs_exit_non_zero_naming_the_file_and_the_problem() {
         "no output and no temporary file is left behind"
     );
 
-    // Settings the pipeline rejects: exit code 1, nothing written.
-    check_failure(
-        d,
-        &[
-            "--video",
-            "good.y4m",
-            "--audio",
-            "good.wav",
-            "--out",
-            "out.y4m",
-            "--resolution",
-            "300",
-        ],
-        1,
-        "resolution 300 is not supported",
-    );
-    // Command-line mistakes: exit code 2, the option named.
+    // Command-line mistakes, limits included (the run options' one parser): exit code 2, the
+    // option named.
     for (args, expected) in [
+        (
+            &["--resolution", "300"][..],
+            "invalid value '300' for '--resolution <256|512>': resolution 300 is not supported (256 or 512)",
+        ),
+        (
+            &["--steps", "101"][..],
+            "invalid value '101' for '--steps <N>': steps 101 is out of range (1 to 100)",
+        ),
+        (
+            &["--model-weight", "strong"][..],
+            "invalid value 'strong' for '--model-weight <W>': model_weight: \"strong\" is not a number",
+        ),
         (
             &["--no-face", "skip"][..],
             "unknown no-face policy \"skip\": expected one of pass, error, interpolate",
@@ -483,7 +480,7 @@ fn landmarks_out_writes_every_frames_face_and_nothing_on_failure() {
 /// Runtime library or the Python `onnx` package is missing outside `cargo xtask test`.
 fn learned_models() -> Option<std::path::PathBuf> {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("onnx-models");
-    onnx_models::or_skip!(onnx_models::test_models::generate(&dir)).map(|m| m.dir)
+    test_kit::or_skip!(test_kit::models::generate(&dir)).map(|m| m.dir)
 }
 
 #[test]
@@ -577,17 +574,9 @@ fn a_latentsync_folder_runs_from_the_command_line() {
     if learned_models().is_none() {
         return;
     }
-    let python = std::env::var_os("FACESYNC_TEST_PYTHON").unwrap_or_else(|| "python3".into());
     let dir = tempfile::tempdir().unwrap();
     let export = dir.path().join("latentsync");
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../onnx-models/tests/latentsync/standins.py");
-    let status = Command::new(&python)
-        .arg(&script)
-        .arg(&export)
-        .status()
-        .unwrap();
-    assert!(status.success(), "{} failed", script.display());
+    test_kit::models::latentsync_standins(&export).unwrap();
     let sample_dir = dir.path().join("run");
     let out = output_ok(
         facesync()

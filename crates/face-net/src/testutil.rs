@@ -2,18 +2,7 @@
 
 use frame::Frame;
 
-/// `crates/pipeline/assets/astronaut.png` (512×512 RGB8, public domain).
-pub(crate) fn astronaut() -> Frame {
-    let bytes: &[u8] = include_bytes!("../../pipeline/assets/astronaut.png");
-    let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
-    let mut reader = decoder.read_info().expect("png header");
-    let mut buf = vec![0; reader.output_buffer_size().expect("png size")];
-    let info = reader.next_frame(&mut buf).expect("png pixels");
-    assert_eq!(info.color_type, png::ColorType::Rgb, "test photos are RGB8");
-    assert_eq!(info.bit_depth, png::BitDepth::Eight, "test photos are RGB8");
-    buf.truncate(info.buffer_size());
-    Frame::new(info.width, info.height, buf).expect("test photo frame")
-}
+pub(crate) use test_kit::astronaut;
 
 /// The square (`x0`, `y0`, `side`) of `img` resampled (nearest) to the 128×128 network input,
 /// optionally mirrored, in [-1, 1]: input pixel (x, y) samples source

@@ -77,9 +77,6 @@
 mod align;
 mod batcher;
 mod detect;
-#[cfg(any(test, feature = "known-motion"))]
-#[doc(hidden)]
-pub mod known_motion;
 mod landmarks;
 mod stage;
 #[cfg(test)]

@@ -820,9 +820,9 @@ fn interpolate_gaps(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::known_motion::{self, FACE};
     use crate::testutil::{astronaut, place};
     use progress_core::Event;
+    use test_kit::known_motion::{self, FACE};
 
     /// Photo → frame: rotate by `deg` and scale by `s` about the face centre, which lands at `at`.
     fn motion(s: f64, deg: f64, at: [f64; 2]) -> Affine2 {

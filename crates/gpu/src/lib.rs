@@ -129,7 +129,7 @@ impl BackendChoice {
     pub const NAMES: [&'static str; 3] = ["auto", "gpu", "cpu"];
 
     /// The name `Display` prints and `FromStr` reads back.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             BackendChoice::Auto => "auto",
             BackendChoice::Gpu => "gpu",

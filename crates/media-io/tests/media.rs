@@ -302,13 +302,8 @@ fn bad_inputs_give_clear_errors() {
     check_error(&p("silent.wav"), open_audio, "the audio has no samples");
 }
 
-/// A finding of `fuzz/run` (the input that crashed a target), kept in `fuzz/findings/`.
-fn finding(name: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fuzz/findings")
-        .join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
+// A finding of `fuzz/run` (the input that crashed a target), kept by test-kit.
+use test_kit::fuzz_finding as finding;
 
 /// A PNG file whose `IHDR` declares `w`×`h` RGB8, with an `IDAT` but no pixels in it.
 fn png_header_only(w: u32, h: u32) -> Vec<u8> {
@@ -329,7 +324,7 @@ fn frame_sizes_over_the_limit_are_refused_before_allocating() {
     let dir = tempfile::tempdir().unwrap();
     let p = |n: &str| dir.path().join(n);
 
-    // Found by `fuzz/run y4m` (fuzz/findings/y4m-huge-frame): a header declaring a
+    // Found by `fuzz/run y4m` (test-kit's findings/y4m-huge-frame): a header declaring a
     // 233332x1101457 frame aborted the process allocating its frame buffer.
     std::fs::write(p("huge-frame.y4m"), finding("y4m-huge-frame")).unwrap();
     check_error(

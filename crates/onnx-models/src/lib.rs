@@ -27,7 +27,6 @@ pub mod latentsync;
 mod lipsync;
 pub mod runtime;
 pub mod session;
-pub mod test_models;
 
 use std::path::PathBuf;
 

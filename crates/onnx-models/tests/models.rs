@@ -15,9 +15,7 @@ use frame::Frame;
 use infer::{
     AudioFeatures, ChunkExtras, FrameFeatures, InferConfig, InferError, Inferencer, LipMelStream,
 };
-use onnx_models::{
-    LipSyncKind, OnnxError, OnnxLipSync, ProviderRequest, SessionOptions, session, test_models,
-};
+use onnx_models::{LipSyncKind, OnnxError, OnnxLipSync, ProviderRequest, SessionOptions, session};
 use progress_core::Phase;
 
 fn tempdir() -> PathBuf {
@@ -26,11 +24,11 @@ fn tempdir() -> PathBuf {
     d
 }
 
-type Env = test_models::TestModels;
+type Env = test_kit::models::TestModels;
 
 fn env() -> Option<Env> {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("onnx-models");
-    onnx_models::or_skip!(test_models::generate(&dir))
+    test_kit::or_skip!(test_kit::models::generate(&dir))
 }
 
 fn load(env: &Env, file: &str) -> Result<Arc<onnx_models::OnnxSession>, OnnxError> {

@@ -71,6 +71,7 @@
 mod frames;
 mod landmarks;
 mod model;
+mod options;
 pub mod sample;
 mod stages;
 
@@ -95,6 +96,10 @@ pub use model::{
     ModelError, ModelSpec, PROVIDER_ENV, ParseModelError, build_model, session_options,
 };
 pub use onnx_models;
+pub use options::{
+    LengthPolicy, MAX_CHUNK, MAX_STEPS, NoFacePolicy, OptionInfo, OptionKind, OptionValue,
+    OptionsError, ParseOptionError, RunOptions,
+};
 
 /// Why a run stopped.
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +125,9 @@ pub enum PipelineError {
     /// The configuration cannot work.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// An option is out of its limits ([`RunOptions::validate`]).
+    #[error("invalid configuration: {0}")]
+    Options(#[from] OptionsError),
     /// The lip-sync model cannot be loaded (names the file and the problem: missing, not
     /// ONNX, wrong inputs, runtime missing or too old, provider unavailable); typed, so that a
     /// caller can tell e.g. a missing ONNX Runtime ([`ModelError::onnx`]) from a bad file.
@@ -153,120 +161,22 @@ impl PipelineError {
     }
 }
 
-/// What to do with a frame in which no usable face is found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum NoFacePolicy {
-    /// Copy the frame through untouched (default).
-    #[default]
-    Pass,
-    /// Stop the run with an error.
-    Error,
-    /// Give the frame a transform from its neighbours with a face, for gaps of up to 12
-    /// frames (longer gaps pass through): blended linearly between the faces on either side
-    /// when both are in the same chunk, else the last face's transform held.
-    Interpolate,
-}
-
 /// Which compute device the stages use: the one backend type of the workspace, owned by `gpu`
 /// (`auto` (default): a hardware GPU adapter if one exists, else the CPU, skipping a software
 /// adapter such as lavapipe; `gpu`: any adapter, software included, or an error; `cpu`: the CPU
 /// paths). Parses from and prints as `auto`, `gpu`, `cpu`.
 pub use gpu::{BackendChoice as Backend, ParseBackendError};
 
-/// How video and audio lengths are reconciled; see the crate docs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum LengthPolicy {
-    /// Output as long as the audio: a shorter video plays ping-pong, a longer one is cut.
-    #[default]
-    Loop,
-    /// Output as long as the shorter of video and audio.
-    Trim,
-}
-
-/// Names, `Display` and `FromStr` (case-insensitive, blanks around ignored) for an option enum:
-/// one spelling per variant, shared by every front end.
-macro_rules! option_names {
-    ($ty:ident, $option:literal, { $($variant:ident = $text:literal),+ $(,)? }) => {
-        impl $ty {
-            /// Every variant, in the order of `NAMES`.
-            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
-            /// The accepted spellings: what `Display` prints and `FromStr` reads.
-            pub const NAMES: &'static [&'static str] = &[$($text),+];
-
-            /// The name `Display` prints and `FromStr` reads back.
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($ty::$variant => $text),+
-                }
-            }
-        }
-
-        impl std::fmt::Display for $ty {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl std::str::FromStr for $ty {
-            type Err = ParseOptionError;
-
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                let wanted = s.trim();
-                Self::ALL
-                    .iter()
-                    .copied()
-                    .find(|v| v.as_str().eq_ignore_ascii_case(wanted))
-                    .ok_or_else(|| ParseOptionError {
-                        option: $option,
-                        value: s.to_owned(),
-                        accepted: Self::NAMES,
-                    })
-            }
-        }
-    };
-}
-
-option_names!(NoFacePolicy, "no-face policy", { Pass = "pass", Error = "error", Interpolate = "interpolate" });
-option_names!(LengthPolicy, "length policy", { Loop = "loop", Trim = "trim" });
-
-/// A string that is not one of an option's names (see [`NoFacePolicy`], [`LengthPolicy`];
-/// [`Backend`] has [`ParseBackendError`]).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown {option} {value:?}: expected one of {}", accepted.join(", "))]
-pub struct ParseOptionError {
-    /// Which option (`"no-face policy"`, `"length policy"`).
-    pub option: &'static str,
-    /// The rejected text, as given.
-    pub value: String,
-    /// The accepted names.
-    pub accepted: &'static [&'static str],
-}
-
-/// Settings of a run.
+/// Settings of a run: the [`RunOptions`] every front end takes, and what only the host that
+/// runs it knows (its files, its ONNX Runtime).
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
-    /// Face crop size: 256 or 512. Wav2Lip and EDTalk always get FaceFusion's 512 crop.
-    pub resolution: u32,
-    /// Refinement steps of the inference model.
-    pub steps: u32,
-    /// Frames per chunk (the unit of streaming, inference and cancellation).
-    pub chunk: usize,
-    /// Frames without a face.
-    pub no_face: NoFacePolicy,
-    /// Compute device.
-    pub backend: Backend,
-    /// Video/audio length policy.
-    pub length: LengthPolicy,
+    /// The run's options (model, crop size, steps, chunk, policies, backend).
+    pub options: RunOptions,
     /// Frame rate assumed for a PNG-folder input.
     pub png_fps: Rational,
     /// Chroma layout when writing Y4M.
     pub y4m_chroma: media_io::Y4mChroma,
-    /// The lip-sync model (default: the built-in one).
-    pub model: ModelSpec,
-    /// The learned lip-sync model's lip strength, 0 to 1 (default 0.5), as FaceFusion's
-    /// `--lip-syncer-weight`: Wav2Lip's mel is scaled by `weight × 2` (unchanged at 0.5),
-    /// EDTalk gets it as its `weight` input; the built-in model and LatentSync ignore it.
-    pub model_weight: f32,
     /// The ONNX Runtime library for learned models (default: `ORT_DYLIB_PATH`, else an
     /// installed `onnxruntime` Python package).
     pub onnx_runtime: Option<PathBuf>,
@@ -283,17 +193,18 @@ pub struct PipelineConfig {
 
 impl Default for PipelineConfig {
     fn default() -> Self {
+        RunOptions::default().into()
+    }
+}
+
+impl From<RunOptions> for PipelineConfig {
+    /// The options with the host's defaults: PNG folders at 25 fps, 4:2:0 Y4M, ONNX Runtime
+    /// found as [`PipelineConfig::onnx_runtime`] says, no landmark file, the template alignment.
+    fn from(options: RunOptions) -> Self {
         Self {
-            resolution: 256,
-            steps: 20,
-            chunk: 16,
-            no_face: NoFacePolicy::Pass,
-            backend: Backend::Auto,
-            length: LengthPolicy::Loop,
+            options,
             png_fps: Rational::new(25, 1),
             y4m_chroma: media_io::Y4mChroma::C420,
-            model: ModelSpec::Builtin,
-            model_weight: 0.5,
             onnx_runtime: None,
             landmarks_out: None,
             alignment: Alignment::Template,
@@ -302,27 +213,10 @@ impl Default for PipelineConfig {
 }
 
 impl PipelineConfig {
-    /// Checks the settings that [`run`] would reject, without touching any file: a caller can
-    /// refuse bad options before doing any work.
+    /// Checks the settings that [`run`] would reject ([`RunOptions::validate`]), without
+    /// touching any file: a caller can refuse bad options before doing any work.
     pub fn validate(&self) -> Result<(), PipelineError> {
-        if self.chunk == 0 {
-            return Err(PipelineError::Config(
-                "the chunk size must be at least 1".into(),
-            ));
-        }
-        if self.resolution != 256 && self.resolution != 512 {
-            return Err(PipelineError::Config(format!(
-                "resolution {} is not supported (256 or 512)",
-                self.resolution
-            )));
-        }
-        if !(0.0..=1.0).contains(&self.model_weight) {
-            return Err(PipelineError::Config(format!(
-                "model weight {} is out of range (0 to 1)",
-                self.model_weight
-            )));
-        }
-        Ok(())
+        Ok(self.options.validate()?)
     }
 }
 
@@ -421,7 +315,7 @@ pub fn run(
     })
 }
 
-/// Runs the whole job from `source` to `sink` with the model `config.model` names, reporting
+/// Runs the whole job from `source` to `sink` with the model `config.options.model` names, reporting
 /// under `parent` (one child phase per stage) and honouring its cancel token.
 ///
 /// Picks the compute device (see [`gpu::GpuOptions::resolve`] for the backend's precedence),
@@ -446,8 +340,8 @@ pub fn run_with(
 }
 
 /// [`run_with`] with the lip-sync model given as a value: any [`infer::LipSyncModel`] wrapped
-/// in an [`infer::Inferencer`] (see [`build_model`] for the ones `config.model` names), on the
-/// compute device the other stages use. `config.model` is read only for the crop the model
+/// in an [`infer::Inferencer`] (see [`build_model`] for the ones `config.options.model` names), on the
+/// compute device the other stages use. `config.options.model` is read only for the crop the model
 /// needs (LatentSync's alignment, or FaceFusion's `ffhq_512` crop at 512 for Wav2Lip and
 /// EDTalk): name the model there too.
 pub fn run_with_model(
@@ -460,11 +354,7 @@ pub fn run_with_model(
     model: Box<dyn infer::ChunkRunner>,
 ) -> Result<RunStats, PipelineError> {
     let started = Instant::now();
-    PipelineConfig {
-        model: ModelSpec::Builtin,
-        ..config.clone()
-    }
-    .validate()?;
+    config.validate()?;
     let info = source.info();
     if info.width == 0 || info.height == 0 || info.fps.num == 0 || info.fps.den == 0 {
         return Err(PipelineError::Frames {
@@ -478,7 +368,7 @@ pub fn run_with_model(
     let audio = stages::audio_features(audio, model.as_ref())?;
     let fps = info.fps.as_f64();
     let audio_frames = ((audio.duration_secs() * fps) - 1e-6).ceil().max(1.0) as u64;
-    let planned = match (config.length, info.frame_count) {
+    let planned = match (config.options.length, info.frame_count) {
         (LengthPolicy::Loop, _) => audio_frames,
         (LengthPolicy::Trim, Some(n)) => n.min(audio_frames),
         (LengthPolicy::Trim, None) => audio_frames,
@@ -515,8 +405,8 @@ pub fn run_with_model(
         info: info.clone(),
         spare: rx_spare,
         planned,
-        policy: config.length,
-        chunk: config.chunk,
+        policy: config.options.length,
+        chunk: config.options.chunk,
     };
     let mut finished_sink = None;
     let results = std::thread::scope(|s| {
@@ -868,79 +758,4 @@ fn tempfile_in_temp_dir() -> std::io::Result<File> {
         .open(&path)?;
     let _ = std::fs::remove_file(&path);
     Ok(file)
-}
-
-#[cfg(test)]
-mod option_tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    /// Display then FromStr gives the value back, in any case and with blanks around; any other
-    /// text is an error that names the option, the text and every accepted name.
-    fn round_trip<T>(all: &[T], names: &[&str], upper: bool, pad: &str) -> Result<(), TestCaseError>
-    where
-        T: Copy + PartialEq + std::fmt::Debug + std::fmt::Display + std::str::FromStr,
-        T::Err: std::fmt::Debug,
-    {
-        prop_assert_eq!(all.len(), names.len());
-        for (v, name) in all.iter().zip(names) {
-            prop_assert_eq!(&v.to_string(), name);
-            let text = if upper {
-                name.to_uppercase()
-            } else {
-                name.to_string()
-            };
-            prop_assert_eq!(format!("{pad}{text}{pad}").parse::<T>().ok(), Some(*v));
-        }
-        Ok(())
-    }
-
-    proptest! {
-        #[test]
-        fn names_round_trip(upper in any::<bool>(), pad in " {0,2}") {
-            round_trip(NoFacePolicy::ALL, NoFacePolicy::NAMES, upper, &pad)?;
-            round_trip(LengthPolicy::ALL, LengthPolicy::NAMES, upper, &pad)?;
-            round_trip(&Backend::ALL, &Backend::NAMES, upper, &pad)?;
-        }
-
-        #[test]
-        fn other_text_is_an_error_naming_it(s in "\\PC{0,12}") {
-            let known = |names: &[&str]| names.iter().any(|n| n.eq_ignore_ascii_case(s.trim()));
-            match s.parse::<NoFacePolicy>() {
-                Ok(v) => prop_assert!(v.as_str().eq_ignore_ascii_case(s.trim())),
-                Err(e) => {
-                    prop_assert!(!known(NoFacePolicy::NAMES));
-                    prop_assert_eq!(&e.value, &s);
-                    let text = e.to_string();
-                    prop_assert!(text.contains(&format!("no-face policy {s:?}")), "{}", text);
-                    prop_assert!(text.ends_with("expected one of pass, error, interpolate"), "{}", text);
-                }
-            }
-            match s.parse::<LengthPolicy>() {
-                Ok(v) => prop_assert!(v.as_str().eq_ignore_ascii_case(s.trim())),
-                Err(e) => {
-                    prop_assert!(!known(LengthPolicy::NAMES));
-                    prop_assert!(e.to_string().ends_with("expected one of loop, trim"));
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn defaults_print_their_names() {
-        let c = PipelineConfig::default();
-        assert_eq!(
-            (
-                c.no_face.to_string(),
-                c.backend.to_string(),
-                c.length.to_string()
-            ),
-            ("pass".into(), "auto".into(), "loop".into())
-        );
-        assert_eq!(
-            "Interpolate".parse::<NoFacePolicy>(),
-            Ok(NoFacePolicy::Interpolate)
-        );
-        assert!("".parse::<LengthPolicy>().is_err());
-    }
 }

@@ -150,14 +150,14 @@ pub fn session_options(config: &PipelineConfig, path: &Path) -> SessionOptions {
     let parallel = cores.clamp(1, 2);
     SessionOptions {
         model: path.to_path_buf(),
-        provider: provider_request(config.backend),
+        provider: provider_request(config.options.backend),
         threads: cores / parallel,
         parallel,
         runtime: config.onnx_runtime.clone(),
     }
 }
 
-/// Builds the run's model from `config.model`: the built-in one on `compute`, or a learned one
+/// Builds the run's model from `config.options.model`: the built-in one on `compute`, or a learned one
 /// loaded once per process (the same file, provider and thread count are shared by every run)
 /// and checked against its contract. Posts a message naming the provider under `parent`.
 pub fn build_model(
@@ -166,11 +166,11 @@ pub fn build_model(
     parent: &Phase,
 ) -> Result<Box<dyn ChunkRunner>, PipelineError> {
     let infer_config = InferConfig {
-        chunk_size: config.chunk,
-        steps: config.steps as usize,
+        chunk_size: config.options.chunk,
+        steps: config.options.steps as usize,
         preview_interval: Duration::from_millis(500),
     };
-    let (kind, path) = match &config.model {
+    let (kind, path) = match &config.options.model {
         ModelSpec::Builtin => {
             let model = MouthModel::new(compute.clone(), MouthParams::default());
             return Ok(Box::new(Inferencer::new(model, infer_config)));
@@ -181,7 +181,7 @@ pub fn build_model(
     };
     let model_err = |e: onnx_models::OnnxError| PipelineError::Model(ModelError::Onnx(e));
     let session = onnx_models::session::load(&session_options(config, path)).map_err(model_err)?;
-    let model = OnnxLipSync::new(kind, session, config.model_weight).map_err(model_err)?;
+    let model = OnnxLipSync::new(kind, session, config.options.model_weight).map_err(model_err)?;
     let runtime =
         onnx_models::runtime::runtime(config.onnx_runtime.as_deref()).map_err(model_err)?;
     let mut text = format!(
@@ -200,7 +200,7 @@ pub fn build_model(
 }
 
 /// LatentSync's folder: 256×256 faces and chunks of at most 16 (the UNet's frame axis);
-/// guidance 1.5 and seed 1247 (LatentSync's defaults), `config.steps` DDIM steps.
+/// guidance 1.5 and seed 1247 (LatentSync's defaults), `config.options.steps` DDIM steps.
 fn build_latentsync(
     config: &PipelineConfig,
     dir: &Path,
@@ -208,30 +208,30 @@ fn build_latentsync(
     parent: &Phase,
 ) -> Result<Box<dyn ChunkRunner>, PipelineError> {
     let spec = format!("latentsync:{}", dir.display());
-    if config.resolution != onnx_models::latentsync::FACE_SIZE {
+    if config.options.resolution != onnx_models::latentsync::FACE_SIZE {
         return Err(ModelError::Options {
             spec,
             problem: format!(
                 "the export takes {s}×{s} faces, the run's resolution is {r} (use {s})",
                 s = onnx_models::latentsync::FACE_SIZE,
-                r = config.resolution
+                r = config.options.resolution
             ),
         }
         .into());
     }
-    if config.chunk > 16 {
+    if config.options.chunk > 16 {
         return Err(ModelError::Options {
             spec,
             problem: format!(
                 "the UNet takes chunks of at most 16 frames, the run's chunk is {} (use 16)",
-                config.chunk
+                config.options.chunk
             ),
         }
         .into());
     }
     let options = onnx_models::latentsync::LatentSyncOptions {
         session: onnx_models::latentsync::SessionSettings {
-            provider: provider_request(config.backend),
+            provider: provider_request(config.options.backend),
             threads: 0,
             runtime: config.onnx_runtime.clone(),
         },
@@ -255,6 +255,7 @@ fn build_latentsync(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::RunOptions;
     use proptest::prelude::*;
 
     #[test]
@@ -291,12 +292,12 @@ mod tests {
         );
         let phase = Phase::detached("run", None, "");
         for (resolution, chunk, wanted) in [(512, 16, "256×256 faces"), (256, 32, "at most 16")] {
-            let config = PipelineConfig {
+            let config = PipelineConfig::from(RunOptions {
                 model: spec.clone(),
                 resolution,
                 chunk,
-                ..PipelineConfig::default()
-            };
+                ..RunOptions::default()
+            });
             let e = build_model(&config, &Compute::Cpu, &phase)
                 .err()
                 .unwrap()
@@ -306,10 +307,10 @@ mod tests {
                 "{e}"
             );
         }
-        let config = PipelineConfig {
+        let config = PipelineConfig::from(RunOptions {
             model: spec,
-            ..PipelineConfig::default()
-        };
+            ..RunOptions::default()
+        });
         let e = build_model(&config, &Compute::Cpu, &phase)
             .err()
             .unwrap()

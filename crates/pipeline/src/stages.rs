@@ -66,8 +66,9 @@ fn run_error(stage: &str, phase: &Phase, e: impl std::fmt::Display) -> PipelineE
 pub(crate) fn compute(config: &PipelineConfig, parent: &Phase) -> Result<Compute, PipelineError> {
     // A bad FACESYNC_BACKEND is the machine's setting, not the run's options: an error of the
     // gpu step (Python: FacesyncError, not ValueError).
-    let options = gpu::GpuOptions::resolve(config.backend).map_err(|e| stage_error("gpu", e))?;
-    let source = if config.backend != crate::Backend::Auto {
+    let options =
+        gpu::GpuOptions::resolve(config.options.backend).map_err(|e| stage_error("gpu", e))?;
+    let source = if config.options.backend != crate::Backend::Auto {
         "the run's options"
     } else if options.backend != crate::Backend::Auto {
         gpu::BACKEND_ENV
@@ -104,16 +105,16 @@ pub(crate) struct FaceStage {
 
 impl FaceStage {
     pub(crate) fn new(compute: &Compute, config: &PipelineConfig) -> Result<Self, PipelineError> {
-        let no_face = match config.no_face {
+        let no_face = match config.options.no_face {
             NoFacePolicy::Pass => face_proc::NoFacePolicy::PassThrough,
             NoFacePolicy::Error => face_proc::NoFacePolicy::Error,
             NoFacePolicy::Interpolate => face_proc::NoFacePolicy::Interpolate { max_gap: 12 },
         };
         // LatentSync was trained on its own three-point alignment; FaceFusion feeds Wav2Lip
         // and EDTalk its `ffhq_512` crop.
-        let (alignment, resolution) = match config.model.alignment() {
-            Some((a, r)) => (a, r.unwrap_or(config.resolution)),
-            None => (config.alignment, config.resolution),
+        let (alignment, resolution) = match config.options.model.alignment() {
+            Some((a, r)) => (a, r.unwrap_or(config.options.resolution)),
+            None => (config.alignment, config.options.resolution),
         };
         let face_config = FaceConfig {
             resolution,
@@ -375,7 +376,7 @@ pub(crate) struct RestoreStage {
 impl RestoreStage {
     pub(crate) fn new(compute: &Compute, config: &PipelineConfig) -> Result<Self, PipelineError> {
         let restore_config = RestoreConfig {
-            batch: config.chunk,
+            batch: config.options.chunk,
             ..RestoreConfig::default()
         };
         let inner = Restorer::new(compute.clone(), restore_config)
@@ -634,10 +635,10 @@ mod tests {
                 && infer::polygon_weight(&region, 1e-3, q[0] as f32, q[1] as f32 - 1.0) <= 0.0
         };
         let run = |region: PasteRegion| -> (usize, usize) {
-            let config = crate::PipelineConfig {
+            let config = crate::PipelineConfig::from(crate::RunOptions {
                 backend: crate::Backend::Cpu,
-                ..crate::PipelineConfig::default()
-            };
+                ..crate::RunOptions::default()
+            });
             let mut source =
                 crate::RawSource::new(&input, w, h, media_io::Rational::new(25, 1), "photo frames")
                     .unwrap();

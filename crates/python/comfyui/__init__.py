@@ -33,20 +33,44 @@ VIDEO_DESCRIPTION = (
     "memory as frames."
 )
 
-# (name, kind, options, tooltip): one source for both node APIs.
-OPTIONS = [
-    ("resolution", "combo", {"options": ["256", "512"], "default": "256"},
-     "Size of the aligned face crop the model works on: 512 keeps more detail and is slower. "
-     "Wav2Lip and EDTalk always get FaceFusion's 512 crop."),
-    ("steps", "int", {"default": 20, "min": 1, "max": 200},
-     "Refinement steps of the mouth model: more steps, smoother mouths, longer runs."),
-    ("no_face", "combo", {"options": ["pass", "interpolate", "error"], "default": "pass"},
-     "Frames without a face: pass them through unchanged, interpolate the face position from "
-     "the neighbouring frames (gaps up to 12 frames), or stop with an error."),
-    ("backend", "combo", {"options": ["auto", "cpu", "gpu"], "default": "auto"},
-     "Where the per-pixel stages run: auto picks a hardware GPU if there is one (else the "
-     "CPU); gpu forces the GPU even if it is a slow software renderer (a warning says so)."),
-]
+#: The run options the nodes show, in this order, and whether each is optional (added after
+#: API workflows were saved without it: those still validate). Their kind, default, limits and
+#: tooltip come from facesync's own schema (``facesync.options_schema()``, the one the command
+#: line and queue jobs use); the others keep their defaults (the node sets ``chunk`` itself),
+#: and ``model`` is a list of the files in ``models/facesync`` (see :func:`_model_folder`).
+NODE_OPTIONS = (("resolution", False), ("steps", False), ("no_face", False),
+                ("backend", False), ("length", True), ("model_weight", True))
+
+
+def _schema():
+    """facesync's run options by name (``facesync.options_schema()``)."""
+    import facesync
+
+    return {option["name"]: option for option in facesync.options_schema()}
+
+
+def _widgets():
+    """``(name, kind, spec, tooltip, optional)`` for each of :data:`NODE_OPTIONS`, from the
+    schema: a ``combo`` for choices (a whole number with a few values, the crop size, shows
+    them as text, as saved workflows have it), else ``int`` or ``float`` with their limits."""
+    schema = _schema()
+    out = []
+    for name, optional in NODE_OPTIONS:
+        option = schema[name]
+        kind = option["kind"]
+        if "choices" in option:
+            spec = {"options": [str(c) for c in option["choices"]],
+                    "default": str(option["default"])}
+            kind = "combo"
+        elif kind == "int":
+            spec = {"default": option["default"], "min": option["min"], "max": option["max"]}
+        else:
+            spec = {"default": option["default"], "min": option["min"], "max": option["max"],
+                    "step": 0.05}
+        out.append((name, kind, spec, option["help"] + ".", optional))
+    return out
+
+
 FPS_TOOLTIP = "Frame rate of the images (GetVideoComponents gives it as its fps output)."
 IMAGES_TOOLTIP = "The video frames, an IMAGE batch [frames, height, width, channels]."
 AUDIO_TOOLTIP = "The speech the mouths follow; its length sets the output's length."
@@ -94,18 +118,6 @@ def _model_folder():
     return ["builtin"] + [choice for _, choice in sorted(found)]
 
 
-def _has_models():
-    """Whether this facesync build takes ``model=`` (learned models, from facesync 0.2)."""
-    import inspect
-
-    import facesync
-
-    try:
-        return "model" in inspect.signature(facesync.run_frames).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def _model_spec(choice):
     """A choice of :func:`_model_folder` as facesync's model spec (the full path of the file,
     or of the LatentSync folder)."""
@@ -132,13 +144,15 @@ def _model_spec(choice):
 
 
 def _options(kwargs):
-    out = {name: kwargs[name] for name, *_ in OPTIONS if name in kwargs}
+    """The node's inputs as facesync's keywords: the model choice as its spec, and the values
+    of whole-number options shown as text (the crop size) as numbers."""
+    schema = _schema()
+    out = {name: kwargs[name] for name, _ in NODE_OPTIONS if name in kwargs}
+    for name, value in out.items():
+        if schema[name]["kind"] == "int":
+            out[name] = int(value)
     if "model" in kwargs:
         out["model"] = _model_spec(kwargs["model"])
-    if "resolution" in out:
-        out["resolution"] = int(out["resolution"])
-    if "steps" in out:
-        out["steps"] = int(out["steps"])
     return out
 
 
@@ -160,18 +174,12 @@ except ImportError:  # ComfyUI without the V3 schema
 if io is not None:
 
     def _v3_options():
-        inputs = []
-        if _has_models():
-            # Optional: API workflows saved before the input existed still validate.
-            inputs.append(io.Combo.Input("model", options=_model_folder(), default="builtin",
-                                         optional=True, tooltip=MODEL_TOOLTIP))
-        for name, kind, spec, tooltip in OPTIONS:
-            if kind == "combo":
-                inputs.append(io.Combo.Input(name, options=spec["options"],
-                                             default=spec["default"], tooltip=tooltip))
-            else:
-                inputs.append(io.Int.Input(name, default=spec["default"], min=spec["min"],
-                                           max=spec["max"], tooltip=tooltip))
+        # The model is optional: API workflows saved before the input existed still validate.
+        inputs = [io.Combo.Input("model", options=_model_folder(), default="builtin",
+                                 optional=True, tooltip=MODEL_TOOLTIP)]
+        for name, kind, spec, tooltip, optional in _widgets():
+            widget = {"combo": io.Combo, "int": io.Int, "float": io.Float}[kind]
+            inputs.append(widget.Input(name, **spec, optional=optional, tooltip=tooltip))
         return inputs
 
     class FacesyncLipSync(io.ComfyNode):
@@ -237,20 +245,18 @@ if io is not None:
 
 else:
 
-    def _v1_model():
-        """The model choice, optional as in V3 (older API workflows lack it)."""
-        if not _has_models():
-            return {}
-        return {"model": (_model_folder(), {"default": "builtin", "tooltip": MODEL_TOOLTIP})}
-
     def _v1_options():
-        out = {}
-        for name, kind, spec, tooltip in OPTIONS:
+        """``(required, optional)`` inputs, as V3's."""
+        required = {}
+        optional = {"model": (_model_folder(), {"default": "builtin",
+                                                "tooltip": MODEL_TOOLTIP})}
+        for name, kind, spec, tooltip, is_optional in _widgets():
             if kind == "combo":
-                out[name] = (spec["options"], {"default": spec["default"], "tooltip": tooltip})
+                entry = (spec["options"], {"default": spec["default"], "tooltip": tooltip})
             else:
-                out[name] = ("INT", {**spec, "tooltip": tooltip})
-        return out
+                entry = (kind.upper(), {**spec, "tooltip": tooltip})
+            (optional if is_optional else required)[name] = entry
+        return required, optional
 
     class FacesyncLipSync:
         """IMAGE batch + AUDIO in, IMAGE batch out (V1 API)."""
@@ -263,15 +269,16 @@ else:
 
         @classmethod
         def INPUT_TYPES(cls):
+            required, optional = _v1_options()
             return {
                 "required": {
                     "images": ("IMAGE", {"tooltip": IMAGES_TOOLTIP}),
                     "audio": ("AUDIO", {"tooltip": AUDIO_TOOLTIP}),
                     "fps": ("FLOAT", {"default": 25.0, "min": 1.0, "max": 240.0, "step": 0.01,
                                       "tooltip": FPS_TOOLTIP}),
-                    **_v1_options(),
+                    **required,
                 },
-                "optional": _v1_model(),
+                "optional": optional,
                 "hidden": {"unique_id": "UNIQUE_ID"},
             }
 

@@ -6,15 +6,18 @@ use std::time::Duration;
 
 use numpy::{PyArray4, PyArrayMethods, PyReadonlyArray2, PyReadonlyArray4, PyUntypedArrayMethods};
 use pipeline::media_io::{MediaError, Rational};
-use pipeline::{Inputs, LengthPolicy, PipelineConfig, PipelineError, RawAudio, Summary};
+use pipeline::{
+    Inputs, LengthPolicy, OptionKind, OptionValue, PipelineConfig, PipelineError, RawAudio,
+    RunOptions, Summary,
+};
 use progress_core::{CancelToken, Phase};
-use pyo3::exceptions::{PyFileNotFoundError, PyValueError};
+use pyo3::exceptions::{PyFileNotFoundError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt};
 
 use crate::arrays::{FloatFrames, FloatOutput};
 use crate::sink::{ComfyOptions, ErrorSlot, OnError, SinkOptions};
-use crate::{Cancelled, FacesyncError};
+use crate::{Cancelled, FacesyncError, ModelError, OnnxRuntimeMissing};
 
 /// How often the waiting thread wakes up to deliver events, look for Ctrl-C and poll the
 /// `interrupted` callable: an interrupt is seen within this time.
@@ -70,37 +73,66 @@ struct Watch {
     interrupted: Option<Py<PyAny>>,
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The host's keywords of `run` and `run_frames` (how the run reports and stops), beside the
+/// run options of `**options`: `console`, `on_event`, `interrupted`, `comfy`, `cancel`, `tick`,
+/// `nice`.
+type Host<'a, 'py> = (
+    bool,
+    Option<Py<PyAny>>,
+    Option<Py<PyAny>>,
+    Option<&'a Bound<'py, PyDict>>,
+    Option<&'a Bound<'py, PyCancelToken>>,
+    f64,
+    i32,
+);
+
+/// The run options from `**options`: each keyword set through [`RunOptions::set`] (the one
+/// parser, with the schema's limits), so Python reads the same names, values and errors as the
+/// command line and queue jobs. An unknown keyword is a `TypeError` (as Python's own), a bad
+/// value a `ValueError` naming the option.
+pub(crate) fn run_options(options: Option<&Bound<'_, PyDict>>) -> PyResult<RunOptions> {
+    let mut run = RunOptions::default();
+    for (key, value) in options.into_iter().flat_map(|d| d.iter()) {
+        let name: String = key.extract()?;
+        let text;
+        let value =
+            if value.is_instance_of::<PyBool>() {
+                return Err(PyValueError::new_err(format!(
+                    "{name}: expected a number or text, got a bool"
+                )));
+            } else if value.is_instance_of::<PyInt>() {
+                OptionValue::Int(value.extract().map_err(|_| {
+                    PyValueError::new_err(format!("{name}: {value} is out of range"))
+                })?)
+            } else if value.is_instance_of::<PyFloat>() {
+                OptionValue::Float(value.extract()?)
+            } else if let Ok(s) = value.extract::<String>() {
+                text = s;
+                OptionValue::Text(&text)
+            } else {
+                return Err(PyTypeError::new_err(format!(
+                    "{name}: expected int, float or str, got {}",
+                    value.get_type().name()?
+                )));
+            };
+        run.set(&name, value).map_err(|e| {
+            if e.unknown {
+                PyTypeError::new_err(format!("unexpected keyword argument: {e}"))
+            } else {
+                PyValueError::new_err(e.to_string())
+            }
+        })?;
+    }
+    Ok(run)
+}
+
+/// `run` and `run_frames`'s keywords, checked before any work.
 pub(crate) fn options(
-    resolution: u32,
-    steps: u32,
-    chunk: usize,
-    no_face: &str,
-    backend: &str,
-    length: &str,
-    model: &str,
-    model_weight: f32,
-    console: bool,
-    on_event: Option<Py<PyAny>>,
-    interrupted: Option<Py<PyAny>>,
-    comfy: Option<&Bound<'_, PyDict>>,
-    cancel: Option<&Bound<'_, PyCancelToken>>,
-    tick: f64,
-    nice: i32,
+    host: Host<'_, '_>,
+    options: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<Options> {
-    let bad = |name: &str, e: &dyn std::fmt::Display| PyValueError::new_err(format!("{name}: {e}"));
-    let config = PipelineConfig {
-        resolution,
-        steps,
-        chunk,
-        no_face: no_face.parse().map_err(|e| bad("no_face", &e))?,
-        backend: backend.parse().map_err(|e| bad("backend", &e))?,
-        length: length.parse().map_err(|e| bad("length", &e))?,
-        model: model.parse().map_err(|e| bad("model", &e))?,
-        model_weight,
-        ..PipelineConfig::default()
-    };
-    config.validate().map_err(to_py_err)?;
+    let config = PipelineConfig::from(run_options(options)?);
+    let (console, on_event, interrupted, comfy, cancel, tick, nice) = host;
     if !(tick.is_finite() && tick > 0.0) {
         return Err(PyValueError::new_err(format!(
             "tick={tick}: expected a positive number of seconds"
@@ -127,6 +159,54 @@ pub(crate) fn options(
         tick: Duration::from_secs_f64(tick),
         nice,
     })
+}
+
+/// The run options as a list of dicts (`name`, `kind`: `int`/`float`/`choice`/`text`,
+/// `default`, `min`/`max`, `choices` (the only values, for an `int` that has them), `help`,
+/// `value_name`): what a UI builds its inputs from (the ComfyUI node does).
+#[pyfunction]
+pub(crate) fn options_schema(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyList>> {
+    let list = pyo3::types::PyList::empty(py);
+    for info in RunOptions::SCHEMA {
+        let dict = PyDict::new(py);
+        dict.set_item("name", info.name)?;
+        dict.set_item("help", info.help)?;
+        dict.set_item("value_name", info.value_name)?;
+        match info.kind {
+            OptionKind::Int {
+                default,
+                min,
+                max,
+                only,
+            } => {
+                dict.set_item("kind", "int")?;
+                dict.set_item("default", default)?;
+                dict.set_item("min", min)?;
+                dict.set_item("max", max)?;
+                if !only.is_empty() {
+                    dict.set_item("choices", only.to_vec())?;
+                }
+            }
+            OptionKind::Float { default, min, max } => {
+                dict.set_item("kind", "float")?;
+                dict.set_item("default", default)?;
+                dict.set_item("min", min)?;
+                dict.set_item("max", max)?;
+            }
+            OptionKind::Choice { default, choices } => {
+                dict.set_item("kind", "choice")?;
+                dict.set_item("default", default)?;
+                dict.set_item("choices", choices.to_vec())?;
+            }
+            OptionKind::Text { default } => {
+                dict.set_item("kind", "text")?;
+                dict.set_item("default", default)?;
+            }
+            _ => unreachable!("a kind this binding does not know"),
+        }
+        list.append(dict)?;
+    }
+    Ok(list)
 }
 
 /// Lowers the calling thread's CPU priority by `nice` (the threads it starts inherit it): on
@@ -284,7 +364,15 @@ impl Caller {
 pub(crate) fn to_py_err(e: PipelineError) -> PyErr {
     match e {
         PipelineError::Cancelled { .. } => Cancelled::new_err(e.to_string()),
-        PipelineError::Config(_) => PyValueError::new_err(e.to_string()),
+        PipelineError::Config(_) | PipelineError::Options(_) => {
+            PyValueError::new_err(e.to_string())
+        }
+        PipelineError::Model(ref model) => match model.onnx() {
+            Some(pipeline::onnx_models::OnnxError::RuntimeMissing { .. }) => {
+                OnnxRuntimeMissing::new_err(e.to_string())
+            }
+            _ => ModelError::new_err(e.to_string()),
+        },
         PipelineError::Media(MediaError::NotFound { .. }) => {
             PyFileNotFoundError::new_err(e.to_string())
         }
@@ -305,22 +393,23 @@ fn summary_dict<'py>(py: Python<'py>, summary: &Summary) -> PyResult<Bound<'py, 
 /// Runs the lip-sync pipeline on `video` and `audio`, writing `out` (`.y4m`, a folder of
 /// PNG frames, or any container ffmpeg writes); returns a summary dict.
 ///
-/// `model` is the lip-sync model: `"builtin"` (default, no runtime needed), `"wav2lip:PATH"`
-/// (a Wav2Lip-96 ONNX file), `"edtalk:PATH"` (an EDTalk-256 ONNX file) or `"latentsync:DIR"`
-/// (a LatentSync ONNX export folder; `resolution=256`). Learned models run under ONNX Runtime
-/// (`ORT_DYLIB_PATH`, or the `onnxruntime` Python package) and stay loaded for the next runs.
-/// `model_weight` (0 to 1, default 0.5) is the learned model's lip strength, as FaceFusion's `--lip-syncer-weight` (Wav2Lip: its mel scaled by 2×weight; EDTalk: its `weight` input). A spec that does not parse
-/// raises `ValueError` before any work; a model that cannot be loaded raises `FacesyncError`
-/// naming its file.
+/// The run options are keywords (`**options`): `resolution`, `steps`, `chunk`, `no_face`,
+/// `backend`, `length`, `model`, `model_weight`, the same names, values and limits as the
+/// command line and queue jobs (`facesync.options_schema()` lists them with their defaults and
+/// help). `model` is `"builtin"` (default), `"wav2lip:PATH"`, `"edtalk:PATH"` or
+/// `"latentsync:DIR"`; learned models run under ONNX Runtime (`ORT_DYLIB_PATH`, or the
+/// `onnxruntime` Python package) and stay loaded for the next runs. An unknown keyword raises
+/// `TypeError`, a bad value `ValueError` naming the option, before any work; a model that
+/// cannot be loaded raises `FacesyncError` naming its file (`OnnxRuntimeMissing` when ONNX
+/// Runtime itself is not found).
 ///
 /// `nice` (0 to 19, default 0) lowers the CPU priority of the run's threads (Linux; ignored
 /// elsewhere): a server that calls this keeps its own threads (its event loop) responsive
 /// while the run uses every core. The calling thread's priority is left alone.
 #[pyfunction]
 #[pyo3(signature = (
-    video, audio, out, *, resolution=256, steps=20, chunk=16, no_face="pass", backend="auto",
-    length="loop", model="builtin", model_weight=0.5, console=false, on_event=None, interrupted=None, comfy=None, cancel=None,
-    tick=0.1, nice=0
+    video, audio, out, *, console=false, on_event=None, interrupted=None, comfy=None,
+    cancel=None, tick=0.1, nice=0, **options
 ))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run<'py>(
@@ -328,14 +417,6 @@ pub(crate) fn run<'py>(
     video: PathBuf,
     audio: PathBuf,
     out: PathBuf,
-    resolution: u32,
-    steps: u32,
-    chunk: usize,
-    no_face: &str,
-    backend: &str,
-    length: &str,
-    model: &str,
-    model_weight: f32,
     console: bool,
     on_event: Option<Py<PyAny>>,
     interrupted: Option<Py<PyAny>>,
@@ -343,24 +424,10 @@ pub(crate) fn run<'py>(
     cancel: Option<&Bound<'py, PyCancelToken>>,
     tick: f64,
     nice: i32,
+    options: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let options = options(
-        resolution,
-        steps,
-        chunk,
-        no_face,
-        backend,
-        length,
-        model,
-        model_weight,
-        console,
-        on_event,
-        interrupted,
-        comfy,
-        cancel,
-        tick,
-        nice,
-    )?;
+    let host = (console, on_event, interrupted, comfy, cancel, tick, nice);
+    let options = self::options(host, options)?;
     let inputs = Inputs { video, audio };
     let summary = run_job(py, options, move |config, job| {
         pipeline::run(config, &inputs, &out, job)
@@ -379,9 +446,8 @@ pub(crate) fn run<'py>(
 /// and `model` / `model_weight` choose the lip-sync model (see `run`).
 #[pyfunction]
 #[pyo3(signature = (
-    frames, fps, audio, sample_rate, *, resolution=256, steps=20, chunk=16, no_face="pass",
-    backend="auto", length="loop", model="builtin", model_weight=0.5, console=false, on_event=None, interrupted=None, comfy=None,
-    cancel=None, tick=0.1, nice=0
+    frames, fps, audio, sample_rate, *, console=false, on_event=None, interrupted=None,
+    comfy=None, cancel=None, tick=0.1, nice=0, **options
 ))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run_frames<'py>(
@@ -390,14 +456,6 @@ pub(crate) fn run_frames<'py>(
     fps: f64,
     audio: PyReadonlyArray2<'py, f32>,
     sample_rate: u32,
-    resolution: u32,
-    steps: u32,
-    chunk: usize,
-    no_face: &str,
-    backend: &str,
-    length: &str,
-    model: &str,
-    model_weight: f32,
     console: bool,
     on_event: Option<Py<PyAny>>,
     interrupted: Option<Py<PyAny>>,
@@ -405,6 +463,7 @@ pub(crate) fn run_frames<'py>(
     cancel: Option<&Bound<'py, PyCancelToken>>,
     tick: f64,
     nice: i32,
+    options: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyArray4<f32>>> {
     let [count, height, width, channels] = *frames.shape() else {
         unreachable!("a 4-d array")
@@ -443,23 +502,8 @@ pub(crate) fn run_frames<'py>(
             "fps={fps}: expected a positive number"
         )));
     }
-    let options = options(
-        resolution,
-        steps,
-        chunk,
-        no_face,
-        backend,
-        length,
-        model,
-        model_weight,
-        console,
-        on_event,
-        interrupted,
-        comfy,
-        cancel,
-        tick,
-        nice,
-    )?;
+    let host = (console, on_event, interrupted, comfy, cancel, tick, nice);
+    let options = self::options(host, options)?;
     let fps = if fps.fract() == 0.0 {
         Rational::new(fps as u32, 1)
     } else {
@@ -469,7 +513,7 @@ pub(crate) fn run_frames<'py>(
     let audio_frames = ((samples as f64 / f64::from(sample_rate) * fps.as_f64()) - 1e-6)
         .ceil()
         .max(1.0) as usize;
-    let planned = match options.config.length {
+    let planned = match options.config.options.length {
         LengthPolicy::Loop => audio_frames,
         LengthPolicy::Trim => audio_frames.min(count),
     };

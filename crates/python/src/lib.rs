@@ -42,6 +42,20 @@ pyo3::create_exception!(
 );
 pyo3::create_exception!(
     facesync,
+    ModelError,
+    FacesyncError,
+    "The lip-sync model cannot be loaded (missing file, not ONNX, wrong contract, options that do \
+     not fit it); the message names the file."
+);
+pyo3::create_exception!(
+    facesync,
+    OnnxRuntimeMissing,
+    ModelError,
+    "A learned model needs ONNX Runtime and none was found (`pip install onnxruntime`, or \
+     ORT_DYLIB_PATH)."
+);
+pyo3::create_exception!(
+    facesync,
     Cancelled,
     FacesyncError,
     "The run was cancelled (cancel handle, a sink, or ComfyUI's interrupt)."
@@ -52,6 +66,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("FacesyncError", py.get_type::<FacesyncError>())?;
     m.add("Cancelled", py.get_type::<Cancelled>())?;
+    m.add("ModelError", py.get_type::<ModelError>())?;
+    m.add("OnnxRuntimeMissing", py.get_type::<OnnxRuntimeMissing>())?;
     m.add("SCHEMA_VERSION", progress_core::SCHEMA_VERSION)?;
     m.add_class::<job::PyCancelToken>()?;
     m.add_class::<progress::PyProgress>()?;
@@ -60,5 +76,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(job::run_frames, m)?)?;
     m.add_function(wrap_pyfunction!(job::write_sample, m)?)?;
     m.add_function(wrap_pyfunction!(job::write_wav, m)?)?;
+    m.add_function(wrap_pyfunction!(job::options_schema, m)?)?;
     Ok(())
 }

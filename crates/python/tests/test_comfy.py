@@ -56,6 +56,32 @@ def test_v3_schema_has_a_description_and_a_tooltip_on_every_input(comfy):
     assert video["video"].io_type == "VIDEO" and video["audio"].optional
 
 
+def test_the_option_inputs_come_from_facesyncs_schema(comfy):
+    """One schema for the CLI, Python, queue jobs and the node: the node's widgets carry its
+    defaults, limits and help; the inputs added later are optional; values go back as
+    facesync's keywords (the crop size shown as text goes back as a number)."""
+    node = comfy.node
+    schema = {o["name"]: o for o in facesync.options_schema()}
+    for cls in (node.FacesyncLipSync, node.FacesyncLipSyncVideo):
+        inputs = {i.id: i for i in cls.define_schema().inputs}
+        for name, optional in node.NODE_OPTIONS:
+            widget, option = inputs[name], schema[name]
+            assert widget.optional == optional, name
+            assert widget.tooltip.startswith(option["help"]), name
+            if "choices" in option:
+                assert widget.options == [str(c) for c in option["choices"]], name
+                assert widget.default == str(option["default"]), name
+            else:
+                assert (widget.default, widget.min, widget.max) == (
+                    option["default"], option["min"], option["max"]), name
+    assert [n for n, optional in node.NODE_OPTIONS if optional] == ["length", "model_weight"]
+    assert schema["steps"]["max"] == 100
+    assert node._options({"resolution": "512", "steps": 7, "no_face": "pass", "backend": "cpu",
+                          "length": "trim", "model_weight": 0.25, "unique_id": "3"}) == {
+        "resolution": 512, "steps": 7, "no_face": "pass", "backend": "cpu", "length": "trim",
+        "model_weight": 0.25}
+
+
 def test_the_model_choice_lists_models_facesync(comfy, tmp_path, monkeypatch):
     import folder_paths
 
@@ -68,8 +94,7 @@ def test_the_model_choice_lists_models_facesync(comfy, tmp_path, monkeypatch):
     assert node._model_folder() == ["builtin", "edtalk:edtalk_256.onnx",
                                     "wav2lip:wav2lip_gan_96.onnx"]
     inputs = {i.id: i for i in node.FacesyncLipSync.define_schema().inputs}
-    # The input shows when this facesync build takes model= (learned models).
-    assert ("model" in inputs) == node._has_models()
+    assert inputs["model"].optional  # API workflows saved before it existed still validate
     assert node._model_spec("builtin") == "builtin"
     assert node._model_spec("edtalk:edtalk_256.onnx") == f"edtalk:{folder / 'edtalk_256.onnx'}"
     assert folder_paths.get_folder_paths("facesync") == [str(folder)]

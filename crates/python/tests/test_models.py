@@ -99,8 +99,9 @@ def test_a_missing_model_file_is_a_clear_error(sample, tmp_path):
     video, audio = sample
     missing = tmp_path / "nowhere" / "wav2lip_96.onnx"
     out = tmp_path / "out.y4m"
-    with pytest.raises(facesync.FacesyncError) as info:
+    with pytest.raises(facesync.ModelError) as info:
         facesync.run(video, audio, str(out), model=f"wav2lip:{missing}")
+    assert isinstance(info.value, facesync.FacesyncError)
     message = str(info.value)
     assert str(missing) in message and message == message.strip(), message
     assert not out.exists()
@@ -148,20 +149,45 @@ def test_the_interpreters_onnxruntime_serves_without_an_activated_environment(or
     library = found.stdout.strip()
     if not library:
         _unavailable(f"no onnxruntime package in this interpreter ({sys.executable})")
+    out = tmp_path / "out.y4m"
+    run = _run_unactivated("", "print(os.environ.get('ORT_DYLIB_PATH', ''))\n"
+                               "print(run(backend='cpu')['frames'])\n",
+                           sample, out, folder / "wav2lip_96.onnx", tmp_path)
+    lines = run.stdout.split()
+    assert lines[0] == library and int(lines[1]) > 0 and out.is_file(), run.stdout
+
+
+def test_no_onnx_runtime_anywhere_is_its_own_exception(ort_models, sample, tmp_path):
+    """A caller (an installer, a UI) can answer a missing ONNX Runtime with "install
+    onnxruntime": it is ``OnnxRuntimeMissing``, a ``ModelError``. The interpreter's own
+    onnxruntime is hidden from facesync's import, and nothing else points at one."""
+    folder, _ = ort_models
+    hide = ("import importlib.util\n"
+            "find = importlib.util.find_spec\n"
+            "importlib.util.find_spec = (lambda n, *a:\n"
+            "    None if n == 'onnxruntime' else find(n, *a))\n")
+    catch = ("try:\n    run()\nexcept facesync.OnnxRuntimeMissing as e:\n"
+             "    print('missing', isinstance(e, facesync.ModelError), e)\n")
+    out = tmp_path / "out.y4m"
+    run = _run_unactivated(hide, catch, sample, out, folder / "wav2lip_96.onnx", tmp_path)
+    assert run.stdout.startswith("missing True lip-sync model: ONNX Runtime library not found"), \
+        run.stdout
+    assert "pip install onnxruntime" in run.stdout and not out.exists()
+
+
+def _run_unactivated(before, after, sample, out, model, tmp_path):
+    """A script in this interpreter as a host without an activated environment runs it: no
+    ``ORT_DYLIB_PATH``, no ``$VIRTUAL_ENV``, no ``python3`` on ``PATH``. ``before`` runs before
+    ``import facesync``, ``after`` with ``run(**options)``: ``facesync.run`` of the sample into
+    ``out`` with the Wav2Lip ``model``. It must exit 0."""
+    code = (f"import os, sys\n{before}import facesync\n"
+            "run = lambda **kw: facesync.run(*sys.argv[1:4], model='wav2lip:' + sys.argv[4],\n"
+            "                                **kw)\n"
+            f"{after}")
     video, audio = sample
     env = {k: v for k, v in os.environ.items() if k not in ("ORT_DYLIB_PATH", "VIRTUAL_ENV")}
     env["PATH"] = str(tmp_path)  # no python3 to ask
-    code = (
-        "import os, sys, facesync\n"
-        "print(os.environ.get('ORT_DYLIB_PATH', ''))\n"
-        "s = facesync.run(sys.argv[1], sys.argv[2], sys.argv[3], backend='cpu',\n"
-        "                 model='wav2lip:' + sys.argv[4])\n"
-        "print(s['frames'])\n"
-    )
-    out = tmp_path / "out.y4m"
-    run = subprocess.run([sys.executable, "-c", code, video, audio, str(out),
-                          str(folder / "wav2lip_96.onnx")], env=env, capture_output=True,
-                         text=True)
+    run = subprocess.run([sys.executable, "-c", code, video, audio, str(out), str(model)],
+                         env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-2000:]
-    lines = run.stdout.split()
-    assert lines[0] == library and int(lines[1]) > 0 and out.is_file(), run.stdout
+    return run

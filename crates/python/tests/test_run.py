@@ -81,7 +81,12 @@ def test_a_corrupt_input_raises_facesync_error_naming_it(sample, tmp_path):
         ({"backend": "tpu"}, 'backend: unknown backend "tpu": expected one of auto, gpu, cpu'),
         ({"length": "pingpong"}, 'length: unknown length policy "pingpong"'),
         ({"resolution": 300}, "resolution 300"),
-        ({"chunk": 0}, "chunk"),
+        ({"chunk": 0}, "chunk 0 is out of range \\(1 to 256\\)"),
+        ({"steps": 101}, "steps 101 is out of range \\(1 to 100\\)"),
+        ({"steps": 2.5}, "steps: 2.5 is not a whole number"),
+        ({"steps": True}, "steps: expected a number or text, got a bool"),
+        ({"steps": 2**70}, "steps: 1180591620717411303424 is out of range"),
+        ({"model_weight": "strong"}, 'model_weight: "strong" is not a number'),
         ({"comfy": {"send": print, "colour": 1}}, "unknown key 'colour'"),
     ],
 )
@@ -89,6 +94,51 @@ def test_bad_options_raise_value_error_before_any_work(sample, tmp_path, option,
     video, audio = sample
     with pytest.raises(ValueError, match=message):
         facesync.run(video, audio, str(tmp_path / "out.y4m"), **option)
+    assert not (tmp_path / "out.y4m").exists()
+
+
+def test_an_unknown_option_is_a_type_error_listing_the_known_ones(sample, tmp_path):
+    video, audio = sample
+    with pytest.raises(TypeError, match="unknown option `stpes` \\(known: resolution, steps,"):
+        facesync.run(video, audio, str(tmp_path / "out.y4m"), stpes=3)
+    with pytest.raises(TypeError, match="expected int, float or str, got list"):
+        facesync.run(video, audio, str(tmp_path / "out.y4m"), steps=[3])
+
+
+def test_options_take_the_command_lines_text_and_numbers_alike(sample, tmp_path):
+    """The one parser: "3" and 3 and 3.0 are the same whole number, names are case-blind."""
+    video, audio = sample
+    for steps in ("3", 3, 3.0):
+        summary = facesync.run(video, audio, str(tmp_path / "out.y4m"), steps=steps,
+                               resolution="256", backend="CPU", length="trim")
+        assert summary["frames"] == 16
+
+
+def test_the_stub_lists_the_schemas_options_with_their_values():
+    """``_native.pyi``'s ``RunOptions`` (what type checkers see) is the Rust schema: the same
+    names in the same order, the choices as ``Literal`` values, numbers as int or float."""
+    import ast
+    import pathlib
+
+    stub = pathlib.Path(facesync.__file__).with_name("_native.pyi")
+    tree = ast.parse(stub.read_text())
+    typed = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "RunOptions")
+    fields = {a.target.id: a.annotation for a in typed.body if isinstance(a, ast.AnnAssign)}
+    schema = facesync.options_schema()
+    assert list(fields) == [o["name"] for o in schema]
+    for option in schema:
+        annotation = fields[option["name"]]
+        if "choices" in option:
+            assert ast.unparse(annotation).startswith("Literal["), option["name"]
+            assert [e.value for e in annotation.slice.elts] == option["choices"], option["name"]
+        else:
+            expected = {"int": "int", "float": "float", "text": "ModelSpec"}[option["kind"]]
+            assert ast.unparse(annotation) == expected, option["name"]
+        assert option["help"] and option["value_name"]
+    defaults = {o["name"]: o["default"] for o in schema}
+    assert defaults == {"resolution": 256, "steps": 20, "chunk": 16, "no_face": "pass",
+                        "backend": "auto", "length": "loop", "model": "builtin",
+                        "model_weight": 0.5}
 
 
 def test_the_cancel_handle_stops_the_run_and_leaves_no_output(sample, tmp_path):

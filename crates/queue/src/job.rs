@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use pipeline::{Backend, LengthPolicy, ModelSpec, NoFacePolicy, PipelineConfig};
+use pipeline::RunOptions;
 use serde::{Deserialize, Serialize};
 
 use crate::QueueError;
@@ -12,12 +12,6 @@ use crate::QueueError;
 pub const JOB_VERSION: u32 = 1;
 /// The largest job message a worker reads, in bytes; a larger one is dead-lettered unread.
 pub const MAX_JOB_BYTES: usize = 64 * 1024;
-/// The most inference steps a job may ask for (the default is 20).
-pub const MAX_STEPS: u32 = 100;
-/// The largest chunk a job may ask for, in frames (the default is 16): frames in flight, so
-/// memory, grow with it.
-pub const MAX_CHUNK: usize = 256;
-
 /// One lip-sync job: inputs, output and options. Paths are as every worker sees them (absolute
 /// paths on storage shared by the fleet).
 ///
@@ -37,9 +31,9 @@ pub struct Job {
     pub audio: PathBuf,
     /// Where the output goes (written under a temporary name, renamed when complete).
     pub output: PathBuf,
-    /// The pipeline's options.
+    /// The pipeline's options (limits: [`RunOptions::validate`]).
     #[serde(default)]
-    pub options: JobOptions,
+    pub options: RunOptions,
 }
 
 impl Job {
@@ -48,7 +42,7 @@ impl Job {
         video: impl Into<PathBuf>,
         audio: impl Into<PathBuf>,
         output: impl Into<PathBuf>,
-        options: JobOptions,
+        options: RunOptions,
     ) -> Self {
         Self {
             version: JOB_VERSION,
@@ -102,7 +96,7 @@ impl Job {
     }
 
     /// Checks what can be checked before a worker runs it: the version, the id and the
-    /// options (their limits: [`JobOptions::validate`]).
+    /// options (their limits: [`RunOptions::validate`]).
     pub fn validate(&self) -> Result<(), QueueError> {
         if !crate::names::valid_job_id(&self.id) {
             return Err(QueueError::InvalidJob(format!(
@@ -130,115 +124,15 @@ impl Job {
         }
         self.options
             .validate()
-            .map_err(|e| QueueError::InvalidJob(format!("job {}: {e}", self.id)))
+            .map_err(|source| QueueError::InvalidOptions {
+                job: self.id.clone(),
+                source,
+            })
     }
 }
 
 fn first_version() -> u32 {
     1
-}
-
-/// The pipeline options a job carries: the serialisable part of [`PipelineConfig`]. Every
-/// field is optional in a message (the default is used); an unknown one is refused.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct JobOptions {
-    /// Face crop size: 256 or 512.
-    pub resolution: u32,
-    /// Inference refinement steps: 1 to [`MAX_STEPS`].
-    pub steps: u32,
-    /// Frames per chunk: 1 to [`MAX_CHUNK`].
-    pub chunk: usize,
-    /// Frames without a face (`"pass"`, `"error"`, `"interpolate"` in JSON).
-    #[serde(with = "as_text")]
-    pub no_face: NoFacePolicy,
-    /// Compute device (`"auto"`, `"gpu"`, `"cpu"`). With `auto`, the worker's
-    /// `FACESYNC_BACKEND` decides (see `pipeline`'s precedence rule).
-    #[serde(with = "as_text")]
-    pub backend: Backend,
-    /// Video/audio length policy (`"loop"`, `"trim"`).
-    #[serde(with = "as_text")]
-    pub length: LengthPolicy,
-    /// The lip-sync model, as its spec string (`builtin`, `wav2lip:PATH`, `edtalk:PATH`,
-    /// `latentsync:DIR`; the path as every worker sees it).
-    #[serde(with = "as_text")]
-    pub model: ModelSpec,
-    /// the learned model's lip strength, 0 to 1 (FaceFusion's) (default 0.5).
-    pub model_weight: f32,
-}
-
-/// Serde through the options' own `Display`/`FromStr` (pipeline owns the spellings), so a job's
-/// JSON reads the same names as the command line and Python.
-mod as_text {
-    use std::fmt::Display;
-    use std::str::FromStr;
-
-    use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
-
-    pub(super) fn serialize<T: Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(v)
-    }
-
-    pub(super) fn deserialize<'de, T, D>(d: D) -> Result<T, D::Error>
-    where
-        T: FromStr,
-        T::Err: Display,
-        D: Deserializer<'de>,
-    {
-        let text = std::borrow::Cow::<'de, str>::deserialize(d)?;
-        text.parse().map_err(D::Error::custom)
-    }
-}
-
-impl Default for JobOptions {
-    fn default() -> Self {
-        let c = PipelineConfig::default();
-        Self {
-            resolution: c.resolution,
-            steps: c.steps,
-            chunk: c.chunk,
-            no_face: c.no_face,
-            backend: c.backend,
-            length: c.length,
-            model: c.model,
-            model_weight: c.model_weight,
-        }
-    }
-}
-
-impl JobOptions {
-    /// Checks the limits: resolution 256 or 512, steps 1 to [`MAX_STEPS`], chunk 1 to
-    /// [`MAX_CHUNK`], and what the pipeline itself checks.
-    pub fn validate(&self) -> Result<(), String> {
-        if !(1..=MAX_STEPS).contains(&self.steps) {
-            return Err(format!(
-                "steps {} is out of range (1 to {MAX_STEPS})",
-                self.steps
-            ));
-        }
-        if !(1..=MAX_CHUNK).contains(&self.chunk) {
-            return Err(format!(
-                "chunk {} is out of range (1 to {MAX_CHUNK})",
-                self.chunk
-            ));
-        }
-        self.config().validate().map_err(|e| e.to_string())
-    }
-
-    /// The pipeline configuration these options stand for.
-    pub fn config(&self) -> PipelineConfig {
-        PipelineConfig {
-            resolution: self.resolution,
-            steps: self.steps,
-            chunk: self.chunk,
-            no_face: self.no_face,
-            backend: self.backend,
-            length: self.length,
-            model: self.model.clone(),
-            model_weight: self.model_weight,
-            ..PipelineConfig::default()
-        }
-    }
 }
 
 /// How a job ended, for good.
@@ -294,6 +188,8 @@ pub struct DeadLetter {
 
 #[cfg(test)]
 mod tests {
+    use pipeline::{Backend, LengthPolicy, ModelSpec, NoFacePolicy};
+
     use super::*;
 
     #[test]
@@ -302,11 +198,11 @@ mod tests {
             "/in/v.y4m",
             "/in/a.wav",
             "/out/o.mp4",
-            JobOptions {
+            RunOptions {
                 steps: 3,
                 backend: Backend::Cpu,
                 length: LengthPolicy::Trim,
-                ..JobOptions::default()
+                ..RunOptions::default()
             },
         );
         let text = serde_json::to_string(&job).unwrap();
@@ -323,14 +219,14 @@ mod tests {
 
     #[test]
     fn the_model_travels_as_its_spec_string() {
-        let options = JobOptions {
+        let options = RunOptions {
             model: ModelSpec::Wav2Lip("/models/wav2lip_96.onnx".into()),
-            ..JobOptions::default()
+            ..RunOptions::default()
         };
         let json = serde_json::to_value(&options).unwrap();
         assert_eq!(json["model"], "wav2lip:/models/wav2lip_96.onnx");
-        assert_eq!(serde_json::from_value::<JobOptions>(json).unwrap(), options);
-        let bad = serde_json::from_str::<JobOptions>(r#"{"model":"sadtalker:x"}"#).unwrap_err();
+        assert_eq!(serde_json::from_value::<RunOptions>(json).unwrap(), options);
+        let bad = serde_json::from_str::<RunOptions>(r#"{"model":"sadtalker:x"}"#).unwrap_err();
         assert!(
             bad.to_string().contains("unknown model `sadtalker:x`"),
             "{bad}"
@@ -338,32 +234,16 @@ mod tests {
     }
 
     #[test]
-    fn options_map_onto_the_pipeline_config() {
-        let options = JobOptions {
-            resolution: 512,
-            steps: 4,
-            chunk: 8,
-            no_face: NoFacePolicy::Interpolate,
-            backend: Backend::Gpu,
-            length: LengthPolicy::Trim,
-            model: ModelSpec::EdTalk("/models/edtalk_256.onnx".into()),
-            model_weight: 0.7,
-        };
-        let c = options.config();
-        assert_eq!(c.model, ModelSpec::EdTalk("/models/edtalk_256.onnx".into()));
-        assert_eq!(c.model_weight, 0.7);
-        assert_eq!((c.resolution, c.steps, c.chunk), (512, 4, 8));
-        assert_eq!(c.no_face, NoFacePolicy::Interpolate);
-        assert_eq!(c.backend, Backend::Gpu);
-        assert_eq!(c.length, LengthPolicy::Trim);
-    }
-
-    #[test]
     fn validation_names_the_problem() {
-        let mut job = Job::new("v", "a", "o", JobOptions::default());
+        let mut job = Job::new("v", "a", "o", RunOptions::default());
         assert!(job.validate().is_ok());
         job.options.resolution = 300;
-        let err = job.validate().unwrap_err().to_string();
+        let err = job.validate().unwrap_err();
+        assert!(
+            matches!(&err, QueueError::InvalidOptions { source, .. } if source.option == "resolution"),
+            "{err:?}"
+        );
+        let err = err.to_string();
         assert!(err.contains("resolution 300 is not supported"), "{err}");
         job.options.resolution = 256;
         job.id = "a.b".into();
@@ -412,24 +292,24 @@ mod tests {
 
     #[test]
     fn options_travel_as_their_names_and_bad_names_are_refused() {
-        let options = JobOptions {
+        let options = RunOptions {
             no_face: NoFacePolicy::Interpolate,
             backend: Backend::Cpu,
             length: LengthPolicy::Trim,
-            ..JobOptions::default()
+            ..RunOptions::default()
         };
         let json = serde_json::to_value(&options).unwrap();
         assert_eq!(json["no_face"], "interpolate");
         assert_eq!(json["backend"], "cpu");
         assert_eq!(json["length"], "trim");
         // The names older submitters wrote still read back.
-        let old: JobOptions =
+        let old: RunOptions =
             serde_json::from_str(r#"{"no_face":"error","backend":"gpu","length":"loop"}"#).unwrap();
         assert_eq!(
             (old.no_face, old.backend, old.length),
             (NoFacePolicy::Error, Backend::Gpu, LengthPolicy::Loop)
         );
-        let err = serde_json::from_str::<JobOptions>(r#"{"backend":"tpu"}"#)
+        let err = serde_json::from_str::<RunOptions>(r#"{"backend":"tpu"}"#)
             .unwrap_err()
             .to_string();
         assert!(

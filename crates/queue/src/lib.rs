@@ -5,7 +5,7 @@
 //! jobs wait in a work-queue stream until a worker acknowledges them, a job whose worker dies
 //! comes back after the consumer's `ack_wait`, and the streams survive a server restart.
 //!
-//! - [`Queue::submit`] publishes a [`Job`] (inputs, output, [`JobOptions`]) on
+//! - [`Queue::submit`] publishes a [`Job`] (inputs, output, [`RunOptions`]) on
 //!   [`names::JOBS_SUBJECT`], deduplicated by its id.
 //! - [`Queue::run_worker`] pulls one job at a time from the shared durable consumer and runs
 //!   [`pipeline::run`] on a blocking thread; it sends in-progress acks well inside `ack_wait`
@@ -28,10 +28,10 @@
 //! Workers report what they do through `tracing` (target `facesync::queue`); nothing prints.
 //!
 //! ```no_run
-//! use facesync_queue::{Job, JobOptions, Queue, WorkerConfig};
+//! use facesync_queue::{Job, RunOptions, Queue, WorkerConfig};
 //!
 //! let queue = Queue::connect("nats://127.0.0.1:4222")?;
-//! let job = Job::new("/shared/in.y4m", "/shared/in.wav", "/shared/out.mp4", JobOptions::default());
+//! let job = Job::new("/shared/in.y4m", "/shared/in.wav", "/shared/out.mp4", RunOptions::default());
 //! queue.submit(&job)?;
 //! // on each worker machine:
 //! // queue.run_worker(&WorkerConfig::default(), &progress_core::CancelToken::new())?;
@@ -45,7 +45,6 @@
 mod client;
 mod connection;
 mod job;
-pub mod local_server;
 pub mod names;
 mod roots;
 mod sink;
@@ -56,14 +55,19 @@ pub use connection::{
     Auth, ClientCert, DEFAULT_URL, NatsConfig, Secret, TlsConfig, env, redact_url,
     url_has_credentials,
 };
-pub use job::{
-    DeadLetter, JOB_VERSION, Job, JobOptions, JobOutcome, JobResult, MAX_CHUNK, MAX_JOB_BYTES,
-    MAX_STEPS,
-};
-pub use pipeline::{Backend, LengthPolicy, NoFacePolicy};
+pub use job::{DeadLetter, JOB_VERSION, Job, JobOutcome, JobResult, MAX_JOB_BYTES};
+/// The options a job carries: the pipeline's own ([`RunOptions::validate`] holds every limit).
+pub use pipeline::{Backend, LengthPolicy, MAX_CHUNK, MAX_STEPS, NoFacePolicy, RunOptions};
 pub use progress_core::{CancelToken, ProgressSink};
 pub use roots::{PathPolicy, PathRoots};
 pub use worker::{WorkerConfig, WorkerStats};
+
+/// `crates/queue/fleet.conf`: the secure fleet set-up the guide describes (an account, a role
+/// per kind of client with its subject permissions, TLS), for a server's `-c`. Its `$NAME`s:
+/// `FACESYNC_WORKER_NKEY` (the workers' public NKey), `FACESYNC_SUBMITTER_PASSWORD`,
+/// `FACESYNC_WATCHER_PASSWORD`, `FACESYNC_TLS_CERT` and `FACESYNC_TLS_KEY` (the server's PEM
+/// files).
+pub const FLEET_CONF: &str = include_str!("../fleet.conf");
 
 /// What went wrong talking to the queue.
 #[derive(Debug, thiserror::Error)]
@@ -131,14 +135,16 @@ pub enum QueueError {
     /// The job cannot be run.
     #[error("invalid job: {0}")]
     InvalidJob(String),
-    /// `nats-server` is not installed.
-    #[error(
-        "nats-server is not installed: `apt-get install nats-server` (Debian; `cargo xtask test` does it)"
-    )]
-    ServerMissing,
-    /// The local server could not start.
-    #[error("cannot start a local nats-server: {0}")]
-    LocalServer(String),
+    /// The job's options are out of their limits ([`RunOptions::validate`]): typed, so that a
+    /// submitter can tell which option ([`pipeline::OptionsError::option`]).
+    #[error("invalid job: job {job}: {source}")]
+    InvalidOptions {
+        /// The job's id.
+        job: String,
+        /// Which option, and why.
+        #[source]
+        source: pipeline::OptionsError,
+    },
     /// The async runtime could not start.
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[source] std::io::Error),

@@ -190,7 +190,7 @@ fn list(paths: &[PathBuf]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::JobOptions;
+    use crate::RunOptions;
 
     struct Tree {
         _dir: tempfile::TempDir,
@@ -227,7 +227,7 @@ mod tests {
             t.root.join(video),
             t.root.join("in/a.wav"),
             t.root.join(output),
-            JobOptions::default(),
+            RunOptions::default(),
         );
         allowed(t).check(&job)
     }
@@ -284,7 +284,7 @@ mod tests {
     #[test]
     fn relative_paths_are_refused() {
         let t = tree();
-        let job = Job::new("v.y4m", "a.wav", "o.y4m", JobOptions::default());
+        let job = Job::new("v.y4m", "a.wav", "o.y4m", RunOptions::default());
         let err = allowed(&t).check(&job).unwrap_err();
         assert!(err.contains("the video v.y4m is a relative path"), "{err}");
     }

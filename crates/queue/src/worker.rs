@@ -439,7 +439,7 @@ impl<'a> Worker<'a> {
         };
         let sink = NatsSink::new(tx, self.config.progress_interval);
         let (config, inputs, output) = (
-            job.options.config(),
+            pipeline::PipelineConfig::from(job.options.clone()),
             Inputs {
                 video: paths.video,
                 audio: paths.audio,

@@ -13,8 +13,8 @@ use std::time::Duration;
 use facesync_queue as queue;
 use pipeline::sample::{SampleSpec, write_sample};
 use progress_core::{CancelToken, Control, Event};
-use queue::local_server::LocalServer;
-use queue::{Backend, Job, JobOptions, JobOutcome, PathPolicy, Queue, WatchEnd, WorkerConfig};
+use queue::{Backend, Job, JobOutcome, PathPolicy, Queue, RunOptions, WatchEnd, WorkerConfig};
+use test_kit::nats::LocalServer;
 
 /// Set in the child process: it runs the test's body.
 const CHILD: &str = "FACESYNC_TEST_BACKEND_ENV_CHILD";
@@ -52,7 +52,7 @@ fn worker_on_auto() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = match LocalServer::start(&dir.path().join("nats")) {
         Ok(server) => server,
-        Err(queue::QueueError::ServerMissing) => panic!(
+        Err(test_kit::nats::Error::Missing) => panic!(
             "nats-server is not installed; run `cargo xtask test`, which installs it with apt"
         ),
         Err(e) => panic!("{e}"),
@@ -64,10 +64,10 @@ fn worker_on_auto() {
         ..SampleSpec::default()
     };
     let files = write_sample(dir.path(), &spec).unwrap();
-    let options = JobOptions {
+    let options = RunOptions {
         steps: 1,
         chunk: 4,
-        ..JobOptions::default()
+        ..RunOptions::default()
     };
     assert_eq!(options.backend, Backend::Auto);
     let job = Job::new(

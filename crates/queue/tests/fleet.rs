@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use facesync_queue as queue;
 use facesync_tests::listing;
-use queue::local_server::{LocalServer, ServerConfig};
 use queue::{
-    Auth, Backend, CancelToken, ClientCert, Job, JobOptions, JobOutcome, NatsConfig, PathPolicy,
-    PathRoots, Queue, QueueError, Secret, TlsConfig, WorkerConfig, WorkerStats,
+    Auth, Backend, CancelToken, ClientCert, Job, JobOutcome, NatsConfig, PathPolicy, PathRoots,
+    Queue, QueueError, RunOptions, Secret, TlsConfig, WorkerConfig, WorkerStats,
 };
+use test_kit::nats::{LocalServer, ServerConfig};
 
-use queue::local_server::FLEET_CONF;
+use queue::FLEET_CONF;
 const TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A CA, a server certificate for 127.0.0.1 signed by it, a client certificate signed by it,
@@ -96,7 +96,7 @@ fn fleet_with(edit: impl FnOnce(&str) -> String) -> Fleet {
     };
     let server = match LocalServer::start_configured(&dir.path().join("nats"), &config) {
         Ok(server) => server,
-        Err(QueueError::ServerMissing) => panic!(
+        Err(test_kit::nats::Error::Missing) => panic!(
             "nats-server is not installed; run `cargo xtask test`, which installs it with apt"
         ),
         Err(e) => panic!("{e}"),
@@ -203,7 +203,7 @@ fn a_user_without_permission_to_publish_jobs_is_refused_with_a_clear_error() {
         "/in/v.y4m",
         "/in/a.wav",
         "/out/o.y4m",
-        JobOptions::default(),
+        RunOptions::default(),
     );
     match watcher.submit(&job) {
         Err(e @ QueueError::PermissionDenied { .. }) => {
@@ -344,12 +344,12 @@ fn stop(worker: (CancelToken, JoinHandle<Result<WorkerStats, QueueError>>)) -> W
     worker.1.join().unwrap().unwrap()
 }
 
-fn options() -> JobOptions {
-    JobOptions {
+fn options() -> RunOptions {
+    RunOptions {
         steps: 2,
         chunk: 4,
         backend: Backend::Cpu,
-        ..JobOptions::default()
+        ..RunOptions::default()
     }
 }
 

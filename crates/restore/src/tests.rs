@@ -1,4 +1,4 @@
-//! Restoration tests on the astronaut photo (crates/pipeline/assets/astronaut.png, public domain,
+//! Restoration tests on the astronaut photo (`test_kit::astronaut`, public domain,
 //! face at about x 173, y 68, 99×99).
 
 use frame::{Affine2, Frame};
@@ -10,19 +10,7 @@ use crate::{FacePaste, PasteMask, RestoreConfig, RestoreError, Restorer};
 
 const R: u32 = 256;
 
-fn astronaut() -> Frame {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../pipeline/assets/astronaut.png"
-    );
-    let file = std::io::BufReader::new(std::fs::File::open(path).expect("astronaut.png"));
-    let mut reader = png::Decoder::new(file).read_info().expect("png header");
-    let mut buf = vec![0; reader.output_buffer_size().expect("size")];
-    let info = reader.next_frame(&mut buf).expect("png data");
-    assert_eq!(info.color_type, png::ColorType::Rgb);
-    buf.truncate(info.buffer_size());
-    Frame::new(info.width, info.height, buf).expect("frame")
-}
+use test_kit::astronaut;
 
 /// Frame → R×R map: the square of side `side` centred on `centre`, rotated by `angle`.
 fn to_crop(centre: [f64; 2], side: f64, angle: f64) -> Affine2 {

@@ -111,16 +111,12 @@ fn run_rejects_a_wrong_input_length() {
     assert!(err.to_string().contains("10 floats"), "{err}");
 }
 
-/// Found by `fuzz/run onnx` (`fuzz/findings/onnx-reshape-overflow`, the BlazeFace model with a
+/// Found by `fuzz/run onnx` (test-kit's `findings/onnx-reshape-overflow`, the BlazeFace model with a
 /// Reshape target `[1, -6726657107594051072, 119]`): the Reshape check `a * k` overflowed and
 /// panicked. The model is now refused with an error naming the node, the op and the target.
 #[test]
 fn fuzz_finding_reshape_overflow_is_a_clear_error() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../fuzz/findings/onnx-reshape-overflow"
-    );
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let bytes = test_kit::fuzz_finding("onnx-reshape-overflow");
     let err = plan::plan_from_onnx(&bytes)
         .map(drop)
         .expect_err("the finding must be refused")

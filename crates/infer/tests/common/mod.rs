@@ -3,42 +3,7 @@
 
 use frame::Frame;
 
-/// The face of `crates/pipeline/assets/astronaut.png`, cropped so that its mouth sits at the
-/// default `MouthGeometry` mouth centre, resized (bilinear) to `r`×`r`.
-pub fn astronaut_face(r: u32) -> Frame {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../pipeline/assets/astronaut.png"
-    );
-    let file = std::fs::File::open(path).expect("crates/pipeline/assets/astronaut.png");
-    let mut reader = png::Decoder::new(std::io::BufReader::new(file))
-        .read_info()
-        .expect("png header");
-    let mut buf = vec![0; reader.output_buffer_size().expect("size")];
-    let info = reader.next_frame(&mut buf).expect("png data");
-    assert_eq!(info.color_type, png::ColorType::Rgb, "astronaut.png is RGB");
-    let (w, h) = (info.width as usize, info.height as usize);
-    assert_eq!((w, h), (512, 512));
-    // Mouth at about (222, 145) in the photo; 90 px of photo per crop side puts it at
-    // (0.5, 0.645) of the crop.
-    let (cx0, cy0, side) = (177.0f32, 87.0f32, 90.0f32);
-    let mut out = vec![0u8; (r * r * 3) as usize];
-    for y in 0..r {
-        for x in 0..r {
-            let sx = cx0 + (x as f32 + 0.5) * side / r as f32 - 0.5;
-            let sy = cy0 + (y as f32 + 0.5) * side / r as f32 - 0.5;
-            let (x0, y0) = (sx.floor() as usize, sy.floor() as usize);
-            let (fx, fy) = (sx - x0 as f32, sy - y0 as f32);
-            for c in 0..3 {
-                let at = |xx: usize, yy: usize| f32::from(buf[(yy * w + xx) * 3 + c]);
-                let top = at(x0, y0) * (1.0 - fx) + at(x0 + 1, y0) * fx;
-                let bot = at(x0, y0 + 1) * (1.0 - fx) + at(x0 + 1, y0 + 1) * fx;
-                out[((y * r + x) * 3) as usize + c] = (top * (1.0 - fy) + bot * fy).round() as u8;
-            }
-        }
-    }
-    Frame::new(r, r, out).unwrap()
-}
+pub use test_kit::astronaut_face;
 
 /// The on/off envelope of [`speech`] at time `t` (0–1): 4 syllables per second, each 150 ms
 /// of voice with 15 ms raised-cosine ramps, then 100 ms of silence.

@@ -60,13 +60,6 @@ use audio::{WhisperAudio, WhisperBuilder};
 use engine::{ChunkState, Engine, Graphs};
 use graphs::{OrtGraphs, WhisperGraph};
 
-/// The script that writes stand-ins of the export into a folder (`python standins.py DIR`,
-/// needs the `onnx` and `numpy` packages): the four files with the contract's names, shapes and
-/// dtypes and random weights, for tests and benches (no weights exist on test machines).
-pub fn standins_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/latentsync/standins.py")
-}
-
 /// The face size the export takes (R of the aligned crops).
 pub const FACE_SIZE: u32 = mask::SIZE as u32;
 

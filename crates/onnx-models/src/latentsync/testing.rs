@@ -4,16 +4,10 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-/// The interpreter: `FACESYNC_TEST_PYTHON`, else `$VIRTUAL_ENV/bin/python`, else `python3`.
-/// The tests need numpy, onnx and librosa (`pip install numpy onnx librosa`).
+/// The interpreter ([`test_kit::python::interpreter`]: the test environment's). The tests need
+/// numpy, onnx and librosa (`pip install numpy onnx librosa`).
 pub(crate) fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("FACESYNC_TEST_PYTHON") {
-        return p.into();
-    }
-    if let Some(v) = std::env::var_os("VIRTUAL_ENV") {
-        return PathBuf::from(v).join("bin").join("python");
-    }
-    PathBuf::from("python3")
+    test_kit::python::interpreter()
 }
 
 /// A script of `tests/latentsync`.

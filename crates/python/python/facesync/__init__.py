@@ -8,16 +8,20 @@ as a dict (JSON schema v1, see ``SCHEMA_VERSION``) on the calling thread, which 
 ``run_frames(frames, fps, audio, sample_rate)`` does the same on numpy arrays, borrowed
 without copies, and returns the frames as a new float32 array.
 
-Both take the lip-sync model as ``model=``: ``"builtin"`` (the default, no runtime needed),
-``"wav2lip:PATH"`` (a Wav2Lip-96 ONNX file), ``"edtalk:PATH"`` (an EDTalk-256 ONNX file) or
-``"latentsync:DIR"`` (a LatentSync ONNX export folder, with ``resolution=256``); learned
-models run under ONNX Runtime (``ORT_DYLIB_PATH``, or the ``onnxruntime`` Python package) and
-stay loaded for the next runs. Importing facesync points ``ORT_DYLIB_PATH`` (when it is unset)
-at the ``onnxruntime`` package of the interpreter it runs in, so that a host started as
-``venv/bin/python main.py`` without an activated environment (ComfyUI's portable builds) finds
-the package it installed. ``model_weight=0.5`` is the learned model's lip strength (0 to 1, as FaceFusion's). A spec
-that does not parse raises ``ValueError`` before any work; a model that cannot be loaded
-raises ``FacesyncError`` naming its file.
+Both take the run options as keywords (``**options``): ``resolution``, ``steps``, ``chunk``,
+``no_face``, ``backend``, ``length``, ``model``, ``model_weight``, with the names, values and
+limits of the command line and queue jobs; ``options_schema()`` lists them (kind, default,
+range, help), which is what the ComfyUI node builds its inputs from. ``model`` is
+``"builtin"`` (the default, no runtime needed), ``"wav2lip:PATH"`` (a Wav2Lip-96 ONNX file),
+``"edtalk:PATH"`` (an EDTalk-256 ONNX file) or ``"latentsync:DIR"`` (a LatentSync ONNX export
+folder, with ``resolution=256``); learned models run under ONNX Runtime (``ORT_DYLIB_PATH``,
+or the ``onnxruntime`` Python package) and stay loaded for the next runs. Importing facesync
+points ``ORT_DYLIB_PATH`` (when it is unset) at the ``onnxruntime`` package of the interpreter
+it runs in, so that a host started as ``venv/bin/python main.py`` without an activated
+environment (ComfyUI's portable builds) finds the package it installed. An unknown option
+raises ``TypeError`` and a bad value ``ValueError`` before any work; a model that cannot be
+loaded raises ``ModelError`` naming its file (``OnnxRuntimeMissing``, a subclass, when ONNX
+Runtime itself is not found).
 
 ``facesync.progress.Progress`` is a tqdm-compatible bar backed by the same progress system.
 
@@ -34,6 +38,9 @@ from ._native import (
     CancelToken,
     Cancelled,
     FacesyncError,
+    ModelError,
+    OnnxRuntimeMissing,
+    options_schema,
     run,
     run_frames,
     write_sample,
@@ -82,7 +89,10 @@ __all__ = [
     "CancelToken",
     "Cancelled",
     "FacesyncError",
+    "ModelError",
+    "OnnxRuntimeMissing",
     "Progress",
+    "options_schema",
     "run",
     "run_frames",
     "write_sample",

@@ -4,7 +4,9 @@ is left to ``__getattr__``."""
 
 from collections.abc import Callable
 from os import PathLike
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
+
+from typing_extensions import Unpack
 
 import numpy as np
 import numpy.typing as npt
@@ -13,6 +15,12 @@ SCHEMA_VERSION: int
 
 class FacesyncError(Exception):
     """A facesync run failed; the message names the input and the problem."""
+
+class ModelError(FacesyncError):
+    """The lip-sync model cannot be loaded; the message names the file."""
+
+class OnnxRuntimeMissing(ModelError):
+    """A learned model needs ONNX Runtime and none was found."""
 
 class Cancelled(FacesyncError):
     """The run was cancelled (cancel handle, a sink, or ComfyUI's interrupt)."""
@@ -27,22 +35,31 @@ class CancelToken:
 #: ONNX file), ``edtalk:PATH`` (EDTalk-256 ONNX file) or ``latentsync:DIR`` (LatentSync ONNX
 #: export folder: unet.onnx, vae_encoder.onnx, vae_decoder.onnx, whisper_tiny.onnx; needs
 #: ``resolution=256``). Learned models run under ONNX Runtime (``ORT_DYLIB_PATH``, or the
-#: ``onnxruntime`` Python package); a loaded model is kept for the next runs of the process.
+#: ``onnxruntime`` Python package); a loaded model is kept for the next runs.
 ModelSpec = str
+
+class RunOptions(TypedDict, total=False):
+    """The run options of :func:`run` and :func:`run_frames`, as keywords; a test checks these
+    names and types against :func:`options_schema` (the Rust schema they come from)."""
+
+    resolution: Literal[256, 512]
+    steps: int
+    chunk: int
+    no_face: Literal["pass", "error", "interpolate"]
+    backend: Literal["auto", "gpu", "cpu"]
+    length: Literal["loop", "trim"]
+    model: ModelSpec
+    model_weight: float
+
+def options_schema() -> list[dict[str, Any]]:
+    """The run options: ``name``, ``kind`` (``int``/``float``/``choice``/``text``),
+    ``default``, ``min``/``max``, ``choices``, ``help``, ``value_name``."""
 
 def run(
     video: str | PathLike[str],
     audio: str | PathLike[str],
     out: str | PathLike[str],
     *,
-    resolution: int = 256,
-    steps: int = 20,
-    chunk: int = 16,
-    no_face: Literal["pass", "interpolate", "error"] = "pass",
-    backend: Literal["auto", "cpu", "gpu"] = "auto",
-    length: Literal["loop", "trim"] = "loop",
-    model: ModelSpec = "builtin",
-    model_weight: float = 0.5,
     console: bool = False,
     on_event: Callable[[dict[str, Any]], object] | None = None,
     interrupted: Callable[[], bool] | None = None,
@@ -50,14 +67,13 @@ def run(
     cancel: CancelToken | None = None,
     tick: float = 0.1,
     nice: int = 0,
+    **options: Unpack[RunOptions],
 ) -> dict[str, Any]:
     """Runs the pipeline on files; returns ``{"output", "frames", "fps", "input_frames",
-    "elapsed"}``. ``model``: see :data:`ModelSpec`; ``model_weight``: a learned model's lip
-    strength (0 to 1 whatever the model, default 0.5, as FaceFusion's: Wav2Lip's mel × 2·weight,
-    EDTalk's ``weight`` input; the built-in model and LatentSync do not use it). A bad spec raises ``ValueError`` before any
-    work; a model that cannot be loaded (missing file, not ONNX, wrong contract, no runtime)
-    raises ``FacesyncError`` naming the file. ``nice`` (0 to 19; Linux) lowers the CPU priority
-    of the run's threads, not the caller's: a server keeps its event loop responsive."""
+    "elapsed"}``. ``options``: :class:`RunOptions` (an unknown one raises ``TypeError``, a bad
+    value ``ValueError``, before any work); a model that cannot be loaded raises
+    :class:`ModelError` naming the file. ``nice`` (0 to 19; Linux) lowers the CPU priority of
+    the run's threads, not the caller's: a server keeps its event loop responsive."""
 
 def run_frames(
     frames: npt.NDArray[np.float32],
@@ -65,14 +81,6 @@ def run_frames(
     audio: npt.NDArray[np.float32],
     sample_rate: int,
     *,
-    resolution: int = 256,
-    steps: int = 20,
-    chunk: int = 16,
-    no_face: Literal["pass", "interpolate", "error"] = "pass",
-    backend: Literal["auto", "cpu", "gpu"] = "auto",
-    length: Literal["loop", "trim"] = "loop",
-    model: ModelSpec = "builtin",
-    model_weight: float = 0.5,
     console: bool = False,
     on_event: Callable[[dict[str, Any]], object] | None = None,
     interrupted: Callable[[], bool] | None = None,
@@ -80,10 +88,11 @@ def run_frames(
     cancel: CancelToken | None = None,
     tick: float = 0.1,
     nice: int = 0,
+    **options: Unpack[RunOptions],
 ) -> npt.NDArray[np.float32]:
     """The pipeline on frames in memory: ``frames`` [count, height, width, 1|3|4] float32 in
     0..1, ``audio`` [channels, samples] float32; returns [n, height, width, 3] float32 as long
-    as the audio. Same options as :func:`run` (``model``, ``model_weight``, ``nice`` included)."""
+    as the audio. Same keywords as :func:`run`."""
 
 def write_sample(
     dir: str | PathLike[str], *, seconds: float = 4.0, size: int = 512, fps: int = 25

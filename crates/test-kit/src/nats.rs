@@ -1,12 +1,23 @@
-//! A `nats-server -js` child process on a loopback port, for tests, benchmarks and trying
-//! the queue on one machine. Killed when dropped.
+//! A `nats-server -js` child process on a loopback port, for the queue's tests and benchmarks.
+//! Killed when dropped.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::QueueError;
+/// Why the server did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// `nats-server` is not installed.
+    #[error(
+        "nats-server is not installed: `apt-get install nats-server` (Debian; `cargo xtask test` does it)"
+    )]
+    Missing,
+    /// It is installed and did not start (the reason, with its log when it exited).
+    #[error("cannot start a local nats-server: {0}")]
+    Start(String),
+}
 
 /// Where `nats-server` is: on the `PATH`, else `/usr/sbin` (Debian's package puts it there,
 /// which is not on every user's `PATH`).
@@ -32,13 +43,6 @@ pub struct LocalServer {
     config: Option<ServerConfig>,
 }
 
-/// `crates/queue/fleet.conf`: the secure fleet set-up the README describes (an account, a
-/// role per kind of client with its subject permissions, TLS), for
-/// [`LocalServer::start_configured`]. Its `$NAME`s: `FACESYNC_WORKER_NKEY` (the workers'
-/// public NKey), `FACESYNC_SUBMITTER_PASSWORD`, `FACESYNC_WATCHER_PASSWORD`,
-/// `FACESYNC_TLS_CERT` and `FACESYNC_TLS_KEY` (the server's PEM files).
-pub const FLEET_CONF: &str = include_str!("../fleet.conf");
-
 /// A nats-server configuration for [`LocalServer::start_configured`]: accounts, users,
 /// permissions, TLS (the port, address and JetStream store are set on the command line).
 #[derive(Debug, Clone, Default)]
@@ -53,21 +57,21 @@ pub struct ServerConfig {
 impl LocalServer {
     /// Starts a server with JetStream storing in `store`, on a free loopback port, and waits
     /// until it accepts connections.
-    pub fn start(store: &Path) -> Result<Self, QueueError> {
+    pub fn start(store: &Path) -> Result<Self, Error> {
         Self::launch(store, None)
     }
 
     /// Starts a server as [`start`](Self::start) does, with `config` (written next to the
     /// store as `<store>.conf`).
-    pub fn start_configured(store: &Path, config: &ServerConfig) -> Result<Self, QueueError> {
+    pub fn start_configured(store: &Path, config: &ServerConfig) -> Result<Self, Error> {
         Self::launch(store, Some(config.clone()))
     }
 
-    fn launch(store: &Path, config: Option<ServerConfig>) -> Result<Self, QueueError> {
-        let binary = binary().ok_or(QueueError::ServerMissing)?;
+    fn launch(store: &Path, config: Option<ServerConfig>) -> Result<Self, Error> {
+        let binary = binary().ok_or(Error::Missing)?;
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
-            .map_err(|e| QueueError::LocalServer(format!("no free loopback port: {e}")))?
+            .map_err(|e| Error::Start(format!("no free loopback port: {e}")))?
             .port();
         let mut server = Self {
             child: None,
@@ -110,23 +114,23 @@ impl LocalServer {
     }
 
     /// Stops the server and starts it again on the same port and store.
-    pub fn restart(&mut self) -> Result<(), QueueError> {
+    pub fn restart(&mut self) -> Result<(), Error> {
         self.stop();
         self.spawn()
     }
 
-    fn spawn(&mut self) -> Result<(), QueueError> {
+    fn spawn(&mut self) -> Result<(), Error> {
         std::fs::create_dir_all(&self.store)
-            .map_err(|e| QueueError::LocalServer(format!("{}: {e}", self.store.display())))?;
+            .map_err(|e| Error::Start(format!("{}: {e}", self.store.display())))?;
         // The server's log, quoted when it exits at start (a configuration error).
         let log_path = self.store.with_extension("log");
         let log = std::fs::File::create(&log_path)
-            .map_err(|e| QueueError::LocalServer(format!("{}: {e}", log_path.display())))?;
+            .map_err(|e| Error::Start(format!("{}: {e}", log_path.display())))?;
         let mut command = Command::new(&self.binary);
         if let Some(config) = &self.config {
             let file = self.store.with_extension("conf");
             std::fs::write(&file, &config.text)
-                .map_err(|e| QueueError::LocalServer(format!("{}: {e}", file.display())))?;
+                .map_err(|e| Error::Start(format!("{}: {e}", file.display())))?;
             command.arg("-c").arg(&file);
             command.envs(config.env.iter().map(|(k, v)| (k, v)));
         }
@@ -144,7 +148,7 @@ impl LocalServer {
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .map_err(|e| QueueError::LocalServer(format!("{}: {e}", self.binary.display())))?;
+            .map_err(|e| Error::Start(format!("{}: {e}", self.binary.display())))?;
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
@@ -153,7 +157,7 @@ impl LocalServer {
             }
             if let Ok(Some(status)) = child.try_wait() {
                 let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-                return Err(QueueError::LocalServer(format!(
+                return Err(Error::Start(format!(
                     "nats-server on port {} exited at start ({status}): {}",
                     self.port,
                     log.trim()
@@ -162,7 +166,7 @@ impl LocalServer {
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(QueueError::LocalServer(format!(
+                return Err(Error::Start(format!(
                     "nats-server on port {} did not accept connections within 10 s",
                     self.port
                 )));

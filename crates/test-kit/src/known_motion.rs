@@ -1,6 +1,5 @@
-//! The known-motion clip that `cargo xtask bench face` runs and this crate's tests measure the
-//! mesh on, in one place so that both render the same frames (feature `known-motion`, which
-//! xtask turns on: test and bench support, not an API).
+//! The known-motion clip that `cargo xtask bench face` runs and face-proc's tests measure the
+//! mesh on, in one place so that both render the same frames.
 //!
 //! The 512×512 test photo moves by a similarity that changes every frame (scale 1.0–1.4, roll
 //! ±10°, the face sweeping ±200 px × ±60 px: up to 26 px per frame) and is placed

@@ -1,4 +1,4 @@
-"""``python -m facesync.bench``: the per-update cost of facesync's Progress and of tqdm, side by
+"""``python crates/python/bench/progress_bench.py``: the per-update cost of facesync's Progress and of tqdm, side by
 side in one run.
 
 Both bars do their real work: tqdm writes its bar to ``os.devnull`` (``file=``, default
@@ -8,14 +8,15 @@ of ``--repeat`` rounds; the empty loop and a no-op Python method call are printe
 floor that no Python-called progress update can go below.
 
 The last line is ``py-progress-bench: update_vs_tqdm=<x> iter_vs_tqdm=<y>``: how many times
-cheaper a facesync ``update(1)`` (and an iterated item) is than tqdm's.
+cheaper a facesync ``update(1)`` (and an iterated item) is than tqdm's. A script beside the
+package, not in it: the wheel ships no measurement code.
 """
 
 import argparse
 import os
 import time
 
-from .progress import Progress
+from facesync.progress import Progress
 
 
 class _Noop:
@@ -39,7 +40,7 @@ def _time_iter(wrapped):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m facesync.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="progress_bench.py", description=__doc__)
     parser.add_argument("--n", type=int, default=2_000_000, help="updates per round")
     parser.add_argument("--repeat", type=int, default=5, help="rounds (best is kept)")
     args = parser.parse_args(argv)

@@ -16,20 +16,6 @@ const FRAMES: usize = 64;
 const ROUNDS: usize = 5;
 const BATCH: usize = 16;
 
-fn astronaut() -> Result<Frame> {
-    let file = std::fs::File::open("crates/pipeline/assets/astronaut.png")
-        .context("crates/pipeline/assets/astronaut.png")?;
-    let mut reader = png::Decoder::new(std::io::BufReader::new(file)).read_info()?;
-    let mut buf = vec![0; reader.output_buffer_size().context("png size")?];
-    let info = reader.next_frame(&mut buf)?;
-    anyhow::ensure!(
-        info.color_type == png::ColorType::Rgb,
-        "astronaut.png is not RGB8"
-    );
-    buf.truncate(info.buffer_size());
-    Ok(Frame::new(info.width, info.height, buf)?)
-}
-
 /// The photo at (384, 104) in a 1280×720 grey canvas.
 fn canvas(photo: &Frame) -> Frame {
     let mut out = Frame::filled(1280, 720, [90, 90, 90]);
@@ -99,7 +85,7 @@ fn off_by_more_than_one(a: &[Frame], b: &[Frame]) -> (usize, usize) {
 }
 
 pub(crate) fn run(_args: &[String]) -> Result<()> {
-    let frame = canvas(&astronaut()?);
+    let frame = canvas(&test_kit::astronaut());
     // Face at about (173, 68) 99×99 in the photo; slight rotation so the warp is general.
     let t = to_crop([222.0 + 384.0, 117.0 + 104.0], 160.0, 0.1);
     let face = crop(&frame, &t)?;

@@ -24,11 +24,12 @@ use anyhow::{Context, Result, bail};
 use pipeline::sample::{SampleSpec, write_sample};
 use pipeline::{Inputs, PipelineConfig};
 use progress_core::Progress;
-use queue::local_server::{FLEET_CONF, LocalServer, ServerConfig};
+use queue::FLEET_CONF;
 use queue::{
-    Auth, CancelToken, Job, JobOptions, JobOutcome, NatsConfig, PathPolicy, PathRoots, Queue,
+    Auth, CancelToken, Job, JobOutcome, NatsConfig, PathPolicy, PathRoots, Queue, RunOptions,
     Secret, TlsConfig, WorkerConfig,
 };
+use test_kit::nats::{LocalServer, ServerConfig};
 
 pub(crate) fn run(args: &[String]) -> Result<()> {
     let n: usize = match args.first() {
@@ -49,7 +50,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     let files = write_sample(&dir.join("in"), &spec).context("cannot write the sample")?;
     let out = dir.join("out");
     std::fs::create_dir_all(&out).context("cannot create the output folder")?;
-    let options = JobOptions::default();
+    let options = RunOptions::default();
     let inputs = Inputs {
         video: std::path::absolute(&files.video)?,
         audio: std::path::absolute(&files.audio)?,
@@ -76,13 +77,13 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     let secured = Fleet::start(worker_config, submitter_config, paths)?;
 
     // Warm-up: one job each way (first-run costs: page cache, allocator, connections).
-    local(&options.config(), &inputs, &out, 1)?;
+    local(&options.clone().into(), &inputs, &out, 1)?;
     through_queue(&plain.queue, &options, &inputs, &out, 1)?;
     through_queue(&secured.queue, &options, &inputs, &out, 1)?;
 
     let (mut t_local, mut t_plain, mut t_secured) = (f64::INFINITY, f64::INFINITY, f64::INFINITY);
     for _ in 0..2 {
-        t_local = t_local.min(local(&options.config(), &inputs, &out, n)?);
+        t_local = t_local.min(local(&options.clone().into(), &inputs, &out, n)?);
         t_plain = t_plain.min(through_queue(&plain.queue, &options, &inputs, &out, n)?);
         t_secured = t_secured.min(through_queue(&secured.queue, &options, &inputs, &out, n)?);
     }
@@ -219,7 +220,7 @@ fn local(config: &PipelineConfig, inputs: &Inputs, out: &Path, n: usize) -> Resu
 /// Seconds from submitting `n` jobs to having all their results.
 fn through_queue(
     queue: &Queue,
-    options: &JobOptions,
+    options: &RunOptions,
     inputs: &Inputs,
     out: &Path,
     n: usize,

@@ -17,36 +17,6 @@ const CHUNK: usize = 16;
 const FPS: f64 = 25.0;
 const FRAMES: usize = 96;
 
-/// The astronaut's face, framed like `infer::MouthGeometry::default()` expects (mouth at
-/// (0.5, 0.645) of the crop), bilinear-resized to R×R.
-fn face() -> Result<Frame> {
-    let file = std::fs::File::open("crates/pipeline/assets/astronaut.png")
-        .context("crates/pipeline/assets/astronaut.png")?;
-    let mut reader = png::Decoder::new(std::io::BufReader::new(file)).read_info()?;
-    let mut buf = vec![0; reader.output_buffer_size().context("png size")?];
-    let info = reader.next_frame(&mut buf)?;
-    if info.color_type != png::ColorType::Rgb || info.width != 512 {
-        bail!("crates/pipeline/assets/astronaut.png is not the 512×512 RGB8 photo");
-    }
-    let w = 512usize;
-    let (x0, y0, side) = (177.0f32, 87.0f32, 90.0f32);
-    let mut out = vec![0u8; (R * R * 3) as usize];
-    for (p, px) in out.chunks_exact_mut(3).enumerate() {
-        let (x, y) = ((p as u32 % R) as f32, (p as u32 / R) as f32);
-        let sx = x0 + (x + 0.5) * side / R as f32 - 0.5;
-        let sy = y0 + (y + 0.5) * side / R as f32 - 0.5;
-        let (ix, iy) = (sx.floor() as usize, sy.floor() as usize);
-        let (fx, fy) = (sx - ix as f32, sy - iy as f32);
-        for (c, v) in px.iter_mut().enumerate() {
-            let at = |xx: usize, yy: usize| f32::from(buf[(yy * w + xx) * 3 + c]);
-            let top = at(ix, iy) * (1.0 - fx) + at(ix + 1, iy) * fx;
-            let bot = at(ix, iy + 1) * (1.0 - fx) + at(ix + 1, iy + 1) * fx;
-            *v = (top * (1.0 - fy) + bot * fy).round() as u8;
-        }
-    }
-    Ok(Frame::new(R, R, out)?)
-}
-
 /// Voiced syllables (160 Hz pulse-train harmonics under three formants), 4 per second,
 /// 44.1 kHz stereo.
 fn speech(secs: f64) -> Vec<f32> {
@@ -100,7 +70,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     if let Some(extra) = args.first() {
         bail!("bench infer takes no arguments, got `{extra}`");
     }
-    let face = face()?;
+    let face = test_kit::astronaut_face(R);
     let faces = vec![face; FRAMES];
     let samples = speech(FRAMES as f64 / FPS);
     let t = Instant::now();

@@ -19,11 +19,12 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use face_proc::{
     DecodeConfig, DetectBackend, Detection, FaceConfig, FaceDetector, FaceError, FaceProcessor,
-    Rect, facemesh, known_motion,
+    Rect, facemesh,
 };
 use frame::{Affine2, Frame};
 use gpu::Compute;
 use progress_core::Phase;
+use test_kit::known_motion;
 
 const W: u32 = known_motion::WIDTH;
 const H: u32 = known_motion::HEIGHT;
@@ -46,16 +47,7 @@ impl FaceDetector for Replay {
 }
 
 pub(super) fn astronaut() -> Result<Frame> {
-    let file = std::fs::File::open("crates/pipeline/assets/astronaut.png")
-        .context("crates/pipeline/assets/astronaut.png")?;
-    let mut reader = png::Decoder::new(std::io::BufReader::new(file)).read_info()?;
-    let mut buf = vec![0; reader.output_buffer_size().context("png size")?];
-    let info = reader.next_frame(&mut buf)?;
-    if info.color_type != png::ColorType::Rgb {
-        bail!("crates/pipeline/assets/astronaut.png is not RGB8");
-    }
-    buf.truncate(info.buffer_size());
-    Ok(Frame::new(info.width, info.height, buf)?)
+    Ok(test_kit::astronaut())
 }
 
 /// The clip's frames and their motions (photo → frame): face-proc's known-motion clip.

@@ -34,8 +34,8 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     }
     let dir =
         std::env::temp_dir().join(format!("facesync-latentsync-bench-{}", std::process::id()));
-    let py = crate::python::environment()?;
-    let library = crate::python::onnx_runtime(&py)?;
+    let py = test_kit::python::environment().map_err(anyhow::Error::msg)?;
+    let library = test_kit::python::onnx_runtime(&py).map_err(anyhow::Error::msg)?;
     let status = Command::new(&py)
         .arg("crates/onnx-models/tests/latentsync/standins.py")
         .arg(&dir)

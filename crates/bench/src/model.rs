@@ -39,17 +39,17 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use pipeline::media_io::{ReaderOptions, VideoReader};
 use pipeline::sample::{SampleSpec, write_sample};
-use pipeline::{Inputs, ModelSpec, PipelineConfig};
+use pipeline::{Inputs, ModelSpec, PipelineConfig, RunOptions};
 use progress_core::Progress;
 
 const SIZE: u32 = 256;
 const ROUNDS: usize = 3;
 
 pub(crate) fn run(_args: &[String]) -> Result<()> {
-    let python = crate::python::environment()?;
-    let library = crate::python::onnx_runtime(&python)?;
+    let python = test_kit::python::environment().map_err(anyhow::Error::msg)?;
+    let library = test_kit::python::onnx_runtime(&python).map_err(anyhow::Error::msg)?;
     let dir = std::path::absolute("target/facesync-bench/model")?;
-    let models = onnx_models::test_models::generate_with(&python, &dir.join("models"))
+    let models = test_kit::models::generate_with(&python, &dir.join("models"))
         .map_err(anyhow::Error::msg)?;
     let model = models.dir.join("wav2lip_96.onnx");
     let spec = SampleSpec {
@@ -74,7 +74,10 @@ pub(crate) fn run(_args: &[String]) -> Result<()> {
     }
     std::fs::write(&frames_path, raw)?;
     let config = PipelineConfig {
-        model: ModelSpec::Wav2Lip(model.clone()),
+        options: RunOptions {
+            model: ModelSpec::Wav2Lip(model.clone()),
+            ..RunOptions::default()
+        },
         onnx_runtime: Some(library),
         ..PipelineConfig::default()
     };
@@ -188,7 +191,7 @@ fn facesync_round(
     out: &Path,
 ) -> Result<(f64, f64, f64, String)> {
     // The sessions `pipeline::run` uses (the process-wide cache returns the same ones).
-    let path = config.model.path().context("a learned model")?;
+    let path = config.options.model.path().context("a learned model")?;
     let session = onnx_models::session::load(&pipeline::session_options(config, path))?;
     let (calls_before, before) = session.call_stats();
     let progress = Progress::builder().start();
@@ -212,7 +215,7 @@ fn facesync_round(
 /// Model calls per second with nothing else running: `frames` calls of one Wav2Lip input on
 /// the sessions `pipeline::run` uses, one thread per session, all sessions busy.
 fn calls_only_round(config: &PipelineConfig, frames: u32) -> Result<f64> {
-    let path = config.model.path().context("a learned model")?;
+    let path = config.options.model.path().context("a learned model")?;
     let session = onnx_models::session::load(&pipeline::session_options(config, path))?;
     let threads = session.parallel();
     let per_thread = (frames as usize).div_ceil(threads);

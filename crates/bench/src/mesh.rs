@@ -26,9 +26,9 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
             .with_context(|| format!("rounds: `{n}` is not a count"))?,
         _ => bail!("usage: cargo xtask bench mesh [rounds]"),
     };
-    let python = crate::python::environment()?;
-    let library = crate::python::onnx_runtime(&python)?;
-    let photo = crate::bench::face::astronaut()?;
+    let python = test_kit::python::environment().map_err(anyhow::Error::msg)?;
+    let library = test_kit::python::onnx_runtime(&python).map_err(anyhow::Error::msg)?;
+    let photo = crate::face::astronaut()?;
     let mut nhwc = vec![0.0f32; INPUT_LEN];
     facemesh::preprocess(
         &photo,
