@@ -17,6 +17,9 @@
 //!   and serves every run. Providers: CUDA (TensorRT on request) when allowed and present,
 //!   registered so that a failure is loud; the CPU otherwise. Input and output names, ranks and
 //!   sizes are checked against the model's contract when it loads.
+//! - [`spec`]: which model a run uses (`builtin|wav2lip:PATH|edtalk:PATH|latentsync:DIR`,
+//!   parsed once) and [`spec::build`], which makes it: the built-in mouth model (infer's) or
+//!   one of the learned ones here.
 //! - [`latentsync`]: LatentSync's ONNX export (a folder: Whisper-tiny, VAE encoder and decoder,
 //!   3-D UNet) as a step-wise model: 20 DDIM steps with classifier-free guidance, one UNet call
 //!   per step of the scheduler's "steps" phase, its own Whisper audio features.
@@ -27,6 +30,7 @@ pub mod latentsync;
 mod lipsync;
 pub mod runtime;
 pub mod session;
+pub mod spec;
 
 use std::path::PathBuf;
 

@@ -112,7 +112,7 @@ impl FaceStage {
         };
         // LatentSync was trained on its own three-point alignment; FaceFusion feeds Wav2Lip
         // and EDTalk its `ffhq_512` crop.
-        let (alignment, resolution) = match config.options.model.alignment() {
+        let (alignment, resolution) = match crate::model::alignment(&config.options.model) {
             Some((a, r)) => (a, r.unwrap_or(config.options.resolution)),
             None => (config.alignment, config.options.resolution),
         };
