@@ -68,17 +68,17 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod decode;
 mod frames;
 mod landmarks;
 mod model;
 mod options;
 pub mod sample;
 mod stages;
+mod threads;
 
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::sync_channel;
 use std::time::Instant;
 
 use frame::Frame;
@@ -86,6 +86,9 @@ use media_io::{
     MediaError, Rational, ReaderOptions, VideoInfo, VideoReader, VideoWriter, WriterOptions,
 };
 use progress_core::Phase;
+
+use decode::Decoder;
+use threads::{Exit, encode, panicked, pick_error, stage_loop};
 
 /// How faces are aligned to the crop (`face_proc`'s option: the default template, or
 /// LatentSync's three mesh points).
@@ -468,294 +471,4 @@ pub fn run_with_model(
         input_frames,
         elapsed_secs: started.elapsed().as_secs_f64(),
     })
-}
-
-/// How a stage thread ended, other than normally.
-#[derive(Debug)]
-enum Exit {
-    /// The neighbouring stage went away (it failed or was cancelled): not a cause in itself.
-    Disconnected,
-    Error(PipelineError),
-}
-
-impl From<PipelineError> for Exit {
-    fn from(e: PipelineError) -> Self {
-        Exit::Error(e)
-    }
-}
-
-impl From<MediaError> for Exit {
-    fn from(e: MediaError) -> Self {
-        Exit::Error(e.into())
-    }
-}
-
-fn panicked() -> Exit {
-    Exit::Error(PipelineError::Stage {
-        stage: "pipeline".into(),
-        message: "a stage thread panicked".into(),
-    })
-}
-
-fn cancelled(phase: &Phase, name: &str) -> Result<(), Exit> {
-    phase.check().map_err(|_| {
-        Exit::Error(PipelineError::Cancelled {
-            phase: name.to_string(),
-        })
-    })
-}
-
-/// The root cause among the stages' results: cancellation first, then the earliest stage's
-/// error. Marks failed phases.
-fn pick_error(
-    results: Vec<Result<u64, Exit>>,
-    phases: &[Phase],
-    parent: &Phase,
-) -> Result<Vec<u64>, PipelineError> {
-    let mut cancelled_in = None;
-    for (result, phase) in results.iter().zip(phases) {
-        if let Err(Exit::Error(e)) = result {
-            phase.fail(e);
-            if let (PipelineError::Cancelled { phase }, None) = (e, &cancelled_in) {
-                cancelled_in = Some(phase.clone());
-            }
-        }
-    }
-    if parent.cancel_token().is_cancelled() {
-        return Err(PipelineError::Cancelled {
-            phase: cancelled_in.unwrap_or_else(|| "the run".into()),
-        });
-    }
-    let mut counts = Vec::with_capacity(results.len());
-    let mut disconnected = false;
-    for result in results {
-        match result {
-            Ok(n) => counts.push(n),
-            Err(Exit::Error(e)) => return Err(e),
-            Err(Exit::Disconnected) => disconnected = true,
-        }
-    }
-    if disconnected {
-        return Err(PipelineError::Stage {
-            stage: "pipeline".into(),
-            message: "a stage stopped without an error".into(),
-        });
-    }
-    Ok(counts)
-}
-
-/// Receives chunks, runs `work` on each, passes them on; cancel check between chunks.
-fn stage_loop(
-    name: &str,
-    phase: &Phase,
-    rx: Receiver<Chunk>,
-    tx: SyncSender<Chunk>,
-    mut work: impl FnMut(&mut Chunk, &Phase) -> Result<(), PipelineError>,
-) -> Result<u64, Exit> {
-    let mut n = 0;
-    for mut chunk in rx {
-        cancelled(phase, name)?;
-        work(&mut chunk, phase)?;
-        n += chunk.frames.len() as u64;
-        tx.send(chunk).map_err(|_| Exit::Disconnected)?;
-    }
-    if n < phase.total().unwrap_or(0) && phase.cancel_token().is_cancelled() {
-        return Err(Exit::Error(PipelineError::Cancelled { phase: name.into() }));
-    }
-    phase.set_total(Some(n));
-    phase.finish();
-    Ok(n)
-}
-
-/// Writes every chunk; returns the frame count and the sink, not yet finished (see
-/// `run_with`). Written frames go back to the decoder through `spare` when it has room.
-fn encode<'a>(
-    phase: &Phase,
-    rx: Receiver<Chunk>,
-    mut sink: Box<dyn FrameSink + 'a>,
-    spare: SyncSender<Vec<Frame>>,
-) -> Result<(u64, Box<dyn FrameSink + 'a>), Exit> {
-    let mut n = 0;
-    for chunk in rx {
-        for frame in &chunk.frames {
-            // Before each frame: a sink may wait for its encoder (a pipe to ffmpeg that is
-            // full), and a chunk's frames are written one by one.
-            cancelled(phase, ENCODING)?;
-            sink.write_frame(frame)?;
-        }
-        n += chunk.frames.len() as u64;
-        phase.inc(chunk.frames.len() as u64);
-        let _ = spare.try_send(chunk.frames);
-    }
-    let expected = phase.total().unwrap_or(0);
-    if n == 0 || (n < expected && phase.cancel_token().is_cancelled()) {
-        // Upstream stopped early; the sink is dropped unfinished (a file's temporary output
-        // is removed).
-        return Err(Exit::Disconnected);
-    }
-    cancelled(phase, ENCODING)?;
-    Ok((n, sink))
-}
-
-/// The decoding stage: reads frames, applies the length policy, sends chunks.
-struct Decoder<'a> {
-    source: &'a mut dyn FrameSource,
-    name: String,
-    info: VideoInfo,
-    /// Frames the encoder is done with, to be filled again.
-    spare: Receiver<Vec<Frame>>,
-    planned: u64,
-    policy: LengthPolicy,
-    chunk: usize,
-}
-
-impl Decoder<'_> {
-    /// A frame buffer of the video's size: a written one when the encoder sent some back.
-    fn buffer(&self, spares: &mut Vec<Frame>) -> Frame {
-        if spares.is_empty()
-            && let Ok(more) = self.spare.try_recv()
-        {
-            *spares = more;
-        }
-        spares.pop().unwrap_or_else(|| {
-            let len = self.info.width as usize * self.info.height as usize * 3;
-            Frame::new(self.info.width, self.info.height, vec![0; len]).expect("non-empty size")
-        })
-    }
-
-    /// Returns the number of frames decoded from the input.
-    fn run(self, phase: &Phase, tx: SyncSender<Chunk>) -> Result<u64, Exit> {
-        let info = self.info.clone();
-        // Looping needs the frames again, backwards: keep them on disk, not in memory.
-        let needs_spool =
-            self.policy == LengthPolicy::Loop && info.frame_count.is_none_or(|n| n < self.planned);
-        let spool_error = |e| Exit::Error(PipelineError::io(&std::env::temp_dir(), e));
-        let mut spool = needs_spool
-            .then(|| Spool::new(&info))
-            .transpose()
-            .map_err(spool_error)?;
-        let no_frames = || {
-            Exit::from(MediaError::NoFrames {
-                path: PathBuf::from(&self.name),
-            })
-        };
-        let mut spares = Vec::new();
-        let mut decoded: u64 = 0;
-        let mut source_done = false;
-        let mut out_index: u64 = 0;
-        let mut chunk = Vec::with_capacity(self.chunk);
-        let mut chunk_start = 0;
-        while out_index < self.planned {
-            let mut frame = self.buffer(&mut spares);
-            if !source_done && self.source.read_frame(&mut frame)? {
-                if frame.width() != info.width || frame.height() != info.height {
-                    return Err(frames::size_mismatch(self.name.clone(), &info, &frame).into());
-                }
-                decoded += 1;
-                if let Some(s) = spool.as_mut() {
-                    s.push(&frame).map_err(spool_error)?;
-                }
-            } else {
-                if !source_done && decoded == 0 {
-                    return Err(no_frames());
-                }
-                source_done = true;
-                match spool.as_mut() {
-                    Some(s) if self.policy == LengthPolicy::Loop => {
-                        // Ping-pong: 0 1 … L-1 L-1 … 0 0 1 …
-                        let l = decoded;
-                        let k = out_index % (2 * l);
-                        let src = if k < l { k } else { 2 * l - 1 - k };
-                        s.get(src, &mut frame).map_err(spool_error)?;
-                    }
-                    _ => break, // trim: the video ended first
-                }
-            }
-            chunk.push(frame);
-            out_index += 1;
-            phase.inc(1);
-            if chunk.len() == self.chunk {
-                cancelled(phase, DECODING)?;
-                let frames = std::mem::replace(&mut chunk, Vec::with_capacity(self.chunk));
-                tx.send(Chunk {
-                    start: chunk_start,
-                    frames,
-                    faces: Vec::new(),
-                })
-                .map_err(|_| Exit::Disconnected)?;
-                chunk_start = out_index;
-            }
-        }
-        if !chunk.is_empty() {
-            cancelled(phase, DECODING)?;
-            tx.send(Chunk {
-                start: chunk_start,
-                frames: chunk,
-                faces: Vec::new(),
-            })
-            .map_err(|_| Exit::Disconnected)?;
-        }
-        if out_index == 0 {
-            return Err(no_frames());
-        }
-        phase.set_total(Some(out_index));
-        phase.finish();
-        Ok(decoded)
-    }
-}
-
-/// Decoded frames kept in an anonymous temporary file for ping-pong looping.
-struct Spool {
-    file: File,
-    width: u32,
-    height: u32,
-    count: u64,
-}
-
-impl Spool {
-    fn new(info: &VideoInfo) -> std::io::Result<Self> {
-        Ok(Self {
-            file: tempfile_in_temp_dir()?,
-            width: info.width,
-            height: info.height,
-            count: 0,
-        })
-    }
-
-    fn frame_len(&self) -> u64 {
-        u64::from(self.width) * u64::from(self.height) * 3
-    }
-
-    fn push(&mut self, frame: &Frame) -> std::io::Result<()> {
-        self.file
-            .seek(SeekFrom::Start(self.count * self.frame_len()))?;
-        self.file.write_all(frame.data())?;
-        self.count += 1;
-        Ok(())
-    }
-
-    /// Reads frame `index` into `frame` (the video's size).
-    fn get(&mut self, index: u64, frame: &mut Frame) -> std::io::Result<()> {
-        debug_assert_eq!((frame.width(), frame.height()), (self.width, self.height));
-        self.file.seek(SeekFrom::Start(index * self.frame_len()))?;
-        self.file.read_exact(frame.data_mut())
-    }
-}
-
-/// A temporary file that is removed as soon as it is created (it lives while open).
-fn tempfile_in_temp_dir() -> std::io::Result<File> {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    let path = std::env::temp_dir().join(format!(
-        "facesync-spool-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&path)?;
-    let _ = std::fs::remove_file(&path);
-    Ok(file)
 }
