@@ -1,9 +1,38 @@
 //! The JSON schema of events, version 1: each event's exact JSON form, and round trips.
 
 use progress_core::{
-    Event, FaceAction, ImageFormat, Level, NoFaceReason, Outcome, PreviewImage, RunSummary,
-    SCHEMA_VERSION,
+    Event, Fields, ImageFormat, Level, Outcome, PreviewImage, Record, RecordType, RunSummary,
+    SCHEMA_VERSION, Value,
 };
+
+/// A record with every kind of value, laid out like the face stage's `face_status`.
+#[derive(Debug, Clone, PartialEq)]
+struct Status {
+    frame: u64,
+    faces: u32,
+    action: &'static str,
+    mouth_open: Option<f32>,
+    presence: Option<f32>,
+    reason: Option<&'static str>,
+}
+
+impl RecordType for Status {
+    const KIND: &'static str = "face_status";
+
+    fn to_fields(&self) -> Fields {
+        Fields::new()
+            .with("frame", self.frame)
+            .with("faces", self.faces)
+            .with("action", self.action)
+            .with("mouth_open", self.mouth_open)
+            .with("presence", self.presence)
+            .with("reason", self.reason)
+    }
+
+    fn from_fields(_: &Fields) -> Option<Self> {
+        None // not needed here
+    }
+}
 
 fn check(event: Event, json: &str) {
     let value: serde_json::Value = serde_json::from_str(json).expect("expected JSON is valid");
@@ -86,30 +115,34 @@ fn every_event_type() {
             "data":"/wCA"}"#,
     );
     check(
-        Event::FaceStatus {
-            t: 4.0,
-            phase: 2,
-            frame: 7,
-            faces: 0,
-            action: FaceAction::PassedThrough,
-            mouth_open: None,
-            presence: None,
-            reason: None,
-        },
+        Event::Record(Record::new(
+            4.0,
+            2,
+            &Status {
+                frame: 7,
+                faces: 0,
+                action: "passed_through",
+                mouth_open: None,
+                presence: None,
+                reason: None,
+            },
+        )),
         r#"{"type":"face_status","t":4.0,"phase":2,"frame":7,"faces":0,"action":"passed_through",
             "mouth_open":null,"presence":null,"reason":null}"#,
     );
     check(
-        Event::FaceStatus {
-            t: 4.5,
-            phase: 2,
-            frame: 8,
-            faces: 1,
-            action: FaceAction::PassedThrough,
-            mouth_open: Some(0.25),
-            presence: Some(0.125),
-            reason: Some(NoFaceReason::LowPresence),
-        },
+        Event::Record(Record::new(
+            4.5,
+            2,
+            &Status {
+                frame: 8,
+                faces: 1,
+                action: "passed_through",
+                mouth_open: Some(0.25),
+                presence: Some(0.125),
+                reason: Some("low_presence"),
+            },
+        )),
         r#"{"type":"face_status","t":4.5,"phase":2,"frame":8,"faces":1,"action":"passed_through",
             "mouth_open":0.25,"presence":0.125,"reason":"low_presence"}"#,
     );
@@ -152,4 +185,61 @@ fn bad_base64_is_an_error() {
     let json = r#"{"type":"preview","t":0.0,"phase":1,"frame":0,"width":1,"height":1,
                    "format":"png","data":"not base64!"}"#;
     assert!(serde_json::from_str::<Event>(json).is_err());
+}
+
+/// A record's line, byte for byte: its fields in order after `type`, `t` and `phase`, an `f32`
+/// printed as an `f32` (shortest digits), `None` as `null`.
+#[test]
+fn a_record_line_keeps_its_field_order_and_number_formats() {
+    let status = Status {
+        frame: 3,
+        faces: 1,
+        action: "aligned",
+        mouth_open: Some(0.108_148_07),
+        presence: Some(1.0),
+        reason: None,
+    };
+    let line = serde_json::to_string(&Event::Record(Record::new(0.870857434, 4, &status))).unwrap();
+    assert_eq!(
+        line,
+        r#"{"type":"face_status","t":0.870857434,"phase":4,"frame":3,"faces":1,"action":"aligned","mouth_open":0.10814807,"presence":1.0,"reason":null}"#
+    );
+    let back: Event = serde_json::from_str(&line).unwrap();
+    let Event::Record(record) = &back else {
+        panic!("{back:?}")
+    };
+    assert_eq!(record.kind, "face_status");
+    assert_eq!(serde_json::to_string(&back).unwrap(), line);
+}
+
+#[test]
+fn record_values_compare_as_their_json_round_trip() {
+    check_eq(Value::F32(0.1), Value::F64(0.1), true);
+    check_eq(Value::F32(0.1), Value::F64(0.1000001), false);
+    check_eq(Value::U64(5), Value::I64(5), true);
+    check_eq(Value::I64(-1), Value::U64(u64::MAX), false);
+    check_eq(Value::Null, Value::from(None::<f32>), true);
+    check_eq(Value::from("a"), Value::Str("a".to_string().into()), true);
+}
+
+fn check_eq(a: Value, b: Value, equal: bool) {
+    assert_eq!(a == b, equal, "{a:?} == {b:?}");
+    assert_eq!(b == a, equal, "{b:?} == {a:?}");
+}
+
+#[test]
+fn a_malformed_built_in_event_is_not_taken_for_a_record() {
+    let json = r#"{"type":"progress","t":1.0,"phase":2,"frame":3}"#;
+    assert!(serde_json::from_str::<Event>(json).is_err());
+}
+
+#[test]
+fn a_record_needs_its_time_and_phase_and_scalar_values() {
+    for json in [
+        r#"{"type":"x","phase":2}"#,
+        r#"{"type":"x","t":1.0}"#,
+        r#"{"type":"x","t":1.0,"phase":2,"list":[1]}"#,
+    ] {
+        assert!(serde_json::from_str::<Event>(json).is_err(), "{json}");
+    }
 }
