@@ -11,7 +11,7 @@ use crate::config::{DetectBackend, FaceConfig, NoFacePolicy};
 use crate::detect::{BlazeFace, DecodeConfig, FaceDetector, Rect};
 use crate::face_record::{FaceRecord, mouth_open};
 use crate::status::{FaceAction, FaceStatus, NoFaceReason};
-use crate::tracking::{Det, Found, Track, Tracker, track_chunk};
+use crate::tracking::{Det, Found, Start, Track, Tracker, track_chunk, track_parts};
 use crate::warp::{self, GpuWarp, WarpJob};
 use face_net::blazeface::GpuBlazeFace;
 use face_net::facemesh::CpuFaceMesh;
@@ -217,11 +217,17 @@ impl FaceProcessor {
             min_presence: self.config.mesh.map_or(0.0, |m| m.min_presence),
         };
         let seed = self.tracker.clone();
+        let start = Start {
+            seed: &seed,
+            first_index,
+            how,
+            cancel,
+        };
         let mut meshes: Vec<Option<&mut CpuFaceMesh>> = self.meshes.iter_mut().map(Some).collect();
         meshes.resize_with(GPU_SEGMENTS.max(self.config.threads.max(1)), || None);
         let out = match &mut self.detectors {
             Detectors::Custom(det) => {
-                let mut t = seed;
+                let mut t = seed.clone();
                 let det = Det::Other(det.as_mut());
                 let mesh = meshes.swap_remove(0);
                 vec![
@@ -231,55 +237,19 @@ impl FaceProcessor {
             }
             Detectors::Blaze(dets) => {
                 let chunk = frames.len().div_ceil(dets.len()).max(1);
-                let results: Vec<Result<(Vec<_>, Tracker), FaceError>> = std::thread::scope(|s| {
-                    let handles: Vec<_> = frames
-                        .chunks(chunk)
-                        .zip(dets.iter_mut().zip(meshes))
-                        .enumerate()
-                        .map(|(c, (part, (det, mesh)))| {
-                            let mut t = seed.clone();
-                            let start = first_index + (c * chunk) as u64;
-                            s.spawn(move || {
-                                track_chunk(Det::Blaze(det), mesh, &mut t, part, start, how, cancel)
-                                    .map(|o| (o, t))
-                            })
-                        })
-                        .collect();
-                    handles
-                        .into_iter()
-                        .map(|h| h.join().expect("detection thread panicked"))
-                        .collect()
-                });
-                results
+                track_parts(frames, chunk, dets.iter_mut(), meshes, start, || {})
             }
             Detectors::BlazeGpu { net, decode } => {
                 let chunk = frames.len().div_ceil(GPU_SEGMENTS).max(1);
                 let segments = frames.len().div_ceil(chunk);
                 let (proxies, rx) = Proxy::group(segments);
                 let decode = *decode;
-                let results: Vec<Result<(Vec<_>, Tracker), FaceError>> = std::thread::scope(|s| {
-                    let handles: Vec<_> = frames
-                        .chunks(chunk)
-                        .zip(proxies.into_iter().zip(meshes))
-                        .enumerate()
-                        .map(|(c, (part, (proxy, mesh)))| {
-                            let mut t = seed.clone();
-                            let start = first_index + (c * chunk) as u64;
-                            let mut det = BlazeFace::with_backend(Box::new(proxy), decode);
-                            s.spawn(move || {
-                                let det = Det::Blaze(&mut det);
-                                track_chunk(det, mesh, &mut t, part, start, how, cancel)
-                                    .map(|o| (o, t))
-                            })
-                        })
-                        .collect();
+                let dets = proxies
+                    .into_iter()
+                    .map(|proxy| BlazeFace::with_backend(Box::new(proxy), decode));
+                track_parts(frames, chunk, dets, meshes, start, || {
                     batcher::serve(net, &rx, segments);
-                    handles
-                        .into_iter()
-                        .map(|h| h.join().expect("detection thread panicked"))
-                        .collect()
-                });
-                results
+                })
             }
         };
         let mut all = Vec::with_capacity(frames.len());

@@ -1,7 +1,10 @@
 //! Detection with tracking through a run of consecutive frames, and the face mesh on the face
 //! it follows.
 
+use std::borrow::BorrowMut;
+
 use frame::Frame;
+use progress_core::CancelToken;
 
 use crate::FaceError;
 use crate::align;
@@ -186,6 +189,52 @@ pub(crate) fn track_chunk(
         out.push(found);
     }
     Ok(out)
+}
+
+/// Where [`track_parts`] starts.
+#[derive(Clone, Copy)]
+pub(crate) struct Start<'a> {
+    /// The tracking state before the first frame.
+    pub(crate) seed: &'a Tracker,
+    /// The first frame's index in the stream.
+    pub(crate) first_index: u64,
+    pub(crate) how: Track,
+    pub(crate) cancel: &'a CancelToken,
+}
+
+/// Tracks `frames` in consecutive parts of `chunk` frames, each on a thread of its own with
+/// its own BlazeFace (from `dets`) and mesh, every part from the same `start`; `serve` runs on
+/// this thread meanwhile (the GPU batcher that the parts' detectors call, or nothing). The
+/// results come in the parts' order.
+pub(crate) fn track_parts<B: BorrowMut<BlazeFace> + Send>(
+    frames: &[Frame],
+    chunk: usize,
+    dets: impl IntoIterator<Item = B>,
+    meshes: Vec<Option<&mut CpuFaceMesh>>,
+    start: Start<'_>,
+    serve: impl FnOnce(),
+) -> Vec<Result<(Vec<Found>, Tracker), FaceError>> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = frames
+            .chunks(chunk)
+            .zip(dets.into_iter().zip(meshes))
+            .enumerate()
+            .map(|(c, (part, (mut det, mesh)))| {
+                let mut t = start.seed.clone();
+                let first = start.first_index + (c * chunk) as u64;
+                s.spawn(move || {
+                    let det = Det::Blaze(det.borrow_mut());
+                    track_chunk(det, mesh, &mut t, part, first, start.how, start.cancel)
+                        .map(|o| (o, t))
+                })
+            })
+            .collect();
+        serve();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("detection thread panicked"))
+            .collect()
+    })
 }
 
 /// The largest face by box area wins (ties: the higher score).

@@ -45,16 +45,22 @@ pub(crate) struct Timing {
     pub(crate) stall: Duration,
 }
 
+/// The sinks as the dispatcher sees them.
+pub(crate) struct Sinks {
+    /// One queue per sink, in the order the sinks were added.
+    pub(crate) queues: Arc<Vec<Arc<SinkQueue>>>,
+    /// Their worker threads, in the same order.
+    pub(crate) workers: Vec<JoinHandle<()>>,
+    /// How many sinks were disabled (panicked or stalled).
+    pub(crate) failures: Arc<AtomicU64>,
+}
+
 /// The dispatcher thread's state.
 pub(crate) struct Dispatcher {
     rx: flume::Receiver<Msg>,
     shared: Arc<RunShared>,
-    queues: Arc<Vec<Arc<SinkQueue>>>,
-    workers: Vec<JoinHandle<()>>,
-    sink_failures: Arc<AtomicU64>,
-    tick: Duration,
-    tau: f64,
-    stall: Duration,
+    sinks: Sinks,
+    timing: Timing,
     phases: HashMap<PhaseId, Tracked>,
     /// Top-level phases in creation order.
     order: Vec<PhaseId>,
@@ -67,20 +73,14 @@ impl Dispatcher {
     pub(crate) fn new(
         rx: flume::Receiver<Msg>,
         shared: Arc<RunShared>,
-        queues: Arc<Vec<Arc<SinkQueue>>>,
-        workers: Vec<JoinHandle<()>>,
-        sink_failures: Arc<AtomicU64>,
+        sinks: Sinks,
         timing: Timing,
     ) -> Self {
         Self {
             rx,
             shared,
-            queues,
-            workers,
-            sink_failures,
-            tick: timing.tick,
-            tau: timing.tau,
-            stall: timing.stall,
+            sinks,
+            timing,
             phases: HashMap::new(),
             order: Vec::new(),
             run_estimator: RateEstimator::new(0.0, 0.0, timing.tau),
@@ -101,9 +101,9 @@ impl Dispatcher {
         self.broadcast(Event::RunStarted {
             schema: SCHEMA_VERSION,
             t: 0.0,
-            tick_ms: self.tick.as_millis() as u64,
+            tick_ms: self.timing.tick.as_millis() as u64,
         });
-        let mut next_tick = Instant::now() + self.tick;
+        let mut next_tick = Instant::now() + self.timing.tick;
         loop {
             match self.rx.recv_deadline(next_tick) {
                 Ok(Msg::Shutdown) | Err(flume::RecvTimeoutError::Disconnected) => break,
@@ -111,9 +111,9 @@ impl Dispatcher {
                 Err(flume::RecvTimeoutError::Timeout) => {
                     self.sample();
                     let now = Instant::now();
-                    next_tick += self.tick;
+                    next_tick += self.timing.tick;
                     if next_tick < now {
-                        next_tick = now + self.tick;
+                        next_tick = now + self.timing.tick;
                     }
                 }
             }
@@ -167,31 +167,31 @@ impl Dispatcher {
         self.summary.elapsed = t;
         self.summary.cancelled = self.shared.cancel.is_cancelled();
         self.summary.dropped_previews = self.dropped_previews();
-        self.summary.sink_failures = self.sink_failures.load(Ordering::Relaxed);
+        self.summary.sink_failures = self.sinks.failures.load(Ordering::Relaxed);
         self.broadcast(Event::RunFinished {
             t,
             summary: self.summary.clone(),
         });
-        for q in self.queues.iter() {
+        for q in self.sinks.queues.iter() {
             q.close();
         }
-        for (w, q) in self.workers.drain(..).zip(self.queues.iter()) {
+        for (w, q) in self.sinks.workers.drain(..).zip(self.sinks.queues.iter()) {
             // A stalled sink's thread is detached: joining it could wait forever.
             if !q.is_stalled() {
                 let _ = w.join();
             }
         }
         self.summary.dropped_previews = self.dropped_previews();
-        self.summary.sink_failures = self.sink_failures.load(Ordering::Relaxed);
+        self.summary.sink_failures = self.sinks.failures.load(Ordering::Relaxed);
         self.summary
     }
 
     /// Waits until every sink's queue is idle (or its sink stalled); returns the push counts.
     fn wait_all_idle(&mut self) -> Vec<u64> {
-        let mut counts = Vec::with_capacity(self.queues.len());
-        for i in 0..self.queues.len() {
-            let queue = Arc::clone(&self.queues[i]);
-            match queue.wait_idle(self.stall) {
+        let mut counts = Vec::with_capacity(self.sinks.queues.len());
+        for i in 0..self.sinks.queues.len() {
+            let queue = Arc::clone(&self.sinks.queues[i]);
+            match queue.wait_idle(self.timing.stall) {
                 Ok(pushed) => counts.push(pushed),
                 Err(Stalled) => {
                     self.report_stall(i);
@@ -204,17 +204,17 @@ impl Dispatcher {
 
     /// Disables the sinks whose current call has taken longer than the stall timeout.
     fn check_stalls(&mut self) {
-        for i in 0..self.queues.len() {
-            if self.queues[i].check_stall(self.stall) {
+        for i in 0..self.sinks.queues.len() {
+            if self.sinks.queues[i].check_stall(self.timing.stall) {
                 self.report_stall(i);
             }
         }
     }
 
     fn report_stall(&mut self, index: usize) {
-        self.sink_failures.fetch_add(1, Ordering::Relaxed);
-        let name = &self.queues[index].name;
-        let secs = self.stall.as_secs_f64();
+        self.sinks.failures.fetch_add(1, Ordering::Relaxed);
+        let name = &self.sinks.queues[index].name;
+        let secs = self.timing.stall.as_secs_f64();
         tracing::warn!(
             target: "facesync::progress",
             sink = %name,
@@ -227,7 +227,7 @@ impl Dispatcher {
             level: Level::Warn,
             text: format!("progress sink {name} stalled for more than {secs} s and was disabled"),
         });
-        for (i, q) in self.queues.iter().enumerate() {
+        for (i, q) in self.sinks.queues.iter().enumerate() {
             if i != index {
                 q.push(Item::Event(Arc::clone(&event)));
             }
@@ -237,6 +237,7 @@ impl Dispatcher {
     fn dropped_previews(&self) -> u64 {
         self.shared.dropped_previews.load(Ordering::Relaxed)
             + self
+                .sinks
                 .queues
                 .iter()
                 .map(|q| q.dropped_previews())
@@ -272,7 +273,7 @@ impl Dispatcher {
                 self.phases.insert(
                     id,
                     Tracked {
-                        estimator: RateEstimator::new(t, pos as f64, self.tau),
+                        estimator: RateEstimator::new(t, pos as f64, self.timing.tau),
                         last_message_version: 0,
                         last_pos: 0,
                         last_total: total,
@@ -386,7 +387,7 @@ impl Dispatcher {
                 });
             }
         }
-        for q in self.queues.iter() {
+        for q in self.sinks.queues.iter() {
             q.push(Item::Flush);
         }
         self.check_stalls();
@@ -419,7 +420,7 @@ impl Dispatcher {
 
     fn broadcast(&self, event: Event) {
         let event = Arc::new(event);
-        for q in self.queues.iter() {
+        for q in self.sinks.queues.iter() {
             q.push(Item::from_event(&event));
         }
     }

@@ -185,7 +185,8 @@ impl fmt::Display for Fields {
 /// digits that give it back as an `f32`). Numbers compare by value: an integer of either kind
 /// equals the same integer of the other, and an `F32` equals an `F64` that rounds to it (what a
 /// JSON round trip of an `f32` gives back).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(from = "Scalar")]
 #[non_exhaustive]
 pub enum Value {
     /// JSON `null` (also what `None` becomes).
@@ -348,62 +349,29 @@ impl Serialize for Value {
     }
 }
 
-impl<'de> Deserialize<'de> for Value {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ValueVisitor)
-    }
+/// A JSON scalar as it reads back: integers as `U64` (or `I64` when negative), other numbers
+/// as `F64`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Scalar {
+    Null,
+    Bool(bool),
+    U64(u64),
+    I64(i64),
+    F64(f64),
+    Str(String),
 }
 
-struct ValueVisitor;
-
-impl<'de> Visitor<'de> for ValueVisitor {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a null, boolean, number or string")
-    }
-
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::U64(v))
-    }
-
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(match u64::try_from(v) {
-            Ok(u) => Value::U64(u),
-            Err(_) => Value::I64(v),
-        })
-    }
-
-    fn visit_f32<E>(self, v: f32) -> Result<Value, E> {
-        Ok(Value::F32(v))
-    }
-
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(Value::F64(v))
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::Str(Cow::Owned(v.to_owned())))
-    }
-
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::Str(Cow::Owned(v)))
-    }
-
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(self)
+impl From<Scalar> for Value {
+    fn from(s: Scalar) -> Self {
+        match s {
+            Scalar::Null => Value::Null,
+            Scalar::Bool(b) => Value::Bool(b),
+            Scalar::U64(u) => Value::U64(u),
+            Scalar::I64(i) => Value::I64(i),
+            Scalar::F64(x) => Value::F64(x),
+            Scalar::Str(text) => Value::Str(Cow::Owned(text)),
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::cancel::CancelToken;
-use crate::dispatcher::{Dispatcher, Timing};
+use crate::dispatcher::{Dispatcher, Sinks, Timing};
 use crate::estimate::DEFAULT_TAU_SECS;
 use crate::event::RunSummary;
 use crate::phase::{Msg, Phase, RunShared};
@@ -132,15 +132,12 @@ impl ProgressBuilder {
                 .spawn()
             })
             .collect();
-        let thread = Dispatcher::new(
-            rx,
-            Arc::clone(&shared),
+        let sinks = Sinks {
             queues,
             workers,
-            sink_failures,
-            self.timing,
-        )
-        .spawn();
+            failures: sink_failures,
+        };
+        let thread = Dispatcher::new(rx, Arc::clone(&shared), sinks, self.timing).spawn();
         Progress {
             shared,
             thread: Some(thread),

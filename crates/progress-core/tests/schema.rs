@@ -5,28 +5,23 @@ use progress_core::{
     SCHEMA_VERSION, Value,
 };
 
-/// A record with every kind of value, laid out like the face stage's `face_status`.
+/// A record the work defines: a label and optional values.
 #[derive(Debug, Clone, PartialEq)]
-struct Status {
+struct Sample {
     frame: u64,
-    faces: u32,
-    action: &'static str,
-    mouth_open: Option<f32>,
-    presence: Option<f32>,
-    reason: Option<&'static str>,
+    label: &'static str,
+    level: Option<f32>,
+    note: Option<&'static str>,
 }
 
-impl RecordType for Status {
-    const KIND: &'static str = "face_status";
+impl RecordType for Sample {
+    const KIND: &'static str = "sample";
 
     fn to_fields(&self) -> Fields {
-        Fields::new()
+        let fields = Fields::new()
             .with("frame", self.frame)
-            .with("faces", self.faces)
-            .with("action", self.action)
-            .with("mouth_open", self.mouth_open)
-            .with("presence", self.presence)
-            .with("reason", self.reason)
+            .with("label", self.label);
+        fields.with("level", self.level).with("note", self.note)
     }
 
     fn from_fields(_: &Fields) -> Option<Self> {
@@ -118,33 +113,27 @@ fn every_event_type() {
         Event::Record(Record::new(
             4.0,
             2,
-            &Status {
+            &Sample {
                 frame: 7,
-                faces: 0,
-                action: "passed_through",
-                mouth_open: None,
-                presence: None,
-                reason: None,
+                label: "dark",
+                level: None,
+                note: None,
             },
         )),
-        r#"{"type":"face_status","t":4.0,"phase":2,"frame":7,"faces":0,"action":"passed_through",
-            "mouth_open":null,"presence":null,"reason":null}"#,
+        r#"{"type":"sample","t":4.0,"phase":2,"frame":7,"label":"dark","level":null,"note":null}"#,
     );
     check(
         Event::Record(Record::new(
             4.5,
             2,
-            &Status {
+            &Sample {
                 frame: 8,
-                faces: 1,
-                action: "passed_through",
-                mouth_open: Some(0.25),
-                presence: Some(0.125),
-                reason: Some("low_presence"),
+                label: "dark",
+                level: Some(0.125),
+                note: Some("ok"),
             },
         )),
-        r#"{"type":"face_status","t":4.5,"phase":2,"frame":8,"faces":1,"action":"passed_through",
-            "mouth_open":0.25,"presence":0.125,"reason":"low_presence"}"#,
+        r#"{"type":"sample","t":4.5,"phase":2,"frame":8,"label":"dark","level":0.125,"note":"ok"}"#,
     );
     check(
         Event::PhaseFinished {
@@ -188,27 +177,26 @@ fn bad_base64_is_an_error() {
 }
 
 /// A record's line, byte for byte: its fields in order after `type`, `t` and `phase`, an `f32`
-/// printed as an `f32` (shortest digits), `None` as `null`.
+/// printed as an `f32` (shortest digits), `None` as `null`. (face-proc's tests hold its
+/// `face_status` lines to the schema the same way.)
 #[test]
 fn a_record_line_keeps_its_field_order_and_number_formats() {
-    let status = Status {
+    let sample = Sample {
         frame: 3,
-        faces: 1,
-        action: "aligned",
-        mouth_open: Some(0.108_148_07),
-        presence: Some(1.0),
-        reason: None,
+        label: "aligned",
+        level: Some(0.108_148_07),
+        note: None,
     };
-    let line = serde_json::to_string(&Event::Record(Record::new(0.870857434, 4, &status))).unwrap();
+    let line = serde_json::to_string(&Event::Record(Record::new(0.870857434, 4, &sample))).unwrap();
     assert_eq!(
         line,
-        r#"{"type":"face_status","t":0.870857434,"phase":4,"frame":3,"faces":1,"action":"aligned","mouth_open":0.10814807,"presence":1.0,"reason":null}"#
+        r#"{"type":"sample","t":0.870857434,"phase":4,"frame":3,"label":"aligned","level":0.10814807,"note":null}"#
     );
     let back: Event = serde_json::from_str(&line).unwrap();
     let Event::Record(record) = &back else {
         panic!("{back:?}")
     };
-    assert_eq!(record.kind, "face_status");
+    assert_eq!(record.kind, "sample");
     assert_eq!(serde_json::to_string(&back).unwrap(), line);
 }
 

@@ -597,10 +597,7 @@ fn latentsync_alignment_puts_its_points_on_the_reference_template() {
     let photo_pts = align::latentsync_points(&recs[0].mesh)
         .unwrap()
         .map(|p| motions[0].inverse().unwrap().apply(p));
-    let want: Vec<[f64; 2]> = photo_pts
-        .iter()
-        .map(|&p| recs[0].to_crop.apply(motions[0].apply(p)))
-        .collect();
+    let want = frame_0_crop(&recs[0], &motions[0], &photo_pts);
     for (r, t) in recs.iter().zip(&motions) {
         assert!(r.found, "frame {}", r.index);
         let pts = align::latentsync_points(&r.mesh).unwrap();
@@ -651,10 +648,7 @@ fn ffhq_alignment_frames_the_face_as_facefusion() {
             .map(|p| [f64::from(p[0]), f64::from(p[1])])
     };
     let photo_pts = five(&recs[0]).map(|p| motions[0].inverse().unwrap().apply(p));
-    let want: Vec<[f64; 2]> = photo_pts
-        .iter()
-        .map(|&p| recs[0].to_crop.apply(motions[0].apply(p)))
-        .collect();
+    let want = frame_0_crop(&recs[0], &motions[0], &photo_pts);
     for (r, t) in recs.iter().zip(&motions) {
         assert!(r.found, "frame {}", r.index);
         let crop = r.crop.as_ref().expect("a crop");
@@ -685,35 +679,45 @@ fn ffhq_alignment_frames_the_face_as_facefusion() {
 }
 
 #[test]
-fn latentsync_without_the_mesh_is_a_config_error() {
-    let cfg = FaceConfig {
-        alignment: Alignment::LatentSync,
-        mesh: None,
-        ..FaceConfig::default()
-    };
-    let err = FaceProcessor::new(&Compute::Cpu, cfg).unwrap_err();
-    assert!(err.to_string().contains("latentsync"), "{err}");
-    assert_eq!("latentsync".parse::<Alignment>(), Ok(Alignment::LatentSync));
+fn mesh_alignments_without_the_mesh_are_config_errors() {
+    for (alignment, name) in [
+        (Alignment::LatentSync, "latentsync"),
+        (Alignment::Ffhq512, "ffhq512"),
+    ] {
+        let cfg = FaceConfig {
+            alignment,
+            mesh: None,
+            ..FaceConfig::default()
+        };
+        let err = FaceProcessor::new(&Compute::Cpu, cfg).unwrap_err();
+        assert!(err.to_string().contains(name), "{err}");
+        assert_eq!(name.parse::<Alignment>(), Ok(alignment));
+    }
     assert_eq!(Alignment::Template.to_string(), "template");
     assert!("lat".parse::<Alignment>().is_err());
-    assert_eq!("ffhq512".parse::<Alignment>(), Ok(Alignment::Ffhq512));
-    let cfg = FaceConfig {
-        alignment: Alignment::Ffhq512,
-        mesh: None,
-        ..FaceConfig::default()
-    };
-    let err = FaceProcessor::new(&Compute::Cpu, cfg).unwrap_err();
-    assert!(err.to_string().contains("ffhq512"), "{err}");
 }
 
-#[test]
-fn gpu_detection_agrees_with_cpu() {
-    let compute = gpu::acquire(&gpu::GpuOptions {
+/// Where frame 0 (`rec`, made from the photo moved by `motion`) puts `photo_pts` in its crop.
+fn frame_0_crop(rec: &FaceRecord, motion: &Affine2, photo_pts: &[[f64; 2]]) -> Vec<[f64; 2]> {
+    photo_pts
+        .iter()
+        .map(|&p| rec.to_crop.apply(motion.apply(p)))
+        .collect()
+}
+
+/// A GPU: the GPU tests need a wgpu adapter (lavapipe on CI).
+fn gpu_compute() -> Compute {
+    gpu::acquire(&gpu::GpuOptions {
         backend: gpu::BackendChoice::Gpu,
         ..gpu::GpuOptions::from_env()
     })
     .map(gpu::Acquired::into_compute)
-    .expect("this test needs a wgpu adapter (lavapipe: mesa-vulkan-drivers); none was found");
+    .expect("this test needs a wgpu adapter (lavapipe: mesa-vulkan-drivers); none was found")
+}
+
+#[test]
+fn gpu_detection_agrees_with_cpu() {
+    let compute = gpu_compute();
     let Compute::Gpu(ctx) = &compute else {
         unreachable!("BackendChoice::Gpu returns a GPU or an error")
     };
@@ -759,12 +763,7 @@ fn gpu_detection_agrees_with_cpu() {
 
 #[test]
 fn gpu_warp_matches_cpu_within_one_lsb() {
-    let compute = gpu::acquire(&gpu::GpuOptions {
-        backend: gpu::BackendChoice::Gpu,
-        ..gpu::GpuOptions::from_env()
-    })
-    .map(gpu::Acquired::into_compute)
-    .expect("this test needs a wgpu adapter (lavapipe: mesa-vulkan-drivers); none was found");
+    let compute = gpu_compute();
     let Compute::Gpu(ctx) = compute else {
         unreachable!("BackendChoice::Gpu returns a GPU or an error")
     };
