@@ -9,12 +9,12 @@
 
 use std::sync::{Arc, Mutex};
 
-use face_proc::{FaceConfig, FaceProcessor};
+use face_proc::{FaceAction, FaceConfig, FaceProcessor, FaceStatus};
 use frame::{Affine2, Frame};
 use media_io::Rational;
 use pipeline::sample::{photo, render_frame, speech};
 use pipeline::{Backend, PipelineConfig, RawAudio, RawSink, RawSource, RunOptions, run_with};
-use progress_core::{Control, Event, FaceAction, Progress};
+use progress_core::{Control, Event, Progress, RecordType};
 
 const SIZE: u32 = 256;
 const FPS: u32 = 25;
@@ -48,14 +48,8 @@ fn lipsync(config: &PipelineConfig) -> Run {
     let seen = status.clone();
     let progress = Progress::builder()
         .sink(move |e: &Event| {
-            if let Event::FaceStatus {
-                frame,
-                faces,
-                action,
-                ..
-            } = e
-            {
-                seen.lock().unwrap()[*frame as usize] = Some((*faces, *action));
+            if let Some(s) = FaceStatus::from_event(e) {
+                seen.lock().unwrap()[s.frame as usize] = Some((s.faces, s.action));
             }
             Control::Continue
         })

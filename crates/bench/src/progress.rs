@@ -22,7 +22,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use progress_core::{Control, Event, FaceAction, Progress};
+use face_proc::{FaceAction, FaceStatus};
+use progress_core::{Control, Event, Progress};
 
 const ROUNDS: usize = 9;
 const INCS: u64 = 20_000_000;
@@ -166,7 +167,14 @@ fn producer(sink_delay: Option<Duration>, work: u64) -> f64 {
             .wrapping_add(black_box(i));
         phase.inc(1);
         if i % FRAME == 0 {
-            phase.face_status(i, 1, FaceAction::Aligned);
+            phase.record(&FaceStatus {
+                frame: i,
+                faces: 1,
+                action: FaceAction::Aligned,
+                mouth_open: None,
+                presence: None,
+                reason: None,
+            });
         }
     }
     black_box(acc);

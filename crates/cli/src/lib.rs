@@ -16,6 +16,7 @@
 // The command line prints by design (see above).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod logging;
 mod options;
 mod queue_cmd;
 mod run_cmd;
@@ -139,5 +140,5 @@ where
 /// Log lines (`tracing`) on stderr: colour codes only on a terminal; `RUST_LOG` filters
 /// (default `filter`).
 pub(crate) fn init_logging(filter: &str) {
-    sinks::init_stderr_log(filter);
+    logging::init_stderr_log(filter);
 }

@@ -31,7 +31,7 @@
 //!   to the brow, eye, nose and forehead points) passes through without lag and only the
 //!   shape within the face is filtered; filtering image coordinates lagged by 2.5 px on a
 //!   fast clip. [`FaceRecord::mouth_open`] holds the inner-lip
-//!   gap over the mouth width (also in every face-status event, with the presence); a presence
+//!   gap over the mouth width (also in every [`FaceStatus`], with the presence); a presence
 //!   below [`MeshConfig::min_presence`] makes the frame "no face" under the policy, with reason
 //!   `low_presence`. On the test clips (a talking head, and a fast one: up to 20 px and 3° per
 //!   frame) every mesh eye and mouth corner stays within 0.5 px of the exact motion (0.7 px on
@@ -49,7 +49,10 @@
 //! - **Warp**: on the CPU (2 threads) or as a batched WGSL compute shader
 //!   (`crates/face-proc/shaders/face_warp.wgsl`, one dispatch per batch, reused buffers) when `compute` is a GPU;
 //!   both give the same bytes within 1 LSB.
-//! - **No face**: by default the frame passes through untouched with a face-status event;
+//! - **Face status**: one [`FaceStatus`] per frame (faces found, what was done, mouth open,
+//!   presence, why there is no face), sent on the stage's phase as a progress-core record
+//!   (kind `face_status`): progress-core knows nothing of faces, so the type lives here.
+//! - **No face**: by default the frame passes through untouched with a face status;
 //!   [`NoFacePolicy::Error`] and [`NoFacePolicy::Interpolate`] are options.
 //! - **Detection rate**: every frame by default ([`FaceConfig::detect_every`] = 1), on
 //!   [`FaceConfig::threads`] threads (each thread tracks its contiguous part of the batch).
@@ -76,11 +79,15 @@
 
 mod align;
 mod batcher;
+mod config;
 mod detect;
+mod face_record;
 mod landmarks;
 mod stage;
+mod status;
 #[cfg(test)]
 mod testutil;
+mod tracking;
 mod warp;
 
 use std::path::PathBuf;
@@ -88,13 +95,14 @@ use std::path::PathBuf;
 pub use align::{
     Alignment, MESH_TO_68, OneEuroConfig, Smoothing, landmarks_5_from_68, landmarks_68,
 };
+pub use config::{DetectBackend, FaceConfig, MeshConfig, NoFacePolicy};
 pub use detect::{BlazeFace, DecodeConfig, Detection, FaceDetector, Rect};
 /// The face mesh's types and point indices (`facemesh::idx`), from `face-net`.
 pub use face_net::facemesh;
+pub use face_record::{FaceRecord, mouth_open};
 pub use landmarks::LandmarkFile;
-pub use stage::{
-    DetectBackend, FaceConfig, FaceProcessor, FaceRecord, MeshConfig, NoFacePolicy, mouth_open,
-};
+pub use stage::FaceProcessor;
+pub use status::{FaceAction, FaceStatus, NoFaceReason};
 
 impl From<face_net::blazeface::BlazeFaceGpuError> for FaceError {
     fn from(e: face_net::blazeface::BlazeFaceGpuError) -> Self {

@@ -16,13 +16,21 @@
 //! | `run_progress` | `t`, `fraction` (0..1), `eta` (s) |
 //! | `message` | `t`, `phase`, `level` (`debug`/`info`/`warn`/`error`), `text` |
 //! | `preview` | `t`, `phase`, `frame`, `width`, `height`, `format` (`rgb8`/`png`), `data` (base64) |
-//! | `face_status` | `t`, `phase`, `frame`, `faces`, `action` (`aligned`/`passed_through`/`interpolated`/`failed`), `mouth_open` (inner-lip gap / mouth width, from the face mesh), `presence` (the mesh's face-presence score, 0..1), `reason` (why there is no face: `not_detected`/`low_presence`) |
+//! | a record's kind | `t`, `phase`, then the record's own fields in order (see [`crate::record`]) |
 //! | `phase_finished` | `t`, `id`, `outcome` (`completed`/`failed`/`cancelled`/`abandoned`), `error`, `pos`, `total`, `elapsed` |
 //! | `run_finished` | `t`, `summary`: `elapsed`, `cancelled`, `phases`, `completed`, `failed`, `cancelled_phases`, `abandoned`, `dropped_previews`, `sink_failures` |
 //!
 //! Example line: `{"type":"progress","t":1.2,"id":3,"pos":48,"total":100,"rate":40.1,"eta":1.3,"message":null}`
+//!
+//! Records are the event types that the work defines (progress-core knows none of them). The
+//! one facesync sends is the face stage's per-frame `face_status` (`face_proc::FaceStatus`):
+//! `t`, `phase`, `frame`, `faces`, `action` (`aligned`/`passed_through`/`interpolated`/`failed`),
+//! `mouth_open` (inner-lip gap / mouth width, from the face mesh), `presence` (the mesh's
+//! face-presence score, 0..1), `reason` (why there is no face: `not_detected`/`low_presence`).
 
 use serde::{Deserialize, Serialize};
+
+pub use crate::record::Record;
 
 /// The version of the JSON event schema described in this module.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -110,29 +118,6 @@ pub enum Event {
         #[serde(flatten)]
         image: PreviewImage,
     },
-    /// Whether a face was found in a frame and what was done about it.
-    FaceStatus {
-        /// Seconds since the run started.
-        t: f64,
-        /// The phase it comes from.
-        phase: PhaseId,
-        /// Frame index in the video.
-        frame: u64,
-        /// Number of faces found.
-        faces: u32,
-        /// What the stage did with the frame.
-        action: FaceAction,
-        /// How open the mouth is (the gap between the inner lips over the mouth's width, from
-        /// the face mesh; about 0 closed, 0.3–0.6 wide open); `None` without a mesh.
-        #[serde(default)]
-        mouth_open: Option<f32>,
-        /// The face mesh's face-presence score (0..1); `None` without a mesh.
-        #[serde(default)]
-        presence: Option<f32>,
-        /// Why the frame has no usable face; `None` when it has one.
-        #[serde(default)]
-        reason: Option<NoFaceReason>,
-    },
     /// A phase ended. Carries its final position: the last word on the phase.
     PhaseFinished {
         /// Seconds since the run started.
@@ -157,6 +142,10 @@ pub enum Event {
         /// What happened in the run.
         summary: RunSummary,
     },
+    /// A record the work defines (see [`crate::record`]), e.g. the face stage's
+    /// `face_status`. In JSON its `type` is the record's kind.
+    #[serde(untagged)]
+    Record(Record),
 }
 
 impl Event {
@@ -169,9 +158,9 @@ impl Event {
             | Event::RunProgress { t, .. }
             | Event::Message { t, .. }
             | Event::Preview { t, .. }
-            | Event::FaceStatus { t, .. }
             | Event::PhaseFinished { t, .. }
-            | Event::RunFinished { t, .. } => *t,
+            | Event::RunFinished { t, .. }
+            | Event::Record(Record { t, .. }) => *t,
         }
     }
 }
@@ -188,45 +177,6 @@ pub enum Level {
     Warn,
     /// Something failed.
     Error,
-}
-
-/// What a stage did with a frame, in a [`Event::FaceStatus`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum FaceAction {
-    /// A face was found and aligned.
-    Aligned,
-    /// No usable face: the frame goes through untouched.
-    PassedThrough,
-    /// No usable face: the transform comes from the neighbouring frames with a face (blended
-    /// between them, or the last one held).
-    Interpolated,
-    /// No usable face and the policy is to fail.
-    Failed,
-}
-
-/// Why a frame has no usable face, in a [`Event::FaceStatus`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum NoFaceReason {
-    /// The detector found no face.
-    NotDetected,
-    /// A face was detected but the face mesh's presence score is below the threshold (a
-    /// false detection, or a face turned away or covered).
-    LowPresence,
-}
-
-/// The optional details of a face status (see [`crate::Phase::face_status_detailed`]).
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct FaceDetail {
-    /// See [`Event::FaceStatus`]'s `mouth_open`.
-    pub mouth_open: Option<f32>,
-    /// See [`Event::FaceStatus`]'s `presence`.
-    pub presence: Option<f32>,
-    /// See [`Event::FaceStatus`]'s `reason`.
-    pub reason: Option<NoFaceReason>,
 }
 
 /// How a phase ended.

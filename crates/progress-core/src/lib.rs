@@ -6,7 +6,8 @@
 //!
 //! - **Producers** hold [`Phase`] handles. [`Phase::inc`] is one relaxed atomic add: no lock,
 //!   channel, clock read, syscall or allocation. Structural events (phase start and finish,
-//!   messages, previews, per-frame face status) go through a bounded channel. Several threads
+//!   messages, previews, and records: typed events the work defines, such as a per-frame face
+//!   status) go through a bounded channel. Several threads
 //!   on one phase each take a [`LocalCounter`] ([`Phase::local`]): a counter on a cache line
 //!   of its own, so that they do not fight over one line; the dispatcher sums them.
 //! - **A dispatcher thread** samples every phase's counters on a fixed tick (10 Hz by default),
@@ -20,6 +21,11 @@
 //! - **Cancellation** ([`CancelToken`]) is a shared flag settable from any thread, a signal
 //!   handler, or a sink returning [`Control::Cancel`]; the work polls it between batches with
 //!   [`Phase::check`].
+//! - **Records** ([`record`]): the crate knows phases, counters, cancellation, messages and
+//!   previews, and nothing about any one job. What only one job reports (the face stage's
+//!   per-frame face status) is a record type that the job's crate defines ([`RecordType`]: a
+//!   kind and named, typed values) and sends with [`Phase::record`]; every sink renders it
+//!   without knowing the type, and the JSON schema stays one event per line.
 //!
 //! This crate has no terminal, GPU or logging-backend dependency (it logs sink panics through
 //! the `tracing` facade only). Ready-made sinks (console, log, JSON lines, channel, callback,
@@ -62,11 +68,17 @@ mod dispatcher;
 mod estimate;
 pub mod event;
 mod phase;
+mod queue;
+pub mod record;
+mod run;
+mod sink;
+mod worker;
 
 pub use cancel::{CancelToken, Cancelled};
-pub use dispatcher::{Control, Progress, ProgressBuilder, ProgressSink};
 pub use event::{
-    Event, FaceAction, FaceDetail, ImageFormat, Level, NoFaceReason, Outcome, PhaseId,
-    PreviewImage, RunSummary, SCHEMA_VERSION,
+    Event, ImageFormat, Level, Outcome, PhaseId, PreviewImage, RunSummary, SCHEMA_VERSION,
 };
 pub use phase::{LocalCounter, Phase, ProgressIter, ProgressIterExt};
+pub use record::{Fields, Record, RecordType, Value};
+pub use run::{Progress, ProgressBuilder};
+pub use sink::{Control, ProgressSink};

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use crate::cancel::{CancelToken, Cancelled};
-use crate::event::{Event, FaceAction, FaceDetail, Level, Outcome, PhaseId, PreviewImage};
+use crate::event::{Event, Level, Outcome, PhaseId, PreviewImage};
+use crate::record::{Record, RecordType};
 
 /// `total` stored in an atomic: `u64::MAX` means unknown.
 const UNKNOWN_TOTAL: u64 = u64::MAX;
@@ -92,7 +93,7 @@ pub(crate) enum Msg {
         unit: String,
         t: f64,
     },
-    /// Message, preview, face status: forwarded as they are.
+    /// Message, preview, record: forwarded as they are.
     Event(Event),
     PhaseFinished {
         id: PhaseId,
@@ -219,7 +220,7 @@ impl Drop for Owner {
 /// Updating the position ([`inc`](Self::inc), [`set`](Self::set)) is one relaxed atomic
 /// operation and nothing else: no lock, channel, clock read, syscall or allocation. The
 /// dispatcher samples the position on its own tick. Everything else (child phases, messages,
-/// previews, face status, finishing) goes through the dispatcher's bounded channel.
+/// previews, records, finishing) goes through the dispatcher's bounded channel.
 ///
 /// A phase ends once: with [`finish`](Self::finish), [`fail`](Self::fail), or when its last
 /// handle is dropped (outcome `abandoned`, or `cancelled` if the run's cancel token is set).
@@ -402,31 +403,17 @@ impl Phase {
         }));
     }
 
-    /// Reports how many faces frame `frame` had and what was done. Never lost.
-    pub fn face_status(&self, frame: u64, faces: u32, action: FaceAction) {
-        self.face_status_detailed(frame, faces, action, FaceDetail::default());
-    }
-
-    /// [`Self::face_status`] with the mouth-open measure, the mesh presence and the reason
-    /// for a missing face. Never lost.
-    pub fn face_status_detailed(
-        &self,
-        frame: u64,
-        faces: u32,
-        action: FaceAction,
-        detail: FaceDetail,
-    ) {
+    /// Sends a record (see [`crate::record`]) to every sink. Never lost.
+    pub fn record<R: RecordType>(&self, record: &R) {
         let run = &self.owner.run;
-        run.send(Msg::Event(Event::FaceStatus {
-            t: run.now(),
-            phase: self.state.id,
-            frame,
-            faces,
-            action,
-            mouth_open: detail.mouth_open,
-            presence: detail.presence,
-            reason: detail.reason,
-        }));
+        if run.tx.is_none() {
+            return;
+        }
+        run.send(Msg::Event(Event::Record(Record::new(
+            run.now(),
+            self.state.id,
+            record,
+        ))));
     }
 
     /// Ends the phase as completed, with its current position. Later calls do nothing.

@@ -5,9 +5,28 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use progress_core::{
-    CancelToken, Control, Event, FaceAction, ImageFormat, Level, Outcome, Phase, PhaseId,
-    PreviewImage, Progress, ProgressIterExt, ProgressSink,
+    CancelToken, Control, Event, Fields, ImageFormat, Level, Outcome, Phase, PhaseId, PreviewImage,
+    Progress, ProgressIterExt, ProgressSink, RecordType,
 };
+
+/// A record the work defines: frame `frame` is done.
+#[derive(Debug, PartialEq)]
+struct Done {
+    frame: u64,
+}
+
+impl RecordType for Done {
+    const KIND: &'static str = "frame_done";
+
+    fn to_fields(&self) -> Fields {
+        Fields::new().with("frame", self.frame)
+    }
+
+    fn from_fields(fields: &Fields) -> Option<Self> {
+        let frame = fields.get("frame")?.as_u64()?;
+        Some(Done { frame })
+    }
+}
 
 /// A sink that records every event it gets, and counts flushes.
 #[derive(Clone, Default)]
@@ -105,7 +124,7 @@ fn kinds(events: &[Event]) -> Vec<&'static str> {
             Event::RunProgress { .. } => "run_progress",
             Event::Message { .. } => "message",
             Event::Preview { .. } => "preview",
-            Event::FaceStatus { .. } => "face_status",
+            Event::Record(r) if r.kind == Done::KIND => "frame_done",
             Event::PhaseFinished { .. } => "phase_finished",
             Event::RunFinished { .. } => "run_finished",
             _ => "other",
@@ -364,7 +383,7 @@ fn a_blocked_sink_delays_neither_the_producer_nor_other_sinks() {
     let phase = progress.phase("work", Some(200), "items");
     for i in 0..200u64 {
         phase.inc(1);
-        phase.face_status(i, 1, FaceAction::Aligned);
+        phase.record(&Done { frame: i });
         if i % 10 == 0 {
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -381,12 +400,7 @@ fn a_blocked_sink_delays_neither_the_producer_nor_other_sinks() {
     progress.shutdown();
     // Structural events are all kept for the slow sink; its progress snapshots coalesced.
     let slow_events = slow.events();
-    let statuses = |events: &[Event]| {
-        kinds(events)
-            .iter()
-            .filter(|k| **k == "face_status")
-            .count()
-    };
+    let statuses = |events: &[Event]| kinds(events).iter().filter(|k| **k == "frame_done").count();
     assert_eq!(statuses(&slow_events), 200);
     assert_eq!(statuses(&fast.events()), 200);
     assert_eq!(
@@ -474,8 +488,8 @@ fn a_stalled_sink_is_disabled_and_shutdown_does_not_wait_for_it() {
 
 #[test]
 fn a_sink_can_cancel_the_run() {
-    let cancel_at_face = |event: &Event| match event {
-        Event::FaceStatus { frame: 50, .. } => Control::Cancel,
+    let cancel_at_face = |event: &Event| match Done::from_event(event) {
+        Some(Done { frame: 50 }) => Control::Cancel,
         _ => Control::Continue,
     };
     let rec = Recorder::default();
@@ -488,7 +502,7 @@ fn a_sink_can_cancel_the_run() {
     let result: Result<(), progress_core::Cancelled> = (|| {
         for frame in 0..1_000_000u64 {
             phase.check()?;
-            phase.face_status(frame, 1, FaceAction::Aligned);
+            phase.record(&Done { frame });
             phase.inc(1);
             done += 1;
             if frame % 64 == 0 {
@@ -581,7 +595,7 @@ fn previews_beyond_a_sinks_capacity_are_dropped_and_counted() {
 #[test]
 fn previews_are_dropped_when_the_channel_is_full_and_other_events_are_not() {
     // No tick during the test and a channel of one: the producer outruns the dispatcher only
-    // if the dispatcher is busy; whatever happens, no face status is lost and every preview is
+    // if the dispatcher is busy; whatever happens, no record is lost and every preview is
     // either delivered or counted.
     let rec = Recorder::default();
     let progress = Progress::builder()
@@ -592,7 +606,7 @@ fn previews_are_dropped_when_the_channel_is_full_and_other_events_are_not() {
     let phase = progress.phase("infer", None, "frames");
     for frame in 0..2000 {
         phase.preview(frame, preview());
-        phase.face_status(frame, 0, FaceAction::PassedThrough);
+        phase.record(&Done { frame });
     }
     phase.finish();
     let summary = progress.shutdown();
@@ -600,7 +614,7 @@ fn previews_are_dropped_when_the_channel_is_full_and_other_events_are_not() {
     let previews = kinds(&events).iter().filter(|k| **k == "preview").count() as u64;
     let statuses = kinds(&events)
         .iter()
-        .filter(|k| **k == "face_status")
+        .filter(|k| **k == "frame_done")
         .count();
     assert_eq!(statuses, 2000);
     assert_eq!(previews + summary.dropped_previews, 2000);

@@ -15,7 +15,12 @@
 //! | ComfyUI | [`comfy::ComfySink`]: `progress` messages, binary preview frames, interrupt → cancel |
 //!
 //! Several sinks can watch one run; each sees every structural event in order, while progress
-//! snapshots may be coalesced (latest wins) and previews dropped for a slow sink.
+//! snapshots may be coalesced (latest wins) and previews dropped for a slow sink. Records (event
+//! types the work defines, such as the face stage's `face_status`) are rendered without knowing
+//! their type: a JSON line like any event, a `DEBUG` log line with their fields.
+//!
+//! This crate only renders: installing a `tracing` subscriber (where log lines go, colours,
+//! filters) is the application's business (the `facesync` command line does it).
 //!
 //! # Example
 //! ```
@@ -43,7 +48,6 @@ pub mod comfy;
 mod console;
 mod json_lines;
 mod log;
-mod logging;
 mod text;
 
 pub use callback::CallbackSink;
@@ -51,4 +55,3 @@ pub use channel::ChannelSink;
 pub use console::{ConsoleSink, PROGRESS_ENV};
 pub use json_lines::JsonLinesSink;
 pub use log::LogSink;
-pub use logging::{init_stderr_log, log_subscriber, stderr_wants_colour};

@@ -1,6 +1,6 @@
 //! Progress as `tracing` events.
 
-use progress_core::{Control, Event, FaceAction, ImageFormat, Level, Outcome, ProgressSink};
+use progress_core::{Control, Event, ImageFormat, Level, Outcome, ProgressSink};
 use tracing::{debug, error, info, trace, warn};
 
 use crate::text::{self, PacedPhases, TARGET};
@@ -9,13 +9,14 @@ use crate::text::{self, PacedPhases, TARGET};
 ///
 /// Works with any subscriber, e.g. `tracing-subscriber`'s fmt or JSON layers. Levels:
 /// run and phase start/finish and progress lines are `INFO` (a phase that fails is `ERROR`, one
-/// cancelled or abandoned `WARN`), messages keep their level, face status is `DEBUG` (`WARN` for
-/// [`FaceAction::Failed`]), previews and the whole-run fraction are `TRACE`/`DEBUG`.
+/// cancelled or abandoned `WARN`), messages keep their level, records (e.g. the face stage's
+/// face status) are `DEBUG`, previews and the whole-run fraction are `TRACE`/`DEBUG`.
 /// Progress lines are rate-limited per phase by event time (one per second by default).
 ///
 /// Fields: `phase` (id), `parent`, `name`, `total`, `unit`, `pos`, `rate` (units/s), `eta` (s),
-/// `status` (the phase's message), `outcome`, `error`, `elapsed` (s), and for the run's end the
-/// summary counts. Absent values are left out.
+/// `status` (the phase's message), `outcome`, `error`, `elapsed` (s), for the run's end the
+/// summary counts, and for a record its `kind` and its `fields` (`name=value …`, the message
+/// being the kind in words: `face status`). Absent values are left out.
 #[derive(Debug)]
 pub struct LogSink {
     phases: PacedPhases,
@@ -107,25 +108,10 @@ impl ProgressSink for LogSink {
                 };
                 trace!(target: TARGET, phase, frame, width = image.width, height = image.height, format, bytes = image.data.len(), "preview");
             }
-            Event::FaceStatus {
-                phase,
-                frame,
-                faces,
-                action,
-                ..
-            } => {
-                let action_name = match action {
-                    FaceAction::Aligned => "aligned",
-                    FaceAction::PassedThrough => "passed_through",
-                    FaceAction::Interpolated => "interpolated",
-                    FaceAction::Failed => "failed",
-                    _ => "other",
-                };
-                if *action == FaceAction::Failed {
-                    warn!(target: TARGET, phase, frame, faces, action = action_name, "face status");
-                } else {
-                    debug!(target: TARGET, phase, frame, faces, action = action_name, "face status");
-                }
+            Event::Record(record) => {
+                let words = record.kind.replace('_', " ");
+                let (kind, fields) = (record.kind.as_ref(), &record.fields);
+                debug!(target: TARGET, phase = record.phase, kind, fields = %fields, "{words}");
             }
             Event::PhaseFinished {
                 id,

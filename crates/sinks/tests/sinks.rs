@@ -434,6 +434,29 @@ fn log_events_are_structured_and_rate_limited() {
 }
 
 #[test]
+fn a_record_is_logged_at_debug_with_its_kind_and_fields() {
+    let events = with_previews();
+    let mut sink = LogSink::new();
+    let logs = capture_json_logs(|| {
+        feed(&mut sink, &events);
+    });
+    let record = logs
+        .iter()
+        .find(|l| l["fields"]["kind"] == "face_status")
+        .expect("the record is logged");
+    assert_eq!(record["level"], "DEBUG");
+    assert_eq!(
+        record["fields"],
+        json!({
+            "message": "face status",
+            "phase": 2,
+            "kind": "face_status",
+            "fields": "frame=3 faces=0 action=interpolated mouth_open=0.1 presence=null reason=not_detected",
+        })
+    );
+}
+
+#[test]
 fn log_works_with_the_fmt_layer() {
     let buf = Shared::default();
     let writer = buf.clone();
@@ -510,16 +533,18 @@ fn with_previews() -> Vec<Event> {
     );
     events.insert(
         5,
-        Event::FaceStatus {
+        Event::Record(progress_core::Record {
             t: 0.3,
             phase: 2,
-            frame: 3,
-            faces: 0,
-            action: progress_core::FaceAction::Interpolated,
-            mouth_open: None,
-            presence: None,
-            reason: Some(progress_core::NoFaceReason::NotDetected),
-        },
+            kind: "face_status".into(),
+            fields: progress_core::Fields::new()
+                .with("frame", 3u64)
+                .with("faces", 0u32)
+                .with("action", "interpolated")
+                .with("mouth_open", Some(0.1f32))
+                .with("presence", None::<f32>)
+                .with("reason", "not_detected"),
+        }),
     );
     events
 }
