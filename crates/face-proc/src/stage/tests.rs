@@ -4,10 +4,10 @@
 use super::*;
 use crate::align::OneEuroConfig;
 use crate::detect::Detection;
-use test_kit::known_motion::{self, FACE};
 use crate::testutil::{astronaut, place};
 use face_net::facemesh;
 use progress_core::{Event, RecordType};
+use test_kit::known_motion::{self, FACE};
 
 /// Photo → frame: rotate by `deg` and scale by `s` about the face centre, which lands at `at`.
 fn motion(s: f64, deg: f64, at: [f64; 2]) -> Affine2 {
