@@ -16,7 +16,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt};
 
 use crate::arrays::{FloatFrames, FloatOutput};
-use crate::sink::{ComfyOptions, ErrorSlot, OnError, SinkOptions};
+use crate::sink::{ErrorSlot, OnError, SinkOptions};
 use crate::{Cancelled, FacesyncError, ModelError, OnnxRuntimeMissing};
 
 /// How often the waiting thread wakes up to deliver events, look for Ctrl-C and poll the
@@ -74,14 +74,12 @@ struct Watch {
 }
 
 /// The host's keywords of `run` and `run_frames` (how the run reports and stops), beside the
-/// run options of `**options`: `console`, `on_event`, `interrupted`, `comfy`, `cancel`, `tick`,
-/// `nice`.
-type Host<'a, 'py> = (
+/// run options of `**options`: `console`, `on_event`, `interrupted`, `cancel`, `tick`, `nice`.
+type Host<'a> = (
     bool,
     Option<Py<PyAny>>,
     Option<Py<PyAny>>,
-    Option<&'a Bound<'py, PyDict>>,
-    Option<&'a Bound<'py, PyCancelToken>>,
+    Option<&'a Bound<'a, PyCancelToken>>,
     f64,
     i32,
 );
@@ -127,12 +125,9 @@ pub(crate) fn run_options(options: Option<&Bound<'_, PyDict>>) -> PyResult<RunOp
 }
 
 /// `run` and `run_frames`'s keywords, checked before any work.
-pub(crate) fn options(
-    host: Host<'_, '_>,
-    options: Option<&Bound<'_, PyDict>>,
-) -> PyResult<Options> {
+pub(crate) fn options(host: Host<'_>, options: Option<&Bound<'_, PyDict>>) -> PyResult<Options> {
     let config = PipelineConfig::from(run_options(options)?);
-    let (console, on_event, interrupted, comfy, cancel, tick, nice) = host;
+    let (console, on_event, interrupted, cancel, tick, nice) = host;
     if !(tick.is_finite() && tick > 0.0) {
         return Err(PyValueError::new_err(format!(
             "tick={tick}: expected a positive number of seconds"
@@ -148,7 +143,6 @@ pub(crate) fn options(
         sinks: SinkOptions {
             console,
             on_event: None,
-            comfy: comfy.map(ComfyOptions::from_dict).transpose()?,
             channel: None,
         },
         watch: Watch {
@@ -408,8 +402,8 @@ fn summary_dict<'py>(py: Python<'py>, summary: &Summary) -> PyResult<Bound<'py, 
 /// while the run uses every core. The calling thread's priority is left alone.
 #[pyfunction]
 #[pyo3(signature = (
-    video, audio, out, *, console=false, on_event=None, interrupted=None, comfy=None,
-    cancel=None, tick=0.1, nice=0, **options
+    video, audio, out, *, console=false, on_event=None, interrupted=None, cancel=None,
+    tick=0.1, nice=0, **options
 ))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run<'py>(
@@ -420,13 +414,12 @@ pub(crate) fn run<'py>(
     console: bool,
     on_event: Option<Py<PyAny>>,
     interrupted: Option<Py<PyAny>>,
-    comfy: Option<&Bound<'py, PyDict>>,
     cancel: Option<&Bound<'py, PyCancelToken>>,
     tick: f64,
     nice: i32,
     options: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let host = (console, on_event, interrupted, comfy, cancel, tick, nice);
+    let host = (console, on_event, interrupted, cancel, tick, nice);
     let options = self::options(host, options)?;
     let inputs = Inputs { video, audio };
     let summary = run_job(py, options, move |config, job| {
@@ -447,7 +440,7 @@ pub(crate) fn run<'py>(
 #[pyfunction]
 #[pyo3(signature = (
     frames, fps, audio, sample_rate, *, console=false, on_event=None, interrupted=None,
-    comfy=None, cancel=None, tick=0.1, nice=0, **options
+    cancel=None, tick=0.1, nice=0, **options
 ))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run_frames<'py>(
@@ -459,7 +452,6 @@ pub(crate) fn run_frames<'py>(
     console: bool,
     on_event: Option<Py<PyAny>>,
     interrupted: Option<Py<PyAny>>,
-    comfy: Option<&Bound<'py, PyDict>>,
     cancel: Option<&Bound<'py, PyCancelToken>>,
     tick: f64,
     nice: i32,
@@ -502,7 +494,7 @@ pub(crate) fn run_frames<'py>(
             "fps={fps}: expected a positive number"
         )));
     }
-    let host = (console, on_event, interrupted, comfy, cancel, tick, nice);
+    let host = (console, on_event, interrupted, cancel, tick, nice);
     let options = self::options(host, options)?;
     let fps = if fps.fract() == 0.0 {
         Rational::new(fps as u32, 1)

@@ -9,16 +9,16 @@
 //!   between them, so Ctrl-C (`KeyboardInterrupt`) cancels the run through its cancel token,
 //!   waits for it to stop cleanly and is then re-raised. Events reach `on_event` as dicts
 //!   (the JSON schema v1 of `progress_core::event`) from a sink thread that takes the GIL.
-//!   An exception raised by `on_event` (or by a ComfyUI hook) cancels the run and is
+//!   An exception raised by `on_event` (or by `interrupted`) cancels the run and is
 //!   re-raised by `run()`: a broken callback never goes unnoticed, and never half-reports a
 //!   run that goes on.
 //! - `Progress`: a tqdm-compatible bar whose `update(n)` is one relaxed atomic add (frozen
 //!   class: no borrow flag) and whose iterator is implemented here, backed by a
 //!   `progress_core::Progress` run (10 Hz dispatcher, sinks on their own threads). The Python
 //!   side (`facesync/progress.py`) adds what needs no speed (`write`, `set_postfix`).
-//! - Sinks chosen per call: the console (`sinks::ConsoleSink::stderr`), a Python callback, and
-//!   the ComfyUI adapter (`sinks::comfy::ComfySink`, whose text and binary messages go to a
-//!   Python `send` callable and whose interrupt flag is a Python callable).
+//! - Sinks chosen per call: the console (`sinks::ConsoleSink::stderr`) and a Python callback
+//!   (`on_event`, which a host such as the ComfyUI node turns into its own progress messages;
+//!   its interrupt flag goes in as `interrupted`).
 //!
 //! The module is built by maturin (`crates/python/pyproject.toml`); the Python tests
 //! (`crates/python/tests`) are its tests.

@@ -15,7 +15,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyIterator};
 
-use crate::sink::{ComfyOptions, OnError, SinkOptions};
+use crate::sink::{OnError, SinkOptions};
 
 /// tqdm's display options: accepted so that a tqdm call works unchanged, without effect
 /// (facesync's sinks decide how progress is shown).
@@ -82,7 +82,7 @@ impl PyProgress {
     #[new]
     #[pyo3(signature = (
         iterable=None, desc=None, total=None, *, unit="it", initial=0, disable=false,
-        console=true, on_event=None, comfy=None, parent=None, tick=0.1, postfix=None, **kwargs
+        console=true, on_event=None, parent=None, tick=0.1, postfix=None, **kwargs
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -94,7 +94,6 @@ impl PyProgress {
         disable: bool,
         console: bool,
         on_event: Option<Py<PyAny>>,
-        comfy: Option<&Bound<'_, PyDict>>,
         parent: Option<&Bound<'_, PyProgress>>,
         tick: f64,
         postfix: Option<Bound<'_, PyAny>>,
@@ -120,19 +119,15 @@ impl PyProgress {
             (_, Some(it)) => it.len().ok().map(|n| n as u64),
             _ => None,
         };
-        if parent.is_some() && (on_event.is_some() || comfy.is_some()) {
+        if parent.is_some() && on_event.is_some() {
             return Err(PyValueError::new_err(
-                "a bar with a parent reports through the parent's sinks: give on_event/comfy to the parent",
+                "a bar with a parent reports through the parent's sinks: give on_event to the parent",
             ));
         }
         let name = desc.unwrap_or_default();
         let sinks = SinkOptions {
             console: console && !disable,
             on_event: on_event.filter(|_| !disable),
-            comfy: comfy
-                .filter(|_| !disable)
-                .map(ComfyOptions::from_dict)
-                .transpose()?,
             channel: None,
         };
         let (phase, run, console) = match parent {

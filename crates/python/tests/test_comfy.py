@@ -1,11 +1,8 @@
 """The ComfyUI nodes against stand-ins of ComfyUI 0.12.1 (tests/standins): schema, results,
-progress as ComfyUI draws it, interrupts, errors; and the messages of facesync's ComfyUI
-adapter (``comfy=``) checked byte by byte against ComfyUI's protocol."""
+progress as ComfyUI draws it, interrupts, errors."""
 
-import json
 import logging
 import os
-import struct
 import sys
 import threading
 import time
@@ -17,9 +14,6 @@ import pytest
 import facesync
 from comfy_helpers import (execute, load_node, pattern_frames, read_wav_audio, read_y4m_rgb,
                            slowness, tone)
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
 
 def bytes_of(images):
     """float32 images as facesync rounds them to 8 bits: clamped, x * 255 + 0.5, floored."""
@@ -489,94 +483,6 @@ def test_the_video_node_streams_a_file_and_returns_a_video(comfy, sample):
     assert comfy.hook.values[-1] == 1000
 
 
-
-
-# -- facesync's ComfyUI adapter (comfy=) ------------------------------------------------------
-
-def png_size(png):
-    assert png[:8] == PNG_SIGNATURE
-    length, kind = struct.unpack(">I4s", png[8:16])
-    assert kind == b"IHDR" and length == 13
-    return struct.unpack(">II", png[16:24])
-
-
-def png_pixels(png):
-    """RGB8 pixels of a PNG written with filter type 0 or 1..4 (decoded here with numpy)."""
-    width, height = png_size(png)
-    pos, data = 8, b""
-    while pos < len(png):
-        length, kind = struct.unpack(">I4s", png[pos:pos + 8])
-        if kind == b"IDAT":
-            data += png[pos + 8:pos + 8 + length]
-        pos += 12 + length
-    raw = np.frombuffer(zlib.decompress(data), np.uint8).reshape(height, 1 + width * 3)
-    out = np.zeros((height, width * 3), np.int32)
-    for row in range(height):
-        f, line = raw[row, 0], raw[row, 1:].astype(np.int32)
-        prev = out[row - 1] if row else np.zeros(width * 3, np.int32)
-        cur = np.zeros(width * 3, np.int32)
-        for i in range(width * 3):
-            a = cur[i - 3] if i >= 3 else 0
-            b = prev[i]
-            c = prev[i - 3] if i >= 3 else 0
-            if f == 0:
-                pred = 0
-            elif f == 1:
-                pred = a
-            elif f == 2:
-                pred = b
-            elif f == 3:
-                pred = (a + b) // 2
-            else:
-                p = a + b - c
-                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-                pred = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
-            cur[i] = (line[i] + pred) % 256
-        out[row] = cur
-    return out.reshape(height, width, 3).astype(np.uint8)
-
-
-@pytest.mark.parametrize("metadata", [False, True])
-def test_comfy_messages_match_comfyui_protocol(sample, tmp_path, metadata):
-    """Text: {"type": "progress", "data": {value, max, prompt_id, node}}. Binary preview:
-    4-byte BE event type 1 (PREVIEW_IMAGE), 4-byte BE format 2 (PNG), the PNG; or type 4
-    (PREVIEW_IMAGE_WITH_METADATA), 4-byte BE JSON length, the JSON, the PNG."""
-    video, audio = sample
-    messages, events = [], []
-    comfy = {"send": messages.append, "prompt_id": "p-1", "node_id": "5",
-             "node_type": "FacesyncLipSync", "preview_metadata": metadata}
-    facesync.run(video, audio, str(tmp_path / "out.y4m"), comfy=comfy, on_event=events.append)
-
-    texts = [json.loads(m) for m in messages if isinstance(m, str)]
-    binaries = [m for m in messages if isinstance(m, bytes)]
-    progress = [t for t in texts if t["type"] == "progress"]
-    assert progress[0] == {"type": "progress",
-                           "data": {"value": 0, "max": 100, "prompt_id": "p-1", "node": "5"}}
-    assert progress[-1]["data"]["value"] == 100
-    assert all(set(t["data"]) == {"value", "max", "prompt_id", "node"} for t in progress)
-
-    previews = [e for e in events if e["type"] == "preview"]
-    assert binaries and len(binaries) <= len(previews)
-    for frame in binaries:
-        kind = struct.unpack(">I", frame[:4])[0]
-        if metadata:
-            assert kind == 4
-            (length,) = struct.unpack(">I", frame[4:8])
-            header = json.loads(frame[8:8 + length])
-            assert header["image_type"] == "image/png"
-            assert header["node_id"] == header["display_node_id"] == "5"
-            assert header["prompt_id"] == "p-1"
-            png = frame[8 + length:]
-        else:
-            assert kind == 1
-            assert struct.unpack(">I", frame[4:8])[0] == 2  # PNG
-            png = frame[8:]
-        assert png_size(png) == (previews[0]["width"], previews[0]["height"])
-    # The PNG holds exactly the pixels of a preview the events carried (RGB8, base64).
-    import base64
-
-    pixels = png_pixels(png).tobytes()
-    assert any(base64.b64decode(p["data"]) == pixels for p in previews)
 
 
 @pytest.fixture(scope="module")

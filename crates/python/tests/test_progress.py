@@ -165,16 +165,3 @@ def test_an_exception_in_on_event_is_reported_and_the_bar_goes_on(monkeypatch):
     assert reported and all(isinstance(e, RuntimeError) for e in reported)
     assert bar.n == 2
 
-
-def test_comfy_messages_from_a_bar():
-    messages = []
-    bar = Progress(total=4, console=False, comfy={"send": messages.append, "node_id": "7",
-                                                   "prompt_id": "p1"})
-    bar.update(4)
-    bar.close()
-    import json
-
-    decoded = [json.loads(m) for m in messages]
-    assert decoded[0] == {"type": "progress",
-                          "data": {"value": 0, "max": 100, "prompt_id": "p1", "node": "7"}}
-    assert decoded[-1]["data"]["value"] == 100

@@ -12,7 +12,6 @@
 //! | another program reading a file or pipe | [`JsonLinesSink`]: one event per line, progress-core's versioned schema |
 //! | a GUI event loop | [`ChannelSink`]: a bounded flume receiver; progress coalesces, structure is never dropped |
 //! | your own code (a UI toolkit, a web socket) | [`CallbackSink`]: a closure; return `Control::Cancel` to stop the run |
-//! | ComfyUI | [`comfy::ComfySink`]: `progress` messages, binary preview frames, interrupt → cancel |
 //!
 //! Several sinks can watch one run; each sees every structural event in order, while progress
 //! snapshots may be coalesced (latest wins) and previews dropped for a slow sink. Records (event
@@ -44,7 +43,6 @@
 
 mod callback;
 mod channel;
-pub mod comfy;
 mod console;
 mod json_lines;
 mod log;

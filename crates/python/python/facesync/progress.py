@@ -12,9 +12,9 @@ What differs from tqdm, and why:
 - ``update(n)`` is one relaxed atomic add in Rust, and iterating a bar runs in Rust: the work
   never formats, measures time or writes anything. A dispatcher thread samples the count at
   10 Hz (``tick=0.1``) and feeds the sinks, each on its own thread: the console (bars on a
-  terminal, plain lines in logs; ``FACESYNC_PROGRESS=bars|plain|off``), ``on_event`` (a
-  callable receiving each event as a dict, JSON schema v1) and ``comfy`` (ComfyUI progress and
-  preview messages; see the ``comfyui/`` node).
+  terminal, plain lines in logs; ``FACESYNC_PROGRESS=bars|plain|off``) and ``on_event`` (a
+  callable receiving each event as a dict, JSON schema v1; the ``comfyui/`` node turns such
+  events into ComfyUI's own progress bar).
 - tqdm's display options (``leave``, ``file``, ``ncols``, ``mininterval``, ``bar_format``, ...)
   are accepted and have no effect: the sinks decide how progress looks.
 - ``set_description`` changes the text shown with the bar; the bar's name (``desc`` at
@@ -41,7 +41,7 @@ _next_id = 0
 
 class Progress(_native.Progress):
     """``Progress(iterable=None, desc=None, total=None, *, unit="it", initial=0, disable=False,
-    console=True, on_event=None, comfy=None, parent=None, tick=0.1, postfix=None, **tqdm_options)``
+    console=True, on_event=None, parent=None, tick=0.1, postfix=None, **tqdm_options)``
     """
 
     def __init__(self, *args, **kwargs):
