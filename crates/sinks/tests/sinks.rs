@@ -4,7 +4,7 @@ mod common;
 
 use std::io::{self, Write};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{Shared, capture_json_logs, finished, nested_run, progress, started};
 use indicatif::{InMemoryTerm, ProgressDrawTarget};
