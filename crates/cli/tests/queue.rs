@@ -36,7 +36,12 @@ struct Worker {
 impl Worker {
     fn start(url: &str, name: &str, dir: &Path) -> Self {
         let log = dir.join(format!("{name}.log"));
-        let child = Command::new(env!("CARGO_BIN_EXE_facesync"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_facesync"));
+        // The tests' ONNX Runtime, for the jobs with a learned model.
+        if let Ok(library) = test_kit::models::load_runtime() {
+            command.env("ORT_DYLIB_PATH", library);
+        }
+        let child = command
             .args(["worker", "--nats", url, "--name", name])
             .arg("--input-root")
             .arg(dir)

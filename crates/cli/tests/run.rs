@@ -6,8 +6,14 @@ use std::process::{Command, Stdio};
 
 use facesync_tests::{listing, output_ok};
 
+/// The command, with the tests' ONNX Runtime ([`test_kit::models::load_runtime`]) when there
+/// is one, so that its learned models find it as this process does.
 fn facesync() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_facesync"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_facesync"));
+    if let Ok(library) = test_kit::models::load_runtime() {
+        command.env("ORT_DYLIB_PATH", library);
+    }
+    command
 }
 
 /// Runs `facesync run` with `args` from `dir` and checks it fails with exit code `code` and

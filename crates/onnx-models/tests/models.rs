@@ -2,8 +2,9 @@
 //! (`make_models.py`, random weights, the real contracts) and the mel features against an
 //! independent numpy reference (`mel_reference.py`).
 //!
-//! These tests need the ONNX Runtime library and a Python with `onnx` and `numpy`
-//! (`FACESYNC_TEST_PYTHON`, default `python3`). Under `cargo xtask test`
+//! These tests need the ONNX Runtime library and a Python with `onnx` and `numpy`; both are
+//! found by `test_kit` (the test environment `cargo xtask test` makes, unless
+//! `ORT_DYLIB_PATH` / `FACESYNC_TEST_PYTHON` say otherwise). Under `cargo xtask test`
 //! (`FACESYNC_REQUIRE_ORT=1`) a missing one fails the test; in a bare `cargo test` the test
 //! prints why it is skipped and returns.
 use std::path::{Path, PathBuf};

@@ -56,12 +56,11 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 /// Generates the models into `dir` (once: a stamp of the script's content is kept there, and
-/// the process remembers the result), after checking that an ONNX Runtime library can be
-/// found. `Err` says why the tests cannot run.
+/// the process remembers the result), after loading ONNX Runtime ([`load_runtime`]). `Err` says why the tests cannot run.
 pub fn generate(dir: &Path) -> Result<TestModels, String> {
     static DONE: OnceLock<Result<TestModels, String>> = OnceLock::new();
     DONE.get_or_init(|| {
-        onnx_models::runtime::find_library(None).map_err(|e| e.to_string())?;
+        load_runtime()?;
         generate_with(&crate::python::interpreter(), dir)
     })
     .clone()
@@ -98,12 +97,36 @@ pub fn generate_with(python: &Path, dir: &Path) -> Result<TestModels, String> {
     }
 }
 
+/// Loads ONNX Runtime into this test process, once: the library facesync's own discovery finds
+/// (`ORT_DYLIB_PATH`, the `onnxruntime` package of `python3` or `$VIRTUAL_ENV`), else the test
+/// environment's ([`crate::python::onnx_runtime`] of [`crate::python::interpreter`]:
+/// `target/py-venv`, which `cargo xtask test` makes), so that a bare `cargo test` finds it
+/// with nothing set. The process's later sessions (`runtime: None`) use the loaded library.
+/// Returns its path, for child processes (`ORT_DYLIB_PATH`); `Err` says why there is none.
+pub fn load_runtime() -> Result<PathBuf, String> {
+    static LOADED: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    LOADED
+        .get_or_init(|| {
+            let explicit = match onnx_models::runtime::find_library(None) {
+                Ok(_) => None,
+                Err(e) => Some(
+                    crate::python::onnx_runtime(&crate::python::interpreter())
+                        .map_err(|_| e.to_string())?,
+                ),
+            };
+            onnx_models::runtime::runtime(explicit.as_deref())
+                .map(|info| info.library)
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+}
+
 /// Writes stand-ins of LatentSync's ONNX export into `dir` with
 /// `crates/onnx-models/tests/latentsync/standins.py` (the files with the contract's names,
-/// shapes and dtypes, random weights; needs the `onnx` and `numpy` packages), after checking
-/// that ONNX Runtime can be found. `Err` says why the tests cannot run.
+/// shapes and dtypes, random weights; needs the `onnx` and `numpy` packages), after loading
+/// ONNX Runtime ([`load_runtime`]). `Err` says why the tests cannot run.
 pub fn latentsync_standins(dir: &Path) -> Result<(), String> {
-    onnx_models::runtime::find_library(None).map_err(|e| e.to_string())?;
+    load_runtime()?;
     let python = crate::python::interpreter();
     let script =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../onnx-models/tests/latentsync/standins.py");

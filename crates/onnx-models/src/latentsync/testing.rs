@@ -10,6 +10,19 @@ pub(crate) fn python() -> PathBuf {
     test_kit::python::interpreter()
 }
 
+/// Loads ONNX Runtime into this test binary's copy of the crate: facesync's own discovery, else
+/// the test environment's library (as `test_kit::models::load_runtime` does for the other
+/// tests; this crate's unit tests have their own copy of the runtime's process state).
+fn load_runtime() -> Result<(), String> {
+    let explicit = match crate::runtime::find_library(None) {
+        Ok(_) => None,
+        Err(e) => Some(test_kit::python::onnx_runtime(&python()).map_err(|_| e.to_string())?),
+    };
+    crate::runtime::runtime(explicit.as_deref())
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
 /// A script of `tests/latentsync`.
 pub(crate) fn script(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -56,8 +69,8 @@ fn missing(modules: &'static str, ort: bool) -> Option<String> {
     cache
         .entry((modules, ort))
         .or_insert_with(|| {
-            if ort && let Err(e) = crate::runtime::find_library(None) {
-                return Some(e.to_string());
+            if ort && let Err(e) = load_runtime() {
+                return Some(e);
             }
             let py = python();
             match Command::new(&py)
