@@ -50,7 +50,7 @@ pub(super) fn astronaut() -> Result<Frame> {
     Ok(test_kit::astronaut())
 }
 
-/// The clip's frames and their motions (photo → frame): face-proc's known-motion clip.
+/// The clip's frames and their motions (photo → frame): test-kit's known-motion clip.
 fn clip() -> Result<(Vec<Frame>, Vec<Affine2>)> {
     let photo = astronaut()?;
     let motions = known_motion::motions();
