@@ -27,13 +27,9 @@ fn canvas(photo: &Frame) -> Frame {
     out
 }
 
-/// Frame → R×R map for the square of side `side` centred on `centre`, rotated by `angle`.
+/// Frame → R×R map: the square of side `side` centred on `centre`, rotated by `angle`.
 fn to_crop(centre: [f64; 2], side: f64, angle: f64) -> Affine2 {
-    let s = f64::from(R) / side;
-    let rot = Affine2::similarity(s, angle, 0.0, 0.0);
-    let c = rot.apply(centre);
-    let half = (f64::from(R) - 1.0) / 2.0;
-    Affine2::similarity(s, angle, half - c[0], half - c[1])
+    test_kit::square_crop(R, centre, side, angle)
 }
 
 /// Nearest-neighbour crop (the bench only needs plausible face pixels).

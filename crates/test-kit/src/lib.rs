@@ -21,7 +21,7 @@ pub mod models;
 pub mod nats;
 pub mod python;
 
-use frame::Frame;
+use frame::{Affine2, Frame};
 
 /// The test photo, `assets/astronaut.png` (512×512 RGB8, one face at about x 173, y 68,
 /// 99×99 pixels; the built-in sample's photo).
@@ -55,6 +55,15 @@ pub fn astronaut_face(r: u32) -> Frame {
         }
     }
     Frame::new(r, r, out).unwrap()
+}
+
+/// Frame → `r`×`r` crop map for the square of side `side` centred on `centre`, rotated by
+/// `angle` (radians): the crop the restore tests and benchmark paste back.
+pub fn square_crop(r: u32, centre: [f64; 2], side: f64, angle: f64) -> Affine2 {
+    let s = f64::from(r) / side;
+    let c = Affine2::similarity(s, angle, 0.0, 0.0).apply(centre);
+    let half = (f64::from(r) - 1.0) / 2.0;
+    Affine2::similarity(s, angle, half - c[0], half - c[1])
 }
 
 /// A finding of `fuzz/run` (an input that crashed a fuzz target, kept for its regression

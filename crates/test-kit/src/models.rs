@@ -80,18 +80,7 @@ pub fn generate_with(python: &Path, dir: &Path) -> Result<TestModels, String> {
         if std::fs::read_to_string(dir.join("stamp")).ok().as_deref() == Some(stamp.as_str()) {
             return Ok(models);
         }
-        let out = Command::new(&python)
-            .arg(&script)
-            .arg(dir)
-            .output()
-            .map_err(|e| format!("{}: {e}", python.display()))?;
-        if !out.status.success() {
-            return Err(format!(
-                "{} failed (it needs the onnx and numpy packages): {}",
-                script.display(),
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
+        run_script(&python, &script, dir)?;
         std::fs::write(dir.join("stamp"), stamp).map_err(|e| e.to_string())?;
         Ok(models)
     }
@@ -127,17 +116,22 @@ pub fn load_runtime() -> Result<PathBuf, String> {
 /// ONNX Runtime ([`load_runtime`]). `Err` says why the tests cannot run.
 pub fn latentsync_standins(dir: &Path) -> Result<(), String> {
     load_runtime()?;
-    let python = crate::python::interpreter();
     let script =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../onnx-models/tests/latentsync/standins.py");
-    let out = Command::new(&python)
-        .arg(&script)
+    run_script(&crate::python::interpreter(), &script, dir)
+}
+
+/// Runs `python script dir` (a generator of ONNX files); `Err` names the script and quotes its
+/// stderr.
+fn run_script(python: &Path, script: &Path, dir: &Path) -> Result<(), String> {
+    let out = Command::new(python)
+        .arg(script)
         .arg(dir)
         .output()
         .map_err(|e| format!("{}: {e}", python.display()))?;
     if !out.status.success() {
         return Err(format!(
-            "{} failed (it needs onnx and numpy): {}",
+            "{} failed (it needs the onnx and numpy packages): {}",
             script.display(),
             String::from_utf8_lossy(&out.stderr)
         ));
