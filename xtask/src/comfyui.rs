@@ -5,9 +5,10 @@
 //! Sets up the vendored ComfyUI 0.12.1 (`FACESYNC_COMFYUI_TARBALL`, by default
 //! `../shared/vendor/comfyui-0.12.1.tar.gz` next to the checkout) under
 //! `<target>/comfyui/ComfyUI`, a virtual environment with its requirements
-//! (`FACESYNC_COMFYUI_VENV` to reuse one that has them), the facesync wheel and the custom node
-//! linked into `custom_nodes/facesync`, and `onnxruntime` in that environment as a user installs
-//! it; then `crates/python/bench/comfyui_bench.py` starts fresh servers on a loopback port,
+//! (`FACESYNC_COMFYUI_VENV` to reuse one that has them), the release artifacts of
+//! `cargo xtask dist` installed as a user installs them (the manylinux wheel by pip, the node's
+//! zip unpacked into `custom_nodes/comfyui-facesync`), and `onnxruntime` in that environment;
+//! then `crates/python/bench/comfyui_bench.py` starts fresh servers on a loopback port,
 //! drives LoadVideo -> GetVideoComponents -> facesync -> CreateVideo -> SaveVideo over HTTP and
 //! websocket on a 300-frame 720p clip five times (`--runs N` for another count), runs a
 //! Wav2Lip ONNX file from `models/facesync/` in a server started without an activated
@@ -20,7 +21,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-use crate::python::{CRATE, install_wheel, run};
+use crate::python::{CRATE, run};
 
 const TARBALL: &str = "../shared/vendor/comfyui-0.12.1.tar.gz";
 
@@ -94,8 +95,22 @@ pub(crate) fn run_bench(args: &[String]) -> Result<()> {
             ]),
         "pip install (ComfyUI's requirements)",
     )?;
-    install_wheel(&venv, &root.join("wheels"))?;
-    link_node(&comfyui.join("custom_nodes").join("facesync"))?;
+    let artifacts = crate::dist::build(&root.join("dist"))?;
+    run(
+        Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--force-reinstall",
+                "--no-deps",
+            ])
+            .arg(&artifacts.wheel),
+        "pip install the wheel",
+    )?;
+    install_node(&artifacts.node_zip, &comfyui.join("custom_nodes"))?;
     let mut bench = Command::new(&python);
     bench
         .arg(Path::new(CRATE).join("bench").join("comfyui_bench.py"))
@@ -109,17 +124,24 @@ pub(crate) fn run_bench(args: &[String]) -> Result<()> {
     run(&mut bench, "the ComfyUI benchmark")
 }
 
-/// `crates/python/comfyui` linked as the custom node (replacing an older link).
-fn link_node(link: &Path) -> Result<()> {
-    let node = std::path::absolute(Path::new(CRATE).join("comfyui"))
-        .context("cannot resolve the node's folder")?;
-    if std::fs::symlink_metadata(link).is_ok() {
-        std::fs::remove_file(link).with_context(|| format!("cannot replace {}", link.display()))?;
+/// The node's zip unpacked into `custom_nodes/comfyui-facesync` (replacing an older copy, and
+/// the link to `crates/python/comfyui` that earlier versions of this task made).
+fn install_node(zip: &Path, custom_nodes: &Path) -> Result<()> {
+    let old_link = custom_nodes.join("facesync");
+    if std::fs::symlink_metadata(&old_link).is_ok() {
+        std::fs::remove_file(&old_link)
+            .with_context(|| format!("cannot remove {}", old_link.display()))?;
     }
-    #[cfg(unix)]
-    std::os::unix::fs::symlink(&node, link)
-        .with_context(|| format!("cannot link {} to {}", link.display(), node.display()))?;
-    #[cfg(not(unix))]
-    bail!("linking the custom node needs a Unix system");
-    Ok(())
+    let dest = custom_nodes.join(crate::dist::NODE);
+    if dest.exists() {
+        std::fs::remove_dir_all(&dest)
+            .with_context(|| format!("cannot replace {}", dest.display()))?;
+    }
+    run(
+        Command::new(crate::python::environment()?)
+            .args(["-m", "zipfile", "-e"])
+            .arg(zip)
+            .arg(&dest),
+        "unzip (the node)",
+    )
 }

@@ -4,17 +4,21 @@
 //! default; the same code as the installed `facesync` binary), `test` (check the system
 //! packages the tests need, then run the whole test suite; `test comfyui`: the node in a
 //! real ComfyUI server, see `comfyui.rs`), `bench <progress|face|mesh|restore|infer|model|latentsync|pipeline|queue>`
-//! (measure side by side and print one summary line: the `facesync-bench` crate, `crates/bench`). The work-queue commands are
+//! (measure side by side and print one summary line: the `facesync-bench` crate, `crates/bench`),
+//! `dist [--check]` (the release artifacts, see `dist.rs`). The work-queue commands are
 //! `facesync worker | submit | watch | cancel`.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod comfyui;
+mod dist;
+mod dist_check;
 mod parity;
 mod python;
 mod test;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::process::Command;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
@@ -64,6 +68,7 @@ fn tasks(args: &[OsString]) -> Result<()> {
     match cmd {
         "bench" => bench(rest),
         "test" => test::run(rest),
+        "dist" => dist::run_dist(rest),
         "parity" => {
             test::ensure_system_packages()?;
             let python = python::environment()?;
@@ -88,6 +93,9 @@ commands:
                        args go to tests/parity/run_parity.py, e.g. --cases sample)
   test comfyui [--runs N]
                        the ComfyUI node in the vendored ComfyUI server (installs torch; not in CI)
+  dist [--check]       the release artifacts in target/dist: the manylinux wheel, the CLI
+                       tarball, the ComfyUI node folder and zip, SHA256SUMS; --check installs
+                       each where no Rust is and prints `dist-check: …` (CI runs it)
   bench <what>         measure and print one summary line; what: progress face restore infer model latentsync pipeline queue
 
 The work queue and the sample have their own commands in the facesync CLI
@@ -96,23 +104,49 @@ The work queue and the sample have their own commands in the facesync CLI
 /// `cargo xtask bench <what>`: the benchmark crate's binary, release build (the figures are
 /// the optimised code's).
 fn bench(args: &[String]) -> Result<()> {
-    let status =
-        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args([
-                "run",
-                "--quiet",
-                "--release",
-                "--package",
-                "facesync-bench",
-                "--",
-            ])
-            .args(args)
-            .status()
-            .context("cannot run the benchmarks (crates/bench)")?;
+    let status = cargo()
+        .args([
+            "run",
+            "--quiet",
+            "--release",
+            "--package",
+            "facesync-bench",
+            "--",
+        ])
+        .args(args)
+        .status()
+        .context("cannot run the benchmarks (crates/bench)")?;
     if !status.success() {
         bail!("benchmark failed ({status})");
     }
     Ok(())
+}
+
+/// A `cargo` command (the one running xtask) without what `cargo run` set for xtask itself.
+pub(crate) fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    without_xtask_env(&mut cmd);
+    cmd
+}
+
+/// Removes from `cmd`'s environment the variables `cargo run` set for xtask (its manifest and
+/// package): build scripts that read them (ring's: `rerun-if-env-changed=CARGO_MANIFEST_DIR`,
+/// `CARGO_PKG_NAME`, …) would otherwise see them change between `cargo xtask …` and a plain
+/// `cargo build`, and recompile ring, rustls, async-nats and everything above them each time.
+/// For any tool that runs cargo (maturin too).
+pub(crate) fn without_xtask_env(cmd: &mut Command) -> &mut Command {
+    for (name, _) in std::env::vars_os() {
+        let name_str = name.to_string_lossy();
+        if name_str.starts_with("CARGO_PKG_")
+            || name_str.starts_with("CARGO_MANIFEST_")
+            || name_str == "CARGO_CRATE_NAME"
+            || name_str == "CARGO_BIN_NAME"
+            || name_str == "CARGO_PRIMARY_PACKAGE"
+        {
+            cmd.env_remove(&name);
+        }
+    }
+    cmd
 }
 
 pub(crate) fn project_root() -> PathBuf {

@@ -20,7 +20,7 @@ pub(crate) fn run(python: &Path, ort: &Path, args: &[String]) -> Result<()> {
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
     let target = std::path::absolute(&target).context("cannot resolve the target directory")?;
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+    let status = crate::cargo()
         .args(["build", "--release", "--quiet", "-p", "facesync", "-p"])
         .arg("facesync-ort-recorder")
         .status()

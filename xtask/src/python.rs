@@ -1,12 +1,13 @@
 //! `cargo xtask test`, Python part: builds the `facesync` wheel and runs the Python tests.
 //!
 //! The test environment under the target directory (`py-venv`, made once and reused by
-//! `test_kit::python::environment`) has maturin, pytest, tqdm, numpy… from PyPI (major versions
-//! pinned); maturin builds the wheel
-//! of `crates/python` with the release profile into the same target directory, so every
-//! dependency compiled for `cargo xtask` and `cargo test --release` is reused and only pyo3 and the extension crate are compiled (about
-//! 1.5 min on 2 cores, nothing when they are up to date; `.cargo/config.toml` sets
-//! `PYO3_BUILD_EXTENSION_MODULE` for every build, so none links libpython). The wheel is
+//! `test_kit::python::environment`) has maturin, ziglang, pytest, tqdm, numpy… from PyPI (major
+//! versions pinned); maturin builds the release wheel (`dist::build_wheel`: manylinux_2_28,
+//! linked by `zig cc`) of `crates/python` with the release profile into the same target
+//! directory, so every dependency compiled for `cargo xtask` and `cargo test --release` is
+//! reused and only pyo3 and the extension crate are compiled (about 1.5 min on 2 cores, nothing
+//! when they are up to date; `.cargo/config.toml` sets `PYO3_BUILD_EXTENSION_MODULE` for every
+//! build, so none links libpython). The wheel is
 //! installed in the environment and pytest runs `crates/python/tests` (the ComfyUI node's tests
 //! use stand-ins of the two ComfyUI modules it calls: neither ComfyUI nor torch is installed).
 //! Without compiling, this part takes about 35 s; making the environment adds about a minute.
@@ -50,41 +51,12 @@ pub(crate) fn test(python: &Path, ort: &Path) -> Result<()> {
     )
 }
 
-/// Builds the `facesync` wheel (release profile) into `wheels` and installs it in `venv`.
+/// Builds the `facesync` wheel (the release artifact: [`crate::dist::build_wheel`]) into
+/// `wheels` and installs it in `venv`.
 pub(crate) fn install_wheel(venv: &Path, wheels: &Path) -> Result<()> {
-    let python = venv.join("bin").join("python");
-    std::fs::create_dir_all(wheels).context("cannot create the wheel directory")?;
-    for old in wheel_files(wheels)? {
-        std::fs::remove_file(&old).with_context(|| format!("cannot remove {}", old.display()))?;
-    }
+    let wheel = crate::dist::build_wheel(&environment()?, wheels)?;
     run(
-        Command::new(venv.join("bin").join("maturin"))
-            .args([
-                "build",
-                "--profile",
-                "release",
-                "--compatibility",
-                "linux",
-                "--quiet",
-            ])
-            .arg("--manifest-path")
-            .arg(Path::new(CRATE).join("Cargo.toml"))
-            .arg("--interpreter")
-            .arg(&python)
-            .arg("--out")
-            .arg(wheels),
-        "maturin build",
-    )?;
-    let wheel = match wheel_files(wheels)?.as_slice() {
-        [one] => one.clone(),
-        other => bail!(
-            "expected one wheel in {}, found {}",
-            wheels.display(),
-            other.len()
-        ),
-    };
-    run(
-        Command::new(python)
+        Command::new(venv.join("bin").join("python"))
             .args([
                 "-m",
                 "pip",
@@ -100,7 +72,8 @@ pub(crate) fn install_wheel(venv: &Path, wheels: &Path) -> Result<()> {
     Ok(())
 }
 
-fn wheel_files(dir: &Path) -> Result<Vec<PathBuf>> {
+/// The wheels in `dir`.
+pub(crate) fn wheel_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
         let path = entry?.path();

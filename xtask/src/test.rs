@@ -38,7 +38,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     // when either is missing.
     let python = crate::python::environment()?;
     let ort = crate::python::onnx_runtime(&python)?;
-    let mut cmd = Command::new(cargo());
+    let mut cmd = crate::cargo();
     cmd.env("ORT_DYLIB_PATH", &ort)
         .env("FACESYNC_REQUIRE_ORT", "1")
         .env("FACESYNC_TEST_PYTHON", &python);
@@ -51,10 +51,6 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     }
     crate::parity::run(&python, &ort, &[])?;
     crate::python::test(&python, &ort)
-}
-
-fn cargo() -> String {
-    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
 /// Lists the missing pieces and installs them when we can.

@@ -122,6 +122,10 @@ def rss_bytes(pid):
     return 0
 
 
+#: The node's folder in custom_nodes/ (``cargo xtask dist``'s zip, unpacked there).
+NODE_FOLDER = "comfyui-facesync"
+
+
 class Server:
     def __init__(self, comfyui, port, env=None):
         self.url = f"http://127.0.0.1:{port}"
@@ -129,7 +133,7 @@ class Server:
         self.process = subprocess.Popen(
             [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
              "--disable-auto-launch", "--disable-api-nodes", "--disable-all-custom-nodes",
-             "--whitelist-custom-nodes", "facesync"],
+             "--whitelist-custom-nodes", NODE_FOLDER],
             cwd=comfyui, stdout=self.log, stderr=subprocess.STDOUT, env=env)
         deadline = time.time() + 300
         while True:
@@ -143,6 +147,14 @@ class Server:
                 if time.time() > deadline:
                     raise SystemExit("the ComfyUI server did not answer within 300 s")
                 time.sleep(0.5)
+
+        # The node folder (the release zip, unpacked as a user does) loaded: /object_info lists
+        # its nodes, as the frontend's node library reads them.
+        listed = self.get("/object_info")
+        missing = [n for n in ("FacesyncLipSync", "FacesyncLipSyncVideo") if n not in listed]
+        if missing:
+            raise SystemExit(f"/object_info does not list {missing}: custom_nodes/{NODE_FOLDER} "
+                             f"did not load; see {self.log.name}")
 
     def get(self, path):
         with urllib.request.urlopen(self.url + path, timeout=30) as r:
@@ -247,6 +259,19 @@ def is_(kind, prompt_id, **data):
     return check
 
 
+def history(server, prompt_id, timeout=30):
+    """The prompt's /history entry. ComfyUI sends ``execution_success`` from the executor before
+    its prompt worker stores the history, so the entry may appear a moment after the message."""
+    deadline = time.time() + timeout
+    while True:
+        entry = server.get(f"/history/{prompt_id}").get(prompt_id)
+        if entry is not None:
+            return entry
+        if time.time() > deadline:
+            raise SystemExit(f"/history has no entry for prompt {prompt_id} after {timeout} s")
+        time.sleep(0.05)
+
+
 class Prober(threading.Thread):
     """GET /queue every 20 ms; the slowest answer to a request asked while `active`, and the
     slow ones (over 50 ms) with their start times. A request asked before the node started
@@ -325,8 +350,7 @@ def full_run(server, client, clip, video=False):
     prober.done.set()
     rss.join()
     prober.join()
-    history = server.get(f"/history/{prompt_id}")
-    status = history[prompt_id]["status"]
+    status = history(server, prompt_id)["status"]
     if status.get("status_str") != "success":
         raise SystemExit(f"the workflow failed: {json.dumps(status)[:2000]}")
     progress = [t for t, m in client.messages[base:]
@@ -405,7 +429,7 @@ def model_run(comfyui, work, input_dir, clip):
         t0 = time.perf_counter()
         client.wait_for(lambda m: m.get("type") in ("execution_success", "execution_error")
                         and (m.get("data") or {}).get("prompt_id") == prompt_id)
-        status = server.get(f"/history/{prompt_id}")[prompt_id]["status"]
+        status = history(server, prompt_id)["status"]
         ok = status.get("status_str") == "success"
         texts = [m for _, m in client.messages if isinstance(m, bytes)]
         log(f"model run ({model}, {MODEL_FRAMES} frames of 720p, server without an activated "

@@ -69,6 +69,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ModelError", py.get_type::<ModelError>())?;
     m.add("OnnxRuntimeMissing", py.get_type::<OnnxRuntimeMissing>())?;
     m.add("SCHEMA_VERSION", progress_core::SCHEMA_VERSION)?;
+    // The workspace's version: the wheel's (maturin takes it from this crate) and the CLI's.
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<job::PyCancelToken>()?;
     m.add_class::<progress::PyProgress>()?;
     m.add_class::<progress::PyProgressIter>()?;

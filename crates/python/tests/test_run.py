@@ -10,6 +10,13 @@ import pytest
 import facesync
 
 
+def test_version_is_the_installed_wheels():
+    from importlib.metadata import version
+
+    assert facesync.__version__ == version("facesync")
+    assert facesync.__version__.count(".") == 2
+
+
 def test_run_writes_the_output_and_reports_every_phase_as_dicts(sample, tmp_path):
     video, audio = sample
     out = tmp_path / "out.y4m"

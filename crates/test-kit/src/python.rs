@@ -23,6 +23,10 @@ pub const REQUIREMENTS: &[&str] = &[
     "opencv-python-headless==5.0.0.93",
     // The ComfyUI node's previews are PIL images, as in ComfyUI.
     "pillow>=10,<13",
+    // The wheel and the CLI link against glibc 2.28's symbols through `zig cc` (see xtask's
+    // dist.rs: portable artifacts with no container), and auditwheel checks the wheel's tag.
+    "ziglang>=0.15,<0.18",
+    "auditwheel>=6,<7",
 ];
 
 /// The test environment's Python, made and filled with [`REQUIREMENTS`] when needed.

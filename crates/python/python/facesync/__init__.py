@@ -35,6 +35,7 @@ Example::
 
 from ._native import (
     SCHEMA_VERSION,
+    __version__,
     CancelToken,
     Cancelled,
     FacesyncError,
@@ -86,6 +87,7 @@ _point_at_this_interpreters_onnxruntime()
 
 __all__ = [
     "SCHEMA_VERSION",
+    "__version__",
     "CancelToken",
     "Cancelled",
     "FacesyncError",

@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 SCHEMA_VERSION: int
+__version__: str
 
 class FacesyncError(Exception):
     """A facesync run failed; the message names the input and the problem."""
