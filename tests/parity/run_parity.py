@@ -123,13 +123,13 @@ def check_facesync(bin_path):
         raise ToolError(f"facesync binary {bin_path!r} does not exist or is not executable")
     r = subprocess.run([bin_path, "run", "--help"], capture_output=True, text=True)
     text = r.stdout + r.stderr
-    missing = [o for o in ("--fps", "--landmarks-out") if o not in text]
+    missing = [o for o in ("--fps", "--landmarks-out", "--silence-threshold") if o not in text]
     if missing:
         raise ToolError(
             f"{bin_path} has no {' / '.join(missing)} option in `facesync run --help`: this "
-            "harness needs a facesync with `--fps RATE` (the frame rate of a PNG-folder input) "
-            "and `--landmarks-out FILE` (JSON lines of points68/points5/mesh per processed "
-            "frame). Rebuild facesync with them (cargo build --release -p facesync-cli).")
+            "harness needs a facesync with `--fps RATE` (the frame rate of a PNG-folder input), "
+            "`--landmarks-out FILE` (JSON lines of points68/points5/mesh per processed "
+            "frame) and `--silence-threshold off`. Rebuild facesync with them (cargo build --release -p facesync-cli).")
 
 
 def check_file(path, what):
@@ -165,7 +165,8 @@ def run_facesync(a, case, model, spec, run_dir, extra=()):
     cmd = [a.facesync, "run", "--video", os.path.join(case["dir"], "frames"), "--fps", case["fps_arg"],
            "--audio", os.path.join(case["dir"], "audio.wav"), "--out", out_dir + os.sep,
            "--model", spec, "--backend", "cpu", "--length", "trim", "--landmarks-out", lm,
-           "--progress", "none", *extra]
+           # FaceFusion has no silence gate: every frame gets its own audio window.
+           "--silence-threshold", "off", "--progress", "none", *extra]
     env = dict(os.environ, ORT_DYLIB_PATH=a.recorder, FACESYNC_RECORD_ORT=a.ort, FACESYNC_RECORD_DIR=rec_dir)
     log(f"{model}/{case['name']}: {' '.join(cmd)}")
     t0 = time.time()

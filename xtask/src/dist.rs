@@ -3,7 +3,8 @@
 //!
 //! - `facesync-<v>-cp310-abi3-manylinux_2_28_x86_64.whl`: the Python package, one wheel for
 //!   CPython 3.10 and newer (abi3) on x86-64 Linux with glibc 2.28 or newer; it bundles no
-//!   shared library (it needs only glibc's `libc`, `libm`, `libpthread`, `libdl`);
+//!   shared library (it needs only glibc's `libc`, `libm`, `libpthread`, `libdl`), and carries
+//!   the licences of what its extension module contains in `.dist-info/licenses/`;
 //! - `facesync-<v>-x86_64-unknown-linux-gnu.tar.gz`: the `facesync` command, with the licences
 //!   of what it contains (the Rust crates compiled into it, the embedded face models and
 //!   sample photo) and a short README;
@@ -106,6 +107,19 @@ pub(crate) fn build(dist: &Path) -> Result<Artifacts> {
     })
 }
 
+/// `dist.py` (the Python parts: licences into the wheel, the check's runs), written into the
+/// target directory for interpreters to run.
+pub(crate) fn script() -> Result<PathBuf> {
+    const SCRIPT: &str = include_str!("dist.py");
+    let path = target_dir()?.join("zig").join("dist.py");
+    if std::fs::read_to_string(&path).ok().as_deref() != Some(SCRIPT) {
+        std::fs::create_dir_all(path.parent().context("no parent")?)?;
+        std::fs::write(&path, SCRIPT)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(path)
+}
+
 /// The `zig cc` wrapper that links against glibc [`GLIBC`] (written once into the target
 /// directory; its path is part of the linker arguments, so it stays put for cargo's
 /// fingerprints). `python` is the test environment's, which has maturin and `ziglang`.
@@ -174,14 +188,38 @@ pub(crate) fn build_wheel(python: &Path, out: &Path) -> Result<PathBuf> {
             .args(link_args(python)?),
         "maturin build",
     )?;
-    match python::wheel_files(out)?.as_slice() {
-        [one] => Ok(one.clone()),
+    let wheel = match python::wheel_files(out)?.as_slice() {
+        [one] => one.clone(),
         other => bail!(
             "expected one wheel in {}, found {}",
             out.display(),
             other.len()
         ),
+    };
+    // The licences of what the extension module contains, in .dist-info/licenses/.
+    let licenses = target_dir()?.join("dist-licenses");
+    if licenses.exists() {
+        std::fs::remove_dir_all(&licenses)?;
     }
+    std::fs::create_dir_all(&licenses)?;
+    for license in ["LICENSE-MIT", "LICENSE-APACHE"] {
+        copy(Path::new(license), &licenses.join(license))?;
+    }
+    third_party_licenses(
+        &Metadata::read()?,
+        "facesync-python",
+        "the facesync wheel's extension module",
+        &licenses,
+    )?;
+    run(
+        Command::new(python)
+            .arg(script()?)
+            .arg("wheel_licenses")
+            .arg(&wheel)
+            .arg(&licenses),
+        "adding the licences to the wheel",
+    )?;
+    Ok(wheel)
 }
 
 /// The CLI's tarball: `facesync-<v>-<triple>/` with the binary, README, licences.
@@ -217,7 +255,7 @@ fn cli_tarball(metadata: &Metadata, dist: &Path, version: &str) -> Result<PathBu
         copy(Path::new(license), &dir.join(license))?;
     }
     std::fs::write(dir.join("README.md"), cli_readme(version))?;
-    third_party_licenses(metadata, "facesync", &dir)?;
+    third_party_licenses(metadata, "facesync", "the facesync binary", &dir)?;
     let tarball = dist.join(format!("{name}.tar.gz"));
     run(
         Command::new("tar")
@@ -279,12 +317,12 @@ const EMBEDDED: &[(&str, &str, &[&str])] = &[
 ];
 
 /// Writes `THIRD-PARTY.md` and `licenses/` into `dir`: every crate compiled into `package`'s
-/// binary (its normal dependencies on this platform, transitively; proc macros and build
+/// binary (`what`, for the title) (its normal dependencies on this platform, transitively; proc macros and build
 /// dependencies run only at build time) with its licence files, and the [`EMBEDDED`] data.
-fn third_party_licenses(metadata: &Metadata, package: &str, dir: &Path) -> Result<()> {
+fn third_party_licenses(metadata: &Metadata, package: &str, what: &str, dir: &Path) -> Result<()> {
     let licenses = dir.join("licenses");
-    let mut table = String::from(
-        "# What the facesync binary contains of others' work\n\n\
+    let mut table = format!(
+        "# What {what} contains of others' work\n\n\
          Rust crates compiled into it (their licence files are in `licenses/<crate>-<version>/`\n\
          where the crate ships them):\n\n\
          | Crate | Version | Licence | Files |\n|---|---|---|---|\n",

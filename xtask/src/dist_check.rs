@@ -25,7 +25,6 @@ use anyhow::{Context, Result, bail, ensure};
 use crate::dist::{Artifacts, GLIBC, target_dir};
 use crate::python;
 
-const SCRIPT: &str = include_str!("dist_check.py");
 /// glibc's own libraries: all the wheel and the CLI may need.
 const GLIBC_LIBS: &[&str] = &[
     "libc.so.6",
@@ -44,8 +43,7 @@ pub(crate) fn run(artifacts: &Artifacts) -> Result<()> {
             .with_context(|| format!("cannot empty {}", work.display()))?;
     }
     std::fs::create_dir_all(&work)?;
-    let script = work.join("dist_check.py");
-    std::fs::write(&script, SCRIPT)?;
+    let script = crate::dist::script()?;
     let test_python = python::environment()?;
 
     let mut failures = Vec::new();
@@ -127,6 +125,19 @@ fn wheel_tag(python: &Path, wheel: &Path) -> Result<String> {
         tag == wanted,
         "auditwheel: the wheel is {tag}, not {wanted}"
     );
+    let listing = output(
+        Command::new(python)
+            .args(["-m", "zipfile", "-l"])
+            .arg(wheel),
+        "listing the wheel",
+    )?;
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    for file in ["LICENSE-MIT", "LICENSE-APACHE", "THIRD-PARTY.md"] {
+        ensure!(
+            listing.contains(&format!(".dist-info/licenses/{file}")),
+            "the wheel has no .dist-info/licenses/{file}"
+        );
+    }
     Ok(tag.to_owned())
 }
 

@@ -22,6 +22,8 @@ impl Args for JobArgs {
             Arg::new(name)
                 .long(name.replace('_', "-"))
                 .value_name(info.value_name)
+                // `--silence-threshold -50`: a negative number is a value, not a flag.
+                .allow_negative_numbers(true)
                 .help(format!(
                     "{} [default: {}]",
                     info.help,

@@ -123,6 +123,11 @@ fn bad_inputs_exit_non_zero_naming_the_file_and_the_problem() {
             "invalid value 'strong' for '--model-weight <W>': model_weight: \"strong\" is not a number",
         ),
         (
+            // A negative number is the value, not a flag.
+            &["--silence-threshold", "-120"][..],
+            "invalid value '-120' for '--silence-threshold <DBFS|off>': silence threshold -120 is out of range (-100 to 0, or off)",
+        ),
+        (
             &["--no-face", "skip"][..],
             "unknown no-face policy \"skip\": expected one of pass, error, interpolate",
         ),

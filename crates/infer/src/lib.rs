@@ -69,6 +69,7 @@ mod mouth;
 mod poisson;
 mod poisson_gpu;
 mod scheduler;
+mod silence;
 mod spectrum;
 
 pub use audio::{
@@ -77,6 +78,7 @@ pub use audio::{
 pub use lip_mel::{LIP_MEL_COLUMNS, LIP_MEL_SILENCE, LipMel, LipMelStream, lip_mel_window_end};
 pub use mouth::{Mask, MouthGeometry, MouthModel, MouthParams, MouthState};
 pub use scheduler::{ChunkRunner, InferConfig, Inferencer};
+pub use silence::{HANG_OVER_SECS, SilenceGate};
 pub use spectrum::WindowedFft;
 
 use frame::Frame;
@@ -121,6 +123,17 @@ pub struct ChunkInput<'a> {
     /// Where each face's mouth is, in crop pixels (from a face mesh), one per face, or empty
     /// when unknown (the model then assumes its default geometry).
     pub mouths: &'a [Option<MouthPlacement>],
+    /// The clip's silence gate (whole-video frame indices), when the run has one: a model gives
+    /// a silent frame its own silence input ([`ChunkInput::is_silent`]).
+    pub silence: Option<&'a SilenceGate>,
+}
+
+impl ChunkInput<'_> {
+    /// Whether face `i` of the chunk (video frame `first_frame + i`) is silent by the gate.
+    pub fn is_silent(&self, i: usize) -> bool {
+        self.silence
+            .is_some_and(|gate| gate.is_silent(self.first_frame + i))
+    }
 }
 
 /// What a chunk may bring to [`Inferencer::run_chunk`] besides its faces and the built-in
@@ -132,6 +145,8 @@ pub struct ChunkExtras<'a> {
     pub features: Option<&'a dyn FrameFeatures>,
     /// Each face's mouth placement, one per face, or empty (see [`ChunkInput::mouths`]).
     pub mouths: &'a [Option<MouthPlacement>],
+    /// The clip's silence gate, if any (see [`ChunkInput::silence`]).
+    pub silence: Option<&'a SilenceGate>,
 }
 
 impl<'a> ChunkExtras<'a> {
@@ -139,15 +154,15 @@ impl<'a> ChunkExtras<'a> {
     pub fn with_features(features: &'a dyn FrameFeatures) -> Self {
         Self {
             features: Some(features),
-            mouths: &[],
+            ..Self::default()
         }
     }
 
     /// The faces' mouth placements alone.
     pub fn with_mouths(mouths: &'a [Option<MouthPlacement>]) -> Self {
         Self {
-            features: None,
             mouths,
+            ..Self::default()
         }
     }
 }

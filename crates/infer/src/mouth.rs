@@ -424,7 +424,9 @@ impl LipSyncModel for MouthModel {
             .enumerate()
             .map(|(k, i)| {
                 let placement = chunk.mouths.get(k).and_then(Option::as_ref);
-                Edit::new(&self.params, size, opening[i], bottom, placement)
+                // A silent frame's own silence input: the mouth as it is (closed by the model).
+                let opening = if chunk.is_silent(k) { 0.0 } else { opening[i] };
+                Edit::new(&self.params, size, opening, bottom, placement)
             })
             .collect();
         let inputs = crate::poisson::prepare(chunk.faces, &edits, chunk.mask, &domain);

@@ -103,7 +103,11 @@ impl<M: LipSyncModel> Inferencer<M> {
         extras: ChunkExtras<'_>,
         phase: &Phase,
     ) -> Result<Vec<Frame>, InferError> {
-        let ChunkExtras { features, mouths } = extras;
+        let ChunkExtras {
+            features,
+            mouths,
+            silence,
+        } = extras;
         if !mouths.is_empty() && mouths.len() != faces.len() {
             return Err(InferError::Input(format!(
                 "{} mouth placements for {} faces from frame {first_frame}",
@@ -140,6 +144,7 @@ impl<M: LipSyncModel> Inferencer<M> {
             mask: &mask,
             features,
             mouths,
+            silence,
         };
         let result = match self.model.schedule(self.config.steps, faces.len()) {
             Schedule::Refine(n_steps) => self.refine(&input, n_steps, phase),

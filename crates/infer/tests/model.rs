@@ -9,7 +9,7 @@ use facesync_infer as infer;
 use frame::Frame;
 use infer::{
     AudioFeatures, ChunkExtras, ChunkInput, InferConfig, InferError, Inferencer, LipSyncModel,
-    Mask, MouthModel, MouthParams, MouthState, StepStats,
+    Mask, MouthModel, MouthParams, MouthState, SilenceGate, StepStats,
 };
 use progress_core::{Control, Event, Outcome, Phase, Progress};
 
@@ -76,6 +76,45 @@ fn speech_opens_the_mouth_in_time_with_the_audio() {
     assert!(most > 25.0, "max extra darkness {most:.1}");
 }
 
+/// The silence gate: frames it calls silent keep their mouth whatever the audio says; a gate
+/// that calls nothing silent changes nothing.
+#[test]
+fn frames_the_silence_gate_closes_keep_their_mouth() {
+    let n = 25;
+    let face = astronaut_face(128);
+    let faces = vec![face.clone(); n];
+    let audio = features(&speech(16_000, 1, 1.0), 1, 16_000, n);
+    let gated = |gate: Option<&SilenceGate>| {
+        let mut inf = Inferencer::new(cpu_model(), InferConfig::default());
+        let extras = ChunkExtras {
+            silence: gate,
+            ..ChunkExtras::default()
+        };
+        inf.run_chunk(
+            &faces,
+            0,
+            &audio,
+            extras,
+            &Phase::detached("test", None, ""),
+        )
+        .unwrap()
+    };
+    let open = gated(None);
+    assert!(
+        open.iter().any(|f| max_diff(f, &face) > 10),
+        "the speech opens the mouth"
+    );
+    // 0 dBFS: louder than any speech, so every frame is silent.
+    let all = SilenceGate::new(&audio, 0.0);
+    assert_eq!(all.silent_frames(), n);
+    for f in gated(Some(&all)) {
+        assert!(max_diff(&f, &face) <= 1, "a silent frame's mouth moved");
+    }
+    let none = SilenceGate::new(&audio, -100.0);
+    assert_eq!(none.silent_frames(), 0);
+    assert_eq!(gated(Some(&none)), open);
+}
+
 #[test]
 fn audio_shorter_than_video_leaves_the_rest_closed() {
     let n = 40; // 1.6 s of video, 0.8 s of audio
@@ -118,6 +157,7 @@ fn solve(
         mask: &mask,
         features: None,
         mouths: &[],
+        silence: None,
     };
     let mut state = model.begin_chunk(&chunk).unwrap();
     let res = (0..steps)

@@ -30,8 +30,8 @@ use std::sync::Arc;
 use frame::Frame;
 use frame::cv::{self, Border};
 use infer::{
-    ChunkInput, FeatureBuilder, InferError, LipMelStream, LipSyncModel, Mask, MouthGeometry,
-    PasteRegion, Schedule, StepStats,
+    ChunkInput, FeatureBuilder, InferError, LIP_MEL_SILENCE, LipMelStream, LipSyncModel, Mask,
+    MouthGeometry, PasteRegion, Schedule, StepStats,
 };
 
 use crate::session::{OnnxSession, TensorSpec};
@@ -441,7 +441,12 @@ impl LipSyncModel for OnnxLipSync {
         let n = chunk.faces.len();
         let mut mels = vec![0.0; n * 80 * 16];
         for (i, w) in mels.chunks_exact_mut(80 * 16).enumerate() {
-            features.window_into(chunk.first_frame + i, w);
+            if chunk.is_silent(i) {
+                // FaceFusion's empty audio frame: the model's closed mouth.
+                w.fill(LIP_MEL_SILENCE);
+            } else {
+                features.window_into(chunk.first_frame + i, w);
+            }
         }
         let landmarks = (0..n)
             .map(|i| {

@@ -15,6 +15,7 @@ use facesync_onnx_models as onnx_models;
 use frame::Frame;
 use infer::{
     AudioFeatures, ChunkExtras, FrameFeatures, InferConfig, InferError, Inferencer, LipMelStream,
+    SilenceGate,
 };
 use onnx_models::{LipSyncKind, OnnxError, OnnxLipSync, ProviderRequest, SessionOptions, session};
 use progress_core::Phase;
@@ -156,6 +157,7 @@ fn run_with(
     let extras = ChunkExtras {
         features: Some(features),
         mouths: &mouths,
+        silence: None,
     };
     inf.run_chunk(faces, 0, audio, extras, phase)
 }
@@ -223,6 +225,7 @@ fn wav2lip_counts_frames_and_leaves_faces_without_landmarks() {
     let extras = ChunkExtras {
         features: Some(&mel),
         mouths: &mouths,
+        silence: None,
     };
     let out = inf.run_chunk(&faces, 0, &audio, extras, &phase).unwrap();
     assert_eq!(phase.pos(), 4);
@@ -230,6 +233,43 @@ fn wav2lip_counts_frames_and_leaves_faces_without_landmarks() {
     assert_eq!(out[1], faces[1], "no placement: left as it is");
     assert_eq!(out[2], faces[2], "no landmarks: left as it is");
     assert_ne!(out[3], faces[3]);
+}
+
+/// The silence gate: a silent frame gets FaceFusion's empty audio frame (every mel value −4)
+/// whatever its own window holds; without the gate it gets its window.
+#[test]
+fn wav2lip_gives_silent_frames_the_empty_audio_frame() {
+    let Some(env) = &env() else { return };
+    let faces: Vec<Frame> = (0..2).map(face).collect();
+    let mouths = placements(2);
+    let (audio, _) = features(&speech(), faces.len());
+    let all_silent = SilenceGate::from_levels(&[-90.0, -90.0], 25.0, -50.0);
+    let go = |features: &dyn FrameFeatures, silence: Option<&SilenceGate>| {
+        let mut inf = Inferencer::new(
+            model(env, LipSyncKind::Wav2Lip, "wav2lip_96.onnx", 0.5),
+            InferConfig {
+                chunk_size: 2,
+                ..InferConfig::default()
+            },
+        );
+        let phase = Phase::detached("Doing inference", Some(2), "frames");
+        let extras = ChunkExtras {
+            features: Some(features),
+            mouths: &mouths,
+            silence,
+        };
+        inf.run_chunk(&faces, 0, &audio, extras, &phase).unwrap()
+    };
+    // Alternating: frame 0's window is silence (−4), frame 1's full scale (4).
+    let gated = go(&Alternating, Some(&all_silent));
+    let open = go(&Alternating, None);
+    let silent = go(&Constant(-4.0), None);
+    assert_eq!(gated, silent, "gated frames get the empty audio frame");
+    assert_eq!(gated[0], open[0], "frame 0's own window is already silence");
+    assert_ne!(
+        gated[1], open[1],
+        "without the gate frame 1 gets its loud window"
+    );
 }
 
 /// The lip strength: Wav2Lip's mel scaled by 2×weight reaches the model (0 and 1 differ),
@@ -420,6 +460,20 @@ impl FrameFeatures for Alternating {
 
     fn window_into(&self, frame: usize, out: &mut [f32]) {
         out.fill(if frame.is_multiple_of(2) { -4.0 } else { 4.0 });
+    }
+}
+
+/// Every mel value the same.
+#[derive(Debug)]
+struct Constant(f32);
+
+impl FrameFeatures for Constant {
+    fn window_len(&self) -> usize {
+        80 * 16
+    }
+
+    fn window_into(&self, _frame: usize, out: &mut [f32]) {
+        out.fill(self.0);
     }
 }
 

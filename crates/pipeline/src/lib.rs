@@ -85,7 +85,7 @@ use frame::Frame;
 use media_io::{
     MediaError, Rational, ReaderOptions, VideoInfo, VideoReader, VideoWriter, WriterOptions,
 };
-use progress_core::Phase;
+use progress_core::{Level, Phase};
 
 use decode::Decoder;
 use threads::{Exit, encode, panicked, pick_error, stage_loop};
@@ -100,8 +100,9 @@ pub use model::{
 };
 pub use onnx_models;
 pub use options::{
-    LengthPolicy, MAX_CHUNK, MAX_STEPS, NoFacePolicy, OptionInfo, OptionKind, OptionValue,
-    OptionsError, ParseOptionError, RunOptions,
+    DEFAULT_SILENCE_DBFS, LengthPolicy, MAX_CHUNK, MAX_STEPS, MIN_SILENCE_DBFS, NoFacePolicy,
+    OptionInfo, OptionKind, OptionValue, OptionsError, ParseOptionError, RunOptions,
+    SilenceThreshold,
 };
 
 /// Why a run stopped.
@@ -392,7 +393,21 @@ pub fn run_with_model(
     };
     let mut faces = stages::FaceStage::new(compute, config)?;
     faces.log_to(landmarks.clone());
-    let mut infer = stages::InferStage::new(model, audio, fps, planned)?;
+    let mut infer =
+        stages::InferStage::new(model, audio, fps, planned, config.options.silence_threshold)?;
+    if let (Some(gate), SilenceThreshold::Dbfs(db)) =
+        (infer.silence(), config.options.silence_threshold)
+    {
+        parent.message(
+            Level::Info,
+            format!(
+                "silence gate: {} of {} frames silent (speech band below {db} dBFS): the model \
+                 gets its silence input there",
+                gate.silent_frames(),
+                gate.len()
+            ),
+        );
+    }
     let mut restore = stages::RestoreStage::new(compute, config)?;
 
     let (tx_dec, rx_face) = sync_channel::<Chunk>(1);

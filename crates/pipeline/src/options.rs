@@ -92,6 +92,40 @@ macro_rules! option_names {
 option_names!(NoFacePolicy, "no-face policy", { Pass = "pass", Error = "error", Interpolate = "interpolate" });
 option_names!(LengthPolicy, "length policy", { Loop = "loop", Trim = "trim" });
 
+/// The silence gate's threshold ([`infer::SilenceGate`]): frames whose speech-band level (mel
+/// bands of 300–3000 Hz, in dBFS: a full-scale sine is 0) stays below it, a one-frame lead and
+/// a 0.2 s hang-over aside, get the model's own silence input: FaceFusion's empty audio frame
+/// for Wav2Lip and EDTalk, a closed (untouched) mouth for the built-in model. LatentSync is not
+/// gated. Text: a number (`-50`) or `off`; JSON: a number or `"off"`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SilenceThreshold {
+    /// No gate: every frame's audio goes to the model as it is.
+    Off,
+    /// The level in dBFS, from [`MIN_SILENCE_DBFS`] to 0.
+    Dbfs(f32),
+}
+
+/// The default silence threshold: below speech at any usual recording level (−35 to −15 dBFS
+/// in the speech band), above a quiet room's noise floor (−60 and lower).
+pub const DEFAULT_SILENCE_DBFS: f32 = -50.0;
+/// The lowest threshold accepted (lower levels are digital silence).
+pub const MIN_SILENCE_DBFS: f32 = -100.0;
+
+impl Default for SilenceThreshold {
+    fn default() -> Self {
+        SilenceThreshold::Dbfs(DEFAULT_SILENCE_DBFS)
+    }
+}
+
+impl fmt::Display for SilenceThreshold {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SilenceThreshold::Off => f.write_str("off"),
+            SilenceThreshold::Dbfs(v) => write!(f, "{v}"),
+        }
+    }
+}
+
 /// A string that is not one of an option's names (see [`NoFacePolicy`], [`LengthPolicy`];
 /// [`Backend`] has [`crate::ParseBackendError`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -137,6 +171,9 @@ pub struct RunOptions {
     /// `--lip-syncer-weight`: Wav2Lip's mel is scaled by `weight × 2` (unchanged at 0.5),
     /// EDTalk gets it as its `weight` input; the built-in model and LatentSync ignore it.
     pub model_weight: f32,
+    /// The silence gate (default −50 dBFS); see [`SilenceThreshold`].
+    #[serde(with = "silence_json")]
+    pub silence_threshold: SilenceThreshold,
 }
 
 const DEFAULT_RESOLUTION: u32 = 256;
@@ -155,6 +192,7 @@ impl Default for RunOptions {
             length: LengthPolicy::Loop,
             model: ModelSpec::Builtin,
             model_weight: DEFAULT_MODEL_WEIGHT,
+            silence_threshold: SilenceThreshold::default(),
         }
     }
 }
@@ -209,6 +247,17 @@ pub enum OptionKind {
         /// The default.
         default: &'static str,
     },
+    /// A number from `min` to `max`, or the word `off` (the silence threshold).
+    Level {
+        /// The default.
+        default: f64,
+        /// The smallest value.
+        min: f64,
+        /// The largest value.
+        max: f64,
+        /// The word that turns it off.
+        off: &'static str,
+    },
 }
 
 impl OptionKind {
@@ -216,7 +265,9 @@ impl OptionKind {
     pub fn default_text(&self) -> String {
         match *self {
             OptionKind::Int { default, .. } => default.to_string(),
-            OptionKind::Float { default, .. } => default.to_string(),
+            OptionKind::Float { default, .. } | OptionKind::Level { default, .. } => {
+                default.to_string()
+            }
             OptionKind::Choice { default, .. } | OptionKind::Text { default } => default.into(),
         }
     }
@@ -278,6 +329,7 @@ impl OptionsError {
             }
             OptionKind::Int { min, max, .. } => format!("{min} to {max}"),
             OptionKind::Float { min, max, .. } => format!("{min} to {max}"),
+            OptionKind::Level { min, max, off, .. } => format!("{min} to {max}, or {off}"),
             OptionKind::Choice { .. } | OptionKind::Text { .. } => String::new(),
         };
         Self::new(
@@ -383,6 +435,20 @@ impl RunOptions {
                 max: 1.0,
             },
         },
+        OptionInfo {
+            name: "silence_threshold",
+            value_name: "DBFS|off",
+            help: "Silence gate: frames whose speech-band level stays below this many dBFS \
+                   (with a 0.2 s hang-over) get the model's own silence input, a closed mouth \
+                   (Wav2Lip/EDTalk: FaceFusion's empty audio frame; LatentSync is not gated); \
+                   off to disable",
+            kind: OptionKind::Level {
+                default: DEFAULT_SILENCE_DBFS as f64,
+                min: MIN_SILENCE_DBFS as f64,
+                max: 0.0,
+                off: "off",
+            },
+        },
     ];
 
     /// The schema entry of the option `name`.
@@ -418,6 +484,14 @@ impl RunOptions {
             "length" => next.length = parse(info, value)?,
             "model" => next.model = parse(info, value)?,
             "model_weight" => next.model_weight = float(info, value)? as f32,
+            "silence_threshold" => {
+                next.silence_threshold = match value {
+                    OptionValue::Text(s) if s.trim().eq_ignore_ascii_case("off") => {
+                        SilenceThreshold::Off
+                    }
+                    other => SilenceThreshold::Dbfs(float(info, other)? as f32),
+                }
+            }
             _ => unreachable!("every schema entry has a field: {name}"),
         }
         next.check(info)?;
@@ -438,7 +512,9 @@ impl RunOptions {
                 (min as f64..=max as f64).contains(&value)
                     && (only.is_empty() || only.iter().any(|&v| v as f64 == value))
             }
-            OptionKind::Float { min, max, .. } => (min..=max).contains(&value),
+            OptionKind::Float { min, max, .. } | OptionKind::Level { min, max, .. } => {
+                (min..=max).contains(&value)
+            }
             OptionKind::Choice { .. } | OptionKind::Text { .. } => true,
         };
         let ok = match info.name {
@@ -446,6 +522,10 @@ impl RunOptions {
             "steps" => in_range(f64::from(self.steps)),
             "chunk" => in_range(self.chunk as f64),
             "model_weight" => in_range(f64::from(self.model_weight)),
+            "silence_threshold" => match self.silence_threshold {
+                SilenceThreshold::Off => true,
+                SilenceThreshold::Dbfs(v) => in_range(f64::from(v)),
+            },
             _ => true,
         };
         if ok {
@@ -455,6 +535,7 @@ impl RunOptions {
             "resolution" => OptionsError::range(info, self.resolution),
             "steps" => OptionsError::range(info, self.steps),
             "chunk" => OptionsError::range(info, self.chunk),
+            "silence_threshold" => OptionsError::range(info, self.silence_threshold),
             _ => OptionsError::range(info, self.model_weight),
         })
     }
@@ -537,6 +618,39 @@ mod as_text {
     {
         let text = std::borrow::Cow::<'de, str>::deserialize(d)?;
         text.parse().map_err(D::Error::custom)
+    }
+}
+
+/// Serde of [`SilenceThreshold`]: a number of dBFS, or `"off"` (a number as text is read too).
+mod silence_json {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
+
+    use super::SilenceThreshold;
+
+    pub(super) fn serialize<S: Serializer>(v: &SilenceThreshold, s: S) -> Result<S::Ok, S::Error> {
+        match *v {
+            SilenceThreshold::Off => s.serialize_str("off"),
+            SilenceThreshold::Dbfs(db) => s.serialize_f32(db),
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Value {
+        Number(f64),
+        Text(String),
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<SilenceThreshold, D::Error> {
+        let mut options = super::RunOptions::default();
+        let value = match Value::deserialize(d)? {
+            Value::Number(n) => options.set("silence_threshold", super::OptionValue::Float(n)),
+            Value::Text(t) => options.set("silence_threshold", super::OptionValue::Text(&t)),
+        };
+        value.map_err(D::Error::custom)?;
+        Ok(options.silence_threshold)
     }
 }
 

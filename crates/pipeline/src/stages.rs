@@ -11,11 +11,12 @@ use face_proc::{FaceConfig, FaceProcessor, FaceRecord};
 use gpu::Compute;
 use infer::{
     AudioFeatures, ChunkExtras, ChunkRunner, FeatureBuilder, FeatureStream, FrameFeatures,
-    MouthPlacement, PasteRegion,
+    MouthPlacement, PasteRegion, SilenceGate,
 };
 use progress_core::{Cancelled, Level, Phase};
 use restore::{FacePaste, FaceWeights, PasteMask, RestoreConfig, Restorer};
 
+use crate::SilenceThreshold;
 use crate::{Chunk, NoFacePolicy, PipelineConfig, PipelineError};
 
 /// Per-frame result of face processing, and (after infer) the generated face.
@@ -253,6 +254,8 @@ pub(crate) struct InferStage {
     inner: Box<dyn ChunkRunner>,
     audio: AudioFeatures,
     features: Option<Box<dyn FrameFeatures>>,
+    /// The silence gate, unless the run turned it off.
+    silence: Option<SilenceGate>,
 }
 
 impl std::fmt::Debug for InferStage {
@@ -270,9 +273,14 @@ impl InferStage {
         audio: StreamedAudio,
         fps: f64,
         n_frames: u64,
+        silence: SilenceThreshold,
     ) -> Result<Self, PipelineError> {
         let err = |e| stage_error(crate::INFERENCE, e);
         let features = audio.builtin.finish(fps, n_frames as usize).map_err(err)?;
+        let silence = match silence {
+            SilenceThreshold::Off => None,
+            SilenceThreshold::Dbfs(db) => Some(SilenceGate::new(&features, db)),
+        };
         let own = audio
             .model
             .map(|b| b.finish(fps, n_frames as usize))
@@ -282,7 +290,13 @@ impl InferStage {
             inner: model,
             audio: features,
             features: own,
+            silence,
         })
+    }
+
+    /// The silence gate, unless the run turned it off.
+    pub(crate) fn silence(&self) -> Option<&SilenceGate> {
+        self.silence.as_ref()
     }
 
     /// Runs the model on every run of consecutive frames that have a face crop (frames without
@@ -321,6 +335,7 @@ impl InferStage {
                     ChunkExtras {
                         features: self.features.as_deref(),
                         mouths: &mouths,
+                        silence: self.silence.as_ref(),
                     },
                     phase,
                 )

@@ -39,7 +39,8 @@ VIDEO_DESCRIPTION = (
 #: line and queue jobs use); the others keep their defaults (the node sets ``chunk`` itself),
 #: and ``model`` is a list of the files in ``models/facesync`` (see :func:`_model_folder`).
 NODE_OPTIONS = (("resolution", False), ("steps", False), ("no_face", False),
-                ("backend", False), ("length", True), ("model_weight", True))
+                ("backend", False), ("length", True), ("model_weight", True),
+                ("silence_threshold", True))
 
 
 def _schema():
@@ -52,7 +53,8 @@ def _schema():
 def _widgets():
     """``(name, kind, spec, tooltip, optional)`` for each of :data:`NODE_OPTIONS`, from the
     schema: a ``combo`` for choices (a whole number with a few values, the crop size, shows
-    them as text, as saved workflows have it), else ``int`` or ``float`` with their limits."""
+    them as text, as saved workflows have it), a ``string`` for a level (a number or ``off``:
+    the silence threshold), else ``int`` or ``float`` with their limits."""
     schema = _schema()
     out = []
     for name, optional in NODE_OPTIONS:
@@ -64,6 +66,10 @@ def _widgets():
             kind = "combo"
         elif kind == "int":
             spec = {"default": option["default"], "min": option["min"], "max": option["max"]}
+        elif kind == "level":
+            # A number or the word "off": text (ComfyUI's number widgets hold numbers only).
+            spec = {"default": f"{option['default']:g}"}
+            kind = "string"
         else:
             spec = {"default": option["default"], "min": option["min"], "max": option["max"],
                     "step": 0.05}
@@ -178,7 +184,8 @@ if io is not None:
         inputs = [io.Combo.Input("model", options=_model_folder(), default="builtin",
                                  optional=True, tooltip=MODEL_TOOLTIP)]
         for name, kind, spec, tooltip, optional in _widgets():
-            widget = {"combo": io.Combo, "int": io.Int, "float": io.Float}[kind]
+            widget = {"combo": io.Combo, "int": io.Int, "float": io.Float,
+                      "string": io.String}[kind]
             inputs.append(widget.Input(name, **spec, optional=optional, tooltip=tooltip))
         return inputs
 

@@ -196,6 +196,18 @@ pub(crate) fn options_schema(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::
                 dict.set_item("kind", "text")?;
                 dict.set_item("default", default)?;
             }
+            OptionKind::Level {
+                default,
+                min,
+                max,
+                off,
+            } => {
+                dict.set_item("kind", "level")?;
+                dict.set_item("default", default)?;
+                dict.set_item("min", min)?;
+                dict.set_item("max", max)?;
+                dict.set_item("off", off)?;
+            }
             _ => unreachable!("a kind this binding does not know"),
         }
         list.append(dict)?;

@@ -65,15 +65,19 @@ def test_the_option_inputs_come_from_facesyncs_schema(comfy):
             if "choices" in option:
                 assert widget.options == [str(c) for c in option["choices"]], name
                 assert widget.default == str(option["default"]), name
+            elif option["kind"] == "level":  # a number or "off": a text widget
+                assert widget.default == f"{option['default']:g}" == "-50", name
             else:
                 assert (widget.default, widget.min, widget.max) == (
                     option["default"], option["min"], option["max"]), name
-    assert [n for n, optional in node.NODE_OPTIONS if optional] == ["length", "model_weight"]
+    assert [n for n, optional in node.NODE_OPTIONS if optional] == [
+        "length", "model_weight", "silence_threshold"]
     assert schema["steps"]["max"] == 100
     assert node._options({"resolution": "512", "steps": 7, "no_face": "pass", "backend": "cpu",
-                          "length": "trim", "model_weight": 0.25, "unique_id": "3"}) == {
+                          "length": "trim", "model_weight": 0.25, "silence_threshold": "off",
+                          "unique_id": "3"}) == {
         "resolution": 512, "steps": 7, "no_face": "pass", "backend": "cpu", "length": "trim",
-        "model_weight": 0.25}
+        "model_weight": 0.25, "silence_threshold": "off"}
 
 
 def test_the_model_choice_lists_models_facesync(comfy, tmp_path, monkeypatch):

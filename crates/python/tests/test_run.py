@@ -94,6 +94,8 @@ def test_a_corrupt_input_raises_facesync_error_naming_it(sample, tmp_path):
         ({"steps": True}, "steps: expected a number or text, got a bool"),
         ({"steps": 2**70}, "steps: 1180591620717411303424 is out of range"),
         ({"model_weight": "strong"}, 'model_weight: "strong" is not a number'),
+        ({"silence_threshold": "quiet"}, 'silence_threshold: "quiet" is not a number'),
+        ({"silence_threshold": 3}, "silence threshold 3 is out of range \\(-100 to 0, or off\\)"),
     ],
 )
 def test_bad_options_raise_value_error_before_any_work(sample, tmp_path, option, message):
@@ -118,6 +120,9 @@ def test_options_take_the_command_lines_text_and_numbers_alike(sample, tmp_path)
         summary = facesync.run(video, audio, str(tmp_path / "out.y4m"), steps=steps,
                                resolution="256", backend="CPU", length="trim")
         assert summary["frames"] == 16
+    for level in ("off", "OFF", -45, "-45", -45.5):
+        summary = facesync.run(video, audio, str(tmp_path / "out.y4m"), silence_threshold=level)
+        assert summary["frames"] == 16
 
 
 def test_the_stub_lists_the_schemas_options_with_their_values():
@@ -138,13 +143,14 @@ def test_the_stub_lists_the_schemas_options_with_their_values():
             assert ast.unparse(annotation).startswith("Literal["), option["name"]
             assert [e.value for e in annotation.slice.elts] == option["choices"], option["name"]
         else:
-            expected = {"int": "int", "float": "float", "text": "ModelSpec"}[option["kind"]]
+            expected = {"int": "int", "float": "float", "text": "ModelSpec",
+                        "level": "float | Literal['off']"}[option["kind"]]
             assert ast.unparse(annotation) == expected, option["name"]
         assert option["help"] and option["value_name"]
     defaults = {o["name"]: o["default"] for o in schema}
     assert defaults == {"resolution": 256, "steps": 20, "chunk": 16, "no_face": "pass",
                         "backend": "auto", "length": "loop", "model": "builtin",
-                        "model_weight": 0.5}
+                        "model_weight": 0.5, "silence_threshold": -50.0}
 
 
 def test_the_cancel_handle_stops_the_run_and_leaves_no_output(sample, tmp_path):

@@ -24,18 +24,23 @@ fn the_schema_lists_every_field_with_its_default() {
         length: LengthPolicy::Trim,
         model: ModelSpec::Wav2Lip("x.onnx".into()),
         model_weight: 1.0,
+        silence_threshold: SilenceThreshold::Off,
     };
     for info in RunOptions::SCHEMA {
         let text = info.kind.default_text();
         from_schema
             .set(info.name, OptionValue::Text(&text))
             .unwrap();
-        assert_eq!(
-            json[info.name].to_string().trim_matches('"'),
-            text,
-            "{}",
-            info.name
-        );
+        // A number as JSON has it (-50.0) and as text (-50) are the same value.
+        match json[info.name].as_f64() {
+            Some(number) => assert_eq!(Some(number), text.parse().ok(), "{}", info.name),
+            None => assert_eq!(
+                json[info.name].as_str(),
+                Some(text.as_str()),
+                "{}",
+                info.name
+            ),
+        }
     }
     assert_eq!(from_schema, RunOptions::default());
 }
@@ -62,6 +67,9 @@ fn every_refusal_names_the_option_and_the_problem() {
         model_weight = float 1.5 → model weight 1.5 is out of range (0 to 1)
         model_weight = strong → model_weight: "strong" is not a number
         model_weight = float NaN → model weight NaN is out of range (0 to 1)
+        silence_threshold = quiet → silence_threshold: "quiet" is not a number
+        silence_threshold = int 3 → silence threshold 3 is out of range (-100 to 0, or off)
+        silence_threshold = float -200 → silence threshold -200 is out of range (-100 to 0, or off)
     "#;
     let cases = cases.lines().filter(|l| !l.trim().is_empty()).map(|line| {
         let (name, rest) = line.trim().split_once(" = ").unwrap();
@@ -82,7 +90,7 @@ fn every_refusal_names_the_option_and_the_problem() {
         assert_eq!(err.option, name);
         assert_eq!(err.unknown, name == "stpes");
     }
-    assert_eq!(checked, 18);
+    assert_eq!(checked, 21);
 }
 
 #[test]
@@ -98,6 +106,29 @@ fn json_reads_names_refuses_unknown_fields_and_checks_limits_in_validate() {
     assert_eq!((options.steps, options.resolution), (3, 256));
     let err = serde_json::from_str::<RunOptions>(r#"{"stpes":3}"#).unwrap_err();
     assert!(err.to_string().contains("unknown field `stpes`"), "{err}");
+    // The silence threshold: a number, or "off" (the command line's text is read too).
+    for (json, level) in [
+        (
+            r#"{"silence_threshold":-42.5}"#,
+            SilenceThreshold::Dbfs(-42.5),
+        ),
+        (r#"{"silence_threshold":"off"}"#, SilenceThreshold::Off),
+        (
+            r#"{"silence_threshold":"-30"}"#,
+            SilenceThreshold::Dbfs(-30.0),
+        ),
+        ("{}", SilenceThreshold::Dbfs(-50.0)),
+    ] {
+        let options: RunOptions = serde_json::from_str(json).unwrap();
+        assert_eq!(options.silence_threshold, level, "{json}");
+        let again = serde_json::to_string(&options).unwrap();
+        assert_eq!(serde_json::from_str::<RunOptions>(&again).unwrap(), options);
+    }
+    let err = serde_json::from_str::<RunOptions>(r#"{"silence_threshold":"loud"}"#).unwrap_err();
+    assert!(
+        err.to_string().contains("\"loud\" is not a number"),
+        "{err}"
+    );
     let too_many: RunOptions = serde_json::from_str(r#"{"steps":500}"#).unwrap();
     let err = too_many.validate().unwrap_err();
     assert_eq!(err.to_string(), "steps 500 is out of range (1 to 100)");

@@ -9,7 +9,8 @@ as a dict (JSON schema v1, see ``SCHEMA_VERSION``) on the calling thread, which 
 without copies, and returns the frames as a new float32 array.
 
 Both take the run options as keywords (``**options``): ``resolution``, ``steps``, ``chunk``,
-``no_face``, ``backend``, ``length``, ``model``, ``model_weight``, with the names, values and
+``no_face``, ``backend``, ``length``, ``model``, ``model_weight``, ``silence_threshold`` (dBFS
+or ``"off"``), with the names, values and
 limits of the command line and queue jobs; ``options_schema()`` lists them (kind, default,
 range, help), which is what the ComfyUI node builds its inputs from. ``model`` is
 ``"builtin"`` (the default, no runtime needed), ``"wav2lip:PATH"`` (a Wav2Lip-96 ONNX file),

@@ -51,10 +51,12 @@ class RunOptions(TypedDict, total=False):
     length: Literal["loop", "trim"]
     model: ModelSpec
     model_weight: float
+    silence_threshold: float | Literal["off"]
 
 def options_schema() -> list[dict[str, Any]]:
-    """The run options: ``name``, ``kind`` (``int``/``float``/``choice``/``text``),
-    ``default``, ``min``/``max``, ``choices``, ``help``, ``value_name``."""
+    """The run options: ``name``, ``kind`` (``int``/``float``/``choice``/``text``/``level``: a
+    number or the word in ``off``), ``default``, ``min``/``max``, ``choices``, ``off``,
+    ``help``, ``value_name``."""
 
 def run(
     video: str | PathLike[str],

@@ -138,6 +138,21 @@ class Float(_TypeIO):
         pass
 
 
+@_comfytype("STRING")
+class String(_TypeIO):
+    class Input(WidgetInput):
+        def __init__(self, id, display_name=None, optional=False, tooltip=None, lazy=None,
+                     multiline=False, placeholder=None, default=None, dynamic_prompts=None,
+                     socketless=None, force_input=None, extra_dict=None, raw_link=None,
+                     advanced=None):
+            super().__init__(id, display_name, optional, tooltip, lazy, default, socketless,
+                             None, force_input, extra_dict, raw_link, advanced)
+            self.multiline, self.placeholder = multiline, placeholder
+
+    class Output(Output):
+        pass
+
+
 @_comfytype("COMBO")
 class Combo(_TypeIO):
     class Input(WidgetInput):

@@ -1,5 +1,10 @@
-"""`cargo xtask dist --check`'s Python parts, run by an interpreter into which only the wheel was
-installed (no Rust on PATH). Subcommands:
+"""`cargo xtask dist`'s Python parts. Subcommands:
+
+  wheel_licenses WHEEL FOLDER
+                         adds FOLDER's files to the wheel's .dist-info/licenses/ (and RECORD)
+
+and, for `--check`, run by an interpreter into which only the wheel was installed (no Rust on
+PATH):
 
   run_frames WORKDIR     facesync.run_frames on the built-in sample's frames (read from its Y4M)
   import_time            seconds to import facesync, and its __version__
@@ -9,6 +14,8 @@ installed (no Rust on PATH). Subcommands:
 """
 
 import asyncio
+import base64
+import hashlib
 import importlib.util
 import os
 import sys
@@ -94,6 +101,43 @@ def node(custom_nodes, standins):
     print(" ".join(found))
 
 
+def wheel_licenses(wheel, folder):
+    """Rewrites ``wheel`` with every file under ``folder`` in ``<dist-info>/licenses/`` (where
+    PEP 639 puts licence files), each listed in RECORD with its digest, as installers check."""
+    import zipfile
+
+    with zipfile.ZipFile(wheel) as z:
+        dist_info = next(n.split("/")[0] for n in z.namelist()
+                         if n.split("/")[0].endswith(".dist-info"))
+        record_name = f"{dist_info}/RECORD"
+        record = [line for line in z.read(record_name).decode().splitlines()
+                  if line and not line.startswith(record_name + ",")]
+        kept = [(info, z.read(info)) for info in z.infolist()
+                if info.filename != record_name
+                and not info.filename.startswith(f"{dist_info}/licenses/")]
+    record = [line for line in record if not line.startswith(f"{dist_info}/licenses/")]
+    added = []
+    for root, _, files in sorted(os.walk(folder)):
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                added.append((f"{dist_info}/licenses/" + os.path.relpath(path, folder), f.read()))
+    temporary = wheel + ".part"
+    with zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as out:
+        for info, data in kept:
+            out.writestr(info, data)
+        for arcname, data in added:
+            out.writestr(zipfile.ZipInfo(arcname, (1980, 1, 1, 0, 0, 0)), data,
+                         zipfile.ZIP_DEFLATED)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+            record.append(f"{arcname},sha256={digest.decode()},{len(data)}")
+        record.append(f"{record_name},,")
+        out.writestr(zipfile.ZipInfo(record_name, (1980, 1, 1, 0, 0, 0)),
+                     "\n".join(record) + "\n", zipfile.ZIP_DEFLATED)
+    os.replace(temporary, wheel)
+
+
 if __name__ == "__main__":
     command, *args = sys.argv[1:]
-    {"run_frames": run_frames, "import_time": import_time, "node": node}[command](*args)
+    {"run_frames": run_frames, "import_time": import_time, "node": node,
+     "wheel_licenses": wheel_licenses}[command](*args)
