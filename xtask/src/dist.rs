@@ -359,12 +359,15 @@ fn third_party_licenses(metadata: &Metadata, package: &str, what: &str, dir: &Pa
             crate_.version,
             crate_.license,
             if files.is_empty() {
-                "(none shipped)".into()
+                "(none shipped: see below)".into()
             } else {
                 files.join(", ")
             }
         );
     }
+    table += "\nA crate that ships no licence file is under the licence its manifest names \
+              (the column above); the texts of MIT and Apache-2.0 are `LICENSE-MIT` and \
+              `LICENSE-APACHE` beside this file.\n";
     table += "\nData compiled into it:\n\n| What | Files |\n|---|---|\n";
     for (what, folder, files) in EMBEDDED {
         let leaf = Path::new(folder)
