@@ -96,20 +96,7 @@ pub(crate) fn run_bench(args: &[String]) -> Result<()> {
         "pip install (ComfyUI's requirements)",
     )?;
     let artifacts = crate::dist::build(&root.join("dist"))?;
-    run(
-        Command::new(&python)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--force-reinstall",
-                "--no-deps",
-            ])
-            .arg(&artifacts.wheel),
-        "pip install the wheel",
-    )?;
+    crate::python::pip_install_wheel(&python, &artifacts.wheel)?;
     install_node(&artifacts.node_zip, &comfyui.join("custom_nodes"))?;
     let mut bench = Command::new(&python);
     bench

@@ -318,17 +318,15 @@ fn cli_check(artifacts: &Artifacts, work: &Path, test_python: &Path) -> Result<(
         "facesync --version says {said:?}, the workspace is {}",
         artifacts.version
     );
-    let mut sample = Command::new(&binary);
-    sample.args([
-        "run",
-        "--sample-seconds",
-        "2",
-        "--sample-size",
-        "256",
-        "--progress",
-        "none",
-    ]);
-    user(&mut sample);
+    // `facesync run` on a small built-in sample, as a user with /usr/bin and /bin only.
+    let sample_run = || {
+        let mut cmd = Command::new(&binary);
+        cmd.args(["run", "--sample-seconds", "2", "--sample-size", "256"])
+            .args(["--progress", "none"]);
+        user(&mut cmd);
+        cmd
+    };
+    let mut sample = sample_run();
     output(&mut sample, "facesync run (the sample)")?;
     let out = dir.join("facesync-sample").join("lipsync.mp4");
     ensure!(out.is_file(), "facesync run wrote no {}", out.display());
@@ -340,26 +338,16 @@ fn cli_check(artifacts: &Artifacts, work: &Path, test_python: &Path) -> Result<(
         .and_then(Path::parent)
         .context("the test environment's python is not in <venv>/bin")?;
     let model_out = dir.join("wav2lip.mp4");
-    let mut model = Command::new(&binary);
+    let mut model = sample_run();
     model
-        .args([
-            "run",
-            "--sample-seconds",
-            "2",
-            "--sample-size",
-            "256",
-            "--progress",
-            "none",
-        ])
         .arg("--model")
         .arg(format!(
             "wav2lip:{}",
             models.dir.join("wav2lip_96.onnx").display()
         ))
         .arg("--out")
-        .arg(&model_out);
-    user(&mut model);
-    model.env("VIRTUAL_ENV", venv);
+        .arg(&model_out)
+        .env("VIRTUAL_ENV", venv);
     output(
         &mut model,
         "facesync run --model wav2lip:… (ONNX Runtime of VIRTUAL_ENV)",

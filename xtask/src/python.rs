@@ -55,8 +55,13 @@ pub(crate) fn test(python: &Path, ort: &Path) -> Result<()> {
 /// `wheels` and installs it in `venv`.
 pub(crate) fn install_wheel(venv: &Path, wheels: &Path) -> Result<()> {
     let wheel = crate::dist::build_wheel(&environment()?, wheels)?;
+    pip_install_wheel(&venv.join("bin").join("python"), &wheel)
+}
+
+/// Installs `wheel` (alone, replacing an installed facesync) for `python`.
+pub(crate) fn pip_install_wheel(python: &Path, wheel: &Path) -> Result<()> {
     run(
-        Command::new(venv.join("bin").join("python"))
+        Command::new(python)
             .args([
                 "-m",
                 "pip",
@@ -66,10 +71,9 @@ pub(crate) fn install_wheel(venv: &Path, wheels: &Path) -> Result<()> {
                 "--force-reinstall",
                 "--no-deps",
             ])
-            .arg(&wheel),
+            .arg(wheel),
         "pip install the wheel",
-    )?;
-    Ok(())
+    )
 }
 
 /// The wheels in `dir`.
