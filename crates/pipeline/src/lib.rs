@@ -377,13 +377,17 @@ pub fn run_with_model(
         (LengthPolicy::Trim, Some(n)) => n.min(audio_frames),
         (LengthPolicy::Trim, None) => audio_frames,
     };
-    let phases: Vec<Phase> = [DECODING, FACES, INFERENCE, RESTORING, ENCODING]
-        .iter()
-        .map(|name| parent.child(*name, Some(planned), "frames"))
-        .collect();
     // Decoding and encoding are cheap next to the three stages: weigh them less in the run ETA.
-    phases[0].set_weight(0.2);
-    phases[4].set_weight(0.3);
+    let phases: Vec<Phase> = [
+        (DECODING, 0.2),
+        (FACES, 1.0),
+        (INFERENCE, 1.0),
+        (RESTORING, 1.0),
+        (ENCODING, 0.3),
+    ]
+    .iter()
+    .map(|&(name, weight)| parent.child_weighted(name, Some(planned), "frames", weight))
+    .collect();
 
     let landmarks = match &config.landmarks_out {
         Some(path) => Some(std::sync::Arc::new(std::sync::Mutex::new(

@@ -154,13 +154,25 @@ impl RunShared {
         total: Option<u64>,
         unit: String,
     ) -> Phase {
+        self.start_weighted_phase(parent, name, total, unit, 1.0)
+    }
+
+    /// [`RunShared::start_phase`] with the phase's weight (see [`Phase::set_weight`]).
+    pub(crate) fn start_weighted_phase(
+        self: &Arc<Self>,
+        parent: Option<PhaseId>,
+        name: String,
+        total: Option<u64>,
+        unit: String,
+        weight: f64,
+    ) -> Phase {
         let state = Arc::new(PhaseState {
             pos: PaddedCounter::default(),
             shards: Mutex::new(Vec::new()),
             shard_count: AtomicUsize::new(0),
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             total: AtomicU64::new(total.unwrap_or(UNKNOWN_TOTAL)),
-            weight_bits: AtomicU64::new(1.0f64.to_bits()),
+            weight_bits: AtomicU64::new(valid_weight(weight).to_bits()),
             message: Mutex::new(None),
             message_version: AtomicU64::new(0),
             finished: AtomicBool::new(false),
@@ -334,12 +346,9 @@ impl Phase {
     /// (default 1). Used for the whole-run fraction and ETA. Negative or non-finite values
     /// count as 0.
     pub fn set_weight(&self, weight: f64) {
-        let w = if weight.is_finite() && weight > 0.0 {
-            weight
-        } else {
-            0.0
-        };
-        self.state.weight_bits.store(w.to_bits(), Ordering::Relaxed);
+        self.state
+            .weight_bits
+            .store(valid_weight(weight).to_bits(), Ordering::Relaxed);
     }
 
     /// Sets the phase's status text, shown with its progress. Picked up on the next tick; only
@@ -375,6 +384,25 @@ impl Phase {
         self.owner
             .run
             .start_phase(Some(self.state.id), name.into(), total, unit.into())
+    }
+
+    /// [`Phase::child`] with its weight ([`Phase::set_weight`]) set before it starts, so that
+    /// its `phase_started` event carries that weight (a weight set after the start reaches
+    /// the event or not, depending on when the dispatcher's next tick comes).
+    pub fn child_weighted(
+        &self,
+        name: impl Into<String>,
+        total: Option<u64>,
+        unit: impl Into<String>,
+        weight: f64,
+    ) -> Phase {
+        self.owner.run.start_weighted_phase(
+            Some(self.state.id),
+            name.into(),
+            total,
+            unit.into(),
+            weight,
+        )
     }
 
     /// Sends a message to every sink. Never lost.
@@ -524,5 +552,14 @@ impl<I: Iterator> Iterator for ProgressIter<I> {
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         self.iter.size_hint()
+    }
+}
+
+/// A weight as phases keep it: negative or non-finite values count as 0.
+fn valid_weight(weight: f64) -> f64 {
+    if weight.is_finite() && weight > 0.0 {
+        weight
+    } else {
+        0.0
     }
 }

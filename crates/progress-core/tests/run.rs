@@ -227,6 +227,36 @@ fn phase_tree_and_started_fields() {
     );
 }
 
+/// A weight given at the start is in the `phase_started` event, whenever the tick comes; one
+/// set later is not (it counts from then on).
+#[test]
+fn a_weight_given_at_the_start_is_in_the_started_event() {
+    let rec = Recorder::default();
+    let progress = Progress::builder().sink(rec.clone()).start();
+    let root = progress.phase("Lip sync", Some(3), "frames");
+    let light = root.child_weighted("Decoding", Some(3), "frames", 0.2);
+    let plain = root.child("Finding faces", Some(3), "frames");
+    let bad = root.child_weighted("Encoding", Some(3), "frames", f64::NAN);
+    drop(progress);
+    let weights: Vec<_> = rec
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::PhaseStarted { id, weight, .. } => Some((id, weight)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        weights,
+        [
+            (root.id(), 1.0),
+            (light.id(), 0.2),
+            (plain.id(), 1.0),
+            (bad.id(), 0.0)
+        ]
+    );
+}
+
 #[test]
 fn dropping_handles_ends_the_phase_once_as_abandoned() {
     let rec = Recorder::default();
