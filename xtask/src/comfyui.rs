@@ -36,9 +36,7 @@ pub(crate) fn run_bench(args: &[String]) -> Result<()> {
         ),
         _ => bail!("`cargo xtask test comfyui` takes only `--runs N`, got {args:?}"),
     };
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
-    let target = std::path::absolute(&target).context("cannot resolve the target directory")?;
+    let target = test_kit::python::target_dir();
     let root = target.join("comfyui");
     let comfyui = root.join("ComfyUI");
     if !comfyui.join("main.py").exists() {
@@ -88,16 +86,16 @@ pub(crate) fn run_bench(args: &[String]) -> Result<()> {
             // The model run: ONNX Runtime as a user installs it into ComfyUI's environment,
             // and `onnx` to generate the test model.
             .args([
-                "maturin>=1.9,<2",
                 "websocket-client>=1.6,<2",
                 "onnxruntime>=1.17,<2",
                 "onnx>=1.16,<2",
             ]),
         "pip install (ComfyUI's requirements)",
     )?;
-    let artifacts = crate::dist::build(&root.join("dist"))?;
+    // The release artifacts, built with the test environment (maturin, zig), installed here.
+    let artifacts = crate::dist::build(&crate::python::environment()?, &root.join("dist"))?;
     crate::python::pip_install_wheel(&python, &artifacts.wheel)?;
-    install_node(&artifacts.node_zip, &comfyui.join("custom_nodes"))?;
+    install_node(&python, &artifacts.node_zip, &comfyui.join("custom_nodes"))?;
     let mut bench = Command::new(&python);
     bench
         .arg(Path::new(CRATE).join("bench").join("comfyui_bench.py"))
@@ -113,7 +111,7 @@ pub(crate) fn run_bench(args: &[String]) -> Result<()> {
 
 /// The node's zip unpacked into `custom_nodes/comfyui-facesync` (replacing an older copy, and
 /// the link to `crates/python/comfyui` that earlier versions of this task made).
-fn install_node(zip: &Path, custom_nodes: &Path) -> Result<()> {
+fn install_node(python: &Path, zip: &Path, custom_nodes: &Path) -> Result<()> {
     let old_link = custom_nodes.join("facesync");
     if std::fs::symlink_metadata(&old_link).is_ok() {
         std::fs::remove_file(&old_link)
@@ -125,7 +123,7 @@ fn install_node(zip: &Path, custom_nodes: &Path) -> Result<()> {
             .with_context(|| format!("cannot replace {}", dest.display()))?;
     }
     run(
-        Command::new(crate::python::environment()?)
+        Command::new(python)
             .args(["-m", "zipfile", "-e"])
             .arg(zip)
             .arg(&dest),

@@ -16,7 +16,7 @@
 //! glibc 2.28's symbol versions (the `ziglang` package from PyPI, in the test environment;
 //! maturin's `zig cc` wrapper adapts rustc's linker arguments), given to the final crate alone
 //! (`cargo rustc … -- -C linker=…`). So every compiled dependency is the one `cargo xtask test`
-//! built: the wheel is the very file the Python tests install (`python::install_wheel` builds it
+//! built: the wheel is the very file the Python tests install (`python::test` builds it
 //! here), and the CLI is a relink of `crates/cli`'s binary. `--check` ([`crate::dist_check`])
 //! then installs each artifact where no Rust is and prints `dist-check: …`.
 
@@ -54,21 +54,21 @@ pub(crate) fn run_dist(args: &[String]) -> Result<()> {
         _ => bail!("`cargo xtask dist` takes only `--check`, got {args:?}"),
     };
     let started = Instant::now();
-    let artifacts = build(&target_dir()?.join("dist"))?;
+    let python = python::environment()?;
+    let artifacts = build(&python, &target_dir().join("dist"))?;
     eprintln!(
         "dist: {} written in {:.0} s",
         artifacts.wheel.parent().unwrap_or(Path::new(".")).display(),
         started.elapsed().as_secs_f64()
     );
     if check {
-        crate::dist_check::run(&artifacts)?;
+        crate::dist_check::run(&artifacts, &python)?;
     }
     Ok(())
 }
 
-/// Builds every artifact into `dist` (emptied first).
-pub(crate) fn build(dist: &Path) -> Result<Artifacts> {
-    let python = python::environment()?;
+/// Builds every artifact into `dist` (emptied first) with the test environment `python`.
+pub(crate) fn build(python: &Path, dist: &Path) -> Result<Artifacts> {
     if dist.exists() {
         std::fs::remove_dir_all(dist)
             .with_context(|| format!("cannot empty {}", dist.display()))?;
@@ -82,13 +82,13 @@ pub(crate) fn build(dist: &Path) -> Result<Artifacts> {
             "crates/python/comfyui/pyproject.toml says version {node_version}, the workspace {version}: make them agree"
         );
     }
-    let wheel = build_wheel(&python, dist)?;
-    let tarball = cli_tarball(&metadata, dist, &version)?;
+    let wheel = build_wheel(python, &metadata, dist)?;
+    let tarball = cli_tarball(python, &metadata, dist, &version)?;
     let node_dir = dist.join(NODE);
     node_folder(&node_dir)?;
     let node_zip = dist.join(format!("{NODE}-{version}.zip"));
     run(
-        Command::new(&python)
+        Command::new(python)
             .args([
                 "-c",
                 "import shutil, sys; shutil.make_archive(sys.argv[1], 'zip', root_dir=sys.argv[2])",
@@ -110,14 +110,20 @@ pub(crate) fn build(dist: &Path) -> Result<Artifacts> {
 /// `dist.py` (the Python parts: licences into the wheel, the check's runs), written into the
 /// target directory for interpreters to run.
 pub(crate) fn script() -> Result<PathBuf> {
-    const SCRIPT: &str = include_str!("dist.py");
-    let path = target_dir()?.join("zig").join("dist.py");
-    if std::fs::read_to_string(&path).ok().as_deref() != Some(SCRIPT) {
-        std::fs::create_dir_all(path.parent().context("no parent")?)?;
-        std::fs::write(&path, SCRIPT)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-    }
+    let path = target_dir().join("zig").join("dist.py");
+    write_if_changed(&path, include_str!("dist.py"))?;
     Ok(path)
+}
+
+/// Writes `text` to `path` (folders made) unless it holds `text` already, so that the file
+/// keeps its time stamp; returns whether it wrote.
+fn write_if_changed(path: &Path, text: &str) -> Result<bool> {
+    if std::fs::read_to_string(path).ok().as_deref() == Some(text) {
+        return Ok(false);
+    }
+    std::fs::create_dir_all(path.parent().context("no parent folder")?)?;
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(true)
 }
 
 /// The `zig cc` wrapper that links against glibc [`GLIBC`] (written once into the target
@@ -127,7 +133,7 @@ fn zig_linker(python: &Path) -> Result<PathBuf> {
     let bin = python
         .parent()
         .context("the environment's python is not in <venv>/bin")?;
-    let path = target_dir()?
+    let path = target_dir()
         .join("zig")
         .join(format!("cc-x86_64-linux-gnu.{GLIBC}"));
     let script = format!(
@@ -135,10 +141,7 @@ fn zig_linker(python: &Path) -> Result<PathBuf> {
          PATH='{bin}':\"$PATH\" exec '{bin}/maturin' zig cc -- -target x86_64-linux-gnu.{GLIBC} \"$@\"\n",
         bin = bin.display()
     );
-    if std::fs::read_to_string(&path).ok().as_deref() != Some(script.as_str()) {
-        std::fs::create_dir_all(path.parent().context("no parent")?)?;
-        std::fs::write(&path, &script)
-            .with_context(|| format!("cannot write {}", path.display()))?;
+    if write_if_changed(&path, &script)? {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -161,7 +164,7 @@ fn link_args(python: &Path) -> Result<Vec<String>> {
 
 /// Builds the `facesync` wheel (release profile; manylinux_2_28, which maturin's own auditwheel
 /// check confirms) into `out` with the test environment `python`, replacing the wheels there.
-pub(crate) fn build_wheel(python: &Path, out: &Path) -> Result<PathBuf> {
+pub(crate) fn build_wheel(python: &Path, metadata: &Metadata, out: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(out).context("cannot create the wheel directory")?;
     for old in python::wheel_files(out)? {
         std::fs::remove_file(&old).with_context(|| format!("cannot remove {}", old.display()))?;
@@ -197,7 +200,7 @@ pub(crate) fn build_wheel(python: &Path, out: &Path) -> Result<PathBuf> {
         ),
     };
     // The licences of what the extension module contains, in .dist-info/licenses/.
-    let licenses = target_dir()?.join("dist-licenses");
+    let licenses = target_dir().join("dist-licenses");
     if licenses.exists() {
         std::fs::remove_dir_all(&licenses)?;
     }
@@ -206,7 +209,7 @@ pub(crate) fn build_wheel(python: &Path, out: &Path) -> Result<PathBuf> {
         copy(Path::new(license), &licenses.join(license))?;
     }
     third_party_licenses(
-        &Metadata::read()?,
+        metadata,
         "facesync-python",
         "the facesync wheel's extension module",
         &licenses,
@@ -223,8 +226,7 @@ pub(crate) fn build_wheel(python: &Path, out: &Path) -> Result<PathBuf> {
 }
 
 /// The CLI's tarball: `facesync-<v>-<triple>/` with the binary, README, licences.
-fn cli_tarball(metadata: &Metadata, dist: &Path, version: &str) -> Result<PathBuf> {
-    let python = python::environment()?;
+fn cli_tarball(python: &Path, metadata: &Metadata, dist: &Path, version: &str) -> Result<PathBuf> {
     run(
         crate::cargo()
             .args([
@@ -237,18 +239,18 @@ fn cli_tarball(metadata: &Metadata, dist: &Path, version: &str) -> Result<PathBu
                 "facesync",
                 "--",
             ])
-            .args(link_args(&python)?),
+            .args(link_args(python)?),
         "cargo rustc (the facesync binary, linked for glibc 2.28)",
     )?;
     let name = format!("facesync-{version}-{TRIPLE}");
-    let staging = target_dir()?.join("dist-staging");
+    let staging = target_dir().join("dist-staging");
     if staging.exists() {
         std::fs::remove_dir_all(&staging)?;
     }
     let dir = staging.join(&name);
     std::fs::create_dir_all(&dir)?;
     copy(
-        &target_dir()?.join("release").join("facesync"),
+        &target_dir().join("release").join("facesync"),
         &dir.join("facesync"),
     )?;
     for license in ["LICENSE-MIT", "LICENSE-APACHE"] {
@@ -444,11 +446,7 @@ fn copy(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn target_dir() -> Result<PathBuf> {
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
-    std::path::absolute(&target).context("cannot resolve the target directory")
-}
+pub(crate) use test_kit::python::target_dir;
 
 /// `cargo metadata` for this platform.
 pub(crate) struct Metadata(Value);

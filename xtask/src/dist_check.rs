@@ -36,15 +36,14 @@ const GLIBC_LIBS: &[&str] = &[
     "ld-linux-x86-64.so.2",
 ];
 
-pub(crate) fn run(artifacts: &Artifacts) -> Result<()> {
-    let work = target_dir()?.join("dist-check");
+pub(crate) fn run(artifacts: &Artifacts, test_python: &Path) -> Result<()> {
+    let work = target_dir().join("dist-check");
     if work.exists() {
         std::fs::remove_dir_all(&work)
             .with_context(|| format!("cannot empty {}", work.display()))?;
     }
     std::fs::create_dir_all(&work)?;
     let script = crate::dist::script()?;
-    let test_python = python::environment()?;
 
     let mut failures = Vec::new();
     let mut details = Vec::new();
@@ -59,15 +58,15 @@ pub(crate) fn run(artifacts: &Artifacts) -> Result<()> {
         }
     };
     let readme = readme_names(artifacts);
-    let wheel_tag = wheel_tag(&test_python, &artifacts.wheel);
+    let wheel_tag = wheel_tag(test_python, &artifacts.wheel);
     let py310 = verdict("py310", python_check("3.10", artifacts, &work, &script));
     let py313 = verdict("py313", python_check("3.13", artifacts, &work, &script));
-    let cli = cli_check(artifacts, &work, &test_python);
+    let cli = cli_check(artifacts, &work, test_python);
     let cli_glibc_max = cli
         .as_ref()
         .map_or_else(|_| "fail".to_owned(), |(max, _)| max.clone());
     let _ = verdict("cli", cli.map(|(_, detail)| detail));
-    let node = verdict("node", node_check(artifacts, &work, &script, &test_python));
+    let node = verdict("node", node_check(artifacts, &work, &script, test_python));
     if let Err(e) = readme {
         failures.push(format!("README.md: {e:#}"));
     }

@@ -9,7 +9,7 @@
 //! speech, and five frame rates. It prints one `model-parity:` line per model and case and
 //! fails when a limit is broken. About 5 minutes on 2 cores.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
@@ -17,9 +17,7 @@ use anyhow::{Context, Result, bail};
 /// Builds what the harness runs, then runs it; `args` go to `run_parity.py` (e.g.
 /// `--cases sample --models-only wav2lip`).
 pub(crate) fn run(python: &Path, ort: &Path, args: &[String]) -> Result<()> {
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
-    let target = std::path::absolute(&target).context("cannot resolve the target directory")?;
+    let target = test_kit::python::target_dir();
     let status = crate::cargo()
         .args(["build", "--release", "--quiet", "-p", "facesync", "-p"])
         .arg("facesync-ort-recorder")

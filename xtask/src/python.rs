@@ -30,17 +30,13 @@ pub(crate) fn onnx_runtime(python: &Path) -> Result<PathBuf> {
     test_kit::python::onnx_runtime(python).map_err(anyhow::Error::msg)
 }
 
-/// Builds the wheel into the environment of `python` and runs the Python tests; the
-/// learned-model tests (`test_models.py`) get ONNX Runtime's library `ort` and must not skip.
+/// Builds the release wheel ([`crate::dist::build_wheel`]) into `target/py-wheels`, installs
+/// it into the environment of `python` and runs the Python tests; the learned-model tests
+/// (`test_models.py`) get ONNX Runtime's library `ort` and must not skip.
 pub(crate) fn test(python: &Path, ort: &Path) -> Result<()> {
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
-    let target = std::path::absolute(&target).context("cannot resolve the target directory")?;
-    let venv = python
-        .parent()
-        .and_then(Path::parent)
-        .context("the environment's python is not in <venv>/bin")?;
-    install_wheel(venv, &target.join("py-wheels"))?;
+    let wheels = test_kit::python::target_dir().join("py-wheels");
+    let wheel = crate::dist::build_wheel(python, &crate::dist::Metadata::read()?, &wheels)?;
+    pip_install_wheel(python, &wheel)?;
     run(
         Command::new(python)
             .env("ORT_DYLIB_PATH", ort)
@@ -49,13 +45,6 @@ pub(crate) fn test(python: &Path, ort: &Path) -> Result<()> {
             .arg(Path::new(CRATE).join("tests")),
         "the Python tests (pytest)",
     )
-}
-
-/// Builds the `facesync` wheel (the release artifact: [`crate::dist::build_wheel`]) into
-/// `wheels` and installs it in `venv`.
-pub(crate) fn install_wheel(venv: &Path, wheels: &Path) -> Result<()> {
-    let wheel = crate::dist::build_wheel(&environment()?, wheels)?;
-    pip_install_wheel(&venv.join("bin").join("python"), &wheel)
 }
 
 /// Installs `wheel` (alone, replacing an installed facesync) for `python`.

@@ -116,10 +116,13 @@ fn run(cmd: &mut Command, what: &str) -> Result<(), String> {
 
 /// The workspace's target directory (`CARGO_TARGET_DIR`, else `target/` at the root).
 pub fn target_dir() -> PathBuf {
-    let dir = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"),
-        PathBuf::from,
-    );
+    // crates/test-kit → the workspace root, without `..` in the paths it hands out.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .unwrap_or(Path::new("."));
+    let dir =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     std::path::absolute(&dir).unwrap_or(dir)
 }
 
